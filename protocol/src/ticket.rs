@@ -1,0 +1,284 @@
+//! Relay tickets: proof, issued by the signaling server, that a peer may join a match on the
+//! relay.
+//!
+//! A ticket is HMAC-SHA256 over (match, peer, expiry) with a secret shared by the signaling
+//! server and the relay, so the relay checks it without calling back. Neither side reads the
+//! clock here: the current time (Unix seconds) is passed in.
+//!
+//! # Encoding
+//! The ticket travels as unpadded base64url (RFC 4648 §5) of these bytes:
+//!
+//! | offset | size | field |
+//! | --- | --- | --- |
+//! | 0 | 1 | version, always [`TICKET_VERSION`] |
+//! | 1 | 8 | expiry, Unix seconds, big-endian `u64` |
+//! | 9 | 16 | peer ID (the UUID the signaling server assigned), network byte order |
+//! | 25 | 1 | `n`, length of the match key in bytes (1..=[`MAX_MATCH_KEY_LEN`]) |
+//! | 26 | n | match key, UTF-8 |
+//! | 26+n | 32 | HMAC-SHA256 (key: the shared secret) of bytes `0..26+n` |
+//!
+//! ```
+//! use ricochet_protocol::{PeerId, Ticket, TicketClaims};
+//! let secret = b"a shared secret of at least 16 bytes";
+//! let claims = TicketClaims {
+//!     match_key: "friday-night".into(),
+//!     peer: PeerId(uuid::Uuid::from_u128(7)),
+//!     expires_at: 1_000_060,
+//! };
+//! let ticket = Ticket::issue(secret, &claims).unwrap();
+//! assert_eq!(ticket.verify(secret, 1_000_000).unwrap(), claims);
+//! assert!(ticket.verify(secret, 1_000_061).is_err()); // expired
+//! ```
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::PeerId;
+
+/// The only ticket layout this version understands.
+pub const TICKET_VERSION: u8 = 1;
+/// Longest match key a ticket can carry, in bytes.
+pub const MAX_MATCH_KEY_LEN: usize = 255;
+/// Shortest secret accepted for signing or verifying, in bytes.
+pub const MIN_SECRET_LEN: usize = 16;
+const MAC_LEN: usize = 32;
+const HEADER_LEN: usize = 1 + 8 + 16 + 1;
+/// Longest encoded ticket, in characters; anything longer is rejected before decoding.
+pub const MAX_TICKET_CHARS: usize = (HEADER_LEN + MAX_MATCH_KEY_LEN + MAC_LEN).div_ceil(3) * 4;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a ticket says: who may join which match on the relay, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TicketClaims {
+    /// The key the relay groups members by: the signaling server's match ID for that match.
+    pub match_key: String,
+    /// The peer ID the signaling server assigned to the holder.
+    pub peer: PeerId,
+    /// Unix time in seconds after which the ticket is no longer accepted.
+    pub expires_at: u64,
+}
+
+/// A signed, encoded relay ticket (unpadded base64url text).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Ticket(String);
+
+/// Why a ticket was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// The shared secret is shorter than [`MIN_SECRET_LEN`] bytes.
+    #[error("ticket secret must be at least {MIN_SECRET_LEN} bytes")]
+    WeakSecret,
+    /// The match key is empty or longer than [`MAX_MATCH_KEY_LEN`] bytes.
+    #[error("match key must be 1..={MAX_MATCH_KEY_LEN} bytes, got {0}")]
+    BadMatchKey(usize),
+    /// The text is not base64url, is cut short, or its fields do not fit together.
+    #[error("malformed ticket: {0}")]
+    Malformed(&'static str),
+    /// The ticket was made by a later (or unknown) version of the protocol.
+    #[error("unsupported ticket version {0}")]
+    UnsupportedVersion(u8),
+    /// The signature does not match: the ticket was altered or signed with another secret.
+    #[error("ticket signature does not verify")]
+    BadSignature,
+    /// The ticket was valid until `expires_at` (Unix seconds), which is before `now`.
+    #[error("ticket expired at {expires_at}, now is {now}")]
+    Expired {
+        /// Expiry written in the ticket, Unix seconds.
+        expires_at: u64,
+        /// The time it was checked at, Unix seconds.
+        now: u64,
+    },
+}
+
+fn mac(secret: &[u8]) -> Result<HmacSha256, TicketError> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(TicketError::WeakSecret);
+    }
+    // HMAC accepts keys of any length, so this cannot fail.
+    HmacSha256::new_from_slice(secret).map_err(|_| TicketError::WeakSecret)
+}
+
+impl Ticket {
+    /// Signs `claims` with `secret`.
+    pub fn issue(secret: &[u8], claims: &TicketClaims) -> Result<Ticket, TicketError> {
+        let key = claims.match_key.as_bytes();
+        if key.is_empty() || key.len() > MAX_MATCH_KEY_LEN {
+            return Err(TicketError::BadMatchKey(key.len()));
+        }
+        let mut bytes = Vec::with_capacity(HEADER_LEN + key.len() + MAC_LEN);
+        bytes.push(TICKET_VERSION);
+        bytes.extend_from_slice(&claims.expires_at.to_be_bytes());
+        bytes.extend_from_slice(claims.peer.0.as_bytes());
+        bytes.push(key.len() as u8);
+        bytes.extend_from_slice(key);
+        let mut mac = mac(secret)?;
+        mac.update(&bytes);
+        bytes.extend_from_slice(&mac.finalize().into_bytes());
+        Ok(Ticket(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Wraps ticket text received from the wire; nothing is checked until [`Ticket::verify`].
+    pub fn from_text(text: impl Into<String>) -> Ticket {
+        Ticket(text.into())
+    }
+
+    /// The encoded text, as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks the signature with `secret` and the expiry against `now` (Unix seconds), and
+    /// returns the claims. The check of the signature is constant-time.
+    pub fn verify(&self, secret: &[u8], now: u64) -> Result<TicketClaims, TicketError> {
+        let claims = self.verify_signature(secret)?;
+        if now > claims.expires_at {
+            return Err(TicketError::Expired {
+                expires_at: claims.expires_at,
+                now,
+            });
+        }
+        Ok(claims)
+    }
+
+    /// Checks the signature only and returns the claims, whatever their expiry.
+    pub fn verify_signature(&self, secret: &[u8]) -> Result<TicketClaims, TicketError> {
+        let mut mac = mac(secret)?;
+        if self.0.len() > MAX_TICKET_CHARS {
+            return Err(TicketError::Malformed("too long"));
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(&self.0)
+            .map_err(|_| TicketError::Malformed("not base64url"))?;
+        if bytes.len() < HEADER_LEN + 1 + MAC_LEN {
+            return Err(TicketError::Malformed("too short"));
+        }
+        if bytes[0] != TICKET_VERSION {
+            return Err(TicketError::UnsupportedVersion(bytes[0]));
+        }
+        let key_len = bytes[HEADER_LEN - 1] as usize;
+        if key_len == 0 || bytes.len() != HEADER_LEN + key_len + MAC_LEN {
+            return Err(TicketError::Malformed(
+                "length does not match match key length",
+            ));
+        }
+        let (signed, tag) = bytes.split_at(HEADER_LEN + key_len);
+        mac.update(signed);
+        mac.verify_slice(tag)
+            .map_err(|_| TicketError::BadSignature)?;
+        let mut expiry = [0u8; 8];
+        expiry.copy_from_slice(&signed[1..9]);
+        let mut peer = [0u8; 16];
+        peer.copy_from_slice(&signed[9..25]);
+        let match_key = std::str::from_utf8(&signed[HEADER_LEN..])
+            .map_err(|_| TicketError::Malformed("match key is not UTF-8"))?
+            .to_owned();
+        Ok(TicketClaims {
+            match_key,
+            peer: PeerId(uuid::Uuid::from_bytes(peer)),
+            expires_at: u64::from_be_bytes(expiry),
+        })
+    }
+}
+
+impl std::fmt::Display for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef-secret";
+
+    fn claims() -> TicketClaims {
+        TicketClaims {
+            match_key: "m-1".into(),
+            peer: PeerId(uuid::Uuid::from_u128(0xfeed)),
+            expires_at: 100,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = Ticket::issue(SECRET, &claims()).unwrap();
+        assert_eq!(t.verify(SECRET, 100).unwrap(), claims());
+        assert_eq!(
+            Ticket::from_text(t.as_str()).verify(SECRET, 0).unwrap(),
+            claims()
+        );
+    }
+
+    #[test]
+    fn expired() {
+        let t = Ticket::issue(SECRET, &claims()).unwrap();
+        assert_eq!(
+            t.verify(SECRET, 101),
+            Err(TicketError::Expired {
+                expires_at: 100,
+                now: 101
+            })
+        );
+        assert!(t.verify_signature(SECRET).is_ok());
+    }
+
+    #[test]
+    fn wrong_secret_and_tampering() {
+        let t = Ticket::issue(SECRET, &claims()).unwrap();
+        assert_eq!(
+            t.verify(b"another secret, 16+ bytes", 0),
+            Err(TicketError::BadSignature)
+        );
+        let mut bytes = URL_SAFE_NO_PAD.decode(t.as_str()).unwrap();
+        // Move the expiry far into the future.
+        bytes[1] = 0xff;
+        let forged = Ticket::from_text(URL_SAFE_NO_PAD.encode(&bytes));
+        assert_eq!(forged.verify(SECRET, 0), Err(TicketError::BadSignature));
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors() {
+        for text in ["", "!!!!", "AAAA", &"A".repeat(MAX_TICKET_CHARS + 4)] {
+            assert!(
+                Ticket::from_text(text).verify(SECRET, 0).is_err(),
+                "{text:?}"
+            );
+        }
+        let t = Ticket::issue(SECRET, &claims()).unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(t.as_str()).unwrap();
+        bytes.pop();
+        assert!(matches!(
+            Ticket::from_text(URL_SAFE_NO_PAD.encode(&bytes)).verify(SECRET, 0),
+            Err(TicketError::Malformed(_))
+        ));
+        bytes[0] = 9;
+        assert_eq!(
+            Ticket::from_text(URL_SAFE_NO_PAD.encode(&bytes)).verify(SECRET, 0),
+            Err(TicketError::UnsupportedVersion(9))
+        );
+    }
+
+    #[test]
+    fn rejects_weak_secret_and_bad_keys() {
+        assert_eq!(
+            Ticket::issue(b"short", &claims()),
+            Err(TicketError::WeakSecret)
+        );
+        let mut c = claims();
+        c.match_key = String::new();
+        assert_eq!(Ticket::issue(SECRET, &c), Err(TicketError::BadMatchKey(0)));
+        c.match_key = "x".repeat(256);
+        assert_eq!(
+            Ticket::issue(SECRET, &c),
+            Err(TicketError::BadMatchKey(256))
+        );
+        c.match_key = "x".repeat(255);
+        assert!(Ticket::issue(SECRET, &c).unwrap().verify(SECRET, 0).is_ok());
+    }
+}

@@ -1,0 +1,1 @@
+//! Ricochet relay server (work in progress).

@@ -1,0 +1,1 @@
+//! Ricochet signaling server (work in progress).
