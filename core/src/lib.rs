@@ -1,5 +1,79 @@
-//! Ricochet: peer-to-peer rollback and lockstep netcode.
+//! Ricochet: peer-to-peer rollback and lockstep netcode for games, native and in the browser.
+//!
+//! A game implements [`Game`] (its input type, save/load of its state, one frame of
+//! simulation, a checksum) and runs a [`Session`] built by [`SessionBuilder`]. Ricochet drives
+//! ggrs underneath: prediction and rollback (or lockstep with a prediction window of 0), input
+//! delay, time sync through [`FrameClock`], desync detection on confirmed frames, replays,
+//! spectators and a sync-test mode that proves a game deterministic.
+//!
+//! Packets travel over any [`PacketSocket`]; [`sim`] is a seeded in-memory network with
+//! latency, jitter, loss, duplication, reordering and partitions on a virtual clock.
+//!
+//! # A run loop
+//! ```
+//! use ricochet::sim::{LinkConditions, SimNetwork};
+//! use ricochet::{Advance, Game, InputStatus, SessionBuilder};
+//! use std::time::Duration;
+//!
+//! #[derive(Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+//! #[repr(C)]
+//! struct Input { dx: i8 }
+//!
+//! #[derive(Clone, Default)]
+//! struct Walk { x: [i32; 2] }
+//!
+//! impl Game for Walk {
+//!     type Input = Input;
+//!     type State = Walk;
+//!     fn advance(&mut self, inputs: &[(Input, InputStatus)]) {
+//!         for (x, (i, _)) in self.x.iter_mut().zip(inputs) { *x += i32::from(i.dx) }
+//!     }
+//!     fn save(&self) -> Walk { self.clone() }
+//!     fn load(&mut self, s: &Walk) { *self = s.clone() }
+//!     fn checksum(&self) -> u64 { (self.x[0] as u64) << 32 ^ self.x[1] as u64 }
+//! }
+//!
+//! let net = SimNetwork::new(7, LinkConditions::lan());
+//! let mut peers: Vec<_> = (0..2u16)
+//!     .map(|me| {
+//!         SessionBuilder::new()
+//!             .add_local_player(me as usize).unwrap()
+//!             .add_remote_player(1 - me as usize, 1 - me).unwrap()
+//!             .start_p2p::<Walk, _>(net.socket(me))
+//!             .unwrap()
+//!     })
+//!     .collect();
+//! let mut games = [Walk::default(), Walk::default()];
+//! while peers.iter().any(|p| p.current_frame() < 120) {
+//!     for (me, (session, game)) in peers.iter_mut().zip(&mut games).enumerate() {
+//!         session.add_local_input(me, Input { dx: 1 }).unwrap();
+//!         match session.advance(game).unwrap() {
+//!             Advance::Advanced { .. } | Advance::Waiting | Advance::Synchronizing => {}
+//!         }
+//!         for event in session.events() { println!("{event:?}") }
+//!     }
+//!     net.advance(Duration::from_micros(16_667)); // the virtual clock: one frame passes
+//! }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod clock;
+pub mod desync;
+pub mod game;
+pub mod replay;
+pub mod session;
+pub mod sim;
+pub mod transport;
+pub mod wire;
+
+pub use clock::FrameClock;
+pub use desync::DesyncReport;
+pub use game::{Game, InputStatus, PodInput};
+pub use replay::{Replay, ReplayError};
 pub use ricochet_protocol as protocol;
+pub use session::{
+    Advance, Event, PeerStats, Session, SessionBuilder, SessionError, SessionStats, Spectator,
+    SyncTest,
+};
+pub use transport::{GgrsSocket, PacketSocket, SocketStats};

@@ -1,0 +1,764 @@
+//! The bytes Ricochet puts on a peer-to-peer path.
+//!
+//! Every packet between two peers is one of:
+//! - a **ggrs message**, in a compact encoding of ggrs's own serde form (see below), or
+//! - a **control message** of Ricochet's own (desync checksum reports), which starts with the
+//!   two bytes `00 00`. ggrs messages start with their two-byte session magic, which ggrs never
+//!   sets to zero, so the two kinds never collide and no extra tag byte is spent.
+//!
+//! # The compact encoding
+//! ggrs only exposes [`ggrs::Message`] through serde, so this module has a small serde data
+//! format, closest to postcard, tuned to ggrs's messages:
+//! `u16` is 2 bytes little-endian (the magic is random, so a varint would spend 3);
+//! other unsigned integers are LEB128 varints; signed integers are zigzag LEB128; `bool` and
+//! `u8` are one byte; enum variants are one byte (index); sequences, strings and byte strings are
+//! a varint length then their items; structs and tuples are their fields in order; `Option` is
+//! one byte (0 or 1) then the value.
+//!
+//! Decoding never panics: short, long or garbled input gives a [`WireError`], and lengths are
+//! checked against the bytes actually present before anything is allocated.
+
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::{ser, Deserialize, Serialize};
+
+/// Largest packet accepted or produced, in bytes. Larger ones are dropped as malformed.
+pub const MAX_PACKET: usize = 16 * 1024;
+
+/// First two bytes of every control message.
+pub const CONTROL_PREFIX: [u8; 2] = [0, 0];
+
+const TAG_CHECKSUMS: u8 = 1;
+
+/// Why a packet could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The packet ended in the middle of a value.
+    #[error("packet is cut short")]
+    Truncated,
+    /// Bytes were left over after the message.
+    #[error("{0} trailing bytes after the message")]
+    TrailingBytes(usize),
+    /// A varint ran past ten bytes or overflowed its type.
+    #[error("malformed varint")]
+    BadVarint,
+    /// A value is outside what its type allows (bad bool, enum index, UTF-8, ...).
+    #[error("invalid value: {0}")]
+    Invalid(String),
+    /// The packet is larger than [`MAX_PACKET`].
+    #[error("packet of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// A control message with a tag this version does not know.
+    #[error("unknown control message tag {0}")]
+    UnknownControl(u8),
+    /// The type cannot be represented in this format (a programming error, not bad input).
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+}
+
+impl ser::Error for WireError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        WireError::Invalid(msg.to_string())
+    }
+}
+
+impl de::Error for WireError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        WireError::Invalid(msg.to_string())
+    }
+}
+
+/// A decoded packet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Packet {
+    /// A message for the ggrs session.
+    Ggrs(ggrs::Message),
+    /// A message for Ricochet itself.
+    Control(Control),
+}
+
+/// Ricochet's own peer-to-peer messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// Checksums of confirmed frames `first_frame`, `first_frame + interval`, ... (one per
+    /// entry), for desync detection.
+    Checksums {
+        /// Frame of the first checksum.
+        first_frame: i32,
+        /// Distance in frames between consecutive checksums (at least 1).
+        interval: u32,
+        /// The checksums.
+        checksums: Vec<u64>,
+    },
+}
+
+/// Encodes a ggrs message into `out` (cleared first).
+pub fn encode_ggrs(msg: &ggrs::Message, out: &mut Vec<u8>) -> Result<(), WireError> {
+    out.clear();
+    msg.serialize(&mut Encoder { out })?;
+    if out.len() > MAX_PACKET {
+        return Err(WireError::TooLarge(out.len()));
+    }
+    Ok(())
+}
+
+/// Encodes a control message into `out` (cleared first).
+pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&CONTROL_PREFIX);
+    match msg {
+        Control::Checksums {
+            first_frame,
+            interval,
+            checksums,
+        } => {
+            out.push(TAG_CHECKSUMS);
+            put_varint(out, zigzag(*first_frame as i128));
+            put_varint(out, *interval as u128);
+            put_varint(out, checksums.len() as u128);
+            for c in checksums {
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Decodes one packet.
+pub fn decode(bytes: &[u8]) -> Result<Packet, WireError> {
+    if bytes.len() > MAX_PACKET {
+        return Err(WireError::TooLarge(bytes.len()));
+    }
+    if bytes.len() >= 2 && bytes[..2] == CONTROL_PREFIX {
+        return decode_control(&bytes[2..]).map(Packet::Control);
+    }
+    let mut d = Decoder { input: bytes };
+    let msg = ggrs::Message::deserialize(&mut d)?;
+    if !d.input.is_empty() {
+        return Err(WireError::TrailingBytes(d.input.len()));
+    }
+    Ok(Packet::Ggrs(msg))
+}
+
+fn decode_control(bytes: &[u8]) -> Result<Control, WireError> {
+    let mut d = Decoder { input: bytes };
+    let tag = d.take(1)?[0];
+    let msg = match tag {
+        TAG_CHECKSUMS => {
+            let first_frame =
+                i32::try_from(unzigzag(d.varint()?)).map_err(|_| WireError::BadVarint)?;
+            let interval = u32::try_from(d.varint()?).map_err(|_| WireError::BadVarint)?;
+            if interval == 0 {
+                return Err(WireError::Invalid("checksum interval 0".into()));
+            }
+            let count = d.len_prefix(8)?;
+            let mut checksums = Vec::with_capacity(count);
+            for _ in 0..count {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(d.take(8)?);
+                checksums.push(u64::from_le_bytes(b));
+            }
+            Control::Checksums {
+                first_frame,
+                interval,
+                checksums,
+            }
+        }
+        other => return Err(WireError::UnknownControl(other)),
+    };
+    if !d.input.is_empty() {
+        return Err(WireError::TrailingBytes(d.input.len()));
+    }
+    Ok(msg)
+}
+
+fn zigzag(v: i128) -> u128 {
+    ((v << 1) ^ (v >> 127)) as u128
+}
+
+fn unzigzag(v: u128) -> i128 {
+    ((v >> 1) as i128) ^ -((v & 1) as i128)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u128) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+struct Encoder<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl Encoder<'_> {
+    fn len(&mut self, len: Option<usize>) -> Result<(), WireError> {
+        let len = len.ok_or(WireError::Unsupported("sequence without a known length"))?;
+        put_varint(self.out, len as u128);
+        Ok(())
+    }
+    fn variant(&mut self, index: u32) -> Result<(), WireError> {
+        let index =
+            u8::try_from(index).map_err(|_| WireError::Unsupported("enum with >256 variants"))?;
+        self.out.push(index);
+        Ok(())
+    }
+}
+
+impl<'a> ser::Serializer for &'a mut Encoder<'_> {
+    type Ok = ();
+    type Error = WireError;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    fn serialize_bool(self, v: bool) -> Result<(), WireError> {
+        self.out.push(v as u8);
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), WireError> {
+        self.out.push(v as u8);
+        Ok(())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), WireError> {
+        put_varint(self.out, zigzag(v.into()));
+        Ok(())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), WireError> {
+        put_varint(self.out, zigzag(v.into()));
+        Ok(())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), WireError> {
+        put_varint(self.out, zigzag(v.into()));
+        Ok(())
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), WireError> {
+        put_varint(self.out, zigzag(v));
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), WireError> {
+        self.out.push(v);
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), WireError> {
+        self.out.extend_from_slice(&v.to_le_bytes());
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), WireError> {
+        put_varint(self.out, v.into());
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), WireError> {
+        put_varint(self.out, v.into());
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), WireError> {
+        put_varint(self.out, v);
+        Ok(())
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), WireError> {
+        self.out.extend_from_slice(&v.to_le_bytes());
+        Ok(())
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), WireError> {
+        self.out.extend_from_slice(&v.to_le_bytes());
+        Ok(())
+    }
+    fn serialize_char(self, v: char) -> Result<(), WireError> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), WireError> {
+        self.serialize_bytes(v.as_bytes())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), WireError> {
+        put_varint(self.out, v.len() as u128);
+        self.out.extend_from_slice(v);
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), WireError> {
+        self.out.push(0);
+        Ok(())
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), WireError> {
+        self.out.push(1);
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), WireError> {
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), WireError> {
+        Ok(())
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        index: u32,
+        _: &'static str,
+    ) -> Result<(), WireError> {
+        self.variant(index)
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), WireError> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        index: u32,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), WireError> {
+        self.variant(index)?;
+        value.serialize(self)
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<Self, WireError> {
+        self.len(len)?;
+        Ok(self)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self, WireError> {
+        Ok(self)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, WireError> {
+        Ok(self)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        index: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self, WireError> {
+        self.variant(index)?;
+        Ok(self)
+    }
+    fn serialize_map(self, len: Option<usize>) -> Result<Self, WireError> {
+        self.len(len)?;
+        Ok(self)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, WireError> {
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        index: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self, WireError> {
+        self.variant(index)?;
+        Ok(self)
+    }
+}
+
+macro_rules! compound {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for &mut Encoder<'_> {
+            type Ok = ();
+            type Error = WireError;
+            fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WireError> {
+                value.serialize(&mut **self)
+            }
+            fn end(self) -> Result<(), WireError> {
+                Ok(())
+            }
+        }
+    )*};
+}
+compound!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
+
+impl ser::SerializeMap for &mut Encoder<'_> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), WireError> {
+        key.serialize(&mut **self)
+    }
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), WireError> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), WireError> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for &mut Encoder<'_> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), WireError> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), WireError> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for &mut Encoder<'_> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), WireError> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), WireError> {
+        Ok(())
+    }
+}
+
+struct Decoder<'de> {
+    input: &'de [u8],
+}
+
+impl<'de> Decoder<'de> {
+    fn take(&mut self, n: usize) -> Result<&'de [u8], WireError> {
+        if self.input.len() < n {
+            return Err(WireError::Truncated);
+        }
+        let (head, rest) = self.input.split_at(n);
+        self.input = rest;
+        Ok(head)
+    }
+    fn byte(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn varint(&mut self) -> Result<u128, WireError> {
+        let mut value: u128 = 0;
+        for i in 0..19 {
+            let byte = self.byte()?;
+            let bits = u128::from(byte & 0x7f);
+            let shift = 7 * i;
+            if shift >= 128 || (shift > 121 && bits >> (128 - shift) != 0) {
+                return Err(WireError::BadVarint);
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(WireError::BadVarint)
+    }
+    fn uint<T: TryFrom<u128>>(&mut self) -> Result<T, WireError> {
+        T::try_from(self.varint()?).map_err(|_| WireError::BadVarint)
+    }
+    fn sint<T: TryFrom<i128>>(&mut self) -> Result<T, WireError> {
+        T::try_from(unzigzag(self.varint()?)).map_err(|_| WireError::BadVarint)
+    }
+    /// A length prefix for items of at least `min_item` bytes each, checked against the input.
+    fn len_prefix(&mut self, min_item: usize) -> Result<usize, WireError> {
+        let len: usize = self.uint()?;
+        if len.saturating_mul(min_item.max(1)) > self.input.len() && min_item > 0 {
+            return Err(WireError::Truncated);
+        }
+        Ok(len)
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
+    type Error = WireError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, WireError> {
+        Err(WireError::Unsupported("self-describing deserialization"))
+    }
+    fn deserialize_bool<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        match self.byte()? {
+            0 => v.visit_bool(false),
+            1 => v.visit_bool(true),
+            b => Err(WireError::Invalid(format!("bool byte {b}"))),
+        }
+    }
+    fn deserialize_i8<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_i8(self.byte()? as i8)
+    }
+    fn deserialize_i16<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_i16(self.sint()?)
+    }
+    fn deserialize_i32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_i32(self.sint()?)
+    }
+    fn deserialize_i64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_i64(self.sint()?)
+    }
+    fn deserialize_i128<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_i128(self.sint()?)
+    }
+    fn deserialize_u8<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_u8(self.byte()?)
+    }
+    fn deserialize_u16<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        let b = self.take(2)?;
+        v.visit_u16(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn deserialize_u32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_u32(self.uint()?)
+    }
+    fn deserialize_u64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_u64(self.uint()?)
+    }
+    fn deserialize_u128<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_u128(self.varint()?)
+    }
+    fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        let b = self.take(4)?;
+        v.visit_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn deserialize_f64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        v.visit_f64(f64::from_le_bytes(b))
+    }
+    fn deserialize_char<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        self.deserialize_str(v)
+    }
+    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        let len = self.len_prefix(1)?;
+        let s =
+            std::str::from_utf8(self.take(len)?).map_err(|_| WireError::Invalid("UTF-8".into()))?;
+        v.visit_borrowed_str(s)
+    }
+    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        self.deserialize_str(v)
+    }
+    fn deserialize_bytes<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        let len = self.len_prefix(1)?;
+        v.visit_borrowed_bytes(self.take(len)?)
+    }
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        self.deserialize_bytes(v)
+    }
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        match self.byte()? {
+            0 => v.visit_none(),
+            1 => v.visit_some(self),
+            b => Err(WireError::Invalid(format!("option byte {b}"))),
+        }
+    }
+    fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        v.visit_unit()
+    }
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, WireError> {
+        v.visit_unit()
+    }
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, WireError> {
+        v.visit_newtype_struct(self)
+    }
+    fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        // Every item takes at least one byte in this format except units, which ggrs never
+        // sends in sequences, so a length larger than what is left is malformed.
+        let len = self.len_prefix(1)?;
+        v.visit_seq(Items { d: self, left: len })
+    }
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, WireError> {
+        v.visit_seq(Items { d: self, left: len })
+    }
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        len: usize,
+        v: V,
+    ) -> Result<V::Value, WireError> {
+        v.visit_seq(Items { d: self, left: len })
+    }
+    fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, WireError> {
+        let len = self.len_prefix(2)?;
+        v.visit_map(Items { d: self, left: len })
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, WireError> {
+        v.visit_seq(Items {
+            d: self,
+            left: fields.len(),
+        })
+    }
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, WireError> {
+        v.visit_enum(self)
+    }
+    fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, WireError> {
+        Err(WireError::Unsupported("identifiers"))
+    }
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, WireError> {
+        Err(WireError::Unsupported("ignored values"))
+    }
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+struct Items<'a, 'de> {
+    d: &'a mut Decoder<'de>,
+    left: usize,
+}
+
+impl<'de> de::SeqAccess<'de> for Items<'_, 'de> {
+    type Error = WireError;
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, WireError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.d).map(Some)
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.left)
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Items<'_, 'de> {
+    type Error = WireError;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, WireError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.d).map(Some)
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, WireError> {
+        seed.deserialize(&mut *self.d)
+    }
+}
+
+impl<'de> de::EnumAccess<'de> for &mut Decoder<'de> {
+    type Error = WireError;
+    type Variant = Self;
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), WireError> {
+        let index = u32::from(self.byte()?);
+        let value = seed.deserialize(index.into_deserializer())?;
+        Ok((value, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for &mut Decoder<'de> {
+    type Error = WireError;
+    fn unit_variant(self) -> Result<(), WireError> {
+        Ok(())
+    }
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, WireError> {
+        seed.deserialize(self)
+    }
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, WireError> {
+        v.visit_seq(Items { d: self, left: len })
+    }
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, WireError> {
+        v.visit_seq(Items {
+            d: self,
+            left: fields.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_and_zigzag_round_trip() {
+        for v in [
+            0i128,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            i32::MAX as i128,
+            i32::MIN as i128,
+            i128::MAX,
+            i128::MIN,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, zigzag(v));
+            let mut d = Decoder { input: &out };
+            assert_eq!(unzigzag(d.varint().unwrap()), v);
+            assert!(d.input.is_empty());
+        }
+    }
+
+    #[test]
+    fn control_round_trip_and_errors() {
+        let msg = Control::Checksums {
+            first_frame: 120,
+            interval: 10,
+            checksums: vec![1, u64::MAX, 3],
+        };
+        let mut out = Vec::new();
+        encode_control(&msg, &mut out);
+        assert_eq!(decode(&out).unwrap(), Packet::Control(msg));
+        for cut in 2..out.len() {
+            assert!(decode(&out[..cut]).is_err(), "cut at {cut}");
+        }
+        out.push(0);
+        assert_eq!(decode(&out), Err(WireError::TrailingBytes(1)));
+        assert_eq!(decode(&[0, 0, 77]), Err(WireError::UnknownControl(77)));
+        // A huge claimed count with no bytes behind it is refused before allocating.
+        assert_eq!(
+            decode(&[0, 0, 1, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Err(WireError::Truncated)
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..200 {
+            for _ in 0..50 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect();
+                let _ = decode(&bytes);
+            }
+        }
+        assert!(decode(&vec![1; MAX_PACKET + 1]).is_err());
+    }
+}
