@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod relay;
 pub mod ticket;
 
 pub use matchbox_protocol::PeerId;

@@ -1,0 +1,191 @@
+//! Relay configuration: every limit, with its default.
+
+use std::time::Duration;
+
+/// Default largest client frame (header + payload), in bytes.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 4 * 1024;
+/// Default frames per second a client may send on average (token bucket refill rate).
+pub const DEFAULT_FRAMES_PER_SECOND: u32 = 300;
+/// Default burst a client may send above its rate, in frames (token bucket size).
+pub const DEFAULT_FRAME_BURST: u32 = 300;
+/// Default outbound queue per client, in frames; a client whose queue is full is disconnected.
+pub const DEFAULT_OUTBOUND_QUEUE: usize = 64;
+/// Default most members in one match.
+pub const DEFAULT_MAX_MEMBERS_PER_MATCH: usize = 16;
+/// Default most simultaneous connections from one IP address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+/// Default most simultaneous connections in total.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// Default time without receiving anything (frames, pongs) before a client is disconnected.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default interval between pings the relay sends to each client (half-open detection).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Shortest accepted shared secret, in bytes (the ticket module's minimum).
+pub const MIN_SECRET_LEN: usize = ricochet_protocol::ticket::MIN_SECRET_LEN;
+
+/// A setting was out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The shared ticket secret is shorter than [`MIN_SECRET_LEN`] bytes.
+    #[error("secret must be at least {MIN_SECRET_LEN} bytes")]
+    WeakSecret,
+    /// A limit that must be at least 1 (or a duration that must be non-zero) was 0.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+    /// The maximum frame size is below the smallest frame or above 1 MiB.
+    #[error("max frame length must be 4..=1048576 bytes, got {0}")]
+    FrameLen(usize),
+    /// Members per match above 65,535 (member numbers are 16-bit, one value is the relay's).
+    #[error("members per match must be 1..=65535, got {0}")]
+    Members(usize),
+}
+
+/// Relay settings. Build with [`Config::new`] (or `Default` and then [`Config::set_secret`]),
+/// then the validating setters.
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) secret: Vec<u8>,
+    pub(crate) max_frame_len: usize,
+    pub(crate) frames_per_second: u32,
+    pub(crate) frame_burst: u32,
+    pub(crate) outbound_queue: usize,
+    pub(crate) max_members_per_match: usize,
+    pub(crate) max_connections_per_ip: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) ping_interval: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("secret", &"<redacted>")
+            .field("max_frame_len", &self.max_frame_len)
+            .field("frames_per_second", &self.frames_per_second)
+            .field("frame_burst", &self.frame_burst)
+            .field("outbound_queue", &self.outbound_queue)
+            .field("max_members_per_match", &self.max_members_per_match)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("max_connections", &self.max_connections)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    /// Every default limit and an empty secret, which refuses every ticket until
+    /// [`Config::set_secret`] is called.
+    fn default() -> Self {
+        Config {
+            secret: Vec::new(),
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            frames_per_second: DEFAULT_FRAMES_PER_SECOND,
+            frame_burst: DEFAULT_FRAME_BURST,
+            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            max_members_per_match: DEFAULT_MAX_MEMBERS_PER_MATCH,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            ping_interval: DEFAULT_PING_INTERVAL,
+        }
+    }
+}
+
+fn nonzero<T: PartialEq + Default>(v: T, what: &'static str) -> Result<T, ConfigError> {
+    if v == T::default() {
+        Err(ConfigError::Zero(what))
+    } else {
+        Ok(v)
+    }
+}
+
+impl Config {
+    /// Default limits with the signaling server's ticket secret.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, ConfigError> {
+        let mut c = Config::default();
+        c.set_secret(secret)?;
+        Ok(c)
+    }
+
+    /// The HMAC secret shared with the signaling server (at least [`MIN_SECRET_LEN`] bytes).
+    pub fn set_secret(&mut self, secret: impl Into<Vec<u8>>) -> Result<&mut Self, ConfigError> {
+        let secret = secret.into();
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::WeakSecret);
+        }
+        self.secret = secret;
+        Ok(self)
+    }
+
+    /// Largest client frame, header included, in bytes (4..=1 MiB). Larger messages close the
+    /// connection with 1009.
+    pub fn set_max_frame_len(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
+        if !(4..=1 << 20).contains(&bytes) {
+            return Err(ConfigError::FrameLen(bytes));
+        }
+        self.max_frame_len = bytes;
+        Ok(self)
+    }
+
+    /// Average frames per second one client may send, and the burst above it, in frames.
+    pub fn set_frame_rate(
+        &mut self,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<&mut Self, ConfigError> {
+        self.frames_per_second = nonzero(per_second, "frames per second")?;
+        self.frame_burst = nonzero(burst, "frame burst")?;
+        Ok(self)
+    }
+
+    /// Outbound queue per client, in frames.
+    pub fn set_outbound_queue(&mut self, frames: usize) -> Result<&mut Self, ConfigError> {
+        self.outbound_queue = nonzero(frames, "outbound queue")?;
+        Ok(self)
+    }
+
+    /// Most members in one match (1..=65535).
+    pub fn set_max_members_per_match(&mut self, members: usize) -> Result<&mut Self, ConfigError> {
+        if !(1..=65_535).contains(&members) {
+            return Err(ConfigError::Members(members));
+        }
+        self.max_members_per_match = members;
+        Ok(self)
+    }
+
+    /// Most simultaneous connections from one IP address (further upgrades get HTTP 429).
+    pub fn set_max_connections_per_ip(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
+        self.max_connections_per_ip = nonzero(conns, "connections per IP")?;
+        Ok(self)
+    }
+
+    /// Most simultaneous connections in total (further upgrades get HTTP 503).
+    pub fn set_max_connections(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
+        self.max_connections = nonzero(conns, "connections")?;
+        Ok(self)
+    }
+
+    /// Time without receiving anything before a client is disconnected with 4010.
+    pub fn set_idle_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
+        self.idle_timeout = nonzero(timeout, "idle timeout")?;
+        Ok(self)
+    }
+
+    /// Interval between the relay's pings to each client.
+    pub fn set_ping_interval(&mut self, interval: Duration) -> Result<&mut Self, ConfigError> {
+        self.ping_interval = nonzero(interval, "ping interval")?;
+        Ok(self)
+    }
+
+    /// Largest client frame, in bytes.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// Outbound queue per client, in frames.
+    pub fn outbound_queue(&self) -> usize {
+        self.outbound_queue
+    }
+}
