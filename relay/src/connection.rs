@@ -42,7 +42,17 @@ async fn send_close(ws: &mut WebSocket, code: u16, reason: &'static str) {
         code,
         reason: reason.into(),
     };
-    let _ = timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+    let _ = timeout(CLOSE_TIMEOUT, async {
+        ws.send(Message::Close(Some(frame))).await?;
+        // Wait for the client's close so it reads ours before the TCP connection ends.
+        while let Some(msg) = ws.next().await {
+            if matches!(msg?, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<(), axum::Error>(())
+    })
+    .await;
 }
 
 /// Runs one connection to its end.

@@ -1,0 +1,59 @@
+//! The server around the relay: `/health`, Prometheus `/metrics`, and graceful shutdown that
+//! closes every member with 1001 and makes `run` return.
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ricochet_protocol::relay::close;
+
+#[tokio::test]
+async fn health_metrics_and_graceful_shutdown() {
+    let mut relay = Relay::default().await;
+    assert_eq!(http_get(relay.addr, "/health").await, (200, "ok".into()));
+    let (mut a, _, _) = relay.join("m", 1).await;
+    let (mut b, _, _) = relay.join("m", 2).await;
+    a.event().await;
+    a.send(1, b"0123456789").await;
+    b.frame().await;
+    let (status, body) = http_get(relay.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    for name in [
+        "relay_connections",
+        "relay_members",
+        "relay_matches",
+        "relay_frames_in_total",
+        "relay_frames_out_total",
+        "relay_bytes_in_total",
+        "relay_bytes_out_total",
+        "relay_queue_depth",
+    ] {
+        assert!(body.contains(name), "{name} missing from\n{body}");
+    }
+    assert_eq!(metric(&body, "relay_members", ""), 2.0);
+    assert_eq!(metric(&body, "relay_matches", ""), 1.0);
+    // frames_out counts WELCOME, JOIN and the game frame.
+    assert!(metric(&body, "relay_frames_out_total", "") >= 4.0);
+
+    relay.stop();
+    assert_eq!(a.closed().await, Some(close::GOING_AWAY));
+    assert_eq!(b.closed().await, Some(close::GOING_AWAY));
+    let res = tokio::time::timeout(Duration::from_secs(6), &mut relay.task)
+        .await
+        .expect("run did not return after shutdown")
+        .unwrap();
+    assert!(res.is_ok());
+    assert!(tokio::net::TcpStream::connect(relay.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn run_refuses_a_config_without_secret() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let r = ricochet_relay::run(listener, ricochet_relay::Config::default(), async {}).await;
+    assert!(matches!(r, Err(ricochet_relay::RelayError::NoSecret)));
+    assert!(ricochet_relay::Config::new(b"short".to_vec()).is_err());
+    let mut c = config();
+    assert!(c.set_max_frame_len(3).is_err());
+    assert!(c.set_outbound_queue(0).is_err());
+    assert!(c.set_max_members_per_match(70_000).is_err());
+}
