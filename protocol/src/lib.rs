@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod relay;
+pub mod signaling;
 pub mod ticket;
 
 pub use matchbox_protocol::PeerId;

@@ -1,1 +1,71 @@
-//! Ricochet signaling server (work in progress).
+//! Ricochet signaling server: introduces the peers of a match to each other.
+//!
+//! It speaks the [matchbox] signaling protocol, so a stock `matchbox_socket` 0.15 client works
+//! unmodified, and adds (as JSON extension messages stock clients ignore, see
+//! [`ricochet_protocol::signaling`]) matches found by ID or name, presence with metadata, and
+//! HMAC-signed relay tickets. The wire protocol is specified in `docs/PROTOCOL.md`.
+//!
+//! # Routes
+//! | request | answer |
+//! | --- | --- |
+//! | `GET /{room}` with a WebSocket upgrade | joins the match: by ID if `room` is 32 hex digits, else by name; `?next=N` quick-matches groups of N |
+//! | `GET /{room}` without upgrade | static file `room` if `--static` is set, else `426` |
+//! | `POST /matches` | creates a match, `201` with its ID |
+//! | `GET /matches` | public matches and their player counts |
+//! | `GET /health` | `200` |
+//! | `GET /metrics` | Prometheus (OpenMetrics text) metrics |
+//! | anything else | static files if configured, else `404` |
+//!
+//! # Running
+//! The server is a library; the `ricochet-signaling` binary only parses flags and calls [`run`].
+//! ```no_run
+//! # async fn demo() -> Result<(), ricochet_signaling::Error> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3536").await?;
+//! let config = ricochet_signaling::Config {
+//!     relay_url: Some("ws://127.0.0.1:3537".into()),
+//!     secret: b"a secret shared with the relay".to_vec(),
+//!     ..Default::default()
+//! };
+//! ricochet_signaling::run(listener, config, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+//!
+//! [matchbox]: https://github.com/johanhelsing/matchbox
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod connection;
+mod metrics;
+mod registry;
+mod server;
+
+use std::future::Future;
+
+pub use config::*;
+pub use server::run;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is unusable; the text says which.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
+    /// Accepting or serving connections failed.
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Convenience for binaries and tests: binds `addr` and runs until `shutdown` completes.
+pub async fn bind_and_run(
+    addr: std::net::SocketAddr,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    run(listener, config, shutdown).await
+}

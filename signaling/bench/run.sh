@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Benchmark ricochet-signaling against matchbox_server 0.15 with the same load generator, in the
+# same run, and write the table to docs/bench-signaling.md.
+#
+#   signaling/bench/run.sh            # 10,000 idle sockets, 1,000 latency clients
+#   IDLE_CONNECTIONS=2000 LATENCY_CLIENTS=200 signaling/bench/run.sh   # quick check
+#
+# Environment: RICOCHET_BENCH_CACHE (where matchbox_server is installed, default
+# ~/.cache/ricochet-bench), CARGO_TARGET_DIR (default target-signaling), IDLE_CONNECTIONS,
+# LATENCY_CLIENTS, LATENCY_CONCURRENCY, LOADGEN_TASKS, OUT (markdown file to write).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+CACHE="${RICOCHET_BENCH_CACHE:-$HOME/.cache/ricochet-bench}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-signaling}"
+IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-10000}"
+LATENCY_CLIENTS="${LATENCY_CLIENTS:-1000}"
+LATENCY_CONCURRENCY="${LATENCY_CONCURRENCY:-50}"
+LOADGEN_TASKS="${LOADGEN_TASKS:-100}"
+OUT="${OUT:-$ROOT/docs/bench-signaling.md}"
+OUR_PORT=3601
+MB_PORT=3602
+
+# 1. The baseline, installed once.
+MATCHBOX="$CACHE/bin/matchbox_server"
+if [ ! -x "$MATCHBOX" ]; then
+    cargo install --locked matchbox_server --version 0.15.0 --root "$CACHE"
+fi
+
+# 2. Our server and the load generator, release.
+cargo build --release -p ricochet-signaling --features loadgen --bin ricochet-signaling --bin signaling-loadgen
+OURS="$CARGO_TARGET_DIR/release/ricochet-signaling"
+LOADGEN="$CARGO_TARGET_DIR/release/signaling-loadgen"
+
+# 3. Enough file descriptors for every socket (each process holds one side).
+ulimit -n "$(ulimit -Hn)" || true
+NOFILE="$(ulimit -n)"
+if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((IDLE_CONNECTIONS + 100)) ]; then
+    echo "ulimit -n is $NOFILE, too low for $IDLE_CONNECTIONS connections" >&2
+    exit 1
+fi
+
+SERVER_PID=""
+cleanup() { if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+
+wait_health() {
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 && head -1 <&3 | grep -q 200) 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "server on port $1 did not become healthy" >&2
+    exit 1
+}
+
+start_server() { # name port
+    case "$1" in
+        ricochet)
+            RUST_LOG=error "$OURS" --addr "127.0.0.1:$2" --secret "benchmark-secret-0123456789" \
+                --max-connections $((IDLE_CONNECTIONS + 1000)) \
+                --max-connections-per-ip $((IDLE_CONNECTIONS + 1000)) \
+                --idle-timeout-secs 600 >/dev/null 2>&1 &
+            ;;
+        matchbox)
+            RUST_LOG=error "$MATCHBOX" "127.0.0.1:$2" >/dev/null 2>&1 &
+            ;;
+    esac
+    SERVER_PID=$!
+    wait_health "$2"
+}
+
+stop_server() { cleanup; SERVER_PID=""; sleep 1; }
+
+field() { # line key
+    echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+declare -A IDLE_B LAT_P50 LAT_P99 IDLE_LINE LAT_LINE
+for name in ricochet matchbox; do
+    port=$OUR_PORT; [ "$name" = matchbox ] && port=$MB_PORT
+    echo "== $name: $IDLE_CONNECTIONS idle connections" >&2
+    start_server "$name" "$port"
+    line="$("$LOADGEN" idle "ws://127.0.0.1:$port" "$SERVER_PID" "$IDLE_CONNECTIONS" "$LOADGEN_TASKS")"
+    echo "$line" >&2
+    IDLE_LINE[$name]="$line"
+    IDLE_B[$name]="$(field "$line" bytes_per_conn)"
+    stop_server
+
+    echo "== $name: join-to-NewPeer latency, $LATENCY_CLIENTS clients" >&2
+    start_server "$name" "$port"
+    line="$("$LOADGEN" latency "ws://127.0.0.1:$port" "$LATENCY_CLIENTS" "$LATENCY_CONCURRENCY")"
+    echo "$line" >&2
+    LAT_LINE[$name]="$line"
+    LAT_P50[$name]="$(field "$line" p50_us)"
+    LAT_P99[$name]="$(field "$line" p99_us)"
+    stop_server
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+MODEL="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+NPROC="$(nproc)"
+DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+KERNEL="$(uname -r)"
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+cat > "$OUT" <<MD
+# Signaling benchmark: ricochet-signaling vs matchbox_server 0.15
+
+Run on $DATE, commit \`$COMMIT\`, by \`signaling/bench/run.sh\`: $NPROC CPUs ($MODEL), Linux $KERNEL.
+Both servers are release builds (matchbox_server from \`cargo install --locked matchbox_server --version 0.15.0\`),
+run one at a time on loopback with \`RUST_LOG=error\`, driven by the same load generator
+(\`signaling-loadgen\`, tokio-tungstenite, many connections per task). The machine was shared with
+other builds while this ran, so latencies are noisy; memory is not affected.
+
+| measurement | ricochet-signaling | matchbox_server 0.15 | ratio (ricochet / matchbox) |
+| --- | ---: | ---: | ---: |
+| memory per idle WebSocket, bytes ($IDLE_CONNECTIONS open, 2 per room) | ${IDLE_B[ricochet]} | ${IDLE_B[matchbox]} | $(ratio "${IDLE_B[ricochet]}" "${IDLE_B[matchbox]}") |
+| join-to-NewPeer p50, µs ($LATENCY_CLIENTS clients, 2-player rooms, $LATENCY_CONCURRENCY rooms at a time) | ${LAT_P50[ricochet]} | ${LAT_P50[matchbox]} | $(ratio "${LAT_P50[ricochet]}" "${LAT_P50[matchbox]}") |
+| join-to-NewPeer p99, µs | ${LAT_P99[ricochet]} | ${LAT_P99[matchbox]} | $(ratio "${LAT_P99[ricochet]}" "${LAT_P99[matchbox]}") |
+
+Goal (issue 3): at most 10 KB per idle connection and at most a tenth of matchbox_server's.
+
+## Method
+- **Memory per idle connection**: the server's \`VmRSS\` (from \`/proc/<pid>/status\`) is read before
+  any client connects and again 3 s after the last of $IDLE_CONNECTIONS WebSockets has received its
+  \`IdAssigned\`; the difference divided by the number of open sockets. Clients join rooms of two
+  (\`/idle-<run>-<i/2>\`), send nothing and read nothing. Ricochet runs with its defaults except the
+  connection caps raised to fit the test (\`--max-connections-per-ip\`; all clients share 127.0.0.1)
+  and a 600 s idle timeout. Kernel socket buffers are not in RSS and are the same for both.
+- **Join-to-NewPeer latency**: per 2-player room, client A joins and reads \`IdAssigned\`; the clock
+  starts, client B opens its TCP connection and WebSocket to the same room, and the clock stops when
+  A receives \`NewPeer(B)\`. $LATENCY_CONCURRENCY rooms run concurrently; percentiles are over
+  $((LATENCY_CLIENTS / 2)) rooms. Ricochet also sends its extension messages (welcome, ticket,
+  peer_joined) on the same sockets in this test.
+
+## Raw output
+\`\`\`
+ricochet  ${IDLE_LINE[ricochet]}
+matchbox  ${IDLE_LINE[matchbox]}
+ricochet  ${LAT_LINE[ricochet]}
+matchbox  ${LAT_LINE[matchbox]}
+\`\`\`
+MD
+echo "wrote $OUT" >&2
+cat "$OUT"

@@ -1,0 +1,295 @@
+//! One task per WebSocket: forwards queued frames out, handles frames in, enforces the idle
+//! timeout and the message rate, and leaves the match when it ends.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use ricochet_protocol::signaling::{
+    check_meta, ClientFrame, ClientMessage, ErrorCode, MatchId, ServerFrame, ServerMessage,
+};
+use ricochet_protocol::PeerId;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::metrics::{MessageKind, Rejection};
+use crate::registry::{Joined, Outbound, Routed};
+use crate::server::{now_unix, Shared};
+
+/// A send to a client that takes longer than this means the client is gone or not reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// WebSocket close codes (RFC 6455 §7.4.1).
+mod close_code {
+    pub(super) const NORMAL: u16 = 1000;
+    pub(super) const GOING_AWAY: u16 = 1001;
+    pub(super) const POLICY: u16 = 1008;
+    pub(super) const TOO_BIG: u16 = 1009;
+}
+
+/// A member's place in the registry; leaving the match happens when this is dropped, whatever
+/// ended the connection (including a failed upgrade).
+pub(crate) struct Membership {
+    shared: Arc<Shared>,
+    peer: PeerId,
+    match_id: MatchId,
+    rx: mpsc::Receiver<Outbound>,
+}
+
+impl Membership {
+    pub(crate) fn new(shared: Arc<Shared>, joined: Joined) -> Membership {
+        shared.active.fetch_add(1, Ordering::AcqRel);
+        Membership {
+            shared,
+            peer: joined.peer,
+            match_id: joined.match_id,
+            rx: joined.rx,
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.shared.registry().leave(self.peer);
+        if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.idle.notify_waiters();
+        }
+        tracing::info!("left");
+    }
+}
+
+/// Token bucket: `burst` messages at once, refilled at `rate` per second.
+struct RateLimit {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32, burst: u32, now: Instant) -> RateLimit {
+        RateLimit {
+            tokens: burst as f64,
+            burst: burst as f64,
+            rate: rate as f64,
+            last: now,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+/// Runs one member's connection to its end.
+pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Membership) {
+    let shared = membership.shared.clone();
+    let config = &shared.config;
+    let mut shutdown = shared.shutdown.clone();
+    let idle = tokio::time::sleep(config.idle_timeout);
+    tokio::pin!(idle);
+    let mut limit = RateLimit::new(
+        config.messages_per_second,
+        config.message_burst,
+        Instant::now(),
+    );
+    let end = loop {
+        tokio::select! {
+            out = membership.rx.recv() => match out {
+                Some(text) => {
+                    if !send(&mut socket, Message::Text(text)).await {
+                        break None;
+                    }
+                }
+                // The registry dropped our queue: we were cut off as too slow.
+                None => break Some((close_code::POLICY, "too slow: outbound queue overflowed")),
+            },
+            incoming = socket.recv() => match incoming {
+                None => break None,
+                Some(Err(e)) => {
+                    // tungstenite reports a message over `max_message_size` as a capacity error.
+                    let text = e.to_string();
+                    if text.contains("Space limit exceeded") || text.contains("too long") {
+                        shared.metrics.reject(Rejection::Oversize);
+                        tracing::info!("message over the size limit");
+                        break Some((close_code::TOO_BIG, "message too big"));
+                    }
+                    tracing::debug!(error = %e, "websocket error");
+                    break None;
+                }
+                Some(Ok(message)) => {
+                    let now = Instant::now();
+                    idle.as_mut().reset(now + config.idle_timeout);
+                    if !limit.allow(now) {
+                        shared.metrics.reject(Rejection::RateLimited);
+                        tracing::info!("message rate exceeded");
+                        break Some((close_code::POLICY, "message rate exceeded"));
+                    }
+                    match handle(&mut socket, &membership, message).await {
+                        Flow::Continue => {}
+                        Flow::Close(code, reason) => break Some((code, reason)),
+                    }
+                }
+            },
+            () = &mut idle => {
+                shared.metrics.reject(Rejection::IdleTimeout);
+                break Some((close_code::NORMAL, "idle timeout"));
+            }
+            () = shutting_down(&mut shutdown) => {
+                break Some((close_code::GOING_AWAY, "server shutting down"));
+            }
+        }
+    };
+    if let Some((code, reason)) = end {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+    }
+    drop(membership);
+}
+
+/// Completes once the server starts shutting down.
+async fn shutting_down(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let stop = *rx.borrow_and_update();
+        if stop {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // The server is gone without a signal: nothing more to wait for.
+            return std::future::pending().await;
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn reply_error(socket: &mut WebSocket, code: ErrorCode, message: String) -> Flow {
+    let text = ServerFrame::Ricochet(ServerMessage::Error { code, message }).to_json();
+    if send(socket, Message::Text(text.into())).await {
+        Flow::Continue
+    } else {
+        Flow::Close(close_code::NORMAL, "")
+    }
+}
+
+async fn handle(socket: &mut WebSocket, membership: &Membership, message: Message) -> Flow {
+    let shared = &membership.shared;
+    let me = membership.peer;
+    let text = match message {
+        Message::Text(text) => text,
+        Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+        Message::Close(_) => return Flow::Close(close_code::NORMAL, ""),
+        Message::Binary(_) => {
+            shared.metrics.message(MessageKind::Invalid);
+            shared.metrics.reject(Rejection::Malformed);
+            return reply_error(
+                socket,
+                ErrorCode::Malformed,
+                "binary frames are not used".into(),
+            )
+            .await;
+        }
+    };
+    let frame = match ClientFrame::from_json(text.as_str()) {
+        Ok(frame) => frame,
+        Err(e) => {
+            shared.metrics.message(MessageKind::Invalid);
+            shared.metrics.reject(Rejection::Malformed);
+            tracing::debug!(error = %e, "malformed frame");
+            return reply_error(socket, ErrorCode::Malformed, e.to_string()).await;
+        }
+    };
+    match frame {
+        ClientFrame::Signal { receiver, data } => {
+            shared.metrics.message(MessageKind::Signal);
+            // The sender is stamped here: a client cannot claim to be someone else.
+            let out = ServerFrame::Signal { sender: me, data }.to_json();
+            let routed = shared.registry().route_signal(me, receiver, out.into());
+            match routed {
+                Routed::Delivered => Flow::Continue,
+                Routed::UnknownPeer => {
+                    shared.metrics.reject(Rejection::UnknownPeer);
+                    reply_error(
+                        socket,
+                        ErrorCode::UnknownPeer,
+                        format!("peer {receiver} is not in your match"),
+                    )
+                    .await
+                }
+                Routed::Gone => Flow::Close(close_code::POLICY, "removed"),
+            }
+        }
+        ClientFrame::KeepAlive => {
+            shared.metrics.message(MessageKind::KeepAlive);
+            Flow::Continue
+        }
+        ClientFrame::Ricochet(msg) => {
+            shared.metrics.message(MessageKind::Extension);
+            match msg {
+                ClientMessage::SetMeta { meta } => {
+                    if let Err(e) = check_meta(&meta, shared.config.max_meta_size) {
+                        shared.metrics.reject(Rejection::BadMeta);
+                        let code = match e {
+                            ricochet_protocol::signaling::MetaError::TooLarge { .. } => {
+                                ErrorCode::MetaTooLarge
+                            }
+                            _ => ErrorCode::BadMeta,
+                        };
+                        return reply_error(socket, code, e.to_string()).await;
+                    }
+                    shared.registry().set_meta(me, meta);
+                    Flow::Continue
+                }
+                ClientMessage::RenewTicket => {
+                    let grant = shared.ticketing.grant(membership.match_id, me, now_unix());
+                    match grant {
+                        Some(grant) => {
+                            let text =
+                                ServerFrame::Ricochet(ServerMessage::Ticket(grant)).to_json();
+                            if send(socket, Message::Text(text.into())).await {
+                                Flow::Continue
+                            } else {
+                                Flow::Close(close_code::NORMAL, "")
+                            }
+                        }
+                        None => {
+                            reply_error(
+                                socket,
+                                ErrorCode::TicketUnavailable,
+                                "ticket could not be issued".into(),
+                            )
+                            .await
+                        }
+                    }
+                }
+                // Future client messages this server does not know.
+                #[allow(unreachable_patterns)]
+                _ => reply_error(socket, ErrorCode::BadRequest, "unsupported message".into()).await,
+            }
+        }
+        #[allow(unreachable_patterns)]
+        _ => Flow::Continue,
+    }
+}

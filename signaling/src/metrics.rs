@@ -1,0 +1,144 @@
+//! Prometheus metrics served at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Why a request, frame or connection was refused or cut off (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    BadRequest,
+    UnknownMatch,
+    MatchFull,
+    OriginNotAllowed,
+    ServerFull,
+    TooManyConnectionsFromIp,
+    TooManyMatches,
+    ShuttingDown,
+    Malformed,
+    UnknownPeer,
+    BadMeta,
+    Oversize,
+    RateLimited,
+    TooSlow,
+    IdleTimeout,
+}
+
+impl Rejection {
+    fn as_str(self) -> &'static str {
+        match self {
+            Rejection::BadRequest => "bad_request",
+            Rejection::UnknownMatch => "unknown_match",
+            Rejection::MatchFull => "match_full",
+            Rejection::OriginNotAllowed => "origin_not_allowed",
+            Rejection::ServerFull => "server_full",
+            Rejection::TooManyConnectionsFromIp => "too_many_connections_from_ip",
+            Rejection::TooManyMatches => "too_many_matches",
+            Rejection::ShuttingDown => "shutting_down",
+            Rejection::Malformed => "malformed",
+            Rejection::UnknownPeer => "unknown_peer",
+            Rejection::BadMeta => "bad_meta",
+            Rejection::Oversize => "oversize",
+            Rejection::RateLimited => "rate_limited",
+            Rejection::TooSlow => "too_slow",
+            Rejection::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
+/// Kinds of frames received from clients (the `kind` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MessageKind {
+    Signal,
+    KeepAlive,
+    Extension,
+    Invalid,
+}
+
+impl MessageKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Signal => "signal",
+            MessageKind::KeepAlive => "keep_alive",
+            MessageKind::Extension => "extension",
+            MessageKind::Invalid => "invalid",
+        }
+    }
+}
+
+type Labels = [(&'static str, &'static str); 1];
+
+/// The server's metrics; cheap to update from any task.
+pub(crate) struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections (members of a match).
+    pub(crate) connections: Gauge,
+    /// WebSocket connections accepted since start.
+    pub(crate) connections_total: Counter,
+    /// Live matches.
+    pub(crate) matches: Gauge,
+    messages: Family<Labels, Counter>,
+    rejections: Family<Labels, Counter>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("ricochet_signaling");
+        let connections = Gauge::default();
+        let connections_total = Counter::default();
+        let matches = Gauge::default();
+        let messages = Family::<Labels, Counter>::default();
+        let rejections = Family::<Labels, Counter>::default();
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "WebSocket connections accepted since start",
+            connections_total.clone(),
+        );
+        registry.register("matches", "Live matches", matches.clone());
+        registry.register(
+            "messages_received",
+            "Frames received from clients, by kind",
+            messages.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Refused requests, frames and connections, by reason",
+            rejections.clone(),
+        );
+        Metrics {
+            registry,
+            connections,
+            connections_total,
+            matches,
+            messages,
+            rejections,
+        }
+    }
+
+    pub(crate) fn message(&self, kind: MessageKind) {
+        self.messages
+            .get_or_create(&[("kind", kind.as_str())])
+            .inc();
+    }
+
+    pub(crate) fn reject(&self, reason: Rejection) {
+        self.rejections
+            .get_or_create(&[("reason", reason.as_str())])
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

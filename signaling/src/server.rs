@@ -1,0 +1,462 @@
+//! HTTP side: routes, the checks made before a WebSocket upgrade, and [`run`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rand::Rng as _;
+use ricochet_protocol::signaling::{
+    check_meta, parse_meta, CreateMatch, CreatedMatch, ErrorCode, HttpError, MatchId,
+    MAX_MATCH_PLAYERS, MIN_QUICK_MATCH_SIZE,
+};
+use ricochet_protocol::PeerId;
+use tokio::sync::{watch, Notify};
+use tower_http::services::ServeDir;
+use tracing::Instrument as _;
+
+use crate::connection::{serve_connection, Membership};
+use crate::metrics::{Metrics, Rejection};
+use crate::registry::{Limits, Refusal, Registry, Target, Ticketing};
+use crate::{Config, Error};
+
+/// Longest room name, in characters.
+pub(crate) const MAX_ROOM_NAME_LEN: usize = 64;
+/// Largest `POST /matches` body, in bytes.
+const MAX_CREATE_BODY: usize = 4 * 1024;
+/// Upper bound on what tungstenite may buffer for one slow client before failing, in bytes.
+const MAX_WRITE_BUFFER: usize = 256 * 1024;
+
+/// State shared by every handler and connection.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) registry: Mutex<Registry>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) ticketing: Ticketing,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Open connection tasks, and a wake-up for when it drops to zero.
+    pub(crate) active: AtomicUsize,
+    pub(crate) idle: Notify,
+    static_files: Option<ServeDir>,
+}
+
+impl Shared {
+    /// Locks the registry; a panic elsewhere while holding it does not take the server down.
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Serves signaling on `listener` until `shutdown` completes, then closes every WebSocket
+/// (close code 1001) and returns once all connections are gone.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
+    let metrics = Arc::new(Metrics::new());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let limits = Limits {
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+        max_matches: config.max_matches,
+        max_players: config.max_players,
+        outbound_queue: config.outbound_queue.max(4),
+    };
+    let ticketing = Ticketing {
+        secret: config.secret.clone(),
+        relay_url: config.relay_url.clone(),
+        ttl_secs: config.ticket_ttl.as_secs().max(1),
+    };
+    let static_files = config
+        .static_dir
+        .as_ref()
+        .map(|dir| ServeDir::new(dir).append_index_html_on_directories(true));
+    let shared = Arc::new(Shared {
+        registry: Mutex::new(Registry::new(limits, metrics.clone())),
+        metrics,
+        ticketing,
+        shutdown: shutdown_rx,
+        active: AtomicUsize::new(0),
+        idle: Notify::new(),
+        static_files: static_files.clone(),
+        config,
+    });
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route(
+            "/matches",
+            get(list_matches)
+                .post(create_match)
+                .layer(DefaultBodyLimit::max(MAX_CREATE_BODY)),
+        )
+        .route("/{room}", get(room))
+        .with_state(shared.clone());
+    if let Some(files) = static_files {
+        app = app.fallback_service(files);
+    }
+    tracing::info!(addr = ?listener.local_addr().ok(), "signaling server listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing WebSockets");
+        let _ = shutdown_tx.send(true);
+    })
+    .await?;
+    // HTTP connections are done; wait for the WebSocket tasks, which saw the signal too.
+    loop {
+        let idle = shared.idle.notified();
+        if shared.active.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        idle.await;
+    }
+    tracing::info!("signaling server stopped");
+    Ok(())
+}
+
+fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+    let body = HttpError {
+        error: code,
+        message: message.into(),
+    };
+    (status, Json(body)).into_response()
+}
+
+fn refusal(shared: &Shared, r: Refusal) -> Response {
+    shared.metrics.reject(r.rejection());
+    match r {
+        Refusal::UnknownMatch => error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownMatch,
+            "no match has this id",
+        ),
+        Refusal::MatchFull { players, max } => error(
+            StatusCode::CONFLICT,
+            ErrorCode::MatchFull,
+            format!("match is full ({players}/{max} players)"),
+        ),
+        Refusal::ServerFull => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerFull,
+            "server is at its connection limit",
+        ),
+        Refusal::TooManyConnectionsFromIp => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyConnectionsFromIp,
+            "too many connections from this address",
+        ),
+        Refusal::TooManyMatches => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TooManyMatches,
+            "server is at its match limit",
+        ),
+    }
+}
+
+async fn health() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn list_matches(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.registry().list_public()).into_response()
+}
+
+async fn create_match(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<CreateMatch>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let bad = |message: String| {
+        shared.metrics.reject(Rejection::BadRequest);
+        error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+    };
+    let req = match body {
+        Ok(Json(req)) => req,
+        Err(e) => return bad(format!("invalid body: {}", e.body_text())),
+    };
+    let max_players = req.max_players.unwrap_or(shared.config.max_players);
+    if !(MIN_QUICK_MATCH_SIZE..=MAX_MATCH_PLAYERS).contains(&max_players) {
+        return bad(format!("max_players must be in 2..=16, got {max_players}"));
+    }
+    if let Some(meta) = &req.metadata {
+        if let Err(e) = check_meta(meta, shared.config.max_meta_size) {
+            return bad(format!("metadata: {e}"));
+        }
+    }
+    let id = MatchId::from_bytes(rand::thread_rng().gen());
+    if let Err(r) = shared
+        .registry()
+        .create(id, req.public, max_players, req.metadata)
+    {
+        return refusal(&shared, r);
+    }
+    let ttl = shared.config.unjoined_match_ttl;
+    let weak = Arc::downgrade(&shared);
+    tokio::spawn(async move {
+        tokio::time::sleep(ttl).await;
+        if let Some(shared) = weak.upgrade() {
+            shared.registry().expire_unjoined(id);
+        }
+    });
+    tracing::info!(match_id = %id, public = req.public, max_players, "match created");
+    (
+        StatusCode::CREATED,
+        Json(CreatedMatch {
+            id,
+            path: format!("/{id}"),
+            max_players,
+            public: req.public,
+        }),
+    )
+        .into_response()
+}
+
+fn valid_room_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ROOM_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+}
+
+/// Parses the room path and query into a join target and metadata.
+fn parse_join(
+    room: &str,
+    query: &HashMap<String, String>,
+    max_meta: usize,
+) -> Result<(Target, Option<serde_json::Value>), (ErrorCode, String)> {
+    let bad = |code: ErrorCode, message: String| Err((code, message));
+    let next = match query.get("next") {
+        None => None,
+        Some(text) => match text.parse::<u8>() {
+            Ok(n) if (MIN_QUICK_MATCH_SIZE..=MAX_MATCH_PLAYERS).contains(&n) => Some(n),
+            _ => {
+                return bad(
+                    ErrorCode::BadNext,
+                    format!("next must be a whole number in 2..=16, got {text:?}"),
+                )
+            }
+        },
+    };
+    let meta = match query.get("meta") {
+        None => None,
+        Some(text) => match parse_meta(text, max_meta) {
+            Ok(v) => Some(v),
+            Err(e @ ricochet_protocol::signaling::MetaError::TooLarge { .. }) => {
+                return bad(ErrorCode::MetaTooLarge, e.to_string())
+            }
+            Err(e) => return bad(ErrorCode::BadMeta, e.to_string()),
+        },
+    };
+    let target = if let Ok(id) = room.parse::<MatchId>() {
+        if next.is_some() {
+            return bad(
+                ErrorCode::BadNext,
+                "next cannot be combined with a match id".into(),
+            );
+        }
+        Target::Id(id)
+    } else if valid_room_name(room) {
+        match next {
+            Some(size) => Target::Quick {
+                room: room.to_owned(),
+                size,
+            },
+            None => Target::Name(room.to_owned()),
+        }
+    } else {
+        return bad(
+            ErrorCode::BadRoom,
+            format!("room name must be 1..={MAX_ROOM_NAME_LEN} characters of A-Z a-z 0-9 . _ ~ -"),
+        );
+    };
+    Ok((target, meta))
+}
+
+async fn room(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(room): Path<String>,
+    request: Request,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(_) => {
+            if let Some(mut files) = shared.static_files.clone() {
+                return match files.try_call(Request::from_parts(parts, body)).await {
+                    Ok(resp) => resp.into_response(),
+                    Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                };
+            }
+            return error(
+                StatusCode::UPGRADE_REQUIRED,
+                ErrorCode::UpgradeRequired,
+                "this is a WebSocket endpoint: connect with a WebSocket client",
+            );
+        }
+    };
+    if *shared.shutdown.borrow() {
+        shared.metrics.reject(Rejection::ShuttingDown);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ShuttingDown,
+            "server is shutting down",
+        );
+    }
+    if !shared.config.allowed_origins.is_empty() {
+        let origin = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        if !origin.is_some_and(|o| shared.config.allowed_origins.iter().any(|a| a == o)) {
+            shared.metrics.reject(Rejection::OriginNotAllowed);
+            return error(
+                StatusCode::FORBIDDEN,
+                ErrorCode::OriginNotAllowed,
+                "origin not allowed",
+            );
+        }
+    }
+    let query = match Query::<HashMap<String, String>>::try_from_uri(&parts.uri) {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            shared.metrics.reject(Rejection::BadRequest);
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!("invalid query string: {}", e.body_text()),
+            );
+        }
+    };
+    let (target, meta) = match parse_join(&room, &query, shared.config.max_meta_size) {
+        Ok(t) => t,
+        Err((code, message)) => {
+            shared.metrics.reject(Rejection::BadRequest);
+            return error(StatusCode::BAD_REQUEST, code, message);
+        }
+    };
+    let ip: IpAddr = addr.ip();
+    let joined = {
+        let (peer_id, match_id) = {
+            let mut rng = rand::thread_rng();
+            (
+                PeerId(uuid::Uuid::from_bytes(uuid_v4(rng.gen()))),
+                MatchId::from_bytes(rng.gen()),
+            )
+        };
+        shared.registry().join(
+            &target,
+            ip,
+            meta,
+            (peer_id, match_id),
+            &shared.ticketing,
+            now_unix(),
+        )
+    };
+    let joined = match joined {
+        Ok(j) => j,
+        Err(r) => return refusal(&shared, r),
+    };
+    let span = tracing::info_span!(
+        "connection",
+        peer = %joined.peer,
+        %ip,
+        match_id = %joined.match_id,
+    );
+    span.in_scope(|| tracing::info!(room = %room, "joined"));
+    let membership = Membership::new(shared.clone(), joined);
+    let config = &shared.config;
+    ws.read_buffer_size(config.read_buffer_size)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(config.max_message_size)
+        .max_frame_size(config.max_message_size)
+        .on_upgrade(move |socket| serve_connection(socket, membership).instrument(span))
+}
+
+/// Sets the version and variant bits of 16 random bytes, making a UUID v4.
+fn uuid_v4(mut bytes: [u8; 16]) -> [u8; 16] {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn join_targets() {
+        assert_eq!(
+            parse_join("friday-night", &q(&[]), 512).unwrap().0,
+            Target::Name("friday-night".into())
+        );
+        assert_eq!(
+            parse_join("lobby", &q(&[("next", "4")]), 512).unwrap().0,
+            Target::Quick {
+                room: "lobby".into(),
+                size: 4
+            }
+        );
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            parse_join(id, &q(&[]), 512).unwrap().0,
+            Target::Id(id.parse().unwrap())
+        );
+        for next in ["0", "1", "17", "-2", "two", "", "300"] {
+            assert!(
+                parse_join("lobby", &q(&[("next", next)]), 512).is_err(),
+                "{next}"
+            );
+        }
+        assert!(parse_join(id, &q(&[("next", "2")]), 512).is_err());
+        for name in ["", "a b", "a/b", "é", &"x".repeat(65)] {
+            assert!(parse_join(name, &q(&[]), 512).is_err(), "{name:?}");
+        }
+        assert!(parse_join("r", &q(&[("meta", "[1]")]), 512).is_err());
+        assert!(parse_join("r", &q(&[("meta", r#"{"n":"ann"}"#)]), 8).is_err());
+        assert!(parse_join("r", &q(&[("meta", r#"{"n":"ann"}"#)]), 512)
+            .unwrap()
+            .1
+            .is_some());
+    }
+}
