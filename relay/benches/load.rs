@@ -1,2 +1,567 @@
-//! Load benchmark (being written).
-fn main() {}
+//! Load benchmark: `cargo bench -p ricochet-relay --bench load`.
+//!
+//! Runs two relays, each in its own child process (this same binary with `serve ours` or
+//! `serve baseline`), one after the other, and drives them from this process with the same
+//! load generator:
+//! - `ours`: [`ricochet_relay::run`] with limits raised so that only load matters;
+//! - `baseline`: the obvious tokio-tungstenite broadcast relay written below (a task per
+//!   connection plus a writer task, an unbounded channel per client, one send and flush per
+//!   frame, a global room map behind a mutex).
+//!
+//! The generator keeps many connections per task (one tick every millisecond sends what is
+//! due on each of its connections; one `SelectAll` reads them all). Every payload is 32 bytes:
+//! send time (ns since the generator's epoch), step, connection, sequence. For each workload
+//! (1,000 two-player matches; 250 four-player matches) the offered rate steps up (frames per
+//! second per client) until a step fails: delivered share < 99.99% or p99 > 2 ms. Each step:
+//! 1 s warm-up, a measured window, 0.5 s for stragglers. Server CPU is the child's total
+//! on-CPU time (sum of `/proc/PID/task/*/schedstat`) over the window, divided by the frames
+//! delivered from that window.
+//!
+//! Environment: `BENCH_WINDOW_MS` (default 3000), `BENCH_MAX_HZ` (default 150),
+//! `BENCH_OUT` (write the Markdown table there too).
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::SelectAll;
+use futures_util::{SinkExt, StreamExt};
+use ricochet_protocol::{PeerId, Ticket, TicketClaims};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const SECRET: &[u8] = b"benchmark secret, 16+ bytes";
+const PAYLOAD: usize = 32;
+const CONNS_PER_TASK: usize = 100;
+const BUCKET_US: u64 = 5;
+const BUCKETS: usize = 10_000; // 5 us x 10,000 = 50 ms, then one overflow bucket
+const MAX_STEPS: usize = 16;
+const STEPS_HZ: &[u32] = &[15, 30, 45, 60, 75, 90, 105, 120, 150, 180, 210, 240];
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+// ---------------------------------------------------------------------------------------
+// Servers (child process).
+
+fn serve(which: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("PORT {}", listener.local_addr().unwrap().port());
+        std::io::stdout().flush().unwrap();
+        // Exit when the parent closes our stdin.
+        std::thread::spawn(|| {
+            let mut s = String::new();
+            while std::io::stdin()
+                .read_line(&mut s)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {}
+            std::process::exit(0);
+        });
+        match which {
+            "ours" => {
+                let mut cfg = ricochet_relay::Config::new(SECRET.to_vec()).unwrap();
+                cfg.set_max_connections_per_ip(100_000)
+                    .unwrap()
+                    .set_max_connections(100_000)
+                    .unwrap()
+                    .set_frame_rate(100_000, 100_000)
+                    .unwrap();
+                ricochet_relay::run(listener, cfg, std::future::pending())
+                    .await
+                    .unwrap();
+            }
+            _ => baseline(listener).await,
+        }
+    });
+}
+
+type Rooms = Arc<Mutex<HashMap<String, Vec<(u64, tokio::sync::mpsc::UnboundedSender<Message>)>>>>;
+
+/// The obvious relay: task per connection, channel per client.
+async fn baseline(listener: tokio::net::TcpListener) {
+    let rooms: Rooms = Arc::default();
+    let mut next_id = 0u64;
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        next_id += 1;
+        tokio::spawn(baseline_conn(tcp, rooms.clone(), next_id));
+    }
+}
+
+#[allow(clippy::result_large_err)] // the handshake callback signature is tungstenite's
+async fn baseline_conn(tcp: TcpStream, rooms: Rooms, id: u64) {
+    let mut path = String::new();
+    let callback = |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+        path = req.uri().path().to_string();
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+        return;
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    rooms
+        .lock()
+        .unwrap()
+        .entry(path.clone())
+        .or_default()
+        .push((id, tx));
+    let writer = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(msg)) = stream.next().await {
+        if msg.is_binary() {
+            let rooms = rooms.lock().unwrap();
+            for (other, tx) in rooms.get(&path).into_iter().flatten() {
+                if *other != id {
+                    let _ = tx.send(msg.clone());
+                }
+            }
+        }
+    }
+    let mut rooms = rooms.lock().unwrap();
+    if let Some(members) = rooms.get_mut(&path) {
+        members.retain(|(other, _)| *other != id);
+        if members.is_empty() {
+            rooms.remove(&path);
+        }
+    }
+    writer.abort();
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurement.
+
+struct StepStats {
+    sent: AtomicU64,
+    recv: AtomicU64,
+    buckets: Vec<AtomicU64>,
+}
+
+impl StepStats {
+    fn new() -> Self {
+        StepStats {
+            sent: AtomicU64::new(0),
+            recv: AtomicU64::new(0),
+            buckets: (0..=BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn percentile_us(&self, q: f64) -> f64 {
+        let total: u64 = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        if total == 0 {
+            return f64::NAN;
+        }
+        let want = (q * total as f64).ceil() as u64;
+        let mut acc = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            acc += b.load(Ordering::Relaxed);
+            if acc >= want {
+                return ((i as u64 + 1) * BUCKET_US) as f64;
+            }
+        }
+        f64::INFINITY
+    }
+}
+
+struct Control {
+    hz: AtomicU32,
+    step: AtomicU32,
+    stop: AtomicBool,
+    steps: Vec<StepStats>,
+    epoch: Instant,
+    header: usize,
+}
+
+/// Total on-CPU time of every thread of `pid`, in nanoseconds.
+fn cpu_ns(pid: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.filter_map(|e| {
+        let s = std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok()?;
+        s.split_whitespace().next()?.parse::<u64>().ok()
+    })
+    .sum()
+}
+
+async fn gen_task(conns: Vec<Ws>, first_id: u32, ctl: Arc<Control>) {
+    let n = conns.len();
+    let mut sinks = Vec::with_capacity(n);
+    let mut incoming = SelectAll::new();
+    for c in conns {
+        let (s, r) = c.split();
+        sinks.push(s);
+        incoming.push(r);
+    }
+    let mut due = vec![Instant::now(); n];
+    let mut seq = vec![0u32; n];
+    let mut hz = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let header = ctl.header;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if ctl.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let now = Instant::now();
+                let want = ctl.hz.load(Ordering::Relaxed);
+                if want != hz {
+                    hz = want;
+                    if hz > 0 {
+                        // Spread this task's connections evenly over one period.
+                        let period = Duration::from_secs(1) / hz;
+                        for (i, d) in due.iter_mut().enumerate() {
+                            *d = now + period * i as u32 / n as u32;
+                        }
+                    }
+                }
+                if hz == 0 {
+                    continue;
+                }
+                let period = Duration::from_secs(1) / hz;
+                let step = ctl.step.load(Ordering::Relaxed);
+                let mut sent = 0;
+                for i in 0..n {
+                    // Catch up at most a few periods; a generator that falls further behind
+                    // simply offers less (and the delivered count shows it).
+                    if now.saturating_duration_since(due[i]) > period * 4 {
+                        due[i] = now;
+                    }
+                    while due[i] <= now {
+                        due[i] += period;
+                        seq[i] += 1;
+                        let mut f = Vec::with_capacity(2 + PAYLOAD);
+                        f.extend_from_slice(&[1, 0]);
+                        let t = ctl.epoch.elapsed().as_nanos() as u64;
+                        f.extend_from_slice(&t.to_be_bytes());
+                        f.extend_from_slice(&step.to_be_bytes());
+                        f.extend_from_slice(&(first_id + i as u32).to_be_bytes());
+                        f.extend_from_slice(&seq[i].to_be_bytes());
+                        f.resize(2 + PAYLOAD, 0);
+                        if sinks[i].send(Message::Binary(f.into())).await.is_ok() && step != 0 {
+                            sent += 1;
+                        }
+                    }
+                }
+                if step != 0 {
+                    ctl.steps[step as usize].sent.fetch_add(sent, Ordering::Relaxed);
+                }
+            }
+            Some(msg) = incoming.next() => {
+                let Ok(Message::Binary(b)) = msg else { continue };
+                if b.len() < header + 12 || b[0] >= 0xF0 {
+                    continue;
+                }
+                let p = &b[header..];
+                let t = u64::from_be_bytes(p[..8].try_into().unwrap());
+                let step = u32::from_be_bytes(p[8..12].try_into().unwrap()) as usize;
+                if step == 0 || step >= MAX_STEPS {
+                    continue;
+                }
+                let lat_us = (ctl.epoch.elapsed().as_nanos() as u64).saturating_sub(t) / 1000;
+                let s = &ctl.steps[step];
+                s.recv.fetch_add(1, Ordering::Relaxed);
+                let bucket = ((lat_us / BUCKET_US) as usize).min(BUCKETS);
+                s.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+struct Server {
+    name: &'static str,
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(name: &'static str) -> Server {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["serve", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+        Server { name, child, port }
+    }
+
+    fn url(&self, match_idx: usize, peer: usize, tag: &str) -> String {
+        let key = format!("{tag}-{match_idx}");
+        if self.name == "ours" {
+            let ticket = Ticket::issue(
+                SECRET,
+                &TicketClaims {
+                    match_key: key,
+                    peer: PeerId(uuid::Uuid::from_u128(peer as u128 + 1)),
+                    expires_at: u64::MAX / 2,
+                },
+            )
+            .unwrap();
+            format!("ws://127.0.0.1:{}/?ticket={ticket}", self.port)
+        } else {
+            format!("ws://127.0.0.1:{}/{key}", self.port)
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Row {
+    server: &'static str,
+    players: usize,
+    matches: usize,
+    hz: u32,
+    offered_in: f64,
+    delivered: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    cpu_us_per_frame: f64,
+    server_cores: f64,
+    gen_cores: f64,
+    out_per_s: f64,
+    pass: bool,
+}
+
+/// Connects every member, steps the rate through `hzs`, stops at the first failing step.
+async fn run_workload(
+    server: &Server,
+    players: usize,
+    matches: usize,
+    hzs: &[u32],
+    window: Duration,
+    tag: &str,
+) -> Vec<Row> {
+    let ctl = Arc::new(Control {
+        hz: AtomicU32::new(0),
+        step: AtomicU32::new(0),
+        stop: AtomicBool::new(false),
+        steps: (0..MAX_STEPS).map(|_| StepStats::new()).collect(),
+        epoch: Instant::now(),
+        header: if server.name == "ours" { 4 } else { 2 },
+    });
+    // Connect, many at a time.
+    let total = players * matches;
+    let mut conns: Vec<Option<Ws>> = (0..total).map(|_| None).collect();
+    for chunk in (0..total).collect::<Vec<_>>().chunks(200) {
+        let futs = chunk.iter().map(|&i| {
+            let url = server.url(i / players, i, tag);
+            async move {
+                let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+                    .await
+                    .expect("connect");
+                (i, ws)
+            }
+        });
+        for (i, ws) in futures_util::future::join_all(futs).await {
+            conns[i] = Some(ws);
+        }
+    }
+    let mut tasks = Vec::new();
+    let mut id = 0u32;
+    let mut conns = conns.into_iter().map(Option::unwrap).collect::<Vec<_>>();
+    while !conns.is_empty() {
+        let rest = conns.split_off(conns.len().min(CONNS_PER_TASK));
+        tasks.push(tokio::spawn(gen_task(conns, id, ctl.clone())));
+        id += CONNS_PER_TASK as u32;
+        conns = rest;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = server.child.id().to_string();
+    let mut rows = Vec::new();
+    for (k, &hz) in hzs.iter().enumerate() {
+        let step = k + 1;
+        ctl.hz.store(hz, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (s0, g0, t0) = (cpu_ns(&pid), cpu_ns("self"), Instant::now());
+        ctl.step.store(step as u32, Ordering::Relaxed);
+        tokio::time::sleep(window).await;
+        ctl.step.store(0, Ordering::Relaxed);
+        let (s1, g1, el) = (cpu_ns(&pid), cpu_ns("self"), t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let st = &ctl.steps[step];
+        let sent = st.sent.load(Ordering::Relaxed);
+        let recv = st.recv.load(Ordering::Relaxed);
+        let expected = sent * (players as u64 - 1);
+        let delivered = if expected == 0 {
+            0.0
+        } else {
+            recv as f64 / expected as f64
+        };
+        let secs = el.as_secs_f64();
+        let row = Row {
+            server: server.name,
+            players,
+            matches,
+            hz,
+            offered_in: (total as f64) * hz as f64,
+            delivered,
+            p50: st.percentile_us(0.50),
+            p99: st.percentile_us(0.99),
+            p999: st.percentile_us(0.999),
+            cpu_us_per_frame: (s1 - s0) as f64 / 1000.0 / recv.max(1) as f64,
+            server_cores: (s1 - s0) as f64 / 1e9 / secs,
+            gen_cores: (g1 - g0) as f64 / 1e9 / secs,
+            out_per_s: recv as f64 / secs,
+            pass: delivered >= 0.9999 && st.percentile_us(0.99) <= 2000.0,
+        };
+        eprintln!("{}", fmt_row(&row));
+        let pass = row.pass;
+        rows.push(row);
+        if !pass {
+            break;
+        }
+    }
+    ctl.hz.store(0, Ordering::Relaxed);
+    ctl.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    // Let the server notice the closes before the next workload.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rows
+}
+
+fn fmt_row(r: &Row) -> String {
+    format!(
+        "| {} | {}p x {} | {} Hz | {:.0}k | {:.0}k | {:.4}% | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        r.server,
+        r.players,
+        r.matches,
+        r.hz,
+        r.offered_in / 1000.0,
+        r.out_per_s / 1000.0,
+        r.delivered * 100.0,
+        r.p50,
+        r.p99,
+        r.p999,
+        r.cpu_us_per_frame,
+        r.server_cores,
+        r.gen_cores,
+        if r.pass { "ok" } else { "FAIL" }
+    )
+}
+
+const HEADER: &str = "| server | workload | rate/client | frames in/s offered | frames out/s delivered | delivered | p50 us | p99 us | p99.9 us | server CPU us/forwarded frame | server cores | generator cores | verdict |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "serve") {
+        serve(args.get(i + 1).map(String::as_str).unwrap_or("ours"));
+        return;
+    }
+    let window = Duration::from_millis(
+        std::env::var("BENCH_WINDOW_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000),
+    );
+    let max_hz: u32 = std::env::var("BENCH_MAX_HZ")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(240);
+    let steps: Vec<u32> = STEPS_HZ.iter().copied().filter(|&h| h <= max_hz).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut headline = Vec::new();
+    let mut search = Vec::new();
+    eprintln!("{HEADER}");
+    rt.block_on(async {
+        for name in ["ours", "baseline"] {
+            let server = Server::start(name);
+            for (players, matches) in [(2, 1000), (4, 250)] {
+                let tag = format!("{players}p");
+                eprintln!("# {name}: {players}-player x {matches}, 60 Hz");
+                let rows = run_workload(&server, players, matches, &[60], window, &tag).await;
+                headline.extend(rows);
+                eprintln!("# {name}: {players}-player x {matches}, rate search");
+                let tag = format!("{players}p-search");
+                let rows = run_workload(&server, players, matches, &steps, window, &tag).await;
+                search.extend(rows);
+            }
+        }
+    });
+    let sustainable = |server: &str, players: usize| {
+        search
+            .iter()
+            .filter(|r| r.server == server && r.players == players && r.pass)
+            .map(|r| r.offered_in)
+            .fold(0.0, f64::max)
+    };
+    let mut out = String::new();
+    out.push_str("### At 60 Hz per client\n\n");
+    out.push_str(HEADER);
+    out.push('\n');
+    for r in &headline {
+        out.push_str(&fmt_row(r));
+        out.push('\n');
+    }
+    out.push_str("\n### Rate search (stops at the first failing step)\n\n");
+    out.push_str(HEADER);
+    out.push('\n');
+    for r in &search {
+        out.push_str(&fmt_row(r));
+        out.push('\n');
+    }
+    out.push_str("\n### Sustainable rate (highest passing step, frames in/s)\n\n| workload | ours | baseline | ratio |\n| --- | --- | --- | --- |\n");
+    for players in [2, 4] {
+        let (o, b) = (
+            sustainable("ours", players),
+            sustainable("baseline", players),
+        );
+        let ratio = if b > 0.0 {
+            format!("{:.2}x", o / b)
+        } else {
+            "n/a".into()
+        };
+        out.push_str(&format!(
+            "| {players}-player | {:.0}k | {:.0}k | {ratio} |\n",
+            o / 1000.0,
+            b / 1000.0
+        ));
+    }
+    out.push_str(&format!(
+        "\nTotal run time: {:.0} s; measured window per step: {} ms; max step tried: {max_hz} Hz per client.\n",
+        started.elapsed().as_secs_f64(),
+        window.as_millis()
+    ));
+    println!("{out}");
+    if let Ok(path) = std::env::var("BENCH_OUT") {
+        std::fs::write(path, &out).unwrap();
+    }
+}

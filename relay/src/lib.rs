@@ -40,6 +40,7 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -202,6 +203,10 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
+    // Game frames are small and latency-bound: never let Nagle hold them back.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
