@@ -457,6 +457,8 @@ impl ErrorCode {
 pub mod close {
     /// The relay is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// The client broke the WebSocket protocol (bad framing, unmasked frame, ...).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A text message was received; only binary messages are allowed.
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A message larger than the relay's maximum frame size was received.

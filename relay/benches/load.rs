@@ -492,6 +492,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(240);
+    let scale: usize = std::env::var("BENCH_SCALE_DOWN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let steps: Vec<u32> = STEPS_HZ.iter().copied().filter(|&h| h <= max_hz).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -504,7 +508,7 @@ fn main() {
     rt.block_on(async {
         for name in ["ours", "baseline"] {
             let server = Server::start(name);
-            for (players, matches) in [(2, 1000), (4, 250)] {
+            for (players, matches) in [(2, 1000 / scale), (4, 250 / scale)] {
                 let tag = format!("{players}p");
                 eprintln!("# {name}: {players}-player x {matches}, 60 Hz");
                 let rows = run_workload(&server, players, matches, &[60], window, &tag).await;

@@ -20,6 +20,13 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default interval between pings the relay sends to each client (half-open detection).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Default number of shard threads (each a single-threaded runtime owning whole matches): the
+/// number of CPUs.
+pub fn default_shards() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
 /// Shortest accepted shared secret, in bytes (the ticket module's minimum).
 pub const MIN_SECRET_LEN: usize = ricochet_protocol::ticket::MIN_SECRET_LEN;
 
@@ -55,6 +62,7 @@ pub struct Config {
     pub(crate) max_connections: usize,
     pub(crate) idle_timeout: Duration,
     pub(crate) ping_interval: Duration,
+    pub(crate) shards: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -70,6 +78,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.idle_timeout)
             .field("ping_interval", &self.ping_interval)
+            .field("shards", &self.shards)
             .finish()
     }
 }
@@ -89,6 +98,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,
+            shards: default_shards(),
         }
     }
 }
@@ -176,6 +186,13 @@ impl Config {
     /// Interval between the relay's pings to each client.
     pub fn set_ping_interval(&mut self, interval: Duration) -> Result<&mut Self, ConfigError> {
         self.ping_interval = nonzero(interval, "ping interval")?;
+        Ok(self)
+    }
+
+    /// Number of shard threads that carry the matches ([`default_shards`] by default). A
+    /// match lives on one shard, chosen by a hash of its key.
+    pub fn set_shards(&mut self, shards: usize) -> Result<&mut Self, ConfigError> {
+        self.shards = nonzero(shards, "shards")?;
         Ok(self)
     }
 

@@ -29,27 +29,33 @@ mod metrics;
 mod rate;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::serve::ListenerExt as _;
-use axum::Router;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tracing::{info_span, Instrument};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use tracing::{debug, error, info_span, warn, Instrument};
 
 pub use config::*;
 
 /// How long [`run`] waits, after the shutdown signal, for connections to send their close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long an HTTP client may take to send its request headers.
+const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Slack above [`Config::set_max_frame_len`] given to the WebSocket layer, so that a
 /// moderately oversize message is read and answered with close 1009 rather than cut off.
 const WS_LIMIT_SLACK: usize = 64 * 1024;
@@ -73,6 +79,7 @@ pub(crate) struct Shared {
     connections: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     shutdown: watch::Receiver<bool>,
+    shards: Vec<mpsc::UnboundedSender<Handoff>>,
 }
 
 /// Holds one connection's place in the connection limits until dropped.
@@ -126,12 +133,55 @@ fn ticket_param(query: Option<&str>) -> Option<&str> {
     query?.split('&').find_map(|kv| kv.strip_prefix("ticket="))
 }
 
-async fn upgrade(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
-    ws: WebSocketUpgrade,
-) -> Response {
+/// A connection whose upgrade is done, on its way to its shard.
+struct Handoff {
+    tcp: std::net::TcpStream,
+    read_buf: Bytes,
+    admission: connection::Admission,
+    slot: Slot,
+    span: tracing::Span,
+}
+
+type Body = Full<Bytes>;
+
+fn reply(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// The WebSocket upgrade (RFC 6455 section 4.2), done here rather than through axum's
+/// `WebSocketUpgrade` so that the raw `TcpStream` can be moved to the match's shard thread.
+fn upgrade(shared: &Arc<Shared>, addr: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
+    let key = match req.headers().get(header::SEC_WEBSOCKET_KEY) {
+        Some(k)
+            if header_has(&req, header::UPGRADE, "websocket")
+                && header_has(&req, header::CONNECTION, "upgrade")
+                && req
+                    .headers()
+                    .get(header::SEC_WEBSOCKET_VERSION)
+                    .map(|v| v.as_bytes())
+                    == Some(b"13") =>
+        {
+            k.clone()
+        }
+        _ => {
+            let mut r = reply(StatusCode::UPGRADE_REQUIRED, "WebSocket upgrade required\n");
+            r.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return r;
+        }
+    };
     let slot = match shared.take_slot(addr.ip()) {
         Ok(s) => s,
         Err((status, reason)) => {
@@ -140,39 +190,159 @@ async fn upgrade(
                 .rejected
                 .get_or_create(&metrics::Reason { reason })
                 .inc();
-            return (status, reason).into_response();
+            return reply(status, reason);
         }
     };
     let admission = connection::admit(
-        ticket_param(query.as_deref()),
+        ticket_param(req.uri().query()),
         &shared.config.secret,
         unix_now(),
     );
     let peer = admission.as_ref().ok().map(|c| c.peer.0.to_string());
     let match_key = admission.as_ref().ok().map(|c| c.match_key.clone());
     let span = info_span!("conn", %addr, peer, match_key, member = tracing::field::Empty);
-    let limit = shared.config.max_frame_len + WS_LIMIT_SLACK;
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        .on_upgrade(move |socket| {
-            let shutdown = shared.shutdown.clone();
-            async move {
-                connection::serve(socket, shared, admission, shutdown).await;
-                drop(slot);
+    let shard = match &admission {
+        Ok(c) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            c.match_key.hash(&mut h);
+            h.finish() as usize % shared.shards.len()
+        }
+        Err(_) => 0,
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                debug!(parent: &span, error = %e, "upgrade failed");
+                return;
             }
-            .instrument(span)
-        })
+        };
+        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(p) => p,
+            Err(_) => {
+                warn!(parent: &span, "upgraded connection is not a TCP stream");
+                return;
+            }
+        };
+        let tcp = match parts.io.into_inner().into_std() {
+            Ok(t) => t,
+            Err(e) => {
+                debug!(parent: &span, error = %e, "cannot detach socket");
+                return;
+            }
+        };
+        let handoff = Handoff {
+            tcp,
+            read_buf: parts.read_buf,
+            admission,
+            slot,
+            span,
+        };
+        if let Err(e) = shared.shards[shard].send(handoff) {
+            // The shard is gone: the relay is shutting down.
+            drop(e);
+        }
+    });
+    let mut r = reply(StatusCode::SWITCHING_PROTOCOLS, "");
+    let h = r.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        shared.metrics.encode(),
-    )
-        .into_response()
+/// Routes one HTTP request: `/` (WebSocket), `/health`, `/metrics`.
+fn route(shared: &Arc<Shared>, addr: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+    }
+    match req.uri().path() {
+        "/" => upgrade(shared, addr, req),
+        "/health" => reply(StatusCode::OK, "ok"),
+        "/metrics" => {
+            let mut r = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        _ => reply(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// Runs one shard: a single-threaded runtime that owns the connections of the matches
+/// hashed to it, so forwarding within a match never crosses threads.
+fn shard(index: usize, mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Shared>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(index, error = %e, "cannot start shard runtime");
+            return;
+        }
+    };
+    let mut shutdown = shared.shutdown.clone();
+    rt.block_on(async move {
+        loop {
+            let h = tokio::select! {
+                h = rx.recv() => match h {
+                    Some(h) => h,
+                    None => break,
+                },
+                _ = shutdown.changed() => break,
+            };
+            let shared = shared.clone();
+            let span = h.span.clone();
+            tokio::spawn(
+                async move {
+                    let Handoff {
+                        tcp,
+                        read_buf,
+                        admission,
+                        slot,
+                        ..
+                    } = h;
+                    let tcp = match TcpStream::from_std(tcp) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            debug!(error = %e, "cannot register socket");
+                            return;
+                        }
+                    };
+                    let ws_config = WebSocketConfig::default()
+                        .max_message_size(Some(shared.config.max_frame_len + WS_LIMIT_SLACK))
+                        .max_frame_size(Some(shared.config.max_frame_len + WS_LIMIT_SLACK));
+                    let ws = WebSocketStream::from_partially_read(
+                        tcp,
+                        read_buf.to_vec(),
+                        Role::Server,
+                        Some(ws_config),
+                    )
+                    .await;
+                    let shutdown = shared.shutdown.clone();
+                    connection::serve(ws, shared, admission, shutdown).await;
+                    drop(slot);
+                }
+                .instrument(span),
+            );
+        }
+        // Shutting down: give this shard's connections time to send their close frames.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while shared.connections.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
 }
 
 /// Serves the relay on `listener` until `shutdown` completes, then closes every connection
@@ -180,12 +350,15 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 pub async fn run(
     listener: TcpListener,
     config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), RelayError> {
     if config.secret.is_empty() {
         return Err(RelayError::NoSecret);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (shard_txs, shard_rxs): (Vec<_>, Vec<_>) = (0..config.shards)
+        .map(|_| mpsc::unbounded_channel())
+        .unzip();
     let shared = Arc::new(Shared {
         config,
         matches: matches::Matches::default(),
@@ -193,26 +366,48 @@ pub async fn run(
         connections: AtomicUsize::new(0),
         per_ip: Mutex::new(HashMap::new()),
         shutdown: stop_rx,
+        shards: shard_txs,
     });
-    let app = Router::new()
-        .route("/", get(upgrade))
-        .route("/health", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
-        .with_state(shared.clone());
-    let signal = async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    };
-    // Game frames are small and latency-bound: never let Nagle hold them back.
-    let listener = listener.tap_io(|tcp| {
+    for (i, rx) in shard_rxs.into_iter().enumerate() {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("relay-shard-{i}"))
+            .spawn(move || shard(i, rx, shared))?;
+    }
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, addr) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, or the peer gave up: wait a little, go on.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        // Game frames are small and latency-bound: never let Nagle hold them back.
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await?;
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let response = route(&shared, addr, req);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HTTP_HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                debug!(%addr, error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+    drop(listener);
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while shared.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -43,8 +43,9 @@ async fn all_members_see_one_order() {
                 for seq in 0..PER_SENDER {
                     let frame = ClientFrame::broadcast(Opcode(7), &seq.to_be_bytes()).to_vec();
                     tx.send(Message::Binary(frame.into())).await.unwrap();
-                    if seq % 16 == 0 {
-                        tokio::task::yield_now().await;
+                    // Pace the senders so that their frames interleave at the relay.
+                    if seq % 10 == 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                     }
                 }
             };
