@@ -7,7 +7,7 @@
 #
 # Environment: RICOCHET_BENCH_CACHE (where matchbox_server is installed, default
 # ~/.cache/ricochet-bench), CARGO_TARGET_DIR (default target-signaling), IDLE_CONNECTIONS,
-# LATENCY_CLIENTS, LATENCY_CONCURRENCY, LOADGEN_TASKS, OUT (markdown file to write).
+# LATENCY_CLIENTS, LATENCY_CONCURRENCY, LATENCY_ROUNDS, LOADGEN_TASKS, OUT (markdown file to write).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -17,6 +17,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-signaling}"
 IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-10000}"
 LATENCY_CLIENTS="${LATENCY_CLIENTS:-1000}"
 LATENCY_CONCURRENCY="${LATENCY_CONCURRENCY:-50}"
+LATENCY_ROUNDS="${LATENCY_ROUNDS:-5}"
 LOADGEN_TASKS="${LOADGEN_TASKS:-100}"
 OUT="${OUT:-$ROOT/docs/bench-signaling.md}"
 OUR_PORT=3601
@@ -78,7 +79,9 @@ field() { # line key
     echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
-declare -A IDLE_B LAT_P50 LAT_P99 IDLE_LINE LAT_LINE
+declare -A IDLE_B IDLE_LINE LAT_P50S LAT_P99S LAT_LINES CPU_TICKS
+TICKS_PER_SEC="$(getconf CLK_TCK)"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 for name in ricochet matchbox; do
     port=$OUR_PORT; [ "$name" = matchbox ] && port=$MB_PORT
     echo "== $name: $IDLE_CONNECTIONS idle connections" >&2
@@ -88,15 +91,32 @@ for name in ricochet matchbox; do
     IDLE_LINE[$name]="$line"
     IDLE_B[$name]="$(field "$line" bytes_per_conn)"
     stop_server
+done
 
-    echo "== $name: join-to-NewPeer latency, $LATENCY_CLIENTS clients" >&2
-    start_server "$name" "$port"
-    line="$("$LOADGEN" latency "ws://127.0.0.1:$port" "$LATENCY_CLIENTS" "$LATENCY_CONCURRENCY")"
-    echo "$line" >&2
-    LAT_LINE[$name]="$line"
-    LAT_P50[$name]="$(field "$line" p50_us)"
-    LAT_P99[$name]="$(field "$line" p99_us)"
-    stop_server
+# Latency is sensitive to whatever else the machine runs: alternate the servers for
+# LATENCY_ROUNDS rounds (a fresh server each time) and report the median round.
+for round in $(seq 1 "$LATENCY_ROUNDS"); do
+    for name in ricochet matchbox; do
+        port=$OUR_PORT; [ "$name" = matchbox ] && port=$MB_PORT
+        echo "== $name: join-to-NewPeer latency, $LATENCY_CLIENTS clients, round $round" >&2
+        start_server "$name" "$port"
+        ticks_before="$(cpu_ticks "$SERVER_PID")"
+        line="$("$LOADGEN" latency "ws://127.0.0.1:$port" "$LATENCY_CLIENTS" "$LATENCY_CONCURRENCY")"
+        echo "$line" >&2
+        LAT_LINES[$name]+="$name round $round: $line"$'\n'
+        LAT_P50S[$name]+="$(field "$line" p50_us) "
+        LAT_P99S[$name]+="$(field "$line" p99_us) "
+        CPU_TICKS[$name]=$(( ${CPU_TICKS[$name]:-0} + $(cpu_ticks "$SERVER_PID") - ticks_before ))
+        stop_server
+    done
+done
+# Server CPU time (user + system) per client over all latency rounds, in microseconds.
+cpu_per_client() { awk -v t="$1" -v hz="$TICKS_PER_SEC" -v n="$((LATENCY_CLIENTS * LATENCY_ROUNDS))" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }'; }
+median() { echo "$1" | tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+declare -A LAT_P50 LAT_P99
+for name in ricochet matchbox; do
+    LAT_P50[$name]="$(median "${LAT_P50S[$name]}")"
+    LAT_P99[$name]="$(median "${LAT_P99S[$name]}")"
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
@@ -118,8 +138,9 @@ other builds while this ran, so latencies are noisy; memory is not affected.
 | measurement | ricochet-signaling | matchbox_server 0.15 | ratio (ricochet / matchbox) |
 | --- | ---: | ---: | ---: |
 | memory per idle WebSocket, bytes ($IDLE_CONNECTIONS open, 2 per room) | ${IDLE_B[ricochet]} | ${IDLE_B[matchbox]} | $(ratio "${IDLE_B[ricochet]}" "${IDLE_B[matchbox]}") |
-| join-to-NewPeer p50, µs ($LATENCY_CLIENTS clients, 2-player rooms, $LATENCY_CONCURRENCY rooms at a time) | ${LAT_P50[ricochet]} | ${LAT_P50[matchbox]} | $(ratio "${LAT_P50[ricochet]}" "${LAT_P50[matchbox]}") |
+| join-to-NewPeer p50, µs ($LATENCY_CLIENTS clients, 2-player rooms, $LATENCY_CONCURRENCY rooms at a time; median of $LATENCY_ROUNDS rounds) | ${LAT_P50[ricochet]} | ${LAT_P50[matchbox]} | $(ratio "${LAT_P50[ricochet]}" "${LAT_P50[matchbox]}") |
 | join-to-NewPeer p99, µs | ${LAT_P99[ricochet]} | ${LAT_P99[matchbox]} | $(ratio "${LAT_P99[ricochet]}" "${LAT_P99[matchbox]}") |
+| server CPU time per latency client, µs (user + system; all rounds) | $(cpu_per_client "${CPU_TICKS[ricochet]}") | $(cpu_per_client "${CPU_TICKS[matchbox]}") | $(ratio "$(cpu_per_client "${CPU_TICKS[ricochet]}")" "$(cpu_per_client "${CPU_TICKS[matchbox]}")") |
 
 Goal (issue 3): at most 10 KB per idle connection and at most a tenth of matchbox_server's.
 
@@ -133,16 +154,18 @@ Goal (issue 3): at most 10 KB per idle connection and at most a tenth of matchbo
 - **Join-to-NewPeer latency**: per 2-player room, client A joins and reads \`IdAssigned\`; the clock
   starts, client B opens its TCP connection and WebSocket to the same room, and the clock stops when
   A receives \`NewPeer(B)\`. $LATENCY_CONCURRENCY rooms run concurrently; percentiles are over
-  $((LATENCY_CLIENTS / 2)) rooms. Ricochet also sends its extension messages (welcome, ticket,
-  peer_joined) on the same sockets in this test.
+  $((LATENCY_CLIENTS / 2)) rooms. The servers alternate for $LATENCY_ROUNDS rounds, each on a fresh process;
+  the table shows the median over rounds of each percentile. Ricochet also sends its extension messages
+  (welcome, ticket, peer_joined) on the same sockets, which the load generator (sharing the CPUs)
+  reads and skips. The server's CPU time (\`utime + stime\` from \`/proc/<pid>/stat\`, in clock ticks of
+  1/$TICKS_PER_SEC s) over the latency rounds, divided by the number of clients, is less sensitive to the
+  machine's other load than the latencies are.
 
 ## Raw output
 \`\`\`
 ricochet  ${IDLE_LINE[ricochet]}
 matchbox  ${IDLE_LINE[matchbox]}
-ricochet  ${LAT_LINE[ricochet]}
-matchbox  ${LAT_LINE[matchbox]}
-\`\`\`
+${LAT_LINES[ricochet]}${LAT_LINES[matchbox]}\`\`\`
 MD
 echo "wrote $OUT" >&2
 cat "$OUT"

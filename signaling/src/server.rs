@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use axum::{Json, Router};
 use rand::Rng as _;
 use ricochet_protocol::signaling::{
@@ -113,6 +114,13 @@ pub async fn run(
         app = app.fallback_service(files);
     }
     tracing::info!(addr = ?listener.local_addr().ok(), "signaling server listening");
+    // Signaling is many small frames written back to back (IdAssigned, welcome, ticket; NewPeer,
+    // peer_joined): without TCP_NODELAY, Nagle holds the later ones for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -91,3 +91,61 @@ async fn graceful_shutdown_closes_sockets_and_returns() {
     assert_eq!(closed(&mut b.ws).await, Some(1001));
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn slow_readers_are_cut_off_without_slowing_others() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use ricochet_protocol::signaling::ServerFrame;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut cfg = config();
+    cfg.outbound_queue = 4;
+    cfg.messages_per_second = 1_000_000;
+    cfg.message_burst = 1_000_000;
+    let server = start(cfg).await;
+    let mut fast = join(&server.url("/slow")).await;
+    welcome(&mut fast.ws).await;
+    // The slow member joins and then never reads again.
+    let slow = join(&server.url("/slow")).await;
+    expect_joined(&mut fast.ws, slow.id).await;
+    let (mut sink, mut stream) = fast.ws.split();
+    let payload = "x".repeat(7000);
+    let to = slow.id;
+    let writer = tokio::spawn(async move {
+        for _ in 0..5000 {
+            let text = serde_json::json!({"Signal": {"receiver": to, "data": payload}});
+            if sink.send(Message::text(text.to_string())).await.is_err() {
+                break;
+            }
+        }
+    });
+    // The fast member sees the slow one cut off (as a leave) well before it stops sending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow reader never cut off"
+        );
+        let msg = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            if ServerFrame::from_json(t.as_str()).unwrap() == ServerFrame::PeerLeft(slow.id) {
+                break;
+            }
+        }
+    }
+    writer.abort();
+    // Another match is unaffected.
+    let mut other = join(&server.url("/elsewhere")).await;
+    welcome(&mut other.ws).await;
+    let (_, metrics) = http(server.addr, "GET", "/metrics", None).await;
+    assert!(
+        metrics.contains(r#"ricochet_signaling_rejections_total{reason="too_slow"} 1"#),
+        "{metrics}"
+    );
+    drop(slow);
+    server.stop().await.unwrap();
+}

@@ -104,7 +104,11 @@ async fn idle(base: String, pid: u32, connections: usize, tasks: usize) {
     drop(done_tx);
     let mut opened = 0;
     let mut errors = Vec::new();
-    while let Some(r) = done_rx.recv().await {
+    // Each task reports once, then holds its sockets (and its sender) until told to close.
+    for _ in 0..tasks {
+        let Some(r) = done_rx.recv().await else {
+            break;
+        };
         match r {
             Ok(n) => opened += n,
             Err(e) => errors.push(e),
