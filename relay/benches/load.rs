@@ -38,10 +38,17 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 const SECRET: &[u8] = b"benchmark secret, 16+ bytes";
 const PAYLOAD: usize = 32;
 const CONNS_PER_TASK: usize = 100;
+/// Generator threads: one per CPU the generator may use.
+fn gen_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
 const BUCKET_US: u64 = 5;
 const BUCKETS: usize = 10_000; // 5 us x 10,000 = 50 ms, then one overflow bucket
 const MAX_STEPS: usize = 16;
-const STEPS_HZ: &[u32] = &[15, 30, 45, 60, 75, 90, 105, 120, 150, 180, 210, 240];
+/// Rate steps, frames per second per client.
+const STEPS_HZ: &[u32] = &[3, 6, 9, 12, 15, 18, 24, 30, 45, 60, 90, 120];
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -49,10 +56,19 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 // Servers (child process).
 
 fn serve(which: &str) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // Ours runs its accept loop on one thread and the matches on its shard threads (one per
+    // CPU); the baseline gets tokio's default multi-threaded runtime (one worker per CPU).
+    let rt = if which == "ours" {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("PORT {}", listener.local_addr().unwrap().port());
@@ -76,6 +92,12 @@ fn serve(which: &str) {
                     .unwrap()
                     .set_frame_rate(100_000, 100_000)
                     .unwrap();
+                if let Some(n) = std::env::var("BENCH_SHARDS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                {
+                    cfg.set_shards(n).unwrap();
+                }
                 ricochet_relay::run(listener, cfg, std::future::pending())
                     .await
                     .unwrap();
@@ -288,6 +310,44 @@ async fn gen_task(conns: Vec<Ws>, first_id: u32, ctl: Arc<Control>) {
     }
 }
 
+/// One generator thread: connects its members, then runs [`gen_task`]s over them (a
+/// whole match always lives on one thread) until told to stop.
+fn gen_thread(
+    urls: Vec<(u32, String)>,
+    ctl: Arc<Control>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut conns = Vec::with_capacity(urls.len());
+        for chunk in urls.chunks(100) {
+            let futs = chunk.iter().map(|(id, url)| async move {
+                let (ws, _) =
+                    tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+                        .await
+                        .expect("connect");
+                (*id, ws)
+            });
+            conns.extend(futures_util::future::join_all(futs).await);
+        }
+        let mut tasks = Vec::new();
+        while !conns.is_empty() {
+            let rest = conns.split_off(conns.len().min(CONNS_PER_TASK));
+            let first = conns[0].0;
+            let group = conns.into_iter().map(|(_, ws)| ws).collect();
+            tasks.push(tokio::spawn(gen_task(group, first, ctl.clone())));
+            conns = rest;
+        }
+        let _ = ready.send(());
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}
+
 struct Server {
     name: &'static str,
     child: Child,
@@ -296,7 +356,16 @@ struct Server {
 
 impl Server {
     fn start(name: &'static str) -> Server {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match server_cpus() {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &cpus]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
             .args(["serve", name])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -372,31 +441,24 @@ async fn run_workload(
         epoch: Instant::now(),
         header: if server.name == "ours" { 4 } else { 2 },
     });
-    // Connect, many at a time.
+    // Connect, many at a time, on one single-threaded runtimes that then run the
+    // generator tasks.
     let total = players * matches;
-    let mut conns: Vec<Option<Ws>> = (0..total).map(|_| None).collect();
-    for chunk in (0..total).collect::<Vec<_>>().chunks(200) {
-        let futs = chunk.iter().map(|&i| {
-            let url = server.url(i / players, i, tag);
-            async move {
-                let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-                    .await
-                    .expect("connect");
-                (i, ws)
-            }
-        });
-        for (i, ws) in futures_util::future::join_all(futs).await {
-            conns[i] = Some(ws);
-        }
+    let mut threads = Vec::new();
+    let mut ready = Vec::new();
+    let gens = gen_threads();
+    for g in 0..gens {
+        let urls: Vec<(u32, String)> = (0..total)
+            .filter(|i| (i / players) % gens == g)
+            .map(|i| (i as u32, server.url(i / players, i, tag)))
+            .collect();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        ready.push(rx);
+        let ctl = ctl.clone();
+        threads.push(std::thread::spawn(move || gen_thread(urls, ctl, tx)));
     }
-    let mut tasks = Vec::new();
-    let mut id = 0u32;
-    let mut conns = conns.into_iter().map(Option::unwrap).collect::<Vec<_>>();
-    while !conns.is_empty() {
-        let rest = conns.split_off(conns.len().min(CONNS_PER_TASK));
-        tasks.push(tokio::spawn(gen_task(conns, id, ctl.clone())));
-        id += CONNS_PER_TASK as u32;
-        conns = rest;
+    for r in ready {
+        r.await.expect("generator thread failed to connect");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = server.child.id().to_string();
@@ -446,8 +508,8 @@ async fn run_workload(
     }
     ctl.hz.store(0, Ordering::Relaxed);
     ctl.stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    for t in threads {
+        let _ = t.join();
     }
     // Let the server notice the closes before the next workload.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -476,11 +538,36 @@ fn fmt_row(r: &Row) -> String {
 
 const HEADER: &str = "| server | workload | rate/client | frames in/s offered | frames out/s delivered | delivered | p50 us | p99 us | p99.9 us | server CPU us/forwarded frame | server cores | generator cores | verdict |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
+/// With `BENCH_PIN` unset or `1` on a machine with 2+ CPUs: the servers get CPU 0 and the
+/// generator the others, so neither steals the other's core.
+fn pinning() -> bool {
+    std::env::var("BENCH_PIN").map(|v| v != "0").unwrap_or(true)
+        && Command::new("taskset").arg("-V").output().is_ok()
+}
+
+fn server_cpus() -> Option<String> {
+    std::env::var("BENCH_SERVER_CPUS").ok()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "serve") {
         serve(args.get(i + 1).map(String::as_str).unwrap_or("ours"));
         return;
+    }
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if pinning() && cpus >= 2 && server_cpus().is_none() {
+        // Re-run this process on CPUs 1.. and tell it to put the servers on CPU 0.
+        let status = Command::new("taskset")
+            .args(["-c", &format!("1-{}", cpus - 1)])
+            .arg(std::env::current_exe().unwrap())
+            .args(&args[1..])
+            .env("BENCH_SERVER_CPUS", "0")
+            .status()
+            .unwrap();
+        std::process::exit(status.code().unwrap_or(1));
     }
     let window = Duration::from_millis(
         std::env::var("BENCH_WINDOW_MS")
@@ -497,7 +584,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let steps: Vec<u32> = STEPS_HZ.iter().copied().filter(|&h| h <= max_hz).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
@@ -506,7 +593,11 @@ fn main() {
     let mut search = Vec::new();
     eprintln!("{HEADER}");
     rt.block_on(async {
+        let only = std::env::var("BENCH_ONLY").ok();
         for name in ["ours", "baseline"] {
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
             let server = Server::start(name);
             for (players, matches) in [(2, 1000 / scale), (4, 250 / scale)] {
                 let tag = format!("{players}p");

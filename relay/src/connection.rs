@@ -106,9 +106,14 @@ pub(crate) async fn serve(
     info!("joined");
 
     let mut bucket = TokenBucket::new(cfg.frames_per_second, cfg.frame_burst, Instant::now());
-    let mut ticker = tokio::time::interval(cfg.ping_interval);
+    // Spread the connections' housekeeping ticks over the interval, so that thousands of
+    // connections made together do not all wake (and ping) in the same millisecond.
+    let phase = cfg
+        .ping_interval
+        .mul_f64(f64::from((number as u32).wrapping_mul(2_654_435_761) % 1000) / 1000.0);
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + phase, cfg.ping_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
     let mut last_heard = Instant::now();
     let (mut frames_in, mut bytes_in, mut batches) = (0u64, 0u64, 0u64);
     let reply = |b: Bytes| {
@@ -198,10 +203,12 @@ pub(crate) async fn serve(
             _ = ticker.tick() => {
                 metrics.frames_in.inc_by(std::mem::take(&mut frames_in));
                 metrics.bytes_in.inc_by(std::mem::take(&mut bytes_in));
-                if last_heard.elapsed() >= cfg.idle_timeout {
+                let quiet = last_heard.elapsed();
+                if quiet >= cfg.idle_timeout {
                     break (Some(close::IDLE_TIMEOUT), "idle_timeout");
                 }
-                if timeout(CLOSE_TIMEOUT, ws.send(Message::Ping(Bytes::new()))).await.is_err() {
+                // A client that keeps sending is evidently there: ping only quiet ones.
+                if quiet >= cfg.ping_interval && timeout(CLOSE_TIMEOUT, ws.send(Message::Ping(Bytes::new()))).await.is_err() {
                     break (None, "write_error");
                 }
             }
