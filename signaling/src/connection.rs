@@ -228,7 +228,8 @@ async fn handle(socket: &mut WebSocket, membership: &Membership, message: Messag
             let out = ServerFrame::Signal { sender: me, data }.to_json();
             let routed = shared.registry().route_signal(me, receiver, out.into());
             match routed {
-                Routed::Delivered => Flow::Continue,
+                // A dropped signal's receiver was cut off; the sender hears `PeerLeft`.
+                Routed::Delivered | Routed::Dropped => Flow::Continue,
                 Routed::UnknownPeer => {
                     shared.metrics.reject(Rejection::UnknownPeer);
                     reply_error(

@@ -50,6 +50,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -77,7 +79,6 @@ async fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
     ricochet_signaling::run(listener, config, async {
         let _ = tokio::signal::ctrl_c().await;
     })

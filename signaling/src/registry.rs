@@ -133,6 +133,8 @@ pub(crate) struct Joined {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Routed {
     Delivered,
+    /// The receiver's queue was full: it was cut off (everyone gets `PeerLeft`), the signal lost.
+    Dropped,
     /// The receiver is not in the sender's match (or does not exist).
     UnknownPeer,
     /// The sender itself is no longer registered.
@@ -477,9 +479,12 @@ impl Registry {
             Some(receiver) if receiver.match_id == sender.match_id && to != from => {
                 let mut cut = Vec::new();
                 self.push(to, text, &mut cut);
+                if cut.is_empty() {
+                    return Routed::Delivered;
+                }
                 self.cut_off(cut);
                 self.update_gauges();
-                Routed::Delivered
+                Routed::Dropped
             }
             _ => Routed::UnknownPeer,
         }
@@ -508,5 +513,184 @@ impl Registry {
         }
         self.cut_off(cut);
         self.update_gauges();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ricochet_protocol::signaling::ServerFrame;
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn registry(outbound_queue: usize) -> Registry {
+        Registry::new(
+            Limits {
+                max_connections: 100,
+                max_connections_per_ip: 100,
+                max_matches: 100,
+                max_players: 4,
+                outbound_queue,
+            },
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    fn ticketing() -> Ticketing {
+        Ticketing {
+            secret: b"registry test secret".to_vec(),
+            relay_url: None,
+            ttl_secs: 60,
+        }
+    }
+
+    fn ids(n: u128) -> (PeerId, MatchId) {
+        (
+            PeerId(uuid::Uuid::from_u128(n)),
+            MatchId::from_bytes(n.to_be_bytes()),
+        )
+    }
+
+    fn join(r: &mut Registry, target: &Target, n: u128) -> Joined {
+        r.join(target, IP, None, ids(n), &ticketing(), 1_000)
+            .unwrap()
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<ServerFrame> {
+        let mut out = Vec::new();
+        while let Ok(text) = rx.try_recv() {
+            out.push(ServerFrame::from_json(text.as_str()).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn join_order_and_announcements() {
+        let mut r = registry(64);
+        let room = Target::Name("r".into());
+        let mut a = join(&mut r, &room, 1);
+        let first = drain(&mut a.rx);
+        assert_eq!(first[0], ServerFrame::IdAssigned(a.peer));
+        assert!(matches!(
+            first[1],
+            ServerFrame::Ricochet(ServerMessage::Welcome { .. })
+        ));
+        assert!(matches!(
+            first[2],
+            ServerFrame::Ricochet(ServerMessage::Ticket(_))
+        ));
+        let mut b = join(&mut r, &room, 2);
+        assert_eq!(b.match_id, a.match_id, "the name maps to the first match");
+        match &drain(&mut b.rx)[1] {
+            ServerFrame::Ricochet(ServerMessage::Welcome { members, .. }) => {
+                assert_eq!(
+                    members.iter().map(|m| m.peer).collect::<Vec<_>>(),
+                    vec![a.peer, b.peer]
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let to_a = drain(&mut a.rx);
+        assert_eq!(to_a[0], ServerFrame::NewPeer(b.peer));
+        assert_eq!(to_a.len(), 2);
+        r.leave(b.peer);
+        r.leave(b.peer); // idempotent
+        assert_eq!(drain(&mut a.rx)[0], ServerFrame::PeerLeft(b.peer));
+        assert!(drain(&mut a.rx).is_empty());
+        r.leave(a.peer);
+        assert!(r.matches.is_empty() && r.names.is_empty() && r.per_ip.is_empty());
+    }
+
+    #[test]
+    fn quick_groups_fill_then_close() {
+        let mut r = registry(64);
+        let pairs = Target::Quick {
+            room: "q".into(),
+            size: 2,
+        };
+        let a = join(&mut r, &pairs, 1);
+        let b = join(&mut r, &pairs, 2);
+        assert_eq!(a.match_id, b.match_id);
+        let c = join(&mut r, &pairs, 3);
+        assert_ne!(c.match_id, a.match_id, "a full group takes no one else");
+        // A full group that loses a member is not refilled.
+        r.leave(b.peer);
+        let d = join(&mut r, &pairs, 4);
+        assert_eq!(d.match_id, c.match_id);
+        // A group still filling keeps filling after someone leaves it.
+        let trios = Target::Quick {
+            room: "q".into(),
+            size: 3,
+        };
+        let e = join(&mut r, &trios, 5);
+        let f = join(&mut r, &trios, 6);
+        assert_ne!(e.match_id, a.match_id, "another size is another queue");
+        r.leave(f.peer);
+        let g = join(&mut r, &trios, 7);
+        assert_eq!(g.match_id, e.match_id);
+        // The last member leaving removes the group.
+        r.leave(e.peer);
+        r.leave(g.peer);
+        assert!(!r.matches.contains_key(&e.match_id));
+        assert!(!r.filling.contains_key(&("q".to_string(), 3)));
+    }
+
+    #[test]
+    fn full_matches_and_colliding_ids_are_refused() {
+        let mut r = registry(64);
+        let room = Target::Name("r".into());
+        for n in 1..=4 {
+            join(&mut r, &room, n);
+        }
+        assert_eq!(
+            r.join(&room, IP, None, ids(5), &ticketing(), 0).err(),
+            Some(Refusal::MatchFull { players: 4, max: 4 })
+        );
+        // A fresh ID that is already in use never replaces its owner.
+        let other = Target::Name("other".into());
+        assert!(r.join(&other, IP, None, ids(1), &ticketing(), 0).is_err());
+        assert_eq!(r.peers.len(), 4);
+    }
+
+    #[test]
+    fn slow_readers_are_cut_off() {
+        let mut r = registry(6);
+        let room = Target::Name("r".into());
+        let mut a = join(&mut r, &room, 1); // 3 frames, then 2 for b's join: fits in 6
+        let b = join(&mut r, &room, 2); // b never drains its queue (3 frames already in it)
+        drain(&mut a.rx);
+        let mut delivered = 0;
+        while r.route_signal(a.peer, b.peer, "{}".into()) == Routed::Delivered {
+            delivered += 1;
+            assert!(delivered < 10);
+        }
+        // Three fit; the fourth overflowed and cut b off.
+        assert_eq!(delivered, 3);
+        assert!(!r.peers.contains_key(&b.peer));
+        assert_eq!(drain(&mut a.rx)[0], ServerFrame::PeerLeft(b.peer));
+        drop(b);
+    }
+
+    #[test]
+    fn unjoined_created_matches_expire_joined_ones_do_not() {
+        let mut r = registry(64);
+        let (_, id) = ids(10);
+        r.create(id, true, 2, None).unwrap();
+        assert_eq!(r.list_public().len(), 1);
+        let a = join(&mut r, &Target::Id(id), 1);
+        r.expire_unjoined(id);
+        assert_eq!(r.list_public()[0].players, 1);
+        r.leave(a.peer);
+        assert!(r.list_public().is_empty());
+        let (_, id2) = ids(11);
+        r.create(id2, false, 2, None).unwrap();
+        assert!(r.list_public().is_empty(), "private");
+        r.expire_unjoined(id2);
+        assert_eq!(
+            r.check(&Target::Id(id2), IP).err(),
+            Some(Refusal::UnknownMatch)
+        );
     }
 }

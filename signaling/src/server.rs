@@ -113,7 +113,9 @@ pub async fn run(
     if let Some(files) = static_files {
         app = app.fallback_service(files);
     }
-    tracing::info!(addr = ?listener.local_addr().ok(), "signaling server listening");
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "signaling server listening");
+    }
     // Signaling is many small frames written back to back (IdAssigned, welcome, ticket; NewPeer,
     // peer_joined): without TCP_NODELAY, Nagle holds the later ones for the client's delayed ACK.
     let listener = listener.tap_io(|tcp| {
