@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
@@ -21,6 +21,7 @@ use ricochet_protocol::signaling::{
 };
 use ricochet_protocol::PeerId;
 use tokio::sync::{watch, Notify};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tracing::Instrument as _;
 
@@ -99,16 +100,15 @@ pub async fn run(
         static_files: static_files.clone(),
         config,
     });
+    let api = Router::new()
+        .route("/matches", get(list_matches).post(create_match))
+        .layer(DefaultBodyLimit::max(MAX_CREATE_BODY))
+        .layer(cors(&shared.config.allowed_origins));
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
-        .route(
-            "/matches",
-            get(list_matches)
-                .post(create_match)
-                .layer(DefaultBodyLimit::max(MAX_CREATE_BODY)),
-        )
         .route("/{room}", get(room))
+        .merge(api)
         .with_state(shared.clone());
     if let Some(files) = static_files {
         app = app.fallback_service(files);
@@ -143,6 +143,20 @@ pub async fn run(
     }
     tracing::info!("signaling server stopped");
     Ok(())
+}
+
+/// CORS for the HTTP API, so a browser game served from elsewhere can list and create matches:
+/// the Origin allowlist if there is one, else any origin.
+fn cors(allowed: &[String]) -> CorsLayer {
+    let origins = if allowed.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(allowed.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
 }
 
 fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {

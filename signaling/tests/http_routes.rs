@@ -63,3 +63,19 @@ async fn plain_get_on_a_room_without_static_files_says_upgrade() {
     assert_eq!(http(server.addr, "GET", "/a/b", None).await.0, 404);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn match_api_answers_cors_preflight() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = start(config()).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let req = "OPTIONS /matches HTTP/1.1\r\nHost: x\r\nOrigin: https://game.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n";
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    let lower = out.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 200"), "{out}");
+    assert!(lower.contains("access-control-allow-origin: *"), "{out}");
+    assert!(lower.contains("post"), "{out}");
+    server.stop().await.unwrap();
+}
