@@ -26,9 +26,11 @@ pub const DEFAULT_TICKET_TTL: Duration = Duration::from_secs(60);
 /// Default time a match created by `POST /matches` waits for its first player before removal.
 pub const DEFAULT_UNJOINED_MATCH_TTL: Duration = Duration::from_secs(60);
 /// Default sustained message rate per connection, in messages per second.
-pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 50;
-/// Default burst of messages per connection above the sustained rate.
-pub const DEFAULT_MESSAGE_BURST: u32 = 200;
+pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 100;
+/// Default burst of messages per connection above the sustained rate. Sized for a joiner of a
+/// 16-player match answering 15 offers with trickled ICE candidates (~20 messages per peer on a
+/// machine with several interfaces).
+pub const DEFAULT_MESSAGE_BURST: u32 = 400;
 /// Default number of frames queued for one client before it is cut off as too slow.
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 256;
 /// Default WebSocket read buffer per connection, in bytes (tungstenite's own default is 128 KiB,

@@ -45,6 +45,15 @@ struct Args {
     /// Player limit of named rooms and default for created matches (2..=16).
     #[arg(long, env = "RICOCHET_MAX_PLAYERS", default_value_t = ricochet_signaling::DEFAULT_MAX_PLAYERS)]
     max_players: u8,
+    /// Maximum live matches.
+    #[arg(long, env = "RICOCHET_MAX_MATCHES", default_value_t = ricochet_signaling::DEFAULT_MAX_MATCHES)]
+    max_matches: usize,
+    /// Sustained messages per second per client; beyond the burst the client is disconnected.
+    #[arg(long, env = "RICOCHET_MESSAGES_PER_SECOND", default_value_t = ricochet_signaling::DEFAULT_MESSAGES_PER_SECOND)]
+    messages_per_second: u32,
+    /// Messages a client may send at once above the sustained rate.
+    #[arg(long, env = "RICOCHET_MESSAGE_BURST", default_value_t = ricochet_signaling::DEFAULT_MESSAGE_BURST)]
+    message_burst: u32,
 }
 
 #[tokio::main]
@@ -76,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         ticket_ttl: Duration::from_secs(args.ticket_ttl_secs),
         max_players: args.max_players,
+        max_matches: args.max_matches,
+        messages_per_second: args.messages_per_second,
+        message_burst: args.message_burst,
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
