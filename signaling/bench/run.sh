@@ -21,6 +21,7 @@ LATENCY_ROUNDS="${LATENCY_ROUNDS:-5}"
 LOADGEN_TASKS="${LOADGEN_TASKS:-100}"
 OUT="${OUT:-$ROOT/docs/bench-signaling.md}"
 OUR_PORT=3601
+LOAD_START="$(cut -d" " -f1 /proc/loadavg)"
 MB_PORT=3602
 
 # 1. The baseline, installed once.
@@ -124,6 +125,7 @@ MODEL="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 NPROC="$(nproc)"
 DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
 KERNEL="$(uname -r)"
+LOAD_END="$(cut -d" " -f1 /proc/loadavg)"
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 cat > "$OUT" <<MD
@@ -133,7 +135,8 @@ Run on $DATE, commit \`$COMMIT\`, by \`signaling/bench/run.sh\`: $NPROC CPUs ($M
 Both servers are release builds (matchbox_server from \`cargo install --locked matchbox_server --version 0.15.0\`),
 run one at a time on loopback with \`RUST_LOG=error\`, driven by the same load generator
 (\`signaling-loadgen\`, tokio-tungstenite, many connections per task). The machine was shared with
-other builds while this ran, so latencies are noisy; memory is not affected.
+other builds while this ran (1-minute load average $LOAD_START at the start, $LOAD_END at the end), so
+latencies are noisy; memory is not affected.
 
 | measurement | ricochet-signaling | matchbox_server 0.15 | ratio (ricochet / matchbox) |
 | --- | ---: | ---: | ---: |
