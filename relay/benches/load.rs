@@ -32,6 +32,7 @@ use futures_util::stream::SelectAll;
 use futures_util::{SinkExt, StreamExt};
 use ricochet_protocol::{PeerId, Ticket, TicketClaims};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -57,7 +58,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn serve(which: &str) {
     // Ours runs its accept loop on one thread and the matches on its shard threads (one per
-    // CPU); the baseline gets tokio's default multi-threaded runtime (one worker per CPU).
+    // CPU); `ours-inline` (no shards) and the baselines get tokio's default multi-threaded
+    // runtime (one worker per CPU).
     let rt = if which == "ours" {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -84,7 +86,7 @@ fn serve(which: &str) {
             std::process::exit(0);
         });
         match which {
-            "ours" => {
+            "ours" | "ours-inline" => {
                 let mut cfg = ricochet_relay::Config::new(SECRET.to_vec()).unwrap();
                 cfg.set_max_connections_per_ip(100_000)
                     .unwrap()
@@ -102,7 +104,8 @@ fn serve(which: &str) {
                     .await
                     .unwrap();
             }
-            _ => baseline(listener).await,
+            "baseline-8k" => baseline(listener, Some(8 * 1024)).await,
+            _ => baseline(listener, None).await,
         }
     });
 }
@@ -110,7 +113,9 @@ fn serve(which: &str) {
 type Rooms = Arc<Mutex<HashMap<String, Vec<(u64, tokio::sync::mpsc::UnboundedSender<Message>)>>>>;
 
 /// The obvious relay: task per connection, channel per client.
-async fn baseline(listener: tokio::net::TcpListener) {
+/// `read_buffer`: `None` is tokio-tungstenite's default configuration (the obvious choice);
+/// `Some(n)` only changes the read buffer size, to separate that effect from the design's.
+async fn baseline(listener: tokio::net::TcpListener, read_buffer: Option<usize>) {
     let rooms: Rooms = Arc::default();
     let mut next_id = 0u64;
     loop {
@@ -119,18 +124,20 @@ async fn baseline(listener: tokio::net::TcpListener) {
         };
         let _ = tcp.set_nodelay(true);
         next_id += 1;
-        tokio::spawn(baseline_conn(tcp, rooms.clone(), next_id));
+        tokio::spawn(baseline_conn(tcp, rooms.clone(), next_id, read_buffer));
     }
 }
 
 #[allow(clippy::result_large_err)] // the handshake callback signature is tungstenite's
-async fn baseline_conn(tcp: TcpStream, rooms: Rooms, id: u64) {
+async fn baseline_conn(tcp: TcpStream, rooms: Rooms, id: u64, read_buffer: Option<usize>) {
     let mut path = String::new();
     let callback = |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
         path = req.uri().path().to_string();
         Ok(resp)
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+    let config = read_buffer.map(|n| WebSocketConfig::default().read_buffer_size(n));
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, config).await
+    else {
         return;
     };
     let (mut sink, mut stream) = ws.split();
@@ -325,8 +332,10 @@ fn gen_thread(
         let mut conns = Vec::with_capacity(urls.len());
         for chunk in urls.chunks(100) {
             let futs = chunk.iter().map(|(id, url)| async move {
+                // tungstenite zero-fills its whole read buffer before each read: keep it small.
+                let config = WebSocketConfig::default().read_buffer_size(4096);
                 let (ws, _) =
-                    tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+                    tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
                         .await
                         .expect("connect");
                 (*id, ws)
@@ -381,7 +390,7 @@ impl Server {
 
     fn url(&self, match_idx: usize, peer: usize, tag: &str) -> String {
         let key = format!("{tag}-{match_idx}");
-        if self.name == "ours" {
+        if self.name.starts_with("ours") {
             let ticket = Ticket::issue(
                 SECRET,
                 &TicketClaims {
@@ -439,7 +448,11 @@ async fn run_workload(
         stop: AtomicBool::new(false),
         steps: (0..MAX_STEPS).map(|_| StepStats::new()).collect(),
         epoch: Instant::now(),
-        header: if server.name == "ours" { 4 } else { 2 },
+        header: if server.name.starts_with("ours") {
+            4
+        } else {
+            2
+        },
     });
     // Connect, many at a time, on one single-threaded runtimes that then run the
     // generator tasks.
@@ -594,12 +607,15 @@ fn main() {
     eprintln!("{HEADER}");
     rt.block_on(async {
         let only = std::env::var("BENCH_ONLY").ok();
-        for name in ["ours", "baseline"] {
+        for name in ["ours", "ours-inline", "baseline", "baseline-8k"] {
             if only.as_deref().is_some_and(|o| o != name) {
                 continue;
             }
             let server = Server::start(name);
             for (players, matches) in [(2, 1000 / scale), (4, 250 / scale)] {
+                if std::env::var("BENCH_PLAYERS").is_ok_and(|p| p != players.to_string()) {
+                    continue;
+                }
                 let tag = format!("{players}p");
                 eprintln!("# {name}: {players}-player x {matches}, 60 Hz");
                 let rows = run_workload(&server, players, matches, &[60], window, &tag).await;
@@ -633,21 +649,27 @@ fn main() {
         out.push_str(&fmt_row(r));
         out.push('\n');
     }
-    out.push_str("\n### Sustainable rate (highest passing step, frames in/s)\n\n| workload | ours | baseline | ratio |\n| --- | --- | --- | --- |\n");
-    for players in [2, 4] {
-        let (o, b) = (
-            sustainable("ours", players),
-            sustainable("baseline", players),
-        );
-        let ratio = if b > 0.0 {
-            format!("{:.2}x", o / b)
+    out.push_str("\n### Sustainable rate (highest passing step, frames in/s)\n\n| workload | ours | baseline | ours / baseline | baseline-8k | ours / baseline-8k |\n| --- | --- | --- | --- | --- | --- |\n");
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.2}x", a / b)
         } else {
             "n/a".into()
-        };
+        }
+    };
+    for players in [2, 4] {
+        let (o, b, b8) = (
+            sustainable("ours", players),
+            sustainable("baseline", players),
+            sustainable("baseline-8k", players),
+        );
         out.push_str(&format!(
-            "| {players}-player | {:.0}k | {:.0}k | {ratio} |\n",
+            "| {players}-player | {:.0}k | {:.0}k | {} | {:.0}k | {} |\n",
             o / 1000.0,
-            b / 1000.0
+            b / 1000.0,
+            ratio(o, b),
+            b8 / 1000.0,
+            ratio(o, b8)
         ));
     }
     out.push_str(&format!(

@@ -43,6 +43,9 @@ pub enum ConfigError {
     /// The maximum frame size is below the smallest frame or above 1 MiB.
     #[error("max frame length must be 4..=1048576 bytes, got {0}")]
     FrameLen(usize),
+    /// More than 1024 shard threads.
+    #[error("shards must be 0..=1024, got {0}")]
+    Shards(usize),
     /// Members per match above 65,535 (member numbers are 16-bit, one value is the relay's).
     #[error("members per match must be 1..=65535, got {0}")]
     Members(usize),
@@ -190,9 +193,14 @@ impl Config {
     }
 
     /// Number of shard threads that carry the matches ([`default_shards`] by default). A
-    /// match lives on one shard, chosen by a hash of its key.
+    /// match lives on one shard (a single-threaded runtime), chosen by a hash of its key. `0`
+    /// runs every connection on the runtime that called [`crate::run`] instead (with a
+    /// multi-threaded runtime, tokio's work stealing then spreads them over its workers).
     pub fn set_shards(&mut self, shards: usize) -> Result<&mut Self, ConfigError> {
-        self.shards = nonzero(shards, "shards")?;
+        if shards > 1024 {
+            return Err(ConfigError::Shards(shards));
+        }
+        self.shards = shards;
         Ok(self)
     }
 

@@ -122,20 +122,25 @@ pub(crate) async fn serve(
         }
     };
 
+    // Kick and shutdown are waited on by futures that live as long as the connection: polling
+    // fresh ones on every turn of the loop would register and unregister a waiter, under a
+    // lock shared by every connection, for every frame.
+    let mut kicked = std::pin::pin!(kick.kicked());
+    let mut stopped = std::pin::pin!(shutdown.changed());
     let (code, reason): (Option<u16>, &'static str) = loop {
         tokio::select! {
             biased;
-            code = kick.kicked() => break (Some(code), match code {
+            code = &mut kicked => break (Some(code), match code {
                 close::SLOW_READER => "slow_reader",
                 close::REPLACED => "replaced",
                 _ => "kicked",
             }),
-            _ = shutdown.changed() => break (Some(close::GOING_AWAY), "shutdown"),
+            _ = &mut stopped => break (Some(close::GOING_AWAY), "shutdown"),
             Some(first) = rx.recv() => {
                 let written = tokio::select! {
                     biased;
                     r = write_batch(&mut ws, first, &mut rx, metrics) => r,
-                    code = kick.kicked() => {
+                    code = &mut kicked => {
                         // Stuck writing to a reader that does not read: drop the socket.
                         debug!(code, "kicked while writing");
                         break (Some(code), "slow_reader");

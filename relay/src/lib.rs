@@ -6,7 +6,21 @@
 //! ([`ricochet_protocol::relay`]). The relay forwards each game frame to every other member
 //! (or to one), stamped with the sender's member number, in one total order per match, and
 //! announces joins and leaves. `GET /health` and `GET /metrics` (Prometheus text) are served
-//! on the same port. Every resource is bounded by [`Config`].
+//! on the same port. Every resource is bounded by [`Config`]. The wire format is specified in
+//! `docs/PROTOCOL.md` (relay section).
+//!
+//! # How it is built
+//! - [`run`] accepts TCP connections and speaks HTTP/1.1 (hyper) on its caller's runtime:
+//!   health, metrics, connection limits, ticket check and the WebSocket handshake.
+//! - After the handshake the raw socket moves to one of [`Config::set_shards`] shard threads,
+//!   chosen by a hash of the match key; each shard is a single-threaded tokio runtime, so all
+//!   members of a match, and all forwarding between them, stay on one thread (no cross-thread
+//!   wake-ups on the hot path).
+//! - One task per connection reads its client's frames and forwards each one: it encodes the
+//!   outgoing frame once (a shared `Bytes`), takes the match's short lock, and pushes it into
+//!   every receiver's bounded queue; the order of taking that lock is the match's total order.
+//!   The same task drains its own queue into the socket, several frames per flush when they
+//!   have piled up. A full queue disconnects its reader (4009) and never blocks the sender.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -54,6 +68,10 @@ pub use config::*;
 
 /// How long [`run`] waits, after the shutdown signal, for connections to send their close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// WebSocket read buffer per connection, in bytes. tungstenite zero-fills the whole read
+/// buffer before every read, so its 128 KiB default costs a 128 KiB memset per small frame;
+/// 8 KiB holds many game frames and grows on demand for larger ones.
+const READ_BUFFER: usize = 8 * 1024;
 /// How long an HTTP client may take to send its request headers.
 const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Slack above [`Config::set_max_frame_len`] given to the WebSocket layer, so that a
@@ -205,10 +223,11 @@ fn upgrade(shared: &Arc<Shared>, addr: SocketAddr, mut req: Request<Incoming>) -
         Ok(c) => {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             c.match_key.hash(&mut h);
-            h.finish() as usize % shared.shards.len()
+            h.finish() as usize % shared.shards.len().max(1)
         }
         Err(_) => 0,
-    };
+    }
+    .min(shared.shards.len().saturating_sub(1));
     let on_upgrade = hyper::upgrade::on(&mut req);
     let shared = shared.clone();
     tokio::spawn(async move {
@@ -226,7 +245,15 @@ fn upgrade(shared: &Arc<Shared>, addr: SocketAddr, mut req: Request<Incoming>) -
                 return;
             }
         };
-        let tcp = match parts.io.into_inner().into_std() {
+        let tcp = parts.io.into_inner();
+        if shared.shards.is_empty() {
+            // No shards: serve the connection right here, on the caller's runtime.
+            serve_socket(tcp, parts.read_buf, admission, slot, shared)
+                .instrument(span)
+                .await;
+            return;
+        }
+        let tcp = match tcp.into_std() {
             Ok(t) => t,
             Err(e) => {
                 debug!(parent: &span, error = %e, "cannot detach socket");
@@ -277,6 +304,26 @@ fn route(shared: &Arc<Shared>, addr: SocketAddr, req: Request<Incoming>) -> Resp
     }
 }
 
+/// Runs the relay protocol on an upgraded socket until it closes.
+async fn serve_socket(
+    tcp: TcpStream,
+    read_buf: Bytes,
+    admission: connection::Admission,
+    slot: Slot,
+    shared: Arc<Shared>,
+) {
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(shared.config.max_frame_len + WS_LIMIT_SLACK))
+        .max_frame_size(Some(shared.config.max_frame_len + WS_LIMIT_SLACK));
+    let ws =
+        WebSocketStream::from_partially_read(tcp, read_buf.to_vec(), Role::Server, Some(ws_config))
+            .await;
+    let shutdown = shared.shutdown.clone();
+    connection::serve(ws, shared, admission, shutdown).await;
+    drop(slot);
+}
+
 /// Runs one shard: a single-threaded runtime that owns the connections of the matches
 /// hashed to it, so forwarding within a match never crosses threads.
 fn shard(index: usize, mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Shared>) {
@@ -318,19 +365,7 @@ fn shard(index: usize, mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Sha
                             return;
                         }
                     };
-                    let ws_config = WebSocketConfig::default()
-                        .max_message_size(Some(shared.config.max_frame_len + WS_LIMIT_SLACK))
-                        .max_frame_size(Some(shared.config.max_frame_len + WS_LIMIT_SLACK));
-                    let ws = WebSocketStream::from_partially_read(
-                        tcp,
-                        read_buf.to_vec(),
-                        Role::Server,
-                        Some(ws_config),
-                    )
-                    .await;
-                    let shutdown = shared.shutdown.clone();
-                    connection::serve(ws, shared, admission, shutdown).await;
-                    drop(slot);
+                    serve_socket(tcp, read_buf, admission, slot, shared).await;
                 }
                 .instrument(span),
             );
