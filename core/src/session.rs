@@ -14,7 +14,7 @@ use ggrs::{GgrsError, GgrsEvent, GgrsRequest, PlayerType};
 use crate::desync::{DesyncDetector, DesyncReport};
 use crate::game::{Game, GgrsConfig, InputStatus, PodInput};
 use crate::replay::{Replay, ReplayError};
-use crate::transport::{GgrsSocket, PacketSocket, SocketStats};
+use crate::transport::{Bounds, GgrsSocket, PacketSocket, SocketStats};
 
 /// Default number of players.
 pub const DEFAULT_PLAYERS: usize = 2;
@@ -33,6 +33,11 @@ pub const DEFAULT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time without packets after which the game is told a peer's connection is
 /// interrupted.
 pub const DEFAULT_DISCONNECT_NOTIFY: Duration = Duration::from_millis(750);
+/// Largest input delay, in frames (a third of a second at 60 Hz is already far too late
+/// for any game).
+pub const MAX_INPUT_DELAY: usize = 32;
+/// Largest prediction window, in frames.
+pub const MAX_PREDICTION: usize = 32;
 /// Most players a session can have.
 pub const MAX_PLAYERS: usize = 16;
 
@@ -48,7 +53,8 @@ pub enum SessionError {
     #[error("invalid session configuration: {0}")]
     InvalidConfig(String),
     /// A sync test found that re-simulating a frame gave a different checksum: the game is not
-    /// deterministic.
+    /// deterministic. Frames are numbered as in [`DesyncReport`]: `frame` is the first frame
+    /// whose resulting state differed.
     #[error("sync test: frame {frame} gave a different checksum when re-simulated (game is not deterministic)")]
     NotDeterministic {
         /// The first frame whose checksum differed.
@@ -74,7 +80,9 @@ fn from_ggrs(err: GgrsError) -> SessionError {
             current_frame,
             mismatched_frames,
         } => SessionError::NotDeterministic {
-            frame: mismatched_frames.into_iter().min().unwrap_or(current_frame),
+            // ggrs numbers a saved state by the frame about to run; Ricochet names a frame by
+            // the state after its inputs, as desync reports do.
+            frame: mismatched_frames.into_iter().min().unwrap_or(current_frame) - 1,
         },
         GgrsError::SpectatorTooFarBehind => SessionError::SpectatorTooFarBehind,
         other => SessionError::InvalidRequest(other.to_string()),
@@ -173,6 +181,7 @@ pub struct SessionBuilder<A> {
     disconnect_timeout: Duration,
     disconnect_notify: Duration,
     record_replay: bool,
+    checksum_interval: u32,
 }
 
 impl<A: Address> Default for SessionBuilder<A> {
@@ -190,6 +199,7 @@ impl<A: Address> Default for SessionBuilder<A> {
             disconnect_timeout: DEFAULT_DISCONNECT_TIMEOUT,
             disconnect_notify: DEFAULT_DISCONNECT_NOTIFY,
             record_replay: false,
+            checksum_interval: DEFAULT_DESYNC_INTERVAL,
         }
     }
 }
@@ -242,16 +252,26 @@ impl<A: Address> SessionBuilder<A> {
 
     /// Frames between pressing a button and its effect; higher hides more latency without
     /// rollbacks. Applies to local players.
-    pub fn with_input_delay(mut self, frames: usize) -> Self {
+    pub fn with_input_delay(mut self, frames: usize) -> Result<Self, SessionError> {
+        if frames > MAX_INPUT_DELAY {
+            return Err(SessionError::InvalidConfig(format!(
+                "input delay must be 0..={MAX_INPUT_DELAY} frames, got {frames}"
+            )));
+        }
         self.input_delay = frames;
-        self
+        Ok(self)
     }
 
     /// How many frames may be predicted ahead of confirmed inputs. 0 gives lockstep: a frame
     /// runs only once every player's input for it has arrived, and nothing is rolled back.
-    pub fn with_max_prediction(mut self, frames: usize) -> Self {
+    pub fn with_max_prediction(mut self, frames: usize) -> Result<Self, SessionError> {
+        if frames > MAX_PREDICTION {
+            return Err(SessionError::InvalidConfig(format!(
+                "prediction window must be 0..={MAX_PREDICTION} frames, got {frames}"
+            )));
+        }
         self.max_prediction = frames;
-        self
+        Ok(self)
     }
 
     /// Simulation rate in frames per second (1..=1000).
@@ -290,6 +310,19 @@ impl<A: Address> SessionBuilder<A> {
         self.disconnect_timeout = disconnect;
         self.disconnect_notify = notify;
         self
+    }
+
+    /// With desync detection off, how often confirmed frames are still checksummed for
+    /// [`Session::checksum_at`] (every `interval`-th frame; default
+    /// [`DEFAULT_DESYNC_INTERVAL`]). With detection on, its interval is used.
+    pub fn with_checksum_interval(mut self, interval: u32) -> Result<Self, SessionError> {
+        if interval == 0 {
+            return Err(SessionError::InvalidConfig(
+                "checksum interval must be >= 1".into(),
+            ));
+        }
+        self.checksum_interval = interval;
+        Ok(self)
     }
 
     /// Records confirmed inputs and checksums for a [`Replay`].
@@ -355,17 +388,26 @@ impl<A: Address> SessionBuilder<A> {
                 .map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
         }
         let socket = GgrsSocket::new(socket);
+        let mut roster = vec![None; self.players];
+        for (h, addr) in &self.remote {
+            roster[*h] = Some(addr.clone());
+        }
+        socket.set_roster(roster);
         let ggrs = builder
             .start_p2p_session(socket.clone())
             .map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
         let remotes: Vec<A> = self.remote.iter().map(|(_, a)| a.clone()).collect();
         let mut peers = remotes.clone();
         peers.dedup();
+        let stall_limit = (self.disconnect_timeout.as_millis() as u64 * u64::from(self.fps) / 1000)
+            .clamp(1, u64::from(u32::MAX)) as u32;
         Ok(Session {
             ggrs,
             socket,
             core: Core::new(&self, self.desync_interval)?,
             peers,
+            stalled: (0, -1),
+            stall_limit,
         })
     }
 
@@ -413,8 +455,11 @@ impl<A: Address> SessionBuilder<A> {
 struct Record<I> {
     frame: i32,
     inputs: Vec<I>,
-    checksum: u64,
+    checksum: Option<u64>,
 }
+
+/// Confirmed checksums kept for [`Session::checksum_at`].
+pub const CHECKSUM_LOG: usize = 1024;
 
 /// What all session kinds share: answering ggrs requests with the game, counting rollbacks,
 /// and turning confirmed frames into desync checks and replay frames.
@@ -422,12 +467,14 @@ struct Core<G: Game, A> {
     frame: i32,
     stats: SessionStats,
     inputs: Vec<(G::Input, InputStatus)>,
-    track: bool,
     pending: VecDeque<Record<G::Input>>,
     desync: Option<DesyncDetector<A>>,
     replay: Option<Replay>,
     events: VecDeque<Event<A>>,
     skip_frames: u32,
+    /// Checksum every frame whose number + 1 is a multiple of this (replays need all).
+    checksum_every: u32,
+    log: VecDeque<(i32, u64)>,
 }
 
 impl<G: Game, A: Address> Core<G, A> {
@@ -438,16 +485,22 @@ impl<G: Game, A: Address> Core<G, A> {
             None
         };
         let desync = desync_interval.map(DesyncDetector::new);
+        let checksum_every = if replay.is_some() {
+            1
+        } else {
+            desync_interval.unwrap_or(b.checksum_interval)
+        };
         Ok(Core {
             frame: 0,
             stats: SessionStats::default(),
             inputs: Vec::with_capacity(b.players),
-            track: replay.is_some() || desync.is_some(),
             pending: VecDeque::new(),
             desync,
             replay,
             events: VecDeque::new(),
             skip_frames: 0,
+            checksum_every,
+            log: VecDeque::new(),
         })
     }
 
@@ -471,23 +524,24 @@ impl<G: Game, A: Address> Core<G, A> {
                     self.stats.rollback_frames += u64::from(depth);
                     self.stats.max_rollback = self.stats.max_rollback.max(depth);
                     self.frame = frame;
-                    if self.track {
-                        while self.pending.back().is_some_and(|r| r.frame >= frame) {
-                            self.pending.pop_back();
-                        }
+                    while self.pending.back().is_some_and(|r| r.frame >= frame) {
+                        self.pending.pop_back();
                     }
                 }
                 GgrsRequest::AdvanceFrame { inputs } => {
                     self.inputs.clear();
                     self.inputs.extend(inputs.iter().map(|(i, s)| (i.0, *s)));
                     game.advance(&self.inputs);
-                    if self.track {
-                        self.pending.push_back(Record {
-                            frame: self.frame,
-                            inputs: inputs.iter().map(|(i, _)| i.0).collect(),
-                            checksum: game.checksum(),
-                        });
-                    }
+                    let checked = (i64::from(self.frame) + 1) % i64::from(self.checksum_every) == 0;
+                    self.pending.push_back(Record {
+                        frame: self.frame,
+                        inputs: if self.replay.is_some() {
+                            inputs.iter().map(|(i, _)| i.0).collect()
+                        } else {
+                            Vec::new()
+                        },
+                        checksum: checked.then(|| game.checksum()),
+                    });
                     self.frame += 1;
                 }
             }
@@ -503,14 +557,25 @@ impl<G: Game, A: Address> Core<G, A> {
             let Some(r) = self.pending.pop_front() else {
                 break;
             };
+            let Some(checksum) = r.checksum else { continue };
             if let Some(d) = &mut self.desync {
-                d.confirm(r.frame, r.checksum);
+                d.confirm(r.frame, checksum);
             }
             if let Some(replay) = &mut self.replay {
-                replay.push_frame(&r.inputs, r.checksum);
+                replay.push_frame(&r.inputs, checksum);
             }
+            if self.log.len() == CHECKSUM_LOG {
+                self.log.pop_front();
+            }
+            self.log.push_back((r.frame, checksum));
         }
         self.collect_desyncs();
+    }
+
+    fn checksum_at(&self, frame: i32) -> Option<u64> {
+        // Logged frames are increasing.
+        let i = self.log.binary_search_by_key(&frame, |(f, _)| *f).ok()?;
+        Some(self.log[i].1)
     }
 
     fn collect_desyncs(&mut self) {
@@ -568,6 +633,10 @@ pub struct Session<G: Game, A: Address, S> {
     socket: GgrsSocket<A, S>,
     core: Core<G, A>,
     peers: Vec<A>,
+    /// Consecutive `advance` calls that waited, and the confirmed frame they waited at.
+    stalled: (u32, i32),
+    /// Waiting calls after which the peers holding the match back are disconnected.
+    stall_limit: u32,
 }
 
 impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
@@ -581,6 +650,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
     /// Receives and sends packets without advancing (`advance` does it too; call this while
     /// the game is paused to keep connections alive).
     pub fn poll(&mut self) {
+        self.set_bounds();
         self.ggrs.poll_remote_clients();
         self.drain();
     }
@@ -590,6 +660,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
     /// frame must have been added with [`Session::add_local_input`].
     pub fn advance(&mut self, game: &mut G) -> Result<Advance, SessionError> {
         let before = self.core.frame;
+        self.set_bounds();
         let outcome = match self.ggrs.advance_frame() {
             Ok(requests) => {
                 let rollback = self.core.handle(game, requests)?;
@@ -610,8 +681,57 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
         };
         self.core
             .confirm(self.ggrs.confirmed_frame().min(self.core.frame - 1));
+        self.watch_stall(outcome);
         self.drain();
         Ok(outcome)
+    }
+
+    /// ggrs disconnects a peer that goes silent, but not one that keeps sending without
+    /// its inputs advancing (a frozen game, or a peer that lied about what it received and
+    /// so will never get the inputs it needs). When the match has waited on the same
+    /// confirmed frame for the disconnect timeout (counted in calls to `advance`, one per
+    /// frame), the peers whose inputs are missing are disconnected so the others play on.
+    fn watch_stall(&mut self, outcome: Advance) {
+        let confirmed = self.ggrs.confirmed_frame();
+        if outcome != Advance::Waiting || confirmed != self.stalled.1 {
+            self.stalled = (u32::from(outcome == Advance::Waiting), confirmed);
+            return;
+        }
+        self.stalled.0 += 1;
+        if self.stalled.0 < self.stall_limit {
+            return;
+        }
+        self.stalled.0 = 0;
+        for peer in self.peers.clone() {
+            let behind = self
+                .socket
+                .last_input_frame(&peer)
+                .is_none_or(|f| f <= confirmed);
+            if !behind {
+                continue;
+            }
+            for handle in self.ggrs.handles_by_address(peer.clone()) {
+                tracing::warn!(
+                    ?peer,
+                    frame = confirmed,
+                    "peer holds the match back; disconnecting it"
+                );
+                if self.ggrs.disconnect_player(handle).is_ok() {
+                    self.core
+                        .events
+                        .push_back(Event::Disconnected { peer: peer.clone() });
+                }
+            }
+        }
+    }
+
+    fn set_bounds(&self) {
+        self.socket.set_bounds(Bounds {
+            current_frame: self.core.frame,
+            confirmed_frame: self.ggrs.confirmed_frame(),
+            max_prediction: self.ggrs.max_prediction() as i32,
+            players: self.ggrs.num_players(),
+        });
     }
 
     fn drain(&mut self) {
@@ -713,8 +833,26 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
         self.core.replay.as_ref()
     }
 
-    /// Sets the input delay of local player `handle`, in frames.
+    /// The checksum of confirmed frame `frame` (the state after that frame's inputs), if it
+    /// was checksummed (see [`SessionBuilder::with_checksum_interval`]) and is among the last
+    /// [`CHECKSUM_LOG`].
+    pub fn checksum_at(&self, frame: i32) -> Option<u64> {
+        self.core.checksum_at(frame)
+    }
+
+    /// The latest confirmed frame that was checksummed, with its checksum.
+    pub fn last_confirmed_checksum(&self) -> Option<(i32, u64)> {
+        self.core.log.back().copied()
+    }
+
+    /// Sets the input delay of local player `handle`, in frames (at most
+    /// [`MAX_INPUT_DELAY`]).
     pub fn set_input_delay(&mut self, handle: usize, frames: usize) -> Result<(), SessionError> {
+        if frames > MAX_INPUT_DELAY {
+            return Err(SessionError::InvalidRequest(format!(
+                "input delay must be 0..={MAX_INPUT_DELAY} frames, got {frames}"
+            )));
+        }
         self.ggrs.set_input_delay(handle, frames).map_err(from_ggrs)
     }
 }
@@ -814,5 +952,10 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Spectator<G, A, S> {
     /// The replay recorded so far, if recording was enabled.
     pub fn replay(&self) -> Option<&Replay> {
         self.core.replay.as_ref()
+    }
+
+    /// The checksum of frame `frame`, as for [`Session::checksum_at`].
+    pub fn checksum_at(&self, frame: i32) -> Option<u64> {
+        self.core.checksum_at(frame)
     }
 }

@@ -11,7 +11,7 @@
 //! Ricochet's control messages (desync reports) beside ggrs's traffic, which is why the session
 //! keeps a second handle to it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -55,10 +55,213 @@ pub struct SocketStats {
     pub control_packets_received: u64,
     /// Control messages dropped because the session had not collected earlier ones yet.
     pub control_overflow: u64,
+    /// Well-formed ggrs messages dropped because their frame numbers or connection claims
+    /// could not be true (they could otherwise trip ggrs's internal assertions).
+    pub rejected_packets: u64,
+    /// ggrs messages passed on without a disconnection report that ggrs could not have
+    /// handled (see `Bounds`).
+    pub edited_packets: u64,
 }
+
+/// What the session tells its socket so that it can check ggrs messages before ggrs sees
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// The frame the session simulates next.
+    pub current_frame: i32,
+    /// ggrs's last confirmed frame: it keeps inputs from the frame before it on.
+    pub confirmed_frame: i32,
+    /// The prediction window, in frames.
+    pub max_prediction: i32,
+    /// Number of players.
+    pub players: usize,
+}
+
+/// How far (in frames) a peer's frame numbers may lie beyond our current frame in acks and
+/// connection reports.
+pub const MAX_FRAMES_AHEAD: i32 = 256;
+/// How far beyond our current frame plus the prediction window a peer's inputs may reach.
+/// Peers run ahead of each other by at most the prediction window plus the input delay
+/// ([`crate::session::MAX_INPUT_DELAY`]); ggrs's input queue holds 128 frames, which a single
+/// crafted message could otherwise overrun.
+pub const MAX_INPUT_LEAD: i32 = crate::session::MAX_INPUT_DELAY as i32 + 16;
+/// Largest decoded size of the inputs in one message, in bytes.
+pub const MAX_DECODED_INPUTS: usize = 16 * 1024;
+
+/// Walks ggrs's encoding of a batch of inputs (an RLE bitfield, as the `bitfield-rle` crate
+/// writes it, of delta-encoded inputs each prefixed by a little-endian `u16` length) and
+/// returns how many inputs it holds. ggrs decodes this with code that indexes past the end of
+/// a truncated varint and allocates whatever length the runs claim, so it must not see a
+/// stream that this function refuses.
+fn count_inputs(rle: &[u8]) -> Result<usize, &'static str> {
+    let mut decoded = Vec::new();
+    let mut pos = 0;
+    while pos < rle.len() {
+        let mut value: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let byte = *rle.get(pos).ok_or("truncated run header")?;
+            pos += 1;
+            if shift > 35 {
+                return Err("run header too long");
+            }
+            value |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let repeat = value & 1 == 1;
+        let len = if repeat { value >> 2 } else { value >> 1 } as usize;
+        if decoded.len() + len > MAX_DECODED_INPUTS {
+            return Err("inputs decode to too many bytes");
+        }
+        if repeat {
+            let fill = if value & 2 != 0 { 255 } else { 0 };
+            decoded.resize(decoded.len() + len, fill);
+        } else {
+            let literal = rle.get(pos..pos + len).ok_or("literal run past the end")?;
+            decoded.extend_from_slice(literal);
+            pos += len;
+        }
+    }
+    let mut count = 0;
+    let mut at = 0;
+    while at < decoded.len() {
+        let len = decoded
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+            .ok_or("truncated input length")?;
+        at += 2 + len;
+        if at > decoded.len() {
+            return Err("input runs past the end");
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// What the socket remembers to check ggrs messages before ggrs sees them.
+struct Guard<A> {
+    bounds: Option<Bounds>,
+    /// Player handle -> the remote address playing it (`None`: a local player).
+    roster: Vec<Option<A>>,
+    /// Per player, the disconnection frame already accepted.
+    disconnected_at: Vec<Option<i32>>,
+    /// Quality-report timestamps we sent.
+    pings: VecDeque<u128>,
+    /// Per peer, the last frame of input accepted from it.
+    last_input: HashMap<A, i32>,
+}
+
+impl<A: Clone + Eq + Hash> Guard<A> {
+    /// Why `view` cannot be a message from an honest peer, if it cannot; `disconnected_at`
+    /// remembers the disconnections already accepted, per player, and `pings` the quality
+    /// report timestamps we sent.
+    ///
+    /// Returns whether `view` was edited: a report that a player disconnected at a frame older
+    /// than the inputs ggrs still holds would make ggrs roll back past them (an assertion
+    /// failure), so such a report is removed from the message and the rest is kept; the
+    /// player is still disconnected by our own timeout if they are really gone.
+    /// A peer may also not declare disconnected a local player, nor a player whose inputs
+    /// still reach us in time: ggrs would believe it and drop that player, so one hostile peer
+    /// could kick the others.
+    fn check(&mut self, from: &A, view: &mut wire::MessageView) -> Result<bool, &'static str> {
+        let Some(bounds) = self.bounds else {
+            return Ok(false);
+        };
+        let Bounds {
+            current_frame,
+            confirmed_frame,
+            max_prediction,
+            players,
+        } = bounds;
+        let limit = current_frame.saturating_add(MAX_FRAMES_AHEAD);
+        match &mut view.body {
+            wire::BodyView::Input(input) => {
+                if input.start_frame < 0 || input.start_frame > limit {
+                    return Err("input start frame out of range");
+                }
+                if input.ack_frame < -1 || input.ack_frame > limit {
+                    return Err("input ack frame out of range");
+                }
+                let count = count_inputs(&input.bytes)? as i64;
+                let lead = current_frame as i64 + max_prediction as i64 + MAX_INPUT_LEAD as i64;
+                let last = input.start_frame as i64 + count - 1;
+                if last > lead {
+                    return Err("inputs reach too far ahead");
+                }
+                if count > 0 {
+                    let seen = self.last_input.entry(from.clone()).or_insert(-1);
+                    *seen = (*seen).max(last as i32);
+                }
+                if input.disconnect_requested {
+                    return Ok(false);
+                }
+                if input.peer_connect_status.len() != players {
+                    return Err("wrong number of connection statuses");
+                }
+                self.disconnected_at.resize(players, None);
+                let fresh = current_frame - max_prediction - 2;
+                let oldest = confirmed_frame.max(0);
+                let mut edited = false;
+                for (player, status) in input.peer_connect_status.iter_mut().enumerate() {
+                    let (disconnected, last_frame) = *status;
+                    if last_frame < -1 || last_frame > limit {
+                        return Err("connection status frame out of range");
+                    }
+                    if !disconnected {
+                        continue;
+                    }
+                    let still_here = match self.roster.get(player) {
+                        Some(None) => true,
+                        Some(Some(addr)) if addr != from => {
+                            self.last_input.get(addr).is_some_and(|&f| f >= fresh)
+                        }
+                        _ => false,
+                    };
+                    match self.disconnected_at[player] {
+                        // Already known (ggrs acted on it then): repeating it changes nothing.
+                        Some(known) if last_frame >= known => {}
+                        _ if still_here || last_frame < oldest => {
+                            status.0 = false;
+                            edited = true;
+                        }
+                        _ => self.disconnected_at[player] = Some(last_frame),
+                    }
+                }
+                Ok(edited)
+            }
+            wire::BodyView::InputAck { ack_frame } if *ack_frame < -1 || *ack_frame > limit => {
+                Err("ack frame out of range")
+            }
+            wire::BodyView::ChecksumReport { frame, .. } if *frame < 0 || *frame > limit => {
+                Err("checksum frame out of range")
+            }
+            // ggrs turns the echoed timestamp into a round-trip time and multiplies it: only an
+            // echo of a timestamp we really sent is believable.
+            wire::BodyView::QualityReply { pong } if !self.pings.contains(pong) => {
+                Err("quality reply echoes a ping we never sent")
+            }
+            wire::BodyView::QualityReport {
+                frame_advantage, ..
+            } if i32::from(*frame_advantage).abs() > MAX_FRAMES_AHEAD => {
+                Err("frame advantage out of range")
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// Quality-report timestamps remembered to check the echoes (ggrs sends one report per peer
+/// every 200 ms, so this covers several seconds with four peers).
+const PINGS_REMEMBERED: usize = 64;
+/// Variant index of `QualityReport` in ggrs's `MessageBody`.
+const QUALITY_REPORT_VARIANT: u8 = 4;
 
 struct Inner<A, S> {
     socket: S,
+    guard: Guard<A>,
     scratch: Vec<u8>,
     received: Vec<(A, Vec<u8>)>,
     control: VecDeque<(A, Control)>,
@@ -85,6 +288,13 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
         GgrsSocket {
             inner: Arc::new(Mutex::new(Inner {
                 socket,
+                guard: Guard {
+                    bounds: None,
+                    roster: Vec::new(),
+                    disconnected_at: Vec::new(),
+                    pings: VecDeque::with_capacity(PINGS_REMEMBERED),
+                    last_input: HashMap::new(),
+                },
                 scratch: Vec::with_capacity(256),
                 received: Vec::new(),
                 control: VecDeque::new(),
@@ -97,6 +307,19 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
         // A panic while holding the lock cannot leave the queues inconsistent in a way that
         // matters (they are plain buffers), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the limits against which received ggrs messages are checked (the session calls
+    /// this before every frame). Without bounds, messages are only decoded, not checked.
+    pub fn set_bounds(&self, bounds: Bounds) {
+        self.lock().guard.bounds = Some(bounds);
+    }
+
+    /// Tells the socket which remote address plays each player handle (`None` for local
+    /// players), so that it can refuse a peer's claim that a player who is visibly still
+    /// here has disconnected.
+    pub fn set_roster(&self, roster: Vec<Option<A>>) {
+        self.lock().guard.roster = roster;
     }
 
     /// Counters so far.
@@ -119,6 +342,14 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
         self.lock().control.drain(..).collect()
     }
 
+    /// The last frame of input accepted from `peer` (`None` before its first input).
+    pub fn last_input_frame(&self, peer: &A) -> Option<i32>
+    where
+        A: Eq + Hash,
+    {
+        self.lock().guard.last_input.get(peer).copied()
+    }
+
     /// Runs `f` on the wrapped socket (for path statistics and the like).
     pub fn with_socket<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
         f(&mut self.lock().socket)
@@ -135,6 +366,19 @@ where
         let inner = &mut *inner;
         match wire::encode_ggrs(msg, &mut inner.scratch) {
             Ok(()) => {
+                if inner.scratch.get(2) == Some(&QUALITY_REPORT_VARIANT) {
+                    if let Ok(wire::MessageView {
+                        body: wire::BodyView::QualityReport { ping, .. },
+                        ..
+                    }) = wire::decode_view(&inner.scratch)
+                    {
+                        let pings = &mut inner.guard.pings;
+                        if pings.len() == PINGS_REMEMBERED {
+                            pings.pop_front();
+                        }
+                        pings.push_back(ping);
+                    }
+                }
                 inner.stats.packets_sent += 1;
                 inner.stats.bytes_sent += inner.scratch.len() as u64;
                 inner.socket.send_packet(addr, &inner.scratch);
@@ -151,6 +395,34 @@ where
         let mut messages = Vec::with_capacity(inner.received.len());
         for (from, bytes) in inner.received.drain(..) {
             inner.stats.bytes_received += bytes.len() as u64;
+            let mut bytes = bytes;
+            if inner.guard.bounds.is_some()
+                && bytes.len() >= 2
+                && bytes[..2] != wire::CONTROL_PREFIX
+            {
+                {
+                    if let Ok(mut view) = wire::decode_view(&bytes) {
+                        match inner.guard.check(&from, &mut view) {
+                            Ok(false) => {}
+                            Ok(true) => {
+                                inner.stats.edited_packets += 1;
+                                let mut edited = Vec::with_capacity(bytes.len());
+                                if wire::encode_view(&view, &mut edited).is_ok() {
+                                    bytes = edited;
+                                }
+                            }
+                            Err(reason) => {
+                                inner.stats.rejected_packets += 1;
+                                tracing::debug!(
+                                    reason,
+                                    "dropped a ggrs message that cannot be honest"
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
             match wire::decode(&bytes) {
                 Ok(Packet::Ggrs(msg)) => {
                     inner.stats.packets_received += 1;
@@ -172,5 +444,26 @@ where
             }
         }
         messages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_batches_are_measured_without_trusting_them() {
+        // Two literal inputs of 2 bytes each: [len=2][a b][len=2][c d] as one literal run.
+        let decoded = [2u8, 0, 1, 2, 2, 0, 3, 4];
+        let mut rle = vec![(decoded.len() as u8) << 1];
+        rle.extend_from_slice(&decoded);
+        assert_eq!(count_inputs(&rle), Ok(2));
+        assert_eq!(count_inputs(&[]), Ok(0));
+        // A run claiming 2^34 zero bytes, a truncated header, a literal past the end.
+        assert!(count_inputs(&[0x81, 0x80, 0x80, 0x80, 0x80, 0x01]).is_err());
+        assert!(count_inputs(&[0x81]).is_err());
+        assert!(count_inputs(&[20, 1, 2]).is_err());
+        // Lengths that run past the decoded bytes.
+        assert!(count_inputs(&[6, 9, 0, 1]).is_err());
     }
 }

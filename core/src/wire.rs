@@ -93,6 +93,63 @@ pub enum Control {
     },
 }
 
+/// The shape of ggrs 0.13's `Message` (its fields are private to ggrs, so Ricochet decodes
+/// a packet into this mirror first to check it; the serde layout must match ggrs's exactly,
+/// which `tests::mirror_matches_ggrs` checks).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageView {
+    /// Session magic.
+    pub magic: u16,
+    /// The message body.
+    pub body: BodyView,
+}
+
+/// The body of a [`MessageView`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum BodyView {
+    SyncRequest { random: u32 },
+    SyncReply { random: u32 },
+    Input(InputView),
+    InputAck { ack_frame: i32 },
+    QualityReport { frame_advantage: i16, ping: u128 },
+    QualityReply { pong: u128 },
+    ChecksumReport { checksum: u128, frame: i32 },
+    KeepAlive,
+}
+
+/// An input message as ggrs sends it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputView {
+    /// For each player: (disconnected, last frame received from them) as the sender sees it.
+    pub peer_connect_status: Vec<(bool, i32)>,
+    /// The sender is leaving.
+    pub disconnect_requested: bool,
+    /// Frame of the first input in `bytes`.
+    pub start_frame: i32,
+    /// Last of our frames the sender has received.
+    pub ack_frame: i32,
+    /// Delta-encoded inputs.
+    pub bytes: Vec<u8>,
+}
+
+/// Decodes a ggrs message into its [`MessageView`] (for checks) without handing it to ggrs.
+pub fn decode_view(bytes: &[u8]) -> Result<MessageView, WireError> {
+    let mut d = Decoder { input: bytes };
+    let view = MessageView::deserialize(&mut d)?;
+    if !d.input.is_empty() {
+        return Err(WireError::TrailingBytes(d.input.len()));
+    }
+    Ok(view)
+}
+
+/// Encodes a (possibly edited) [`MessageView`] into `out` (cleared first), in the same
+/// layout as the ggrs message it mirrors.
+pub fn encode_view(view: &MessageView, out: &mut Vec<u8>) -> Result<(), WireError> {
+    out.clear();
+    view.serialize(&mut Encoder { out })
+}
+
 /// Encodes a ggrs message into `out` (cleared first).
 pub fn encode_ggrs(msg: &ggrs::Message, out: &mut Vec<u8>) -> Result<(), WireError> {
     out.clear();
@@ -210,7 +267,7 @@ impl Encoder<'_> {
     }
 }
 
-impl<'a> ser::Serializer for &'a mut Encoder<'_> {
+impl ser::Serializer for &mut Encoder<'_> {
     type Ok = ();
     type Error = WireError;
     type SerializeSeq = Self;
@@ -741,6 +798,84 @@ mod tests {
             decode(&[0, 0, 1, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]),
             Err(WireError::Truncated)
         );
+    }
+
+    #[test]
+    fn mirror_matches_ggrs() {
+        // Capture real ggrs traffic of a short two-peer session and decode it both ways.
+        use crate::sim::{LinkConditions, SimNetwork};
+        use crate::transport::PacketSocket;
+        struct Tap(
+            crate::sim::SimSocket,
+            std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+        );
+        impl PacketSocket<u16> for Tap {
+            fn send_packet(&mut self, to: &u16, p: &[u8]) {
+                self.1.lock().unwrap().push(p.to_vec());
+                self.0.send_packet(to, p)
+            }
+            fn receive_packets(&mut self, out: &mut Vec<(u16, Vec<u8>)>) {
+                self.0.receive_packets(out)
+            }
+        }
+        #[derive(Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        #[repr(C)]
+        struct In(u16);
+        struct G(u64);
+        impl crate::Game for G {
+            type Input = In;
+            type State = u64;
+            fn advance(&mut self, i: &[(In, crate::InputStatus)]) {
+                self.0 = self
+                    .0
+                    .wrapping_mul(31)
+                    .wrapping_add(u64::from(i[0].0 .0) + u64::from(i[1].0 .0));
+            }
+            fn save(&self) -> u64 {
+                self.0
+            }
+            fn load(&mut self, s: &u64) {
+                self.0 = *s
+            }
+            fn checksum(&self) -> u64 {
+                self.0
+            }
+        }
+        let net = SimNetwork::new(1, LinkConditions::lan());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut sessions: Vec<_> = (0..2u16)
+            .map(|me| {
+                crate::SessionBuilder::new()
+                    .add_local_player(me as usize)
+                    .unwrap()
+                    .add_remote_player(1 - me as usize, 1 - me)
+                    .unwrap()
+                    .start_p2p::<G, _>(Tap(net.socket(me), log.clone()))
+                    .unwrap()
+            })
+            .collect();
+        let mut games = [G(0), G(0)];
+        for f in 0..400u16 {
+            for (me, (s, g)) in sessions.iter_mut().zip(&mut games).enumerate() {
+                s.add_local_input(me, In(f * 7 + me as u16)).unwrap();
+                s.advance(g).unwrap();
+            }
+            net.advance(std::time::Duration::from_millis(17));
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+        let log = log.lock().unwrap();
+        let mut kinds = std::collections::HashSet::new();
+        for p in log.iter().filter(|p| p[..2] != CONTROL_PREFIX) {
+            let view = decode_view(p).expect("mirror decodes every ggrs packet");
+            kinds.insert(std::mem::discriminant(&view.body));
+            let Packet::Ggrs(msg) = decode(p).unwrap() else {
+                panic!()
+            };
+            let mut again = Vec::new();
+            encode_ggrs(&msg, &mut again).unwrap();
+            assert_eq!(&again, p);
+        }
+        assert!(kinds.len() >= 4, "saw {} message kinds", kinds.len());
     }
 
     #[test]

@@ -1,0 +1,86 @@
+//! A desync planted in one peer's simulation is reported on both sides with the exact first
+//! frame that differs and both checksums.
+
+use std::time::Duration;
+
+use ricochet::sim::LinkConditions;
+use ricochet::{Game, InputStatus};
+use ricochet_demo_game::{Arena, Input};
+use ricochet_tests::{run_match_with, MatchConfig};
+
+/// The demo game, except that on one peer the simulation of frame `bug_frame` goes wrong (as
+/// a platform-dependent float or an uninitialised read would), on every (re-)simulation.
+struct Buggy {
+    arena: Arena,
+    bug_frame: Option<u32>,
+}
+
+impl Game for Buggy {
+    type Input = Input;
+    type State = Arena;
+    fn advance(&mut self, inputs: &[(Input, InputStatus)]) {
+        let frame = self.arena.frame;
+        self.arena.advance(inputs);
+        if Some(frame) == self.bug_frame {
+            self.arena.players[1].score += 1000;
+        }
+    }
+    fn save(&self) -> Arena {
+        self.arena.clone()
+    }
+    fn load(&mut self, s: &Arena) {
+        self.arena = s.clone();
+    }
+    fn checksum(&self) -> u64 {
+        self.arena.checksum()
+    }
+}
+
+fn run(interval: u32, bug_frame: u32) -> Vec<ricochet_tests::PeerReport> {
+    let conditions = LinkConditions::with_latency(Duration::from_millis(40))
+        .jitter(Duration::from_millis(10))
+        .loss(0.05);
+    let mut cfg = MatchConfig::new(3, conditions, 1500);
+    cfg.desync_interval = interval;
+    run_match_with(
+        &cfg,
+        |me| Buggy {
+            arena: Arena::new(3),
+            bug_frame: (me == 2).then_some(bug_frame),
+        },
+        |b| b,
+        |_, _| {},
+    )
+}
+
+#[test]
+fn planted_desync_names_first_differing_frame() {
+    let reports = run(1, 733);
+    // Peers 0 and 1 agree with each other and report peer 2; peer 2 reports both of them.
+    for (i, r) in reports.iter().enumerate() {
+        let expected_peers: Vec<u16> = if i == 2 { vec![0, 1] } else { vec![2] };
+        let mut peers: Vec<u16> = r.desyncs.iter().map(|d| d.peer).collect();
+        peers.sort();
+        assert_eq!(peers, expected_peers, "peer {i}: {:?}", r.desyncs);
+        for d in &r.desyncs {
+            assert_eq!(d.frame, 733, "peer {i} named the wrong frame: {d:?}");
+            assert_ne!(d.local_checksum, d.remote_checksum);
+        }
+        println!("peer {i}: {:?}", r.desyncs);
+    }
+    assert_eq!(
+        reports[0].desyncs[0].local_checksum,
+        reports[2].desyncs[0].remote_checksum
+    );
+    assert_eq!(
+        reports[0].desyncs[0].remote_checksum,
+        reports[2].desyncs[0].local_checksum
+    );
+}
+
+#[test]
+fn coarse_interval_names_the_next_checked_frame() {
+    let reports = run(10, 733);
+    // Frames 9, 19, ... are checked; the first checked frame at or after 733 is 739.
+    assert_eq!(reports[0].desyncs[0].frame, 739);
+}
