@@ -551,10 +551,11 @@ fn fmt_row(r: &Row) -> String {
 
 const HEADER: &str = "| server | workload | rate/client | frames in/s offered | frames out/s delivered | delivered | p50 us | p99 us | p99.9 us | server CPU us/forwarded frame | server cores | generator cores | verdict |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
-/// With `BENCH_PIN` unset or `1` on a machine with 2+ CPUs: the servers get CPU 0 and the
-/// generator the others, so neither steals the other's core.
+/// With `BENCH_PIN=1` on a machine with 2+ CPUs: the servers get CPU 0 and the generator the
+/// others, so neither steals the other's core. Off by default: on a shared machine a pinned
+/// process cannot escape a busy neighbour, which shows up as multi-millisecond tails.
 fn pinning() -> bool {
-    std::env::var("BENCH_PIN").map(|v| v != "0").unwrap_or(true)
+    std::env::var("BENCH_PIN").is_ok_and(|v| v == "1")
         && Command::new("taskset").arg("-V").output().is_ok()
 }
 
@@ -602,6 +603,7 @@ fn main() {
         .build()
         .unwrap();
     let started = Instant::now();
+    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut headline = Vec::new();
     let mut search = Vec::new();
     eprintln!("{HEADER}");
@@ -634,7 +636,29 @@ fn main() {
             .map(|r| r.offered_in)
             .fold(0.0, f64::max)
     };
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut out = String::new();
+    out.push_str(&format!(
+        "Run {date} on {cpus} CPUs ({model}); servers pinned to CPU 0 and generator to the rest: {}; load average before: {}, after: {}.\n\n",
+        server_cpus().is_some(),
+        load_start.trim(),
+        load_end.trim()
+    ));
     out.push_str("### At 60 Hz per client\n\n");
     out.push_str(HEADER);
     out.push('\n');

@@ -57,3 +57,17 @@ async fn run_refuses_a_config_without_secret() {
     assert!(c.set_outbound_queue(0).is_err());
     assert!(c.set_max_members_per_match(70_000).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shard_setting_forwards() {
+    // 0 = connections on the caller's runtime; 1 and 3 = that many shard threads.
+    for shards in [0, 1, 3] {
+        let mut cfg = config();
+        cfg.set_shards(shards).unwrap();
+        let relay = Relay::start(cfg).await;
+        for key in ["a", "b", "c", "d"] {
+            let mut by = Bystanders::new(&relay, key).await;
+            by.exchange(3).await;
+        }
+    }
+}
