@@ -428,6 +428,7 @@ impl<A: Address> SessionBuilder<A> {
         Ok(SyncTest {
             ggrs,
             core: Core::new(&self, None)?,
+            check_distance: self.check_distance as i32,
         })
     }
 
@@ -862,6 +863,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
 pub struct SyncTest<G: Game, A: Address> {
     ggrs: ggrs::SyncTestSession<GgrsConfig<G, A>>,
     core: Core<G, A>,
+    check_distance: i32,
 }
 
 impl<G: Game, A: Address> SyncTest<G, A> {
@@ -877,6 +879,8 @@ impl<G: Game, A: Address> SyncTest<G, A> {
     pub fn advance(&mut self, game: &mut G) -> Result<Advance, SessionError> {
         let requests = self.ggrs.advance_frame().map_err(from_ggrs)?;
         let rollback = self.core.handle(game, requests)?;
+        // Frames older than the check distance are never re-simulated again.
+        self.core.confirm(self.core.frame - 1 - self.check_distance);
         Ok(Advance::Advanced { rollback })
     }
 
@@ -888,6 +892,12 @@ impl<G: Game, A: Address> SyncTest<G, A> {
     /// Counters (rollbacks here are the sync test's own re-simulations).
     pub fn stats(&self) -> SessionStats {
         self.core.stats.clone()
+    }
+
+    /// The checksum of frame `frame` once it is older than the check distance, as for
+    /// [`Session::checksum_at`].
+    pub fn checksum_at(&self, frame: i32) -> Option<u64> {
+        self.core.checksum_at(frame)
     }
 }
 

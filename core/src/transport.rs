@@ -94,8 +94,13 @@ pub const MAX_DECODED_INPUTS: usize = 16 * 1024;
 /// a truncated varint and allocates whatever length the runs claim, so it must not see a
 /// stream that this function refuses.
 fn count_inputs(rle: &[u8]) -> Result<usize, &'static str> {
-    let mut decoded = Vec::new();
+    // Walk the runs without materialising them: `need` bytes of the current entry remain to
+    // skip, or (when `header` is Some) the entry's 2-byte length is being read.
     let mut pos = 0;
+    let mut total = 0usize;
+    let mut count = 0usize;
+    let mut header: Option<(u8, Option<u8>)> = Some((0, None)); // (bytes read, first byte)
+    let mut need = 0usize;
     while pos < rle.len() {
         let mut value: u64 = 0;
         let mut shift = 0;
@@ -112,33 +117,50 @@ fn count_inputs(rle: &[u8]) -> Result<usize, &'static str> {
             }
         }
         let repeat = value & 1 == 1;
-        let len = if repeat { value >> 2 } else { value >> 1 } as usize;
-        if decoded.len() + len > MAX_DECODED_INPUTS {
+        let mut len = if repeat { value >> 2 } else { value >> 1 } as usize;
+        total += len;
+        if total > MAX_DECODED_INPUTS {
             return Err("inputs decode to too many bytes");
         }
-        if repeat {
-            let fill = if value & 2 != 0 { 255 } else { 0 };
-            decoded.resize(decoded.len() + len, fill);
+        let fill = if value & 2 != 0 { 255u8 } else { 0 };
+        let literal = if repeat {
+            None
         } else {
-            let literal = rle.get(pos..pos + len).ok_or("literal run past the end")?;
-            decoded.extend_from_slice(literal);
+            let bytes = rle.get(pos..pos + len).ok_or("literal run past the end")?;
             pos += len;
+            Some(bytes)
+        };
+        let mut at = 0;
+        while len > 0 {
+            if let Some((read, first)) = header {
+                let byte = literal.map_or(fill, |l| l[at]);
+                at += 1;
+                len -= 1;
+                match (read, first) {
+                    (0, _) => header = Some((1, Some(byte))),
+                    (_, Some(lo)) => {
+                        need = u16::from_le_bytes([lo, byte]) as usize;
+                        header = None;
+                        count += 1;
+                    }
+                    _ => unreachable!("a header's second byte always follows its first"),
+                }
+            } else {
+                let skip = need.min(len);
+                need -= skip;
+                len -= skip;
+                at += skip;
+            }
+            if header.is_none() && need == 0 {
+                header = Some((0, None));
+            }
         }
     }
-    let mut count = 0;
-    let mut at = 0;
-    while at < decoded.len() {
-        let len = decoded
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-            .ok_or("truncated input length")?;
-        at += 2 + len;
-        if at > decoded.len() {
-            return Err("input runs past the end");
-        }
-        count += 1;
+    match header {
+        Some((0, _)) => Ok(count),
+        Some(_) => Err("truncated input length"),
+        None => Err("input runs past the end"),
     }
-    Ok(count)
 }
 
 /// What the socket remembers to check ggrs messages before ggrs sees them.
@@ -256,8 +278,13 @@ impl<A: Clone + Eq + Hash> Guard<A> {
 /// Quality-report timestamps remembered to check the echoes (ggrs sends one report per peer
 /// every 200 ms, so this covers several seconds with four peers).
 const PINGS_REMEMBERED: usize = 64;
+/// Variant index of `Input` in ggrs's `MessageBody` (the first kind that needs checks).
+const INPUT_VARIANT: u8 = 2;
 /// Variant index of `QualityReport` in ggrs's `MessageBody`.
 const QUALITY_REPORT_VARIANT: u8 = 4;
+/// Variant index of `ChecksumReport` in ggrs's `MessageBody` (the last kind that needs
+/// checks; `KeepAlive` after it carries nothing).
+const CHECKSUM_REPORT_VARIANT: u8 = 6;
 
 struct Inner<A, S> {
     socket: S,
@@ -396,10 +423,12 @@ where
         for (from, bytes) in inner.received.drain(..) {
             inner.stats.bytes_received += bytes.len() as u64;
             let mut bytes = bytes;
-            if inner.guard.bounds.is_some()
-                && bytes.len() >= 2
-                && bytes[..2] != wire::CONTROL_PREFIX
-            {
+            // Only these ggrs messages carry values ggrs trusts; the rest need no second look.
+            let checked_kind = matches!(
+                bytes.get(2),
+                Some(&(INPUT_VARIANT..=CHECKSUM_REPORT_VARIANT))
+            );
+            if inner.guard.bounds.is_some() && checked_kind && bytes[..2] != wire::CONTROL_PREFIX {
                 {
                     if let Ok(mut view) = wire::decode_view(&bytes) {
                         match inner.guard.check(&from, &mut view) {
@@ -465,5 +494,11 @@ mod tests {
         assert!(count_inputs(&[20, 1, 2]).is_err());
         // Lengths that run past the decoded bytes.
         assert!(count_inputs(&[6, 9, 0, 1]).is_err());
+        // A half-read length.
+        assert!(count_inputs(&[2, 9]).is_err());
+        // Inputs spread over literal and repeat runs: [len=3][0 0 0] as a literal of the
+        // header then a repeat of three zero bytes, then [len=1][ff] as literal + repeat.
+        let rle = [4, 3, 0, 3 << 2 | 1, 4, 1, 0, 1 << 2 | 3];
+        assert_eq!(count_inputs(&rle), Ok(2));
     }
 }
