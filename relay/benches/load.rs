@@ -57,10 +57,10 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 // Servers (child process).
 
 fn serve(which: &str) {
-    // Ours runs its accept loop on one thread and the matches on its shard threads (one per
-    // CPU); `ours-inline` (no shards) and the baselines get tokio's default multi-threaded
-    // runtime (one worker per CPU).
-    let rt = if which == "ours" {
+    // `ours-sharded` runs its accept loop on one thread and the matches on its shard threads
+    // (one per CPU); `ours` (the default: no shards) and the baselines get tokio's default
+    // multi-threaded runtime (one worker per CPU).
+    let rt = if which == "ours-sharded" {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -86,7 +86,7 @@ fn serve(which: &str) {
             std::process::exit(0);
         });
         match which {
-            "ours" | "ours-inline" => {
+            "ours" | "ours-sharded" => {
                 let mut cfg = ricochet_relay::Config::new(SECRET.to_vec()).unwrap();
                 cfg.set_max_connections_per_ip(100_000)
                     .unwrap()
@@ -609,7 +609,7 @@ fn main() {
     eprintln!("{HEADER}");
     rt.block_on(async {
         let only = std::env::var("BENCH_ONLY").ok();
-        for name in ["ours", "ours-inline", "baseline", "baseline-8k"] {
+        for name in ["ours", "ours-sharded", "baseline", "baseline-8k"] {
             if only.as_deref().is_some_and(|o| o != name) {
                 continue;
             }
@@ -673,7 +673,7 @@ fn main() {
         out.push_str(&fmt_row(r));
         out.push('\n');
     }
-    out.push_str("\n### Sustainable rate (highest passing step, frames in/s)\n\n| workload | ours | ours-inline | baseline | baseline-8k | ours / baseline | ours / baseline-8k |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+    out.push_str("\n### Sustainable rate (highest passing step, frames in/s)\n\n| workload | ours | ours-sharded | baseline | baseline-8k | ours / baseline | ours / baseline-8k |\n| --- | --- | --- | --- | --- | --- | --- |\n");
     let ratio = |a: f64, b: f64| {
         if b > 0.0 {
             format!("{:.2}x", a / b)
@@ -682,7 +682,7 @@ fn main() {
         }
     };
     for players in [2, 4] {
-        let [o, oi, b, b8] = ["ours", "ours-inline", "baseline", "baseline-8k"]
+        let [o, oi, b, b8] = ["ours", "ours-sharded", "baseline", "baseline-8k"]
             .map(|name| sustainable(name, players));
         out.push_str(&format!(
             "| {players}-player | {:.0}k | {:.0}k | {:.0}k | {:.0}k | {} | {} |\n",

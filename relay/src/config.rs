@@ -20,13 +20,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default interval between pings the relay sends to each client (half-open detection).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
-/// Default number of shard threads (each a single-threaded runtime owning whole matches): the
-/// number of CPUs.
-pub fn default_shards() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
+/// Default number of shard threads: 0, i.e. connections run on the runtime that called
+/// [`crate::run`]. On the shared 2-CPU benchmark machine a multi-threaded runtime's work
+/// stealing gave steadier tail latency than single-threaded shards (docs/BENCHMARKS.md).
+pub const DEFAULT_SHARDS: usize = 0;
 /// Shortest accepted shared secret, in bytes (the ticket module's minimum).
 pub const MIN_SECRET_LEN: usize = ricochet_protocol::ticket::MIN_SECRET_LEN;
 
@@ -101,7 +98,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,
-            shards: default_shards(),
+            shards: DEFAULT_SHARDS,
         }
     }
 }
@@ -192,10 +189,11 @@ impl Config {
         Ok(self)
     }
 
-    /// Number of shard threads that carry the matches ([`default_shards`] by default). A
-    /// match lives on one shard (a single-threaded runtime), chosen by a hash of its key. `0`
-    /// runs every connection on the runtime that called [`crate::run`] instead (with a
-    /// multi-threaded runtime, tokio's work stealing then spreads them over its workers).
+    /// Number of shard threads that carry the matches ([`DEFAULT_SHARDS`] by default). With
+    /// N > 0, a match lives on one of N dedicated single-threaded runtimes, chosen by a hash
+    /// of its key, so forwarding never crosses threads; with 0, every connection runs on the
+    /// runtime that called [`crate::run`] (with a multi-threaded runtime, tokio's work
+    /// stealing spreads them over its workers).
     pub fn set_shards(&mut self, shards: usize) -> Result<&mut Self, ConfigError> {
         if shards > 1024 {
             return Err(ConfigError::Shards(shards));

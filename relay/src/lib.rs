@@ -12,10 +12,10 @@
 //! # How it is built
 //! - [`run`] accepts TCP connections and speaks HTTP/1.1 (hyper) on its caller's runtime:
 //!   health, metrics, connection limits, ticket check and the WebSocket handshake.
-//! - After the handshake the raw socket moves to one of [`Config::set_shards`] shard threads,
-//!   chosen by a hash of the match key; each shard is a single-threaded tokio runtime, so all
-//!   members of a match, and all forwarding between them, stay on one thread (no cross-thread
-//!   wake-ups on the hot path).
+//! - After the handshake the connection's task runs on the same runtime (the default), or,
+//!   with [`Config::set_shards`] N > 0, the raw socket moves to one of N shard threads chosen
+//!   by a hash of the match key; each shard is a single-threaded tokio runtime, so all members
+//!   of a match, and all forwarding between them, stay on one thread.
 //! - One task per connection reads its client's frames and forwards each one: it encodes the
 //!   outgoing frame once (a shared `Bytes`), takes the match's short lock, and pushes it into
 //!   every receiver's bounded queue; the order of taking that lock is the match's total order.

@@ -43,12 +43,13 @@ struct Args {
     /// Seconds between pings to each client.
     #[arg(long, env = "RICOCHET_PING_INTERVAL_SECS", default_value_t = ricochet_relay::DEFAULT_PING_INTERVAL.as_secs())]
     ping_interval_secs: u64,
-    /// Shard threads carrying the matches (default: number of CPUs).
-    #[arg(long, env = "RICOCHET_SHARDS")]
-    shards: Option<usize>,
+    /// Dedicated single-threaded shard threads carrying the matches; 0 = run them on the
+    /// main multi-threaded runtime.
+    #[arg(long, env = "RICOCHET_SHARDS", default_value_t = ricochet_relay::DEFAULT_SHARDS)]
+    shards: usize,
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -67,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         .set_max_connections(a.max_connections)?
         .set_idle_timeout(Duration::from_secs(a.idle_timeout_secs))?
         .set_ping_interval(Duration::from_secs(a.ping_interval_secs))?
-        .set_shards(a.shards.unwrap_or_else(ricochet_relay::default_shards))?;
+        .set_shards(a.shards)?;
     let listener = tokio::net::TcpListener::bind(a.addr)
         .await
         .with_context(|| format!("binding {}", a.addr))?;
