@@ -879,6 +879,24 @@ mod tests {
     }
 
     #[test]
+    fn documented_example_bytes() {
+        // docs/PROTOCOL.md: an InputAck for frame 300 from a session with magic 0xBEEF.
+        let view = MessageView {
+            magic: 0xBEEF,
+            body: BodyView::InputAck { ack_frame: 300 },
+        };
+        let mut out = Vec::new();
+        encode_view(&view, &mut out).unwrap();
+        assert_eq!(out, [0xEF, 0xBE, 0x03, 0xD8, 0x04]);
+        let Packet::Ggrs(msg) = decode(&out).unwrap() else {
+            panic!("not ggrs")
+        };
+        let mut again = Vec::new();
+        encode_ggrs(&msg, &mut again).unwrap();
+        assert_eq!(again, out);
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for len in 0..200 {
