@@ -61,6 +61,7 @@
 pub mod clock;
 pub mod desync;
 pub mod game;
+pub mod path;
 pub mod replay;
 pub mod session;
 pub mod sim;

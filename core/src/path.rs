@@ -1,0 +1,420 @@
+//! Per-peer path choice between the direct WebRTC data channel and the relay, without I/O.
+//!
+//! A remote peer is reachable over the relay from the moment it is present, so a match never
+//! waits on ICE. [`PeerPath`] decides, for every packet, where it goes:
+//!
+//! - **Relay** while the direct channel is being set up. Once the data channel opens, packets
+//!   go both ways (relay and direct) until a packet arrives over the direct channel, which
+//!   proves it carries traffic in both directions; then **Direct** only.
+//! - Back to **Relay** when the direct channel stops delivering (nothing received over it for
+//!   [`PathConfig::direct_silence`]), closes, or the ICE attempt fails or takes longer than
+//!   [`PathConfig::ice_timeout`] (webrtc-rs alone takes 25 s or more to declare failure).
+//! - While on the relay with the channel still open, one packet in
+//!   [`PathConfig::probe_every`] is also sent directly, so that a direct path that comes back
+//!   is noticed (by the other side receiving it) and used again.
+//!
+//! Time is passed in (`now`); nothing here reads a clock.
+
+use std::time::Duration;
+
+use web_time::Instant;
+
+/// Default time the ICE attempt may take before the peer is declared relay-only.
+pub const DEFAULT_ICE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default time without any packet over the direct channel after which it is considered dead.
+pub const DEFAULT_DIRECT_SILENCE: Duration = Duration::from_millis(1000);
+/// Default share of packets also sent directly while on the relay (one in this many).
+pub const DEFAULT_PROBE_EVERY: u32 = 8;
+
+/// Which way packets to a peer travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// Through the relay server.
+    Relay,
+    /// Over the WebRTC data channel, peer to peer.
+    Direct,
+}
+
+/// What the game allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathMode {
+    /// Direct when it works, the relay otherwise (the default).
+    #[default]
+    Automatic,
+    /// Always the relay: no WebRTC connection is attempted, so no player learns another's IP
+    /// address.
+    ForceRelay,
+    /// Never the relay: the peer is unreachable until the direct channel opens.
+    DirectOnly,
+}
+
+/// Why the direct path was given up (the last reason is kept for the game to show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DirectFailure {
+    /// ICE did not find a working pair of candidates within the timeout.
+    IceTimeout,
+    /// The WebRTC stack reported that ICE failed.
+    IceFailed,
+    /// The data channel closed.
+    ChannelClosed,
+    /// The data channel stopped delivering packets.
+    Silent,
+}
+
+/// Timing settings of [`PeerPath`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathConfig {
+    /// What the game allows.
+    pub mode: PathMode,
+    /// How long the ICE attempt may take.
+    pub ice_timeout: Duration,
+    /// Silence on the direct channel after which it is considered dead.
+    pub direct_silence: Duration,
+    /// While on the relay with an open channel, send one packet in this many directly too.
+    pub probe_every: u32,
+}
+
+impl Default for PathConfig {
+    fn default() -> Self {
+        PathConfig {
+            mode: PathMode::Automatic,
+            ice_timeout: DEFAULT_ICE_TIMEOUT,
+            direct_silence: DEFAULT_DIRECT_SILENCE,
+            probe_every: DEFAULT_PROBE_EVERY,
+        }
+    }
+}
+
+/// Where to send one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Send it over the relay.
+    pub relay: bool,
+    /// Send it over the direct channel.
+    pub direct: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// ICE is running; the deadline is when we give up on it.
+    Connecting { deadline: Instant },
+    /// The data channel is open.
+    Open,
+    /// The attempt failed or the channel closed; only a new attempt can bring it back.
+    Down,
+}
+
+/// The path state of one remote peer.
+#[derive(Debug, Clone)]
+pub struct PeerPath {
+    config: PathConfig,
+    channel: Channel,
+    path: Path,
+    last_direct_rx: Option<Instant>,
+    switches: u32,
+    last_failure: Option<DirectFailure>,
+    sent: u32,
+}
+
+impl PeerPath {
+    /// A peer that has just become present at `now`; a direct attempt starts now unless the
+    /// mode forces the relay.
+    pub fn new(config: PathConfig, now: Instant) -> Self {
+        let channel = match config.mode {
+            PathMode::ForceRelay => Channel::Down,
+            _ => Channel::Connecting {
+                deadline: now + config.ice_timeout,
+            },
+        };
+        PeerPath {
+            config,
+            channel,
+            path: Path::Relay,
+            last_direct_rx: None,
+            switches: 0,
+            last_failure: None,
+            sent: 0,
+        }
+    }
+
+    /// The path packets take now.
+    pub fn path(&self) -> Path {
+        self.path
+    }
+
+    /// How many times the path changed.
+    pub fn switches(&self) -> u32 {
+        self.switches
+    }
+
+    /// Why the direct path was last given up, if it was.
+    pub fn last_failure(&self) -> Option<DirectFailure> {
+        self.last_failure
+    }
+
+    /// Whether the peer can be reached at all (in direct-only mode, not before the channel
+    /// carries traffic).
+    pub fn reachable(&self) -> bool {
+        self.config.mode != PathMode::DirectOnly || self.path == Path::Direct
+    }
+
+    fn switch(&mut self, to: Path) {
+        if self.path != to {
+            self.path = to;
+            self.switches += 1;
+        }
+    }
+
+    fn fail(&mut self, why: DirectFailure) {
+        self.last_failure = Some(why);
+        self.switch(Path::Relay);
+    }
+
+    /// A new direct attempt starts (after a failure, when the signaling brings a new offer).
+    pub fn on_attempt(&mut self, now: Instant) {
+        if self.config.mode != PathMode::ForceRelay {
+            self.channel = Channel::Connecting {
+                deadline: now + self.config.ice_timeout,
+            };
+        }
+    }
+
+    /// The data channel opened.
+    pub fn on_channel_open(&mut self, _now: Instant) {
+        if self.config.mode != PathMode::ForceRelay {
+            self.channel = Channel::Open;
+        }
+    }
+
+    /// The WebRTC stack reported that ICE failed.
+    pub fn on_ice_failed(&mut self, _now: Instant) {
+        if self.channel != Channel::Down {
+            self.channel = Channel::Down;
+            self.fail(DirectFailure::IceFailed);
+        }
+    }
+
+    /// The data channel closed.
+    pub fn on_channel_closed(&mut self, _now: Instant) {
+        if self.channel != Channel::Down {
+            self.channel = Channel::Down;
+            self.fail(DirectFailure::ChannelClosed);
+        }
+    }
+
+    /// A packet from this peer arrived over the direct channel.
+    pub fn on_direct_received(&mut self, now: Instant) {
+        if self.config.mode == PathMode::ForceRelay {
+            return;
+        }
+        self.last_direct_rx = Some(now);
+        self.channel = Channel::Open;
+        self.switch(Path::Direct);
+    }
+
+    /// Time passes: checks the ICE deadline and the direct channel's silence.
+    pub fn poll(&mut self, now: Instant) {
+        match self.channel {
+            Channel::Connecting { deadline } if now >= deadline => {
+                self.channel = Channel::Down;
+                self.fail(DirectFailure::IceTimeout);
+            }
+            Channel::Open if self.path == Path::Direct => {
+                let silent = self
+                    .last_direct_rx
+                    .is_none_or(|t| now.saturating_duration_since(t) >= self.config.direct_silence);
+                if silent {
+                    self.fail(DirectFailure::Silent);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The next time [`PeerPath::poll`] has something to check, if any.
+    pub fn poll_at(&self) -> Option<Instant> {
+        match self.channel {
+            Channel::Connecting { deadline } => Some(deadline),
+            Channel::Open if self.path == Path::Direct => {
+                self.last_direct_rx.map(|t| t + self.config.direct_silence)
+            }
+            _ => None,
+        }
+    }
+
+    /// Where the next packet to this peer goes.
+    pub fn route(&mut self, now: Instant) -> Route {
+        self.poll(now);
+        self.sent = self.sent.wrapping_add(1);
+        let relay_allowed = self.config.mode != PathMode::DirectOnly;
+        match (self.path, self.channel) {
+            (Path::Direct, _) => Route {
+                relay: false,
+                direct: true,
+            },
+            // Open but not yet proven: both, so nothing waits on the proof.
+            (Path::Relay, Channel::Open) if self.last_direct_rx.is_none() => Route {
+                relay: relay_allowed,
+                direct: true,
+            },
+            // Fell back with the channel still open: probe it now and then.
+            (Path::Relay, Channel::Open) => Route {
+                relay: relay_allowed,
+                direct: !relay_allowed || self.sent.is_multiple_of(self.config.probe_every.max(1)),
+            },
+            (Path::Relay, _) => Route {
+                relay: relay_allowed,
+                direct: false,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn relay_first_then_direct_once_traffic_flows() {
+        let t0 = Instant::now();
+        let mut p = PeerPath::new(PathConfig::default(), t0);
+        assert_eq!(
+            p.route(t0),
+            Route {
+                relay: true,
+                direct: false
+            }
+        );
+        p.on_channel_open(ms(t0, 400));
+        assert_eq!(
+            p.route(ms(t0, 401)),
+            Route {
+                relay: true,
+                direct: true
+            }
+        );
+        assert_eq!(p.path(), Path::Relay);
+        p.on_direct_received(ms(t0, 420));
+        assert_eq!(p.path(), Path::Direct);
+        assert_eq!(
+            p.route(ms(t0, 421)),
+            Route {
+                relay: false,
+                direct: true
+            }
+        );
+        assert_eq!(p.switches(), 1);
+        assert_eq!(p.last_failure(), None);
+    }
+
+    #[test]
+    fn ice_timeout_falls_back_and_keeps_playing() {
+        let t0 = Instant::now();
+        let mut p = PeerPath::new(PathConfig::default(), t0);
+        p.poll(ms(t0, 2999));
+        assert_eq!(p.last_failure(), None);
+        p.poll(ms(t0, 3000));
+        assert_eq!(p.last_failure(), Some(DirectFailure::IceTimeout));
+        assert_eq!(
+            p.route(ms(t0, 3001)),
+            Route {
+                relay: true,
+                direct: false
+            }
+        );
+        assert_eq!(p.poll_at(), None);
+        // A late open still upgrades to direct once traffic arrives.
+        p.on_channel_open(ms(t0, 5000));
+        p.on_direct_received(ms(t0, 5010));
+        assert_eq!(p.path(), Path::Direct);
+    }
+
+    #[test]
+    fn silent_direct_path_goes_back_to_relay_and_returns() {
+        let t0 = Instant::now();
+        let mut p = PeerPath::new(PathConfig::default(), t0);
+        p.on_channel_open(ms(t0, 100));
+        p.on_direct_received(ms(t0, 110));
+        for t in (120..2000).step_by(16) {
+            p.on_direct_received(ms(t0, t));
+            assert_eq!(p.route(ms(t0, t)).direct, true);
+        }
+        // The direct path dies mid-match: within a second, packets go by relay.
+        assert_eq!(p.poll_at(), Some(ms(t0, 1992 + 1000)));
+        p.poll(ms(t0, 2991));
+        assert_eq!(p.path(), Path::Direct);
+        p.poll(ms(t0, 2992));
+        assert_eq!(p.path(), Path::Relay);
+        assert_eq!(p.last_failure(), Some(DirectFailure::Silent));
+        // Probes keep going over the open channel; when one gets through, direct again.
+        let probes = (0..16).filter(|_| p.route(ms(t0, 3000)).direct).count();
+        assert_eq!(probes, 2);
+        p.on_direct_received(ms(t0, 3100));
+        assert_eq!(p.path(), Path::Direct);
+        assert_eq!(p.switches(), 3);
+    }
+
+    #[test]
+    fn failures_reported() {
+        let t0 = Instant::now();
+        let mut p = PeerPath::new(PathConfig::default(), t0);
+        p.on_ice_failed(ms(t0, 50));
+        assert_eq!(p.last_failure(), Some(DirectFailure::IceFailed));
+        p.on_attempt(ms(t0, 60));
+        p.on_channel_open(ms(t0, 70));
+        p.on_direct_received(ms(t0, 80));
+        p.on_channel_closed(ms(t0, 90));
+        assert_eq!(p.path(), Path::Relay);
+        assert_eq!(p.last_failure(), Some(DirectFailure::ChannelClosed));
+    }
+
+    #[test]
+    fn modes() {
+        let t0 = Instant::now();
+        let force = PathConfig {
+            mode: PathMode::ForceRelay,
+            ..PathConfig::default()
+        };
+        let mut p = PeerPath::new(force, t0);
+        p.on_channel_open(t0);
+        p.on_direct_received(t0);
+        assert_eq!(p.path(), Path::Relay);
+        assert_eq!(
+            p.route(t0),
+            Route {
+                relay: true,
+                direct: false
+            }
+        );
+        assert_eq!(p.poll_at(), None);
+
+        let direct = PathConfig {
+            mode: PathMode::DirectOnly,
+            ..PathConfig::default()
+        };
+        let mut p = PeerPath::new(direct, t0);
+        assert!(!p.reachable());
+        assert_eq!(
+            p.route(t0),
+            Route {
+                relay: false,
+                direct: false
+            }
+        );
+        p.on_channel_open(t0);
+        assert_eq!(
+            p.route(t0),
+            Route {
+                relay: false,
+                direct: true
+            }
+        );
+        p.on_direct_received(t0);
+        assert!(p.reachable());
+    }
+}
