@@ -342,7 +342,7 @@ mod tests {
         p.on_direct_received(ms(t0, 110));
         for t in (120..2000).step_by(16) {
             p.on_direct_received(ms(t0, t));
-            assert_eq!(p.route(ms(t0, t)).direct, true);
+            assert!(p.route(ms(t0, t)).direct);
         }
         // The direct path dies mid-match: within a second, packets go by relay.
         assert_eq!(p.poll_at(), Some(ms(t0, 1992 + 1000)));
