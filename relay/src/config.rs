@@ -183,7 +183,8 @@ impl Config {
         Ok(self)
     }
 
-    /// Interval between the relay's pings to each client.
+    /// How long a client may be silent before the relay pings it; also how often each
+    /// connection checks its idle timeout.
     pub fn set_ping_interval(&mut self, interval: Duration) -> Result<&mut Self, ConfigError> {
         self.ping_interval = nonzero(interval, "ping interval")?;
         Ok(self)

@@ -40,7 +40,7 @@ struct Args {
     /// Seconds without hearing from a client before it is disconnected.
     #[arg(long, env = "RICOCHET_IDLE_TIMEOUT_SECS", default_value_t = ricochet_relay::DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout_secs: u64,
-    /// Seconds between pings to each client.
+    /// Seconds of silence from a client after which the relay pings it (checked this often).
     #[arg(long, env = "RICOCHET_PING_INTERVAL_SECS", default_value_t = ricochet_relay::DEFAULT_PING_INTERVAL.as_secs())]
     ping_interval_secs: u64,
     /// Dedicated single-threaded shard threads carrying the matches; 0 = run them on the
