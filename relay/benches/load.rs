@@ -1,24 +1,27 @@
-//! Load benchmark: `cargo bench -p ricochet-relay --bench load`.
+//! Load benchmark: `cargo bench -p ricochet-relay --bench load` (about 3-5 minutes).
+//! Method, results and caveats: `docs/BENCHMARKS.md` (relay section).
 //!
-//! Runs two relays, each in its own child process (this same binary with `serve ours` or
-//! `serve baseline`), one after the other, and drives them from this process with the same
-//! load generator:
-//! - `ours`: [`ricochet_relay::run`] with limits raised so that only load matters;
+//! Runs four relays, each in its own child process (this same binary with `serve NAME`), one
+//! after the other, and drives them from this process with the same load generator:
+//! - `ours`: [`ricochet_relay::run`] with its defaults, limits raised so only load matters;
+//! - `ours-sharded`: the same with one shard thread per CPU;
 //! - `baseline`: the obvious tokio-tungstenite broadcast relay written below (a task per
 //!   connection plus a writer task, an unbounded channel per client, one send and flush per
-//!   frame, a global room map behind a mutex).
+//!   frame, a global room map behind a mutex, tokio-tungstenite's default configuration);
+//! - `baseline-8k`: the same with an 8 KiB read buffer instead of 128 KiB.
 //!
-//! The generator keeps many connections per task (one tick every millisecond sends what is
-//! due on each of its connections; one `SelectAll` reads them all). Every payload is 32 bytes:
-//! send time (ns since the generator's epoch), step, connection, sequence. For each workload
-//! (1,000 two-player matches; 250 four-player matches) the offered rate steps up (frames per
-//! second per client) until a step fails: delivered share < 99.99% or p99 > 2 ms. Each step:
-//! 1 s warm-up, a measured window, 0.5 s for stragglers. Server CPU is the child's total
-//! on-CPU time (sum of `/proc/PID/task/*/schedstat`) over the window, divided by the frames
-//! delivered from that window.
+//! The generator runs one single-threaded runtime per CPU, many connections per task (a tick
+//! every millisecond sends what is due on each connection; one `SelectAll` reads them all).
+//! Every payload is 32 bytes: send time (ns since the generator's epoch), step, connection,
+//! sequence. For each workload (1,000 two-player matches; 250 four-player matches): one step
+//! at 60 Hz per client, then the offered rate steps up (frames per second per client) until a
+//! step fails: delivered share < 99.99% or p99 > 2 ms. Each step: 1 s warm-up, a measured
+//! window, 0.5 s for stragglers. Server CPU is the child's total on-CPU time (sum of
+//! `/proc/PID/task/*/schedstat`) over the window, divided by the frames delivered from it.
 //!
-//! Environment: `BENCH_WINDOW_MS` (default 3000), `BENCH_MAX_HZ` (default 150),
-//! `BENCH_OUT` (write the Markdown table there too).
+//! Environment: `BENCH_WINDOW_MS` (default 3000), `BENCH_MAX_HZ` (default 240), `BENCH_ONLY`,
+//! `BENCH_PLAYERS`, `BENCH_SHARDS`, `BENCH_PIN=1`, `BENCH_SCALE_DOWN`, `BENCH_OUT` (write the
+//! Markdown tables there too).
 #![allow(missing_docs)]
 
 use std::collections::HashMap;

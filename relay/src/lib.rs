@@ -449,3 +449,18 @@ pub async fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ticket_param;
+
+    #[test]
+    fn ticket_is_read_from_the_query() {
+        assert_eq!(ticket_param(Some("ticket=abc")), Some("abc"));
+        assert_eq!(ticket_param(Some("x=1&ticket=abc&y=2")), Some("abc"));
+        assert_eq!(ticket_param(Some("ticket=")), Some(""));
+        assert_eq!(ticket_param(Some("tickets=abc")), None);
+        assert_eq!(ticket_param(Some("")), None);
+        assert_eq!(ticket_param(None), None);
+    }
+}

@@ -182,7 +182,7 @@ async fn reader_that_falls_behind_is_cut_off_with_4009() {
 }
 
 #[tokio::test]
-async fn silent_client_is_dropped_after_idle_timeout_with_4010() {
+async fn silent_or_half_open_client_is_dropped_after_idle_timeout_with_4010() {
     let mut cfg = config();
     cfg.set_idle_timeout(Duration::from_millis(600)).unwrap();
     cfg.set_ping_interval(Duration::from_millis(100)).unwrap();
