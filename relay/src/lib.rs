@@ -129,6 +129,9 @@ impl Shared {
         }
         if self.connections.fetch_add(1, Ordering::AcqRel) >= self.config.max_connections {
             self.connections.fetch_sub(1, Ordering::AcqRel);
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
             return Err((StatusCode::SERVICE_UNAVAILABLE, "capacity"));
         }
         *n += 1;

@@ -217,3 +217,20 @@ async fn silent_or_half_open_client_is_dropped_after_idle_timeout_with_4010() {
     by.exchange(3).await;
     a.silent_for(Duration::from_millis(300)).await;
 }
+
+#[tokio::test]
+async fn total_connections_are_capped_with_503() {
+    let mut cfg = config();
+    cfg.set_max_connections(2).unwrap();
+    let relay = Relay::start(cfg).await;
+    let mut by = Bystanders::new(&relay, "by").await; // 2 connections: the cap
+    match tokio_tungstenite::connect_async(relay.url(&ticket("cap", 1))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
+    }
+    by.exchange(5).await;
+    // Health and metrics are still served.
+    assert_eq!(http_get(relay.addr, "/health").await.0, 200);
+    let m = relay.metrics().await;
+    assert_eq!(metric(&m, "relay_upgrades_rejected_total", "capacity"), 1.0);
+}
