@@ -51,6 +51,8 @@ fn gen_threads() -> usize {
 const BUCKET_US: u64 = 5;
 const BUCKETS: usize = 10_000; // 5 us x 10,000 = 50 ms, then one overflow bucket
 const MAX_STEPS: usize = 16;
+/// The servers, in the order they are reported.
+const SERVERS: [&str; 4] = ["ours", "ours-sharded", "baseline", "baseline-8k"];
 /// Rate steps, frames per second per client.
 const STEPS_HZ: &[u32] = &[3, 6, 9, 12, 15, 18, 24, 30, 45, 60, 90, 120];
 
@@ -97,10 +99,12 @@ fn serve(which: &str) {
                     .unwrap()
                     .set_frame_rate(100_000, 100_000)
                     .unwrap();
-                if let Some(n) = std::env::var("BENCH_SHARDS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                {
+                if which == "ours-sharded" {
+                    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    let n = std::env::var("BENCH_SHARDS")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(cpus);
                     cfg.set_shards(n).unwrap();
                 }
                 ricochet_relay::run(listener, cfg, std::future::pending())
@@ -436,51 +440,64 @@ struct Row {
     pass: bool,
 }
 
-/// Connects every member, steps the rate through `hzs`, stops at the first failing step.
-async fn run_workload(
-    server: &Server,
+/// One server's members, connected and driven by the generator threads.
+struct Load<'a> {
+    server: &'a Server,
+    ctl: Arc<Control>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     players: usize,
     matches: usize,
-    hzs: &[u32],
-    window: Duration,
-    tag: &str,
-) -> Vec<Row> {
-    let ctl = Arc::new(Control {
-        hz: AtomicU32::new(0),
-        step: AtomicU32::new(0),
-        stop: AtomicBool::new(false),
-        steps: (0..MAX_STEPS).map(|_| StepStats::new()).collect(),
-        epoch: Instant::now(),
-        header: if server.name.starts_with("ours") {
-            4
-        } else {
-            2
-        },
-    });
-    // Connect, many at a time, on one single-threaded runtimes that then run the
-    // generator tasks.
-    let total = players * matches;
-    let mut threads = Vec::new();
-    let mut ready = Vec::new();
-    let gens = gen_threads();
-    for g in 0..gens {
-        let urls: Vec<(u32, String)> = (0..total)
-            .filter(|i| (i / players) % gens == g)
-            .map(|i| (i as u32, server.url(i / players, i, tag)))
-            .collect();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        ready.push(rx);
-        let ctl = ctl.clone();
-        threads.push(std::thread::spawn(move || gen_thread(urls, ctl, tx)));
+}
+
+impl<'a> Load<'a> {
+    /// Connects every member of `matches` matches of `players`, idle until [`Load::step`].
+    async fn connect(server: &'a Server, players: usize, matches: usize, tag: &str) -> Load<'a> {
+        let ctl = Arc::new(Control {
+            hz: AtomicU32::new(0),
+            step: AtomicU32::new(0),
+            stop: AtomicBool::new(false),
+            steps: (0..MAX_STEPS).map(|_| StepStats::new()).collect(),
+            epoch: Instant::now(),
+            header: if server.name.starts_with("ours") {
+                4
+            } else {
+                2
+            },
+        });
+        // Connect, many at a time, on single-threaded runtimes that then run the generator
+        // tasks; a match's members all live on one generator thread.
+        let total = players * matches;
+        let mut threads = Vec::new();
+        let mut ready = Vec::new();
+        let gens = gen_threads();
+        for g in 0..gens {
+            let urls: Vec<(u32, String)> = (0..total)
+                .filter(|i| (i / players) % gens == g)
+                .map(|i| (i as u32, server.url(i / players, i, tag)))
+                .collect();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            ready.push(rx);
+            let ctl = ctl.clone();
+            threads.push(std::thread::spawn(move || gen_thread(urls, ctl, tx)));
+        }
+        for r in ready {
+            r.await.expect("generator thread failed to connect");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Load {
+            server,
+            ctl,
+            threads,
+            players,
+            matches,
+        }
     }
-    for r in ready {
-        r.await.expect("generator thread failed to connect");
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = server.child.id().to_string();
-    let mut rows = Vec::new();
-    for (k, &hz) in hzs.iter().enumerate() {
-        let step = k + 1;
+
+    /// Offers `hz` frames per second per client: 1 s warm-up, `window` measured, 0.5 s for
+    /// stragglers; then goes idle again.
+    async fn step(&self, step: usize, hz: u32, window: Duration) -> Row {
+        let ctl = &self.ctl;
+        let pid = self.server.child.id().to_string();
         ctl.hz.store(hz, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (s0, g0, t0) = (cpu_ns(&pid), cpu_ns("self"), Instant::now());
@@ -489,10 +506,11 @@ async fn run_workload(
         ctl.step.store(0, Ordering::Relaxed);
         let (s1, g1, el) = (cpu_ns(&pid), cpu_ns("self"), t0.elapsed());
         tokio::time::sleep(Duration::from_millis(500)).await;
+        ctl.hz.store(0, Ordering::Relaxed);
         let st = &ctl.steps[step];
         let sent = st.sent.load(Ordering::Relaxed);
         let recv = st.recv.load(Ordering::Relaxed);
-        let expected = sent * (players as u64 - 1);
+        let expected = sent * (self.players as u64 - 1);
         let delivered = if expected == 0 {
             0.0
         } else {
@@ -500,11 +518,11 @@ async fn run_workload(
         };
         let secs = el.as_secs_f64();
         let row = Row {
-            server: server.name,
-            players,
-            matches,
+            server: self.server.name,
+            players: self.players,
+            matches: self.matches,
             hz,
-            offered_in: (total as f64) * hz as f64,
+            offered_in: (self.players * self.matches) as f64 * hz as f64,
             delivered,
             p50: st.percentile_us(0.50),
             p99: st.percentile_us(0.99),
@@ -516,20 +534,19 @@ async fn run_workload(
             pass: delivered >= 0.9999 && st.percentile_us(0.99) <= 2000.0,
         };
         eprintln!("{}", fmt_row(&row));
-        let pass = row.pass;
-        rows.push(row);
-        if !pass {
-            break;
+        row
+    }
+
+    /// Disconnects everyone.
+    async fn stop(self) {
+        self.ctl.hz.store(0, Ordering::Relaxed);
+        self.ctl.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
         }
+        // Let the server notice the closes before the next workload.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    ctl.hz.store(0, Ordering::Relaxed);
-    ctl.stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
-    // Let the server notice the closes before the next workload.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    rows
 }
 
 fn fmt_row(r: &Row) -> String {
@@ -612,25 +629,53 @@ fn main() {
     eprintln!("{HEADER}");
     rt.block_on(async {
         let only = std::env::var("BENCH_ONLY").ok();
-        for name in ["ours", "ours-sharded", "baseline", "baseline-8k"] {
-            if only.as_deref().is_some_and(|o| o != name) {
+        let servers: Vec<Server> = SERVERS
+            .iter()
+            .filter(|name| only.as_deref().is_none_or(|o| o == **name))
+            .map(|name| Server::start(name))
+            .collect();
+        for (players, matches) in [(2, 1000 / scale), (4, 250 / scale)] {
+            if std::env::var("BENCH_PLAYERS").is_ok_and(|p| p != players.to_string()) {
                 continue;
             }
-            let server = Server::start(name);
-            for (players, matches) in [(2, 1000 / scale), (4, 250 / scale)] {
-                if std::env::var("BENCH_PLAYERS").is_ok_and(|p| p != players.to_string()) {
-                    continue;
+            // The workload, one server at a time, each on fresh connections.
+            for server in &servers {
+                eprintln!("# {}: {players}-player x {matches}, 60 Hz", server.name);
+                let load = Load::connect(server, players, matches, &format!("{players}p")).await;
+                headline.push(load.step(1, 60, window).await);
+                load.stop().await;
+            }
+            // The rate search, interleaved: every server is connected at once and idle but
+            // the one being measured; each step runs on every server still passing, in an
+            // order that rotates, so that all of them meet the same neighbours' load.
+            eprintln!("# {players}-player x {matches}, rate search, servers interleaved");
+            let tag = format!("{players}p-search");
+            let mut loads = Vec::new();
+            for server in &servers {
+                loads.push(Load::connect(server, players, matches, &tag).await);
+            }
+            let mut passing = vec![true; loads.len()];
+            for (k, &hz) in steps.iter().enumerate() {
+                for j in 0..loads.len() {
+                    let j = (j + k) % loads.len();
+                    if passing[j] {
+                        let row = loads[j].step(k + 1, hz, window).await;
+                        passing[j] = row.pass;
+                        search.push(row);
+                    }
                 }
-                let tag = format!("{players}p");
-                eprintln!("# {name}: {players}-player x {matches}, 60 Hz");
-                let rows = run_workload(&server, players, matches, &[60], window, &tag).await;
-                headline.extend(rows);
-                eprintln!("# {name}: {players}-player x {matches}, rate search");
-                let tag = format!("{players}p-search");
-                let rows = run_workload(&server, players, matches, &steps, window, &tag).await;
-                search.extend(rows);
+                if !passing.contains(&true) {
+                    break;
+                }
+            }
+            for load in loads {
+                load.stop().await;
             }
         }
+    });
+    let order = |name: &str| SERVERS.iter().position(|s| *s == name).unwrap_or(0);
+    search.sort_by(|a, b| {
+        (a.players, order(a.server), a.hz).cmp(&(b.players, order(b.server), b.hz))
     });
     let sustainable = |server: &str, players: usize| {
         search
