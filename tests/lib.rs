@@ -103,7 +103,8 @@ pub fn peers<G: Game<Input = Input>>(
                 .with_desync_detection(Some(cfg.desync_interval))
                 .unwrap()
                 // Timers in ggrs run on the wall clock, which barely moves in a virtual run.
-                .with_disconnect_timeouts(Duration::from_secs(30), Duration::from_secs(10));
+                .with_disconnect_timeouts(Duration::from_secs(30), Duration::from_secs(10))
+                .unwrap();
             for h in 0..cfg.players {
                 b = if h == me {
                     b.add_local_player(h).unwrap()
@@ -165,6 +166,11 @@ pub fn run_match_with<G: Game<Input = Input>>(
     builder: impl Fn(SessionBuilder<SimAddr>) -> SessionBuilder<SimAddr>,
     mut each_tick: impl FnMut(&mut [Peer<G>], &SimNetwork),
 ) -> Vec<PeerReport> {
+    assert_eq!(
+        cfg.frames % cfg.desync_interval as i32,
+        0,
+        "the last frame must be a checksummed one: frames must be a multiple of the desync interval"
+    );
     let net = SimNetwork::new(cfg.seed, cfg.conditions);
     let mut peers = peers(cfg, &net, &make_game, builder);
     let mut pending = vec![None; cfg.players];

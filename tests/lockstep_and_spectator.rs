@@ -45,6 +45,7 @@ fn spectator_follows_the_match() {
         .with_desync_detection(Some(1))
         .unwrap()
         .with_disconnect_timeouts(Duration::from_secs(30), Duration::from_secs(10))
+        .unwrap()
         .start_p2p(Box::new(net.socket(1)) as ricochet_tests::PeerSocket)
         .unwrap();
     let mut spectator = SessionBuilder::new()

@@ -106,6 +106,7 @@ fn survive(bit_flips: bool) {
     // and play on. That timeout runs on the wall clock, so it is short here.
     let timeouts = |b: ricochet::SessionBuilder<SimAddr>| {
         b.with_disconnect_timeouts(Duration::from_secs(2), Duration::from_millis(500))
+            .unwrap()
     };
     let mut all = peers(&cfg, &net, &|_| Arena::new(3), timeouts);
     let hostile_socket = Hostile {

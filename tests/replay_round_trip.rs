@@ -58,7 +58,7 @@ fn replay_reproduces_every_checksum() {
 
 /// The first `frames` frames of a replay file, with the header fixed up.
 fn cut(bytes: &[u8], frames: u32) -> Vec<u8> {
-    let record = 3 * 2 + 8;
+    let record = 3 * (2 + 1) + 8;
     let mut out = bytes[..13 + record * frames as usize].to_vec();
     out[9..13].copy_from_slice(&frames.to_le_bytes());
     out
@@ -104,7 +104,7 @@ fn damaged_files_give_clear_errors() {
     // A replay of a different game (or a tampered one) fails at the first differing frame.
     let mut tampered = bytes.clone();
     let frame = 100;
-    tampered[13 + frame * 14 + 1] ^= 0x01; // player 0's aim in frame 100 (part of the state)
+    tampered[13 + frame * 17 + 1] ^= 0x01; // player 0's aim in frame 100 (part of the state)
     let err = Replay::from_bytes(&tampered)
         .unwrap()
         .play(&mut Arena::new(3))

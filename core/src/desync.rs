@@ -15,6 +15,8 @@ use crate::wire::Control;
 pub const BATCH_FRAMES: i32 = 10;
 /// How many consecutive batches repeat each checksum.
 pub const REPEATS: i32 = 3;
+/// Most checksums in one batch (8 KiB).
+pub const MAX_BATCH: usize = 1024;
 /// Checked frames kept for comparison with late reports (per peer, and locally).
 pub const HISTORY: usize = 4096;
 
@@ -42,6 +44,10 @@ pub struct DesyncDetector<A> {
     reported: HashSet<A>,
     last_confirmed: i32,
     last_batch_frame: i32,
+    /// Frames of the last [`REPEATS`] batches, oldest first: a batch carries every checked
+    /// frame after the oldest, so each checksum goes out in `REPEATS` batches however far
+    /// the confirmed frame jumps between batches.
+    batches: std::collections::VecDeque<i32>,
     found: Vec<DesyncReport<A>>,
 }
 
@@ -56,6 +62,7 @@ impl<A: Clone + Eq + Hash> DesyncDetector<A> {
             reported: HashSet::new(),
             last_confirmed: -1,
             last_batch_frame: -1,
+            batches: std::collections::VecDeque::new(),
             found: Vec::new(),
         }
     }
@@ -64,12 +71,13 @@ impl<A: Clone + Eq + Hash> DesyncDetector<A> {
         (frame as i64 + 1) % self.interval as i64 == 0
     }
 
-    /// Records the checksum of confirmed `frame` (frames must come in increasing order).
-    pub fn confirm(&mut self, frame: i32, checksum: u64) {
+    /// Records that `frame` is confirmed, with its checksum if it was computed (frames must
+    /// come in increasing order; a checked frame needs its checksum).
+    pub fn confirm(&mut self, frame: i32, checksum: Option<u64>) {
         self.last_confirmed = frame;
-        if !self.checked(frame) {
+        let Some(checksum) = checksum.filter(|_| self.checked(frame)) else {
             return;
-        }
+        };
         self.local.insert(frame, checksum);
         while self.local.len() > HISTORY {
             self.local.pop_first();
@@ -139,13 +147,23 @@ impl<A: Clone + Eq + Hash> DesyncDetector<A> {
         if self.last_confirmed < self.last_batch_frame + BATCH_FRAMES {
             return None;
         }
-        let from = self.last_confirmed - REPEATS * BATCH_FRAMES;
+        let from = if self.batches.len() < REPEATS as usize {
+            -1
+        } else {
+            self.batches.pop_front().unwrap_or(-1)
+        };
+        self.batches.push_back(self.last_confirmed);
         self.last_batch_frame = self.last_confirmed;
-        let checksums: Vec<(i32, u64)> = self
+        // At most MAX_BATCH of the newest (a packet stays far below the 16 KiB limit); after a
+        // long stall the oldest of a huge backlog are not compared.
+        let mut checksums: Vec<(i32, u64)> = self
             .local
             .range(from + 1..)
+            .rev()
+            .take(MAX_BATCH)
             .map(|(f, c)| (*f, *c))
             .collect();
+        checksums.reverse();
         let first_frame = checksums.first()?.0;
         Some(Control::Checksums {
             first_frame,
@@ -174,8 +192,8 @@ mod tests {
         let mut found = Vec::new();
         for frame in 0..300 {
             let sum = frame as u64 * 31;
-            a.confirm(frame, sum);
-            b.confirm(frame, if frame >= diverge_at { sum + 1 } else { sum });
+            a.confirm(frame, Some(sum));
+            b.confirm(frame, Some(if frame >= diverge_at { sum + 1 } else { sum }));
             if let Some(m) = a.poll_transmit() {
                 b.receive(&0, &m);
             }
@@ -203,6 +221,39 @@ mod tests {
     fn interval_rounds_up_to_next_checked_frame() {
         let found = run(10, 137);
         assert_eq!(found[0].frame, 139);
+    }
+
+    #[test]
+    fn every_checksum_is_sent_repeats_times_even_across_jumps() {
+        for (interval, step) in [(1, 1), (30, 1), (1, 45), (10, 7)] {
+            let mut a = DesyncDetector::<u8>::new(interval);
+            let mut sent = std::collections::HashMap::<i32, i32>::new();
+            let mut frame = 0;
+            while frame < 600 {
+                // Confirmations arrive `step` frames at a time, as after a stall.
+                for f in frame..frame + step {
+                    a.confirm(f, Some(f as u64));
+                }
+                frame += step;
+                if let Some(Control::Checksums {
+                    first_frame,
+                    interval,
+                    checksums,
+                }) = a.poll_transmit()
+                {
+                    for i in 0..checksums.len() as i32 {
+                        *sent.entry(first_frame + i * interval as i32).or_default() += 1;
+                    }
+                }
+            }
+            for f in (0..500).filter(|f| (f + 1) % interval as i32 == 0) {
+                assert_eq!(
+                    sent.get(&f),
+                    Some(&REPEATS),
+                    "interval {interval} step {step} frame {f}"
+                );
+            }
+        }
     }
 
     #[test]

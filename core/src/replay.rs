@@ -9,7 +9,7 @@
 //! | 6 | 1 | number of players `p` (1..=255) |
 //! | 7 | 2 | size of one input in bytes `s` |
 //! | 9 | 4 | number of frames `n` |
-//! | 13 | n × (p×s + 8) | per frame: the `p` inputs, then the `u64` checksum after it |
+//! | 13 | n × (p×(s+1) + 8) | per frame: the `p` inputs, then one status byte per player (0 confirmed, 1 disconnected), then the `u64` checksum after the frame |
 
 use crate::{Game, InputStatus};
 
@@ -61,6 +61,9 @@ pub enum ReplayError {
         /// Checksum of the played-back state.
         replayed: u64,
     },
+    /// Inputs larger than 65,535 bytes cannot be recorded.
+    #[error("inputs of {0} bytes are too large for a replay (at most 65535)")]
+    InputTooLarge(usize),
     /// A replay must have at least one player, at most 255.
     #[error("invalid player count {0}")]
     BadPlayerCount(usize),
@@ -82,10 +85,8 @@ impl Replay {
             .ok()
             .filter(|p| *p > 0)
             .ok_or(ReplayError::BadPlayerCount(players))?;
-        let input_size = u16::try_from(input_size).map_err(|_| ReplayError::InputSizeMismatch {
-            expected: u16::MAX as usize,
-            found: input_size,
-        })?;
+        let input_size =
+            u16::try_from(input_size).map_err(|_| ReplayError::InputTooLarge(input_size))?;
         Ok(Replay {
             players,
             input_size,
@@ -105,14 +106,21 @@ impl Replay {
     }
 
     fn record_len(&self) -> usize {
-        self.players as usize * self.input_size as usize + 8
+        self.players as usize * (self.input_size as usize + 1) + 8
     }
 
-    /// Appends one frame: the raw bytes of each player's input and the checksum after it.
-    pub fn push_frame<I: bytemuck::Pod>(&mut self, inputs: &[I], checksum: u64) {
+    /// Appends one confirmed frame: each player's input with its status (`Predicted` is
+    /// recorded as confirmed: a confirmed frame has no predictions) and the checksum after it.
+    pub fn push_frame<I: bytemuck::Pod>(&mut self, inputs: &[(I, InputStatus)], checksum: u64) {
         debug_assert_eq!(inputs.len(), self.players as usize);
         debug_assert_eq!(std::mem::size_of::<I>(), self.input_size as usize);
-        self.data.extend_from_slice(bytemuck::cast_slice(inputs));
+        for (input, _) in inputs {
+            self.data.extend_from_slice(bytemuck::bytes_of(input));
+        }
+        for (_, status) in inputs {
+            self.data
+                .push(u8::from(*status == InputStatus::Disconnected));
+        }
         self.data.extend_from_slice(&checksum.to_le_bytes());
         self.frames += 1;
     }
@@ -186,25 +194,24 @@ impl Replay {
                 found: self.input_size as usize,
             });
         }
-        let mut inputs = Vec::with_capacity(self.players as usize);
+        let players = self.players as usize;
+        let mut inputs = Vec::with_capacity(players);
         for (frame, record) in self.data.chunks_exact(self.record_len()).enumerate() {
-            let (raw, sum) = record.split_at(self.players as usize * size);
+            let (raw, rest) = record.split_at(players * size);
+            let (statuses, sum) = rest.split_at(players);
             inputs.clear();
-            inputs.extend(
-                raw.chunks_exact(size.max(1))
-                    .take(self.players as usize)
-                    .map(|b| {
-                        (
-                            bytemuck::pod_read_unaligned::<G::Input>(&b[..size]),
-                            InputStatus::Confirmed,
-                        )
-                    }),
-            );
-            if size == 0 {
-                inputs.resize(
-                    self.players as usize,
-                    (G::Input::zeroed(), InputStatus::Confirmed),
-                );
+            for (p, status) in statuses.iter().enumerate() {
+                let input = if size == 0 {
+                    G::Input::zeroed()
+                } else {
+                    bytemuck::pod_read_unaligned::<G::Input>(&raw[p * size..(p + 1) * size])
+                };
+                let status = if *status == 1 {
+                    InputStatus::Disconnected
+                } else {
+                    InputStatus::Confirmed
+                };
+                inputs.push((input, status));
             }
             game.advance(&inputs);
             let mut b = [0u8; 8];

@@ -33,9 +33,11 @@ pub const DEFAULT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time without packets after which the game is told a peer's connection is
 /// interrupted.
 pub const DEFAULT_DISCONNECT_NOTIFY: Duration = Duration::from_millis(750);
-/// Largest input delay, in frames (a third of a second at 60 Hz is already far too late
+/// Largest input delay, in frames (a quarter of a second at 60 Hz is already far too late
 /// for any game).
-pub const MAX_INPUT_DELAY: usize = 32;
+pub const MAX_INPUT_DELAY: usize = 16;
+/// How far ahead of a spectator the host's inputs may be, in frames (ggrs buffers 60).
+const SPECTATOR_LEAD: i32 = 64;
 /// Largest prediction window, in frames.
 pub const MAX_PREDICTION: usize = 32;
 /// Most players a session can have.
@@ -101,7 +103,9 @@ pub enum Advance {
     /// Still exchanging handshakes with the peers: nothing was simulated.
     Synchronizing,
     /// Waiting for remote inputs (the prediction window is full, or a lockstep frame is not
-    /// confirmed yet): nothing was simulated. Call again next step.
+    /// confirmed yet): no new frame was simulated, though inputs that arrived may have
+    /// corrected past frames by a rollback (counted in [`SessionStats`]). Call again next
+    /// step.
     Waiting,
 }
 
@@ -306,10 +310,21 @@ impl<A: Address> SessionBuilder<A> {
 
     /// Time without packets before a peer is disconnected, and before the game is told the
     /// connection is interrupted.
-    pub fn with_disconnect_timeouts(mut self, disconnect: Duration, notify: Duration) -> Self {
+    /// Both must be between 1 ms and one hour, and `notify` shorter than `disconnect`.
+    pub fn with_disconnect_timeouts(
+        mut self,
+        disconnect: Duration,
+        notify: Duration,
+    ) -> Result<Self, SessionError> {
+        let range = Duration::from_millis(1)..=Duration::from_secs(3600);
+        if !range.contains(&disconnect) || !range.contains(&notify) || notify >= disconnect {
+            return Err(SessionError::InvalidConfig(format!(
+                "disconnect timeouts must be 1 ms..=1 h with notify < disconnect, got {disconnect:?} and {notify:?}"
+            )));
+        }
         self.disconnect_timeout = disconnect;
         self.disconnect_notify = notify;
-        self
+        Ok(self)
     }
 
     /// With desync detection off, how often confirmed frames are still checksummed for
@@ -398,9 +413,11 @@ impl<A: Address> SessionBuilder<A> {
             .map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
         let remotes: Vec<A> = self.remote.iter().map(|(_, a)| a.clone()).collect();
         let mut peers = remotes.clone();
+        peers.sort_by_key(|a| format!("{a:?}"));
         peers.dedup();
-        let stall_limit = (self.disconnect_timeout.as_millis() as u64 * u64::from(self.fps) / 1000)
-            .clamp(1, u64::from(u32::MAX)) as u32;
+        // Timeouts are at most an hour and fps at most 1000 (checked by the setters).
+        let stall_limit =
+            (self.disconnect_timeout.as_millis() as u64 * u64::from(self.fps) / 1000).max(1) as u32;
         Ok(Session {
             ggrs,
             socket,
@@ -455,7 +472,7 @@ impl<A: Address> SessionBuilder<A> {
 
 struct Record<I> {
     frame: i32,
-    inputs: Vec<I>,
+    inputs: Vec<(I, InputStatus)>,
     checksum: Option<u64>,
 }
 
@@ -537,7 +554,7 @@ impl<G: Game, A: Address> Core<G, A> {
                     self.pending.push_back(Record {
                         frame: self.frame,
                         inputs: if self.replay.is_some() {
-                            inputs.iter().map(|(i, _)| i.0).collect()
+                            inputs.iter().map(|(i, s)| (i.0, *s)).collect()
                         } else {
                             Vec::new()
                         },
@@ -558,10 +575,10 @@ impl<G: Game, A: Address> Core<G, A> {
             let Some(r) = self.pending.pop_front() else {
                 break;
             };
-            let Some(checksum) = r.checksum else { continue };
             if let Some(d) = &mut self.desync {
-                d.confirm(r.frame, checksum);
+                d.confirm(r.frame, r.checksum);
             }
+            let Some(checksum) = r.checksum else { continue };
             if let Some(replay) = &mut self.replay {
                 replay.push_frame(&r.inputs, checksum);
             }
@@ -913,6 +930,13 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Spectator<G, A, S> {
     /// Receives packets and simulates the next frame if the host's inputs for it are here
     /// (several frames at once when behind, at the catch-up speed).
     pub fn advance(&mut self, game: &mut G) -> Result<Advance, SessionError> {
+        self.socket.set_bounds(Bounds {
+            current_frame: self.core.frame,
+            confirmed_frame: self.core.frame - 1,
+            // The host may be ahead by up to ggrs's spectator buffer (60 frames).
+            max_prediction: SPECTATOR_LEAD,
+            players: self.ggrs.num_players(),
+        });
         self.ggrs.poll_remote_clients();
         let before = self.core.frame;
         let outcome = match self.ggrs.advance_frame() {

@@ -81,10 +81,11 @@ pub struct Bounds {
 /// connection reports.
 pub const MAX_FRAMES_AHEAD: i32 = 256;
 /// How far beyond our current frame plus the prediction window a peer's inputs may reach.
-/// Peers run ahead of each other by at most the prediction window plus the input delay
-/// ([`crate::session::MAX_INPUT_DELAY`]); ggrs's input queue holds 128 frames, which a single
-/// crafted message could otherwise overrun.
-pub const MAX_INPUT_LEAD: i32 = crate::session::MAX_INPUT_DELAY as i32 + 16;
+/// An honest peer's inputs reach at most our frame plus the prediction window plus both
+/// sides' input delays ([`crate::session::MAX_INPUT_DELAY`] each), and a little more while we
+/// catch up; ggrs's input queue holds 128 frames, which a single crafted message could
+/// otherwise overrun (32 + 2 × 16 + 16 stays well inside).
+pub const MAX_INPUT_LEAD: i32 = 2 * crate::session::MAX_INPUT_DELAY as i32 + 16;
 /// Largest decoded size of the inputs in one message, in bytes.
 pub const MAX_DECODED_INPUTS: usize = 16 * 1024;
 
@@ -117,16 +118,19 @@ fn count_inputs(rle: &[u8]) -> Result<usize, &'static str> {
             }
         }
         let repeat = value & 1 == 1;
-        let mut len = if repeat { value >> 2 } else { value >> 1 } as usize;
-        total += len;
-        if total > MAX_DECODED_INPUTS {
+        let run = if repeat { value >> 2 } else { value >> 1 };
+        // In u64 first: on 32-bit targets (wasm) a usize sum could wrap.
+        if (total as u64).saturating_add(run) > MAX_DECODED_INPUTS as u64 {
             return Err("inputs decode to too many bytes");
         }
+        let mut len = run as usize;
+        total += len;
         let fill = if value & 2 != 0 { 255u8 } else { 0 };
         let literal = if repeat {
             None
         } else {
-            let bytes = rle.get(pos..pos + len).ok_or("literal run past the end")?;
+            let end = pos.checked_add(len).ok_or("literal run past the end")?;
+            let bytes = rle.get(pos..end).ok_or("literal run past the end")?;
             pos += len;
             Some(bytes)
         };
@@ -165,30 +169,63 @@ fn count_inputs(rle: &[u8]) -> Result<usize, &'static str> {
 
 /// What the socket remembers to check ggrs messages before ggrs sees them.
 struct Guard<A> {
+    /// Set by the session before every poll; some checks need it.
     bounds: Option<Bounds>,
-    /// Player handle -> the remote address playing it (`None`: a local player).
+    /// Calls to `set_bounds` so far: the guard's notion of time.
+    polls: u64,
+    /// Player handle -> the remote address playing it (`None`: a local player). Empty for a
+    /// spectator session, whose only peer is the host.
     roster: Vec<Option<A>>,
     /// Per player, the disconnection frame already accepted.
     disconnected_at: Vec<Option<i32>>,
     /// Quality-report timestamps we sent.
     pings: VecDeque<u128>,
-    /// Per peer, the last frame of input accepted from it.
-    last_input: HashMap<A, i32>,
+    /// Per peer: the last frame of input accepted from it, and the poll it arrived in.
+    last_input: HashMap<A, (i32, u64)>,
 }
 
+/// A player whose inputs arrived within this many polls (frames) is not believed to have
+/// disconnected when another peer says so (half a second at 60 Hz).
+pub const FRESH_POLLS: u64 = 30;
+
 impl<A: Clone + Eq + Hash> Guard<A> {
-    /// Why `view` cannot be a message from an honest peer, if it cannot; `disconnected_at`
-    /// remembers the disconnections already accepted, per player, and `pings` the quality
-    /// report timestamps we sent.
+    /// Why `view` cannot be a message from an honest peer, if it cannot.
     ///
-    /// Returns whether `view` was edited: a report that a player disconnected at a frame older
-    /// than the inputs ggrs still holds would make ggrs roll back past them (an assertion
-    /// failure), so such a report is removed from the message and the rest is kept; the
-    /// player is still disconnected by our own timeout if they are really gone.
-    /// A peer may also not declare disconnected a local player, nor a player whose inputs
-    /// still reach us in time: ggrs would believe it and drop that player, so one hostile peer
-    /// could kick the others.
+    /// Returns whether `view` was edited: a report that a player disconnected is removed from
+    /// an `Input` message (the rest is kept) when it names a local player, a player whose
+    /// inputs reached us within [`FRESH_POLLS`] (ggrs would believe it and drop that player,
+    /// so one hostile peer could kick the others), or a frame older than the inputs ggrs
+    /// still holds (ggrs would roll back past them: an assertion failure). A player who is
+    /// really gone stops sending, after which the reports are believed.
     fn check(&mut self, from: &A, view: &mut wire::MessageView) -> Result<bool, &'static str> {
+        // Checks that need nothing but the message and what we sent.
+        match &view.body {
+            // Ricochet runs its own desync detection; ggrs's, left off, asserts on a report.
+            wire::BodyView::ChecksumReport { .. } => {
+                return Err("ggrs checksum reports are not used")
+            }
+            // ggrs turns the echoed timestamp into a round-trip time and multiplies it: only an
+            // echo of a timestamp we really sent is believable.
+            wire::BodyView::QualityReply { pong } if !self.pings.contains(pong) => {
+                return Err("quality reply echoes a ping we never sent")
+            }
+            wire::BodyView::QualityReport {
+                frame_advantage, ..
+            } if i32::from(*frame_advantage).abs() > MAX_FRAMES_AHEAD => {
+                return Err("frame advantage out of range")
+            }
+            wire::BodyView::Input(input) => {
+                // ggrs decodes these bytes with code that panics or allocates without bound.
+                count_inputs(&input.bytes)?;
+                // ggrs files inputs by address: a spectator's would land on a handle beyond
+                // the players (an assertion failure).
+                let from_player = self.roster.iter().any(|a| a.as_ref() == Some(from));
+                if !self.roster.is_empty() && !from_player {
+                    return Err("input from an address that plays no player");
+                }
+            }
+            _ => {}
+        }
         let Some(bounds) = self.bounds else {
             return Ok(false);
         };
@@ -213,65 +250,66 @@ impl<A: Clone + Eq + Hash> Guard<A> {
                 if last > lead {
                     return Err("inputs reach too far ahead");
                 }
-                if count > 0 {
-                    let seen = self.last_input.entry(from.clone()).or_insert(-1);
-                    *seen = (*seen).max(last as i32);
-                }
-                if input.disconnect_requested {
-                    return Ok(false);
-                }
-                if input.peer_connect_status.len() != players {
-                    return Err("wrong number of connection statuses");
-                }
-                self.disconnected_at.resize(players, None);
-                let fresh = current_frame - max_prediction - 2;
-                let oldest = confirmed_frame.max(0);
                 let mut edited = false;
-                for (player, status) in input.peer_connect_status.iter_mut().enumerate() {
-                    let (disconnected, last_frame) = *status;
-                    if last_frame < -1 || last_frame > limit {
-                        return Err("connection status frame out of range");
+                if !input.disconnect_requested && !self.roster.is_empty() {
+                    if input.peer_connect_status.len() != players {
+                        return Err("wrong number of connection statuses");
                     }
-                    if !disconnected {
-                        continue;
-                    }
-                    let still_here = match self.roster.get(player) {
-                        Some(None) => true,
-                        Some(Some(addr)) if addr != from => {
-                            self.last_input.get(addr).is_some_and(|&f| f >= fresh)
-                        }
-                        _ => false,
-                    };
-                    match self.disconnected_at[player] {
-                        // Already known (ggrs acted on it then): repeating it changes nothing.
-                        Some(known) if last_frame >= known => {}
-                        _ if still_here || last_frame < oldest => {
-                            status.0 = false;
-                            edited = true;
-                        }
-                        _ => self.disconnected_at[player] = Some(last_frame),
-                    }
+                    edited = self.filter_disconnect_reports(from, input, limit, confirmed_frame)?;
+                }
+                // ggrs takes inputs only if they continue what it has; so does this record
+                // of who is still sending.
+                let seen = self.last_input.entry(from.clone()).or_insert((-1, 0));
+                if count > 0 && input.start_frame <= seen.0 + 1 && last as i32 > seen.0 {
+                    *seen = (last as i32, self.polls);
                 }
                 Ok(edited)
             }
             wire::BodyView::InputAck { ack_frame } if *ack_frame < -1 || *ack_frame > limit => {
                 Err("ack frame out of range")
             }
-            wire::BodyView::ChecksumReport { frame, .. } if *frame < 0 || *frame > limit => {
-                Err("checksum frame out of range")
-            }
-            // ggrs turns the echoed timestamp into a round-trip time and multiplies it: only an
-            // echo of a timestamp we really sent is believable.
-            wire::BodyView::QualityReply { pong } if !self.pings.contains(pong) => {
-                Err("quality reply echoes a ping we never sent")
-            }
-            wire::BodyView::QualityReport {
-                frame_advantage, ..
-            } if i32::from(*frame_advantage).abs() > MAX_FRAMES_AHEAD => {
-                Err("frame advantage out of range")
-            }
             _ => Ok(false),
         }
+    }
+
+    fn filter_disconnect_reports(
+        &mut self,
+        from: &A,
+        input: &mut wire::InputView,
+        limit: i32,
+        confirmed_frame: i32,
+    ) -> Result<bool, &'static str> {
+        self.disconnected_at
+            .resize(input.peer_connect_status.len(), None);
+        let oldest = confirmed_frame.max(0);
+        let mut edited = false;
+        for (player, status) in input.peer_connect_status.iter_mut().enumerate() {
+            let (disconnected, last_frame) = *status;
+            if last_frame < -1 || last_frame > limit {
+                return Err("connection status frame out of range");
+            }
+            if !disconnected {
+                continue;
+            }
+            let still_here = match self.roster.get(player) {
+                Some(None) => true,
+                Some(Some(addr)) if addr != from => self
+                    .last_input
+                    .get(addr)
+                    .is_some_and(|&(_, poll)| self.polls.saturating_sub(poll) <= FRESH_POLLS),
+                _ => false,
+            };
+            match self.disconnected_at[player] {
+                // Already known (ggrs acted on it then): repeating it changes nothing.
+                Some(known) if last_frame >= known => {}
+                _ if still_here || last_frame < oldest => {
+                    status.0 = false;
+                    edited = true;
+                }
+                _ => self.disconnected_at[player] = Some(last_frame),
+            }
+        }
+        Ok(edited)
     }
 }
 
@@ -317,6 +355,7 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
                 socket,
                 guard: Guard {
                     bounds: None,
+                    polls: 0,
                     roster: Vec::new(),
                     disconnected_at: Vec::new(),
                     pings: VecDeque::with_capacity(PINGS_REMEMBERED),
@@ -339,7 +378,9 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
     /// Sets the limits against which received ggrs messages are checked (the session calls
     /// this before every frame). Without bounds, messages are only decoded, not checked.
     pub fn set_bounds(&self, bounds: Bounds) {
-        self.lock().guard.bounds = Some(bounds);
+        let mut inner = self.lock();
+        inner.guard.bounds = Some(bounds);
+        inner.guard.polls += 1;
     }
 
     /// Tells the socket which remote address plays each player handle (`None` for local
@@ -374,7 +415,11 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
     where
         A: Eq + Hash,
     {
-        self.lock().guard.last_input.get(peer).copied()
+        self.lock()
+            .guard
+            .last_input
+            .get(peer)
+            .map(|(frame, _)| *frame)
     }
 
     /// Runs `f` on the wrapped socket (for path statistics and the like).
@@ -428,7 +473,7 @@ where
                 bytes.get(2),
                 Some(&(INPUT_VARIANT..=CHECKSUM_REPORT_VARIANT))
             );
-            if inner.guard.bounds.is_some() && checked_kind && bytes[..2] != wire::CONTROL_PREFIX {
+            if checked_kind && bytes[..2] != wire::CONTROL_PREFIX {
                 {
                     if let Ok(mut view) = wire::decode_view(&bytes) {
                         match inner.guard.check(&from, &mut view) {

@@ -339,6 +339,7 @@ impl RicochetSide {
                     .add_remote_player(1 - me as usize, 1 - me)
                     .unwrap()
                     .with_disconnect_timeouts(Duration::from_secs(30), Duration::from_secs(10))
+                    .unwrap()
                     .start_p2p::<Timed, _>(net.socket(me))
                     .unwrap();
                 (s, Timed::new(), InputScript::new(seed + me as u64))
