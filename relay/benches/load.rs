@@ -272,6 +272,9 @@ async fn gen_task(conns: Vec<Ws>, first_id: u32, ctl: Arc<Control>) {
                     }
                 }
                 if hz == 0 {
+                    // Idle (another server is being measured): look again in 20 ms rather
+                    // than every millisecond.
+                    tick.reset_after(Duration::from_millis(20));
                     continue;
                 }
                 let period = Duration::from_secs(1) / hz;
