@@ -62,6 +62,8 @@ pub mod clock;
 pub mod desync;
 pub mod game;
 pub mod path;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod relay_client;
 pub mod replay;
 pub mod session;
 pub mod sim;

@@ -415,15 +415,13 @@ impl<A: Address> SessionBuilder<A> {
         let mut peers = remotes.clone();
         peers.sort_by_key(|a| format!("{a:?}"));
         peers.dedup();
-        // Timeouts are at most an hour and fps at most 1000 (checked by the setters).
-        let stall_limit =
-            (self.disconnect_timeout.as_millis() as u64 * u64::from(self.fps) / 1000).max(1) as u32;
+        let stall_limit = self.disconnect_timeout;
         Ok(Session {
             ggrs,
             socket,
             core: Core::new(&self, self.desync_interval)?,
             peers,
-            stalled: (0, -1),
+            stalled: None,
             stall_limit,
         })
     }
@@ -651,10 +649,11 @@ pub struct Session<G: Game, A: Address, S> {
     socket: GgrsSocket<A, S>,
     core: Core<G, A>,
     peers: Vec<A>,
-    /// Consecutive `advance` calls that waited, and the confirmed frame they waited at.
-    stalled: (u32, i32),
-    /// Waiting calls after which the peers holding the match back are disconnected.
-    stall_limit: u32,
+    /// Since when `advance` has been waiting at this confirmed frame.
+    stalled: Option<(web_time::Instant, i32)>,
+    /// How long the match may wait at one confirmed frame before the peers holding it back
+    /// are disconnected (the disconnect timeout).
+    stall_limit: Duration,
 }
 
 impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
@@ -671,6 +670,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
         self.set_bounds();
         self.ggrs.poll_remote_clients();
         self.drain();
+        self.socket.flush();
     }
 
     /// Runs one frame: receives packets, rolls back and re-simulates if a prediction was wrong,
@@ -701,25 +701,33 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
             .confirm(self.ggrs.confirmed_frame().min(self.core.frame - 1));
         self.watch_stall(outcome);
         self.drain();
+        self.socket.flush();
         Ok(outcome)
     }
 
     /// ggrs disconnects a peer that goes silent, but not one that keeps sending without
     /// its inputs advancing (a frozen game, or a peer that lied about what it received and
-    /// so will never get the inputs it needs). When the match has waited on the same
-    /// confirmed frame for the disconnect timeout (counted in calls to `advance`, one per
-    /// frame), the peers whose inputs are missing are disconnected so the others play on.
+    /// so will never get the inputs it needs). When the match has waited at the same
+    /// confirmed frame for the disconnect timeout (wall time, as ggrs's own timers), the
+    /// peers whose inputs are missing are disconnected so the others play on.
     fn watch_stall(&mut self, outcome: Advance) {
         let confirmed = self.ggrs.confirmed_frame();
-        if outcome != Advance::Waiting || confirmed != self.stalled.1 {
-            self.stalled = (u32::from(outcome == Advance::Waiting), confirmed);
+        if outcome != Advance::Waiting {
+            self.stalled = None;
             return;
         }
-        self.stalled.0 += 1;
-        if self.stalled.0 < self.stall_limit {
+        let now = web_time::Instant::now();
+        let since = match self.stalled {
+            Some((since, frame)) if frame == confirmed => since,
+            _ => {
+                self.stalled = Some((now, confirmed));
+                return;
+            }
+        };
+        if now.saturating_duration_since(since) < self.stall_limit {
             return;
         }
-        self.stalled.0 = 0;
+        self.stalled = None;
         for peer in self.peers.clone() {
             let behind = self
                 .socket
@@ -958,6 +966,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Spectator<G, A, S> {
         for e in events {
             self.core.ggrs_event(e);
         }
+        self.socket.flush();
         Ok(outcome)
     }
 

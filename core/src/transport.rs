@@ -27,6 +27,9 @@ pub trait PacketSocket<A> {
     fn send_packet(&mut self, to: &A, packet: &[u8]);
     /// Appends every datagram received since the last call to `out`, with its sender.
     fn receive_packets(&mut self, out: &mut Vec<(A, Vec<u8>)>);
+    /// The session has sent everything for now (it calls this once per `advance` or
+    /// `poll`). A socket that batches packets sends them now; the default does nothing.
+    fn flush(&mut self) {}
 }
 
 impl<A, T: PacketSocket<A> + ?Sized> PacketSocket<A> for Box<T> {
@@ -35,6 +38,9 @@ impl<A, T: PacketSocket<A> + ?Sized> PacketSocket<A> for Box<T> {
     }
     fn receive_packets(&mut self, out: &mut Vec<(A, Vec<u8>)>) {
         (**self).receive_packets(out)
+    }
+    fn flush(&mut self) {
+        (**self).flush()
     }
 }
 
@@ -420,6 +426,11 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
             .last_input
             .get(peer)
             .map(|(frame, _)| *frame)
+    }
+
+    /// Flushes the wrapped socket (see [`PacketSocket::flush`]).
+    pub fn flush(&self) {
+        self.lock().socket.flush();
     }
 
     /// Runs `f` on the wrapped socket (for path statistics and the like).

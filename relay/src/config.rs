@@ -4,10 +4,12 @@ use std::time::Duration;
 
 /// Default largest client frame (header + payload), in bytes.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 4 * 1024;
-/// Default frames per second a client may send on average (token bucket refill rate).
-pub const DEFAULT_FRAMES_PER_SECOND: u32 = 300;
+/// Default frames per second a client may send on average (token bucket refill rate). A
+/// Ricochet peer sends about one frame per other member per game frame, and more while it
+/// catches up after a stall: 16 players at 60 Hz need 900/s.
+pub const DEFAULT_FRAMES_PER_SECOND: u32 = 1000;
 /// Default burst a client may send above its rate, in frames (token bucket size).
-pub const DEFAULT_FRAME_BURST: u32 = 300;
+pub const DEFAULT_FRAME_BURST: u32 = 1000;
 /// Default outbound queue per client, in frames; a client whose queue is full is disconnected.
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 64;
 /// Default most members in one match.
