@@ -66,6 +66,8 @@ pub mod path;
 pub mod relay_client;
 pub mod replay;
 pub mod session;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod signaller;
 pub mod sim;
 pub mod transport;
 pub mod wire;

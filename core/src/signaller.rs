@@ -1,0 +1,183 @@
+//! A `matchbox_socket` signaller that also understands Ricochet's signaling extensions
+//! (native).
+//!
+//! `matchbox_socket` runs WebRTC and asks a [`Signaller`] for the signaling traffic. A stock
+//! signaller ignores the extension messages `ricochet-signaling` sends beside matchbox's own
+//! (the match, its members with their metadata, the relay URL and ticket). This one hands the
+//! matchbox messages to matchbox and keeps the extensions in a [`MatchInfo`] the game reads:
+//! who is in the match, and what it needs to fall back to the relay.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use matchbox_socket::async_trait::async_trait;
+use matchbox_socket::{PeerEvent, PeerRequest, SignalingError, Signaller, SignallerBuilder};
+use ricochet_protocol::signaling::{Member, RelayGrant, ServerFrame, ServerMessage};
+use ricochet_protocol::PeerId;
+use tokio_tungstenite::tungstenite::Message;
+
+/// What the signaling server told this client about its match (shared: clone freely).
+#[derive(Debug, Clone, Default)]
+pub struct MatchInfo {
+    inner: Arc<Mutex<MatchState>>,
+}
+
+/// A snapshot of [`MatchInfo`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MatchState {
+    /// The match's ID (also the relay ticket's match key), once welcomed.
+    pub match_id: Option<String>,
+    /// The room name the match was joined by, if any.
+    pub name: Option<String>,
+    /// Current members in join order, this client included.
+    pub members: Vec<Member>,
+    /// The latest relay URL and ticket.
+    pub relay: Option<RelayGrant>,
+    /// The last error the server reported on this socket.
+    pub last_error: Option<String>,
+}
+
+impl MatchInfo {
+    fn lock(&self) -> MutexGuard<'_, MatchState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current state.
+    pub fn snapshot(&self) -> MatchState {
+        self.lock().clone()
+    }
+
+    /// The latest relay grant, if any.
+    pub fn relay(&self) -> Option<RelayGrant> {
+        self.lock().relay.clone()
+    }
+
+    /// The members' peer IDs, in join order.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.lock().members.iter().map(|m| m.peer).collect()
+    }
+
+    fn apply(&self, msg: ServerMessage) {
+        let mut s = self.lock();
+        match msg {
+            ServerMessage::Welcome {
+                match_id,
+                name,
+                members,
+                ..
+            } => {
+                s.match_id = Some(match_id.to_string());
+                s.name = name;
+                s.members = members;
+            }
+            ServerMessage::PeerJoined(member) => {
+                s.members.retain(|m| m.peer != member.peer);
+                s.members.push(member);
+            }
+            ServerMessage::PeerLeft { peer } => s.members.retain(|m| m.peer != peer),
+            ServerMessage::PeerMeta(member) => {
+                if let Some(m) = s.members.iter_mut().find(|m| m.peer == member.peer) {
+                    m.meta = member.meta;
+                }
+            }
+            ServerMessage::Ticket(grant) => s.relay = Some(grant),
+            ServerMessage::Error { code, message } => {
+                s.last_error = Some(format!("{code:?}: {message}"));
+            }
+            other => tracing::debug!(
+                ?other,
+                "ignored a signaling extension this version does not use"
+            ),
+        }
+    }
+}
+
+/// Builds [`RicochetSignaller`]s for `WebRtcSocketBuilder::signaller_builder`.
+#[derive(Debug, Clone, Default)]
+pub struct RicochetSignallerBuilder {
+    info: MatchInfo,
+}
+
+impl RicochetSignallerBuilder {
+    /// A builder whose signallers report into `info`.
+    pub fn new(info: MatchInfo) -> Self {
+        RicochetSignallerBuilder { info }
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The signaller: one WebSocket to `ricochet-signaling` (or any matchbox server).
+pub struct RicochetSignaller {
+    ws: Ws,
+    info: MatchInfo,
+}
+
+fn error(e: impl std::fmt::Display) -> SignalingError {
+    SignalingError::UserImplementationError(e.to_string())
+}
+
+#[async_trait]
+impl SignallerBuilder for RicochetSignallerBuilder {
+    async fn new_signaller(
+        &self,
+        attempts: Option<u16>,
+        room_url: String,
+    ) -> Result<Box<dyn Signaller>, SignalingError> {
+        let mut left = attempts;
+        loop {
+            match tokio_tungstenite::connect_async(&room_url).await {
+                Ok((ws, _)) => {
+                    return Ok(Box::new(RicochetSignaller {
+                        ws,
+                        info: self.info.clone(),
+                    }))
+                }
+                Err(e) => {
+                    tracing::warn!(%e, "could not reach the signaling server");
+                    match left.as_mut() {
+                        Some(0) => {
+                            return Err(SignalingError::NegotiationFailed(Box::new(error(e))))
+                        }
+                        Some(n) => *n -= 1,
+                        None => {}
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Signaller for RicochetSignaller {
+    async fn send(&mut self, request: PeerRequest) -> Result<(), SignalingError> {
+        let text = serde_json::to_string(&request).map_err(error)?;
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(error)
+    }
+
+    async fn next_message(&mut self) -> Result<PeerEvent, SignalingError> {
+        loop {
+            // Each await here is on the stream alone, so matchbox may cancel this future
+            // between messages without losing one.
+            let text = match self.ws.next().await {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Close(_))) | None => return Err(SignalingError::StreamExhausted),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(error(e)),
+            };
+            if let Ok(event) = serde_json::from_str::<PeerEvent>(&text) {
+                return Ok(event);
+            }
+            match ServerFrame::from_json(&text) {
+                Ok(ServerFrame::Ricochet(msg)) => self.info.apply(msg),
+                Ok(other) => tracing::debug!(?other, "a matchbox frame matchbox could not read"),
+                Err(e) => tracing::debug!(%e, "dropped an undecodable signaling frame"),
+            }
+        }
+    }
+}
