@@ -63,6 +63,8 @@ pub mod desync;
 pub mod game;
 pub mod path;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod path_socket;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod relay_client;
 pub mod replay;
 pub mod session;
