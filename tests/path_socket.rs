@@ -3,14 +3,12 @@
 //! relay at once, moving to the direct WebRTC channel when it opens (automatic mode), or
 //! staying on the relay (forced), with equal checksums either way.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use matchbox_socket::{RtcIceServerConfig, WebRtcSocket};
 use ricochet::path::{Path, PathConfig, PathMode};
 use ricochet::path_socket::PathSocket;
 use ricochet::relay_client::{RelaySocket, DEFAULT_CONNECT_TIMEOUT};
-use ricochet::signaller::{MatchInfo, RicochetSignallerBuilder};
+use ricochet::signaller::MatchInfo;
 use ricochet::{Advance, FrameClock, SessionBuilder};
 use ricochet_demo_game::{Arena, InputScript};
 
@@ -48,15 +46,7 @@ async fn play(mode: PathMode) -> Vec<Path> {
     let mut presence = Vec::new();
     for _ in 0..2 {
         let info = MatchInfo::default();
-        let (mut webrtc, message_loop) = WebRtcSocket::builder(&room)
-            .ice_server(RtcIceServerConfig {
-                urls: vec![],
-                username: None,
-                credential: None,
-            })
-            .signaller_builder(Arc::new(RicochetSignallerBuilder::new(info.clone())))
-            .add_unreliable_channel()
-            .build();
+        let (mut webrtc, message_loop) = info.socket_builder(&room, vec![]).build();
         tokio::spawn(message_loop);
         let deadline = Instant::now() + Duration::from_secs(10);
         let (id, grant) = loop {

@@ -2,25 +2,16 @@
 //! `ricochet-signaling`: their WebRTC data channel opens and carries data, and each learns the
 //! match, its members and a relay ticket that the relay's secret verifies.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use matchbox_socket::{Packet, PeerState, RtcIceServerConfig, WebRtcSocket};
+use matchbox_socket::{Packet, PeerState, WebRtcSocket};
 use ricochet::protocol::Ticket;
-use ricochet::signaller::{MatchInfo, RicochetSignallerBuilder};
+use ricochet::signaller::MatchInfo;
 
 const SECRET: &[u8] = b"signaller-test-secret-0123456789";
 
 fn socket(url: &str, info: &MatchInfo) -> WebRtcSocket {
-    let (socket, message_loop) = WebRtcSocket::builder(url)
-        .ice_server(RtcIceServerConfig {
-            urls: vec![],
-            username: None,
-            credential: None,
-        })
-        .signaller_builder(Arc::new(RicochetSignallerBuilder::new(info.clone())))
-        .add_unreliable_channel()
-        .build();
+    let (socket, message_loop) = info.socket_builder(url, vec![]).build();
     tokio::spawn(message_loop);
     socket
 }

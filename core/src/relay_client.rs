@@ -98,6 +98,22 @@ pub struct RelaySocket {
     outbox: mpsc::UnboundedSender<Vec<Vec<u8>>>,
 }
 
+/// The error for a close frame from the relay (1005: it gave no code).
+fn closed(close: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> RelayClientError {
+    let (code, reason) = close
+        .map(|c| (u16::from(c.code), c.reason.to_string()))
+        .unwrap_or((1005, String::new()));
+    RelayClientError::Closed { code, reason }
+}
+
+/// The error for a connection that ended without a close frame.
+fn lost() -> RelayClientError {
+    RelayClientError::Closed {
+        code: 1006,
+        reason: "connection lost".into(),
+    }
+}
+
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -143,20 +159,10 @@ impl RelaySocket {
                             }
                         }
                     }
-                    Some(Ok(Message::Close(close))) => {
-                        let (code, reason) = close
-                            .map(|c| (u16::from(c.code), c.reason.to_string()))
-                            .unwrap_or((1005, String::new()));
-                        return Err(RelayClientError::Closed { code, reason });
-                    }
+                    Some(Ok(Message::Close(close))) => return Err(closed(close)),
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(RelayClientError::Connect(e.to_string())),
-                    None => {
-                        return Err(RelayClientError::Closed {
-                            code: 1006,
-                            reason: "connection lost".into(),
-                        })
-                    }
+                    None => return Err(lost()),
                 }
             }
         };
@@ -196,13 +202,10 @@ impl RelaySocket {
                     }
                     msg = stream.next() => match msg {
                         Some(Ok(Message::Binary(bytes))) => handle(&driver_state, &bytes),
-                        Some(Ok(Message::Close(close))) => {
-                            let (code, reason) = close.map(|c| (u16::from(c.code), c.reason.to_string())).unwrap_or((1005, String::new()));
-                            break Err(RelayClientError::Closed { code, reason });
-                        }
+                        Some(Ok(Message::Close(close))) => break Err(closed(close)),
                         Some(Ok(_)) => {}
                         Some(Err(e)) => break Err(RelayClientError::Connect(e.to_string())),
-                        None => break Err(RelayClientError::Closed { code: 1006, reason: "connection lost".into() }),
+                        None => break Err(lost()),
                     }
                 }
             };

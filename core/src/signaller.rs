@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use matchbox_socket::async_trait::async_trait;
-use matchbox_socket::{PeerEvent, PeerRequest, SignalingError, Signaller, SignallerBuilder};
+use matchbox_socket::{
+    PeerEvent, PeerRequest, RtcIceServerConfig, SignalingError, Signaller, SignallerBuilder,
+    WebRtcSocket, WebRtcSocketBuilder,
+};
 use ricochet_protocol::signaling::{Member, RelayGrant, ServerFrame, ServerMessage};
 use ricochet_protocol::PeerId;
 use tokio_tungstenite::tungstenite::Message;
@@ -55,6 +58,23 @@ impl MatchInfo {
     /// The members' peer IDs, in join order.
     pub fn peers(&self) -> Vec<PeerId> {
         self.lock().members.iter().map(|m| m.peer).collect()
+    }
+
+    /// A `matchbox_socket` builder for `room_url` that signals through Ricochet's signaller
+    /// (reporting into this `MatchInfo`), uses exactly `ice_urls` as ICE servers (none: host
+    /// candidates only, rather than matchbox's default public STUN servers), and has one
+    /// unreliable channel, channel 0, the one [`crate::path_socket::PathSocket`] uses.
+    pub fn socket_builder(&self, room_url: &str, ice_urls: Vec<String>) -> WebRtcSocketBuilder {
+        WebRtcSocket::builder(room_url)
+            .ice_server(RtcIceServerConfig {
+                urls: ice_urls,
+                username: None,
+                credential: None,
+            })
+            .signaller_builder(std::sync::Arc::new(RicochetSignallerBuilder::new(
+                self.clone(),
+            )))
+            .add_unreliable_channel()
     }
 
     fn apply(&self, msg: ServerMessage) {

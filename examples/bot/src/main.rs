@@ -4,16 +4,14 @@
 //! `paths` (peer -> "direct"/"relay"), `path_switches`, `time_to_first_frame_ms`.
 //! It exits non-zero with a message when it cannot join or play.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use matchbox_socket::{RtcIceServerConfig, WebRtcSocket};
 use ricochet::path::{Path, PathConfig, PathMode};
 use ricochet::path_socket::PathSocket;
 use ricochet::relay_client::{RelaySocket, DEFAULT_CONNECT_TIMEOUT};
-use ricochet::signaller::{MatchInfo, RicochetSignallerBuilder};
+use ricochet::signaller::MatchInfo;
 use ricochet::{Advance, Event, FrameClock, SessionBuilder};
 use ricochet_demo_game::{Arena, InputScript};
 
@@ -107,15 +105,9 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let room = format!("{}/{}", args.signaling.trim_end_matches('/'), args.room);
     let info = MatchInfo::default();
-    let (mut webrtc, message_loop) = WebRtcSocket::builder(&room)
-        .ice_server(RtcIceServerConfig {
-            urls: args.stun.iter().cloned().collect(),
-            username: None,
-            credential: None,
-        })
-        .signaller_builder(Arc::new(RicochetSignallerBuilder::new(info.clone())))
+    let (mut webrtc, message_loop) = info
+        .socket_builder(&room, args.stun.iter().cloned().collect())
         .reconnect_attempts(Some(3))
-        .add_unreliable_channel()
         .build();
     let signaling = tokio::spawn(message_loop);
 
