@@ -3,6 +3,8 @@
 //! target frame.
 #![warn(missing_docs)]
 
+pub mod processes;
+
 use std::time::Duration;
 
 use ricochet::sim::{LinkConditions, SimAddr, SimNetwork};

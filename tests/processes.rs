@@ -1,0 +1,135 @@
+//! Real processes for end-to-end tests: the workspace's binaries (built on first use), children
+//! killed when dropped, free loopback ports, and the signaling and relay servers started with a
+//! shared secret.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binaries the end-to-end tests start; [`bin`] builds them all once per test process.
+pub const BINARIES: [&str; 3] = ["ricochet-signaling", "ricochet-relay", "ricochet-bot"];
+
+/// The secret the test servers share (tickets from signaling verify at the relay).
+pub const TEST_SECRET: &str = "ricochet-e2e-secret-0123456789abcdef";
+
+/// The path of workspace binary `name`, built (debug) if needed: a test of this crate does not
+/// build the other crates' binaries by itself.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q"]);
+        for b in BINARIES {
+            cmd.args(["-p", b]);
+        }
+        let status = cmd.status().expect("cargo build");
+        assert!(status.success(), "building the binaries failed");
+    });
+    target_dir().join(name)
+}
+
+/// The directory the test binary runs from (`target/<profile>`).
+pub fn target_dir() -> PathBuf {
+    let mut dir = std::env::current_exe().unwrap();
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// One heavy scenario at a time per test binary: each runs several processes, and this machine
+/// has two cores.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A free TCP port on loopback (bound and released; fine for tests run one at a time).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process, killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr` (panics after 20 s).
+pub fn wait_listening(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running `ricochet-relay` and `ricochet-signaling` pair.
+pub struct Servers {
+    /// The signaling server's base URL, `ws://HOST:PORT`.
+    pub signaling_url: String,
+    /// The relay's URL as signaling hands it out.
+    pub relay_url: String,
+    _relay: Proc,
+    _signaling: Proc,
+}
+
+/// Starts relay and signaling on free loopback ports with [`TEST_SECRET`]; `signaling_args`
+/// go to `ricochet-signaling` as extra flags.
+pub fn servers(signaling_args: &[&str]) -> Servers {
+    let relay_addr = format!("127.0.0.1:{}", free_port());
+    let signaling_addr = format!("127.0.0.1:{}", free_port());
+    let relay_url = format!("ws://{relay_addr}/");
+    let relay = Proc(
+        Command::new(bin("ricochet-relay"))
+            .args(["--addr", &relay_addr])
+            .env("RICOCHET_SECRET", TEST_SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ricochet-relay"),
+    );
+    let signaling = Proc(
+        Command::new(bin("ricochet-signaling"))
+            .args(["--addr", &signaling_addr, "--relay-url", &relay_url])
+            .args(signaling_args)
+            .env("RICOCHET_SECRET", TEST_SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ricochet-signaling"),
+    );
+    wait_listening(&relay_addr);
+    wait_listening(&signaling_addr);
+    Servers {
+        signaling_url: format!("ws://{signaling_addr}"),
+        relay_url,
+        _relay: relay,
+        _signaling: signaling,
+    }
+}
+
+/// Reads the one JSON line a `ricochet-bot` prints and checks that it exited successfully.
+pub fn bot_report(mut bot: Proc) -> serde_json::Value {
+    use std::io::{BufRead as _, BufReader};
+    let out = bot.0.stdout.take().expect("bot stdout piped");
+    let line = BufReader::new(out)
+        .lines()
+        .next()
+        .map(|l| l.unwrap_or_default())
+        .unwrap_or_default();
+    let status = bot.0.wait().unwrap();
+    assert!(status.success(), "bot failed ({status}): {line}");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("bot printed {line:?}: {e}"))
+}
