@@ -33,6 +33,10 @@
 //! # }
 //! ```
 //!
+//! With `--stun-addr` (or [`run_with_stun`]) the same process also answers STUN Binding
+//! requests on a UDP port (see [`stun`]), so peers behind NAT learn their server-reflexive
+//! address from the server they already use.
+//!
 //! [matchbox]: https://github.com/johanhelsing/matchbox
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -42,6 +46,7 @@ mod connection;
 mod metrics;
 mod registry;
 mod server;
+pub mod stun;
 
 use std::future::Future;
 
@@ -68,4 +73,36 @@ pub async fn bind_and_run(
 ) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     run(listener, config, shutdown).await
+}
+
+/// [`run`], plus the STUN responder on `stun` when given ([`stun::serve`], counting into `stats`):
+/// both stop when `shutdown` completes, or when signaling stops on its own (an error).
+pub async fn run_with_stun(
+    listener: tokio::net::TcpListener,
+    stun: Option<tokio::net::UdpSocket>,
+    stats: stun::StunStats,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let responder = stun.map(|socket| {
+        let mut stop = stop_rx.clone();
+        // Returns when told to stop or when the sender is gone (signaling ended).
+        tokio::spawn(stun::serve(socket, stats, async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }))
+    });
+    let result = run(listener, config, async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Some(task) = responder {
+        // Signaling has returned, so the sender is dropped and the responder is stopping.
+        match task.await {
+            Ok(r) => r?,
+            Err(e) => tracing::error!(error = %e, "STUN responder task failed"),
+        }
+    }
+    result
 }

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
 use ricochet_signaling::{Config, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP};
 use tracing_subscriber::EnvFilter;
@@ -48,6 +49,9 @@ struct Args {
     /// Maximum live matches.
     #[arg(long, env = "RICOCHET_MAX_MATCHES", default_value_t = ricochet_signaling::DEFAULT_MAX_MATCHES)]
     max_matches: usize,
+    /// Also answer STUN Binding requests on this UDP address (e.g. `0.0.0.0:3478`).
+    #[arg(long, env = "RICOCHET_STUN_ADDR")]
+    stun_addr: Option<SocketAddr>,
     /// Sustained messages per second per client; beyond the burst the client is disconnected.
     #[arg(long, env = "RICOCHET_MESSAGES_PER_SECOND", default_value_t = ricochet_signaling::DEFAULT_MESSAGES_PER_SECOND)]
     messages_per_second: u32,
@@ -90,8 +94,18 @@ async fn main() -> anyhow::Result<()> {
         message_burst: args.message_burst,
         ..Config::default()
     };
+    let stun = match args.stun_addr {
+        Some(addr) => Some(
+            tokio::net::UdpSocket::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind the STUN port {addr}"))?,
+        ),
+        None => None,
+    };
+    // After the STUN port, so that accepting connections means both are ready.
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    ricochet_signaling::run(listener, config, async {
+    let stats = ricochet_signaling::stun::StunStats::default();
+    ricochet_signaling::run_with_stun(listener, stun, stats, config, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -1,0 +1,238 @@
+//! The STUN responder over real UDP: a client encodes Binding requests with the `rtc-stun` crate
+//! (as the peers' ICE agent does) and gets its own address back; garbage datagrams are counted and
+//! change nothing; the responder stops with the signaling server; the binary's `--stun-addr`
+//! works.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ricochet_signaling::stun::{serve, StunStats};
+use rtc_stun::fingerprint::FINGERPRINT;
+use rtc_stun::message::{
+    Getter as _, Message, Setter, TransactionId, BINDING_REQUEST, BINDING_SUCCESS,
+    CLASS_INDICATION, METHOD_BINDING,
+};
+use rtc_stun::xoraddr::XorMappedAddress;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn binding_request() -> Message {
+    let mut m = Message::new();
+    let setters: [Box<dyn Setter>; 3] = [
+        Box::new(TransactionId::new()),
+        Box::new(BINDING_REQUEST),
+        Box::new(FINGERPRINT),
+    ];
+    m.build(&setters).unwrap();
+    m
+}
+
+/// Sends a Binding request from `client` to `server` and returns the mapped address it got.
+async fn ask(client: &UdpSocket, server: SocketAddr) -> SocketAddr {
+    let request = binding_request();
+    client.send_to(&request.raw, server).await.unwrap();
+    let mut buf = [0u8; 1500];
+    let (len, from) = tokio::time::timeout(ANSWER_TIMEOUT, client.recv_from(&mut buf))
+        .await
+        .expect("no STUN answer")
+        .unwrap();
+    assert_eq!(from, server);
+    let mut response = Message::new();
+    response.raw = buf[..len].to_vec();
+    response.decode().unwrap();
+    assert_eq!(response.typ, BINDING_SUCCESS);
+    assert_eq!(response.transaction_id, request.transaction_id);
+    FINGERPRINT.check(&response).unwrap();
+    let mut mapped = XorMappedAddress::default();
+    mapped.get_from(&response).unwrap();
+    SocketAddr::new(mapped.ip, mapped.port)
+}
+
+/// Waits until the responder has counted `n` datagrams in all.
+async fn counted(stats: &StunStats, n: u64) {
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    while stats.answered() + stats.ignored() + stats.malformed() < n {
+        assert!(tokio::time::Instant::now() < deadline, "responder stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn binding_requests_get_the_source_address_and_garbage_is_counted() {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let server = socket.local_addr().unwrap();
+    let stats = StunStats::default();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(socket, stats.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(ask(&client, server).await, client.local_addr().unwrap());
+    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(ask(&other, server).await, other.local_addr().unwrap());
+
+    // Garbage: nothing, random bytes, a cut request, a huge datagram, HTTP.
+    let valid = binding_request().raw;
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        (0..100u8).map(|i| i.wrapping_mul(37)).collect(),
+        valid[..valid.len() - 3].to_vec(),
+        vec![0x00; 9000],
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+    ];
+    for g in &garbage {
+        client.send_to(g, server).await.unwrap();
+    }
+    // Well-formed non-requests: a Binding indication and a Binding success response.
+    for typ in [
+        rtc_stun::message::MessageType::new(METHOD_BINDING, CLASS_INDICATION),
+        BINDING_SUCCESS,
+    ] {
+        let mut m = Message::new();
+        let setters: [Box<dyn Setter>; 2] = [Box::new(TransactionId::new()), Box::new(typ)];
+        m.build(&setters).unwrap();
+        client.send_to(&m.raw, server).await.unwrap();
+    }
+    counted(&stats, 2 + garbage.len() as u64 + 2).await;
+    assert_eq!(stats.malformed(), garbage.len() as u64);
+    assert_eq!(stats.ignored(), 2);
+    // Nothing was answered to any of it ...
+    let mut buf = [0u8; 64];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), client.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "the responder answered garbage or a non-request"
+    );
+    // ... and the responder still works.
+    assert_eq!(ask(&client, server).await, client.local_addr().unwrap());
+    assert_eq!(stats.answered(), 3);
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(ANSWER_TIMEOUT, task)
+        .await
+        .expect("responder did not stop")
+        .unwrap()
+        .unwrap();
+    // The port is free again: the socket was closed.
+    UdpSocket::bind(server).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_responder_stops_with_the_signaling_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let server = socket.local_addr().unwrap();
+    let stats = StunStats::default();
+    let config = ricochet_signaling::Config {
+        secret: b"test secret shared with the relay".to_vec(),
+        ..Default::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(ricochet_signaling::run_with_stun(
+        listener,
+        Some(socket),
+        stats.clone(),
+        config,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(ask(&client, server).await, client.local_addr().unwrap());
+    stop.send(()).unwrap();
+    tokio::time::timeout(ANSWER_TIMEOUT, task)
+        .await
+        .expect("server did not stop")
+        .unwrap()
+        .unwrap();
+    UdpSocket::bind(server).await.unwrap();
+    assert_eq!(stats.answered(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_config_stops_the_responder_too() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let server = socket.local_addr().unwrap();
+    let config = ricochet_signaling::Config {
+        secret: b"short".to_vec(),
+        ..Default::default()
+    };
+    let result = tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        ricochet_signaling::run_with_stun(
+            listener,
+            Some(socket),
+            StunStats::default(),
+            config,
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("run_with_stun hung after a config error");
+    assert!(matches!(
+        result,
+        Err(ricochet_signaling::Error::InvalidConfig(_))
+    ));
+    UdpSocket::bind(server).await.unwrap();
+}
+
+/// A child process killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_answers_on_stun_addr() {
+    // Free ports: bound and released (the next bind by the child is immediate).
+    let stun_addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let tcp_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let _server = Child(
+        Command::new(env!("CARGO_BIN_EXE_ricochet-signaling"))
+            .args(["--addr", &tcp_addr.to_string()])
+            .args(["--stun-addr", &stun_addr.to_string()])
+            .env("RICOCHET_SECRET", "test secret shared with the relay")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The HTTP side listening means the UDP socket (bound first) is ready.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(tcp_addr).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(ask(&client, stun_addr).await, client.local_addr().unwrap());
+}
+
+#[test]
+fn an_unusable_stun_addr_is_a_clear_error() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ricochet-signaling"))
+        .args(["--addr", "127.0.0.1:0", "--stun-addr", &addr.to_string()])
+        .env("RICOCHET_SECRET", "test secret shared with the relay")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot bind the STUN port"), "{err}");
+}
