@@ -9,6 +9,8 @@
 
 use ricochet::{Game, InputStatus};
 
+pub mod render;
+
 /// Fixed-point scale: positions and speeds are in 1/256 pixel.
 pub const ONE: i32 = 256;
 /// Arena width in pixels.
