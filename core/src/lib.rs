@@ -62,17 +62,16 @@ pub mod clock;
 pub mod desync;
 pub mod game;
 pub mod path;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod path_socket;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod relay_client;
 pub mod replay;
+pub mod rt;
 pub mod session;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod signaller;
 pub mod sim;
 pub mod transport;
 pub mod wire;
+mod ws;
 
 pub use clock::FrameClock;
 pub use desync::DesyncReport;

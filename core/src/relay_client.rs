@@ -1,10 +1,10 @@
-//! The relay path (native): a [`PacketSocket`] whose packets travel through a
+//! The relay path (native and wasm32): a [`PacketSocket`] whose packets travel through a
 //! `ricochet-relay` server, addressed by peer ID.
 //!
 //! [`RelaySocket::connect`] opens the WebSocket with a ticket from the signaling server, waits
-//! for the relay's welcome, and returns the socket and a driver future. Spawn the driver on
-//! any executor running tokio I/O; it ends when the connection does. Packets go as game frames
-//! with opcode [`PACKET_OPCODE`] to one member; the relay stamps the sender, and join and leave
+//! for the relay's welcome, and returns the socket and a driver future. Spawn the driver (a
+//! tokio task on native, a `spawn_local` task in the browser); it ends when the connection
+//! does. Packets go as game frames with opcode [`PACKET_OPCODE`] to one member; the relay stamps the sender, and join and leave
 //! events keep the member-number ↔ peer-ID map current.
 
 use std::collections::HashMap;
@@ -12,13 +12,15 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures_channel::mpsc;
+use futures_util::future::{self, Either};
 use futures_util::{SinkExt as _, StreamExt as _};
 use ricochet_protocol::relay::{ClientFrame, Opcode, RelayEvent, RelayFrame};
 use ricochet_protocol::{PeerId, Ticket};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
+use crate::rt::MaybeSend;
 use crate::transport::PacketSocket;
+use crate::ws::{Incoming, Outgoing, WebSocket};
 
 /// The game opcode of a relay frame that carries one peer-to-peer packet as its payload.
 pub const PACKET_OPCODE: Opcode = Opcode(0x01);
@@ -98,19 +100,58 @@ pub struct RelaySocket {
     outbox: mpsc::UnboundedSender<Vec<Vec<u8>>>,
 }
 
-/// The error for a close frame from the relay (1005: it gave no code).
-fn closed(close: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> RelayClientError {
-    let (code, reason) = close
-        .map(|c| (u16::from(c.code), c.reason.to_string()))
-        .unwrap_or((1005, String::new()));
-    RelayClientError::Closed { code, reason }
+/// The error for how a connection ended (a close frame, a transport error).
+fn ended(incoming: Incoming) -> RelayClientError {
+    match incoming {
+        Incoming::Closed { code, reason } => RelayClientError::Closed { code, reason },
+        Incoming::Error(e) => RelayClientError::Connect(e),
+        Incoming::Text(_) | Incoming::Binary(_) => {
+            RelayClientError::Protocol("a message where the end was expected".into())
+        }
+    }
 }
 
-/// The error for a connection that ended without a close frame.
-fn lost() -> RelayClientError {
-    RelayClientError::Closed {
-        code: 1006,
-        reason: "connection lost".into(),
+/// The connection's loop: sends what [`RelaySocket::flush`] queued, hands received frames to
+/// `handle`, until either side ends.
+async fn drive(
+    ws: WebSocket,
+    mut outbox: mpsc::UnboundedReceiver<Vec<Vec<u8>>>,
+    state: &Mutex<State>,
+) -> Result<(), RelayClientError> {
+    let (mut sink, mut stream) = ws.split();
+    loop {
+        // Both `next()` futures are cancel-safe: dropping the loser loses nothing.
+        let event = match future::select(outbox.next(), stream.next()).await {
+            Either::Left((out, _)) => Either::Left(out),
+            Either::Right((incoming, _)) => Either::Right(incoming),
+        };
+        match event {
+            Either::Left(None) => return Ok(()),
+            Either::Left(Some(first)) => {
+                // Everything flushed so far, with one flush of the WebSocket.
+                let mut batches = vec![first];
+                while let Ok(next) = outbox.try_recv() {
+                    batches.push(next);
+                }
+                for frame in batches.into_iter().flatten() {
+                    sink.feed(Outgoing::Binary(frame))
+                        .await
+                        .map_err(|e| RelayClientError::Connect(e.to_string()))?;
+                }
+                sink.flush()
+                    .await
+                    .map_err(|e| RelayClientError::Connect(e.to_string()))?;
+            }
+            Either::Right(Some(Incoming::Binary(bytes))) => handle(state, &bytes),
+            Either::Right(Some(Incoming::Text(_))) => {}
+            Either::Right(Some(end)) => return Err(ended(end)),
+            Either::Right(None) => {
+                return Err(ended(Incoming::Closed {
+                    code: 1006,
+                    reason: "connection lost".into(),
+                }))
+            }
+        }
     }
 }
 
@@ -120,7 +161,10 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl RelaySocket {
     /// Connects to the relay at `url` (`ws://` or `wss://`, as the signaling server hands it
-    /// out) with `ticket`, and waits for the welcome. Returns the socket and its driver.
+    /// out) with `ticket`, and waits for the welcome. Returns the socket and its driver: spawn
+    /// it (on native inside a tokio runtime, e.g. with [`crate::rt::spawn`]; on wasm32 it is
+    /// `!Send` and runs with `wasm_bindgen_futures::spawn_local`); it ends when the connection
+    /// does.
     pub async fn connect(
         url: &str,
         ticket: &Ticket,
@@ -128,7 +172,7 @@ impl RelaySocket {
     ) -> Result<
         (
             RelaySocket,
-            impl Future<Output = Result<(), RelayClientError>> + Send + 'static,
+            impl Future<Output = Result<(), RelayClientError>> + MaybeSend + 'static,
         ),
         RelayClientError,
     > {
@@ -137,15 +181,12 @@ impl RelaySocket {
         let connect = async {
             // tungstenite zero-fills its whole read buffer (128 KiB by default) before every
             // read; relay frames are small.
-            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER);
-            let (mut ws, _) =
-                tokio_tungstenite::connect_async_with_config(&full, Some(config), true)
-                    .await
-                    .map_err(|e| RelayClientError::Connect(e.to_string()))?;
+            let mut ws = WebSocket::connect(&full, Some(READ_BUFFER))
+                .await
+                .map_err(|e| RelayClientError::Connect(e.to_string()))?;
             loop {
                 match ws.next().await {
-                    Some(Ok(Message::Binary(bytes))) => {
+                    Some(Incoming::Binary(bytes)) => {
                         let frame = RelayFrame::parse(&bytes)
                             .map_err(|e| RelayClientError::Protocol(e.to_string()))?;
                         match frame.event() {
@@ -159,14 +200,18 @@ impl RelaySocket {
                             }
                         }
                     }
-                    Some(Ok(Message::Close(close))) => return Err(closed(close)),
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(RelayClientError::Connect(e.to_string())),
-                    None => return Err(lost()),
+                    Some(Incoming::Text(_)) => continue,
+                    Some(incoming) => return Err(ended(incoming)),
+                    None => {
+                        return Err(ended(Incoming::Closed {
+                            code: 1006,
+                            reason: "connection lost".into(),
+                        }))
+                    }
                 }
             }
         };
-        let (ws, me, members) = tokio::time::timeout(timeout, connect)
+        let (ws, me, members) = crate::rt::timeout(timeout, connect)
             .await
             .map_err(|_| RelayClientError::Timeout(timeout))??;
         let mut state = State {
@@ -178,37 +223,10 @@ impl RelaySocket {
             state.by_peer.insert(peer, member);
         }
         let state = Arc::new(Mutex::new(state));
-        let (outbox, mut rx) = mpsc::unbounded_channel::<Vec<Vec<u8>>>();
+        let (outbox, rx) = mpsc::unbounded::<Vec<Vec<u8>>>();
         let driver_state = state.clone();
         let driver = async move {
-            let (mut sink, mut stream) = ws.split();
-            let result = 'run: loop {
-                tokio::select! {
-                    out = rx.recv() => {
-                        let Some(first) = out else { break Ok(()) };
-                        // Everything flushed so far, with one flush of the WebSocket.
-                        let mut batches = vec![first];
-                        while let Ok(next) = rx.try_recv() {
-                            batches.push(next);
-                        }
-                        for frame in batches.into_iter().flatten() {
-                            if let Err(e) = sink.feed(Message::Binary(frame.into())).await {
-                                break 'run Err(RelayClientError::Connect(e.to_string()));
-                            }
-                        }
-                        if let Err(e) = sink.flush().await {
-                            break Err(RelayClientError::Connect(e.to_string()));
-                        }
-                    }
-                    msg = stream.next() => match msg {
-                        Some(Ok(Message::Binary(bytes))) => handle(&driver_state, &bytes),
-                        Some(Ok(Message::Close(close))) => break Err(closed(close)),
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => break Err(RelayClientError::Connect(e.to_string())),
-                        None => break Err(lost()),
-                    }
-                }
-            };
+            let result = drive(ws, rx, &driver_state).await;
             if let Err(e) = &result {
                 lock(&driver_state).closed = Some(e.to_string());
             }
@@ -366,7 +384,7 @@ impl PacketSocket<PeerId> for RelaySocket {
         drop(s);
         // The driver is gone when the connection is; the session then sees the peers go
         // quiet, and `closed` says why.
-        let _ = self.outbox.send(frames);
+        let _ = self.outbox.unbounded_send(frames);
     }
 }
 

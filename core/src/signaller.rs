@@ -1,5 +1,5 @@
 //! A `matchbox_socket` signaller that also understands Ricochet's signaling extensions
-//! (native).
+//! (native and wasm32: only the WebSocket underneath differs, see `crate::ws`).
 //!
 //! `matchbox_socket` runs WebRTC and asks a [`Signaller`] for the signaling traffic. A stock
 //! signaller ignores the extension messages `ricochet-signaling` sends beside matchbox's own
@@ -17,7 +17,8 @@ use matchbox_socket::{
 };
 use ricochet_protocol::signaling::{Member, RelayGrant, ServerFrame, ServerMessage};
 use ricochet_protocol::PeerId;
-use tokio_tungstenite::tungstenite::Message;
+
+use crate::ws::{Incoming, Outgoing, WebSocket};
 
 /// What the signaling server told this client about its match (shared: clone freely).
 #[derive(Debug, Clone, Default)]
@@ -125,12 +126,12 @@ impl RicochetSignallerBuilder {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// How long the builder waits between two attempts to reach the signaling server.
+pub const DEFAULT_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The signaller: one WebSocket to `ricochet-signaling` (or any matchbox server).
 pub struct RicochetSignaller {
-    ws: Ws,
+    ws: WebSocket,
     info: MatchInfo,
 }
 
@@ -138,7 +139,8 @@ fn error(e: impl std::fmt::Display) -> SignalingError {
     SignalingError::UserImplementationError(e.to_string())
 }
 
-#[async_trait]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 impl SignallerBuilder for RicochetSignallerBuilder {
     async fn new_signaller(
         &self,
@@ -147,8 +149,8 @@ impl SignallerBuilder for RicochetSignallerBuilder {
     ) -> Result<Box<dyn Signaller>, SignalingError> {
         let mut left = attempts;
         loop {
-            match tokio_tungstenite::connect_async(&room_url).await {
-                Ok((ws, _)) => {
+            match WebSocket::connect(&room_url, None).await {
+                Ok(ws) => {
                     return Ok(Box::new(RicochetSignaller {
                         ws,
                         info: self.info.clone(),
@@ -163,21 +165,19 @@ impl SignallerBuilder for RicochetSignallerBuilder {
                         Some(n) => *n -= 1,
                         None => {}
                     }
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    crate::rt::sleep(DEFAULT_RETRY_INTERVAL).await;
                 }
             }
         }
     }
 }
 
-#[async_trait]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 impl Signaller for RicochetSignaller {
     async fn send(&mut self, request: PeerRequest) -> Result<(), SignalingError> {
         let text = serde_json::to_string(&request).map_err(error)?;
-        self.ws
-            .send(Message::Text(text.into()))
-            .await
-            .map_err(error)
+        self.ws.send(Outgoing::Text(text)).await.map_err(error)
     }
 
     async fn next_message(&mut self) -> Result<PeerEvent, SignalingError> {
@@ -185,10 +185,12 @@ impl Signaller for RicochetSignaller {
             // Each await here is on the stream alone, so matchbox may cancel this future
             // between messages without losing one.
             let text = match self.ws.next().await {
-                Some(Ok(Message::Text(text))) => text,
-                Some(Ok(Message::Close(_))) | None => return Err(SignalingError::StreamExhausted),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(error(e)),
+                Some(Incoming::Text(text)) => text,
+                Some(Incoming::Closed { .. }) | None => {
+                    return Err(SignalingError::StreamExhausted)
+                }
+                Some(Incoming::Binary(_)) => continue,
+                Some(Incoming::Error(e)) => return Err(error(e)),
             };
             if let Ok(event) = serde_json::from_str::<PeerEvent>(&text) {
                 return Ok(event);
