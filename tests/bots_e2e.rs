@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use ricochet_tests::processes::{bin, bot_report, free_port, serial, servers, Proc};
 
+/// Runs `players` bots with the same extra arguments.
 fn bots(
     signaling: &str,
     room: &str,
@@ -14,19 +15,55 @@ fn bots(
     frames: u32,
     extra: &[&str],
 ) -> Vec<serde_json::Value> {
+    bots_each(signaling, room, players, frames, |_| {
+        extra.iter().map(|s| s.to_string()).collect()
+    })
+}
+
+/// Every bot confirmed the same checksum with no desync and reports a time to first frame.
+fn agree(reports: &[serde_json::Value]) {
+    for r in reports {
+        println!("{r}");
+        assert_eq!(r["checksum"], reports[0]["checksum"], "checksums differ");
+        assert_eq!(r["desyncs"], 0, "desync: {r}");
+        assert!(r["time_to_first_frame_ms"].as_u64().is_some());
+    }
+}
+
+/// [`agree`], and every path of every bot is `path`.
+fn check(reports: &[serde_json::Value], path: &str) {
+    agree(reports);
+    for r in reports {
+        for (_, p) in r["paths"].as_object().unwrap() {
+            assert_eq!(p, path, "{r}");
+        }
+    }
+}
+
+/// The path bot `from` reports to bot `to`.
+fn path<'a>(from: &'a serde_json::Value, to: &serde_json::Value) -> &'a str {
+    from["paths"][to["peer"].as_str().unwrap()]
+        .as_str()
+        .unwrap_or_else(|| panic!("{from} has no path to {to}"))
+}
+
+/// Runs `players` bots whose arguments differ per bot (`extra(i)`).
+fn bots_each(
+    signaling: &str,
+    room: &str,
+    players: usize,
+    frames: u32,
+    extra: impl Fn(usize) -> Vec<String>,
+) -> Vec<serde_json::Value> {
     let children: Vec<Proc> = (0..players)
         .map(|i| {
             Proc(
                 Command::new(bin("ricochet-bot"))
                     .args(["--signaling", signaling, "--room", room])
-                    .args([
-                        "--players",
-                        &players.to_string(),
-                        "--frames",
-                        &frames.to_string(),
-                    ])
+                    .args(["--players", &players.to_string()])
+                    .args(["--frames", &frames.to_string()])
                     .args(["--seed", &(i + 1).to_string(), "--timeout-secs", "90"])
-                    .args(extra)
+                    .args(extra(i))
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
                     .spawn()
@@ -37,16 +74,12 @@ fn bots(
     children.into_iter().map(bot_report).collect()
 }
 
-fn check(reports: &[serde_json::Value], path: &str) {
-    for r in reports {
-        println!("{r}");
-        assert_eq!(r["checksum"], reports[0]["checksum"], "checksums differ");
-        assert_eq!(r["desyncs"], 0);
-        for (_, p) in r["paths"].as_object().unwrap() {
-            assert_eq!(p, path);
-        }
-        assert!(r["time_to_first_frame_ms"].as_u64().is_some());
-    }
+#[test]
+fn two_bots_play_direct() {
+    let _one = serial();
+    let servers = servers(&[]);
+    let reports = bots(&servers.signaling_url, "direct-2", 2, 1200, &[]);
+    check(&reports, "direct");
 }
 
 #[test]
@@ -58,17 +91,119 @@ fn three_bots_play_direct() {
 }
 
 #[test]
-fn two_bots_forced_to_the_relay() {
+fn four_bots_play_direct() {
+    let _one = serial();
+    let servers = servers(&[]);
+    let reports = bots(&servers.signaling_url, "direct-4", 4, 1200, &[]);
+    check(&reports, "direct");
+}
+
+#[test]
+fn three_bots_forced_to_the_relay() {
     let _one = serial();
     let servers = servers(&[]);
     let reports = bots(
         &servers.signaling_url,
-        "relay-2",
-        2,
+        "relay-3",
+        3,
         1200,
         &["--force-relay"],
     );
     check(&reports, "relay");
+    for r in &reports {
+        // No WebRTC connection was made at all.
+        assert_eq!(r["path_switches"], 0, "{r}");
+    }
+}
+
+#[test]
+fn one_pair_without_a_direct_path_plays_over_the_relay() {
+    let _one = serial();
+    let servers = servers(&[]);
+    // Bot 0 drops everything on the direct path to one other bot (its lowest-handle peer).
+    let reports = bots_each(&servers.signaling_url, "pair-fails", 3, 1200, |i| {
+        if i == 0 {
+            vec!["--block-direct".into(), "1".into()]
+        } else {
+            vec![]
+        }
+    });
+    agree(&reports);
+    let mut relayed = 0;
+    for a in &reports {
+        for b in &reports {
+            if a["peer"] == b["peer"] {
+                continue;
+            }
+            assert_eq!(path(a, b), path(b, a), "both ends agree: {a} {b}");
+            if path(a, b) == "relay" {
+                relayed += 1;
+                assert!(
+                    a["peer"] == reports[0]["peer"] || b["peer"] == reports[0]["peer"],
+                    "only bot 0's pair is relayed"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        relayed, 2,
+        "exactly one pair (seen from both ends) is relayed"
+    );
+}
+
+#[test]
+fn a_direct_path_that_dies_mid_match_fails_over_to_the_relay() {
+    let _one = serial();
+    let servers = servers(&[]);
+    // Bot 0 drops everything on its direct paths from frame 400 on, well after both went
+    // direct (a direct path forms in well under a second here).
+    let reports = bots_each(&servers.signaling_url, "dies", 2, 1200, |i| {
+        if i == 0 {
+            vec!["--cut-direct-at".into(), "400".into()]
+        } else {
+            vec![]
+        }
+    });
+    check(&reports, "relay");
+    for r in &reports {
+        assert!(
+            r["path_switches"].as_u64().unwrap() >= 2,
+            "relay -> direct -> relay: {r}"
+        );
+        assert!(
+            r["direct_failures"].as_array().unwrap().len() == 1,
+            "the reason is reported: {r}"
+        );
+    }
+}
+
+#[test]
+fn a_hostile_peer_spraying_random_bytes_crashes_and_stalls_nobody() {
+    let _one = serial();
+    let servers = servers(&[]);
+    // Bot 0 plays, and sends 4 packets of random bytes per frame to each other bot over the
+    // data channel and through the relay.
+    let started = std::time::Instant::now();
+    let reports = bots_each(&servers.signaling_url, "hostile", 3, 1200, |i| {
+        if i == 0 {
+            vec!["--garbage".into(), "4".into()]
+        } else {
+            vec![]
+        }
+    });
+    agree(&reports);
+    for r in &reports[1..] {
+        assert!(
+            r["malformed_packets"].as_u64().unwrap() > 100,
+            "garbage was counted and dropped: {r}"
+        );
+    }
+    // 1,200 frames take 20 s at 60 Hz; joining and lingering add a few seconds.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(45),
+        "the match was slowed down: {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -59,6 +59,7 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod connect;
 pub mod desync;
 pub mod game;
 pub mod path;

@@ -1,19 +1,24 @@
 //! `ricochet-bot`: a headless peer that joins a match through `ricochet-signaling`, plays the
 //! demo game with seeded pseudo-random inputs for a number of frames, and prints one JSON line:
 //! `frames`, `checksum` (of the confirmed state after the last frame), `desyncs`, `rollbacks`,
-//! `paths` (peer -> "direct"/"relay"), `path_switches`, `time_to_first_frame_ms`.
+//! `paths` (peer -> "direct"/"relay"), `path_switches`, `time_to_first_frame_ms`,
+//! `time_to_first_confirmed_ms` and more (see [`ricochet_demo_client::Play::status`]).
 //! It exits non-zero with a message when it cannot join or play.
+//!
+//! Fault injection for tests: `--block-direct N` drops everything on the direct path to N of
+//! the other players from the start, `--cut-direct-at F` drops everything on every direct path
+//! from frame F on, and `--garbage N` also sends N packets of random bytes per frame to every
+//! other player over each path (a hostile peer that still plays).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
+use rand::SeedableRng as _;
+use ricochet::connect::{join, IceServer, JoinOptions};
 use ricochet::path::{Path, PathConfig, PathMode};
-use ricochet::path_socket::PathSocket;
-use ricochet::relay_client::{RelaySocket, DEFAULT_CONNECT_TIMEOUT};
-use ricochet::signaller::MatchInfo;
-use ricochet::{Advance, Event, FrameClock, SessionBuilder};
-use ricochet_demo_game::{Arena, InputScript};
+use ricochet_demo_client::Play;
+use ricochet_demo_game::InputScript;
 
 /// A headless Ricochet peer playing the demo game.
 #[derive(Parser, Debug)]
@@ -38,7 +43,8 @@ struct Args {
     /// Seed of this bot's inputs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Send every packet through the relay.
+    /// Send every packet through the relay, and make no WebRTC connection at all (no other
+    /// player learns this bot's addresses).
     #[arg(long)]
     force_relay: bool,
     /// How long the direct (ICE) attempt may take before a peer is relay-only, in ms.
@@ -46,10 +52,21 @@ struct Args {
     ice_timeout_ms: u64,
     /// A STUN server (`stun:HOST:PORT`); none by default (host candidates only).
     #[arg(long)]
-    stun: Option<String>,
+    stun: Vec<String>,
     /// Give up when the match has not finished after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
+    /// Fault injection: block the direct path to this many other players (the lowest
+    /// handles) from the start, as if UDP between them were dropped.
+    #[arg(long, default_value_t = 0)]
+    block_direct: usize,
+    /// Fault injection: block every direct path from this frame on.
+    #[arg(long)]
+    cut_direct_at: Option<i32>,
+    /// Hostile peer: also send this many packets of random bytes per frame to every other
+    /// player, over the direct path and through the relay.
+    #[arg(long, default_value_t = 0)]
+    garbage: u32,
 }
 
 #[tokio::main]
@@ -68,187 +85,104 @@ async fn main() {
     }
 }
 
-type Report = (serde_json::Map<String, serde_json::Value>, u32, Vec<String>);
-
-/// Each remote peer's path, the switches in all, and the reasons direct paths were given up.
-fn paths<G: ricochet::Game>(
-    session: &ricochet::Session<G, ricochet::protocol::PeerId, PathSocket>,
-    ids: &[ricochet::protocol::PeerId],
-    me: ricochet::protocol::PeerId,
-) -> Report {
-    let mut paths = serde_json::Map::new();
-    let mut switches = 0;
-    let mut failures = Vec::new();
-    for id in ids.iter().filter(|id| **id != me) {
-        let s = session.with_socket(|p| p.stats(id));
-        let path = match s.map(|s| s.path) {
-            Some(Path::Direct) => "direct",
-            _ => "relay",
-        };
-        switches += s.map_or(0, |s| s.switches);
-        if let Some(failure) = s.and_then(|s| s.last_failure) {
-            failures.push(format!("{id}: {failure:?}"));
-        }
-        paths.insert(id.to_string(), path.into());
-    }
-    (paths, switches, failures)
-}
-
 async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
-    if !(2..=16).contains(&args.players) {
-        bail!("--players must be 2..=16");
-    }
     if args.frames < 1 {
         bail!("--frames must be at least 1");
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout_secs);
-    let room = format!("{}/{}", args.signaling.trim_end_matches('/'), args.room);
-    let info = MatchInfo::default();
-    let (mut webrtc, message_loop) = info
-        .socket_builder(&room, args.stun.iter().cloned().collect())
-        .reconnect_attempts(Some(3))
-        .build();
-    let signaling = tokio::spawn(message_loop);
-
-    // Join: our ID, a relay ticket, and every player present.
-    let (me, grant) = loop {
-        if signaling.is_finished() {
-            bail!("could not join {room}: the signaling connection ended");
-        }
-        if let (Some(id), Some(grant)) = (webrtc.id(), info.relay()) {
-            if info.peers().len() >= args.players {
-                break (id, grant);
-            }
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "could not join {room}: {} of {} players after {:?}",
-                info.peers().len(),
-                args.players,
-                started.elapsed()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    let relay_url = grant
-        .relay_url
-        .clone()
-        .context("the signaling server has no relay configured")?;
-    let (relay, driver) = RelaySocket::connect(&relay_url, &grant.ticket, DEFAULT_CONNECT_TIMEOUT)
-        .await
-        .with_context(|| format!("could not connect to the relay at {relay_url}"))?;
-    tokio::spawn(driver);
-
-    let mut ids = info.peers();
-    ids.truncate(args.players);
-    ids.sort();
-    let Some(handle) = ids.iter().position(|id| *id == me) else {
-        bail!(
-            "the match already had {} players when this bot joined",
-            args.players
-        );
-    };
-    let mode = if args.force_relay {
-        PathMode::ForceRelay
-    } else {
-        PathMode::Automatic
-    };
-    let config = PathConfig {
-        mode,
+    let mut options = JoinOptions::new(&args.signaling, &args.room, args.players);
+    options.path = PathConfig {
+        mode: if args.force_relay {
+            PathMode::ForceRelay
+        } else {
+            PathMode::Automatic
+        },
         ice_timeout: Duration::from_millis(args.ice_timeout_ms),
         ..PathConfig::default()
     };
-    // With forced relay the game's packets never use WebRTC; the signaling connection stays.
-    let (direct, _presence) = if args.force_relay {
-        (None, Some(webrtc))
-    } else {
-        (Some(webrtc), None)
-    };
-    let socket = PathSocket::new(direct, Some(relay), config);
-    let mut builder = SessionBuilder::new()
-        .with_players(args.players)?
-        .with_desync_detection(Some(1))?;
-    for (h, id) in ids.iter().enumerate() {
-        builder = if h == handle {
-            builder.add_local_player(h)?
-        } else {
-            builder.add_remote_player(h, *id)?
-        };
+    options.ice_servers = args.stun.iter().map(IceServer::stun).collect();
+    options.timeout = Duration::from_secs(args.timeout_secs);
+    let mut joined = join(options).await?;
+    let others: Vec<_> = joined
+        .players
+        .iter()
+        .copied()
+        .filter(|p| *p != joined.me)
+        .collect();
+    for peer in others.iter().take(args.block_direct) {
+        joined.socket.set_direct_blocked(*peer, true);
     }
-    let mut session = builder.start_p2p::<Arena, _>(socket)?;
-    let mut game = Arena::new(args.players);
+    let mut play = Play::start(joined)?;
     let mut script = InputScript::new(args.seed);
-    let mut clock = FrameClock::new(60);
-    let mut first_frame = None;
-    let mut desyncs = 0u64;
+    let mut garbage = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed ^ 0x6a72_6261_6765);
     let target = args.frames - 1;
     // Keep playing a little after our last frame is confirmed, so the other peers confirm
     // theirs with our inputs.
     let mut done_at = None;
-    let mut path_report = None;
+    let mut report = None;
+    let mut cut = false;
     loop {
         let now = Instant::now();
         if now > deadline {
             bail!(
                 "the match did not finish in {}s (frame {}, confirmed {})",
                 args.timeout_secs,
-                session.current_frame(),
-                session.confirmed_frame()
+                play.frame(),
+                play.session().confirmed_frame()
             );
         }
-        let steps = clock.tick(web_time::Instant::now(), session.frames_ahead());
-        if steps == 0 {
-            session.poll();
-        }
-        for _ in 0..steps {
-            session.add_local_input(handle, script.clone().next_input())?;
-            if let Advance::Advanced { .. } = session.advance(&mut game)? {
-                script.next_input();
-                first_frame.get_or_insert_with(|| started.elapsed());
+        let before = play.frame();
+        play.tick(web_time::Instant::now(), script.clone().next_input())?;
+        for _ in before..play.frame() {
+            script.next_input();
+            if args.garbage > 0 {
+                spray(&play, &others, args.garbage, &mut garbage);
             }
         }
-        clock.skip_frames(session.take_skip_frames());
-        for e in session.events() {
-            match e {
-                Event::Desync(d) => {
-                    desyncs += 1;
-                    eprintln!(
-                        "ricochet-bot: desync with {:?} at frame {}",
-                        d.peer, d.frame
-                    );
-                }
-                Event::Disconnected { peer } => eprintln!("ricochet-bot: {peer} disconnected"),
-                _ => {}
-            }
+        if !cut && args.cut_direct_at.is_some_and(|f| play.frame() >= f) {
+            cut = true;
+            play.with_socket(|s| others.iter().for_each(|p| s.set_direct_blocked(*p, true)));
         }
-        if done_at.is_none() && session.checksum_at(target).is_some() {
-            done_at = Some(now);
-            // The paths while the match was played: once peers start leaving, their
-            // channels close.
-            path_report = Some(paths(&session, &ids, me));
+        if done_at.is_none() {
+            if let Some(checksum) = play.checksum_at(target) {
+                done_at = Some(now);
+                // The paths while the match was played: once peers start leaving, their
+                // channels close.
+                let mut status = play.status();
+                status["frames"] = args.frames.into();
+                status["checksum"] = format!("{checksum:016x}").into();
+                report = Some(status);
+            }
         }
         if done_at.is_some_and(|t| now - t > Duration::from_secs(2)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let checksum = session
-        .checksum_at(target)
-        .context("final checksum missing")?;
-    let stats = session.stats();
-    let (paths, switches, failures) = path_report.context("final paths missing")?;
-    Ok(serde_json::json!({
-        "peer": me.to_string(),
-        "frames": args.frames,
-        "checksum": format!("{checksum:016x}"),
-        "desyncs": desyncs,
-        "rollbacks": stats.rollbacks,
-        "max_rollback": stats.max_rollback,
-        "paths": paths,
-        "path_switches": switches,
-        "direct_failures": failures,
-        "time_to_first_frame_ms": first_frame.map(|d| d.as_millis() as u64),
-        "malformed_packets": stats.socket.malformed_packets,
-    }))
+    let mut report = report.context("final report missing")?;
+    // Desyncs found while lingering count too.
+    for d in play.desyncs() {
+        eprintln!(
+            "ricochet-bot: desync with {:?} at frame {}",
+            d.peer, d.frame
+        );
+    }
+    report["desyncs"] = play.desyncs().len().into();
+    report["malformed_packets"] = play.status()["malformed_packets"].clone();
+    Ok(report)
+}
+
+/// Sends `count` packets of random bytes (1 to 64 bytes) to each of `peers` over both paths.
+fn spray(play: &Play, peers: &[ricochet::protocol::PeerId], count: u32, rng: &mut impl rand::Rng) {
+    play.with_socket(|socket| {
+        for peer in peers {
+            for _ in 0..count {
+                let len = rng.gen_range(1..=64);
+                let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+                socket.send_raw(*peer, &bytes, Path::Direct);
+                socket.send_raw(*peer, &bytes, Path::Relay);
+            }
+        }
+    });
 }

@@ -1,0 +1,421 @@
+//! Joining a match: from a signaling URL and a room name to a [`PathSocket`] that reaches every
+//! player, over the relay at once and directly once WebRTC connects.
+//!
+//! [`join`] connects to `ricochet-signaling`, waits until the match has the players the game
+//! wants, connects to the relay with the ticket signaling handed out, and returns a [`Joined`]
+//! with the socket, this player's handle and the peers in handle order (sorted by peer ID, so
+//! every player numbers them the same way). [`Joined::start`] then starts the session. The
+//! match never waits on ICE: the relay carries it until a direct channel opens.
+//!
+//! With [`PathMode::ForceRelay`] no WebRTC connection is made at all, so no other player learns
+//! this player's addresses: signaling is used for presence and the relay ticket only, and the
+//! offers other players send are left unanswered (their ICE attempt times out and they reach
+//! this player over the relay).
+//!
+//! On native targets `join` must run inside a tokio runtime (the WebSocket drivers are tokio
+//! tasks); in the browser, inside `wasm_bindgen_futures::spawn_local`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use matchbox_socket::{PeerEvent, RtcIceServerConfig, SignallerBuilder as _, WebRtcSocket};
+use ricochet_protocol::PeerId;
+use web_time::Instant;
+
+use crate::game::Game;
+use crate::path::{PathConfig, PathMode};
+use crate::path_socket::PathSocket;
+use crate::relay_client::{RelayClientError, RelaySocket, DEFAULT_CONNECT_TIMEOUT};
+use crate::rt;
+use crate::session::{Session, SessionBuilder, SessionError};
+use crate::signaller::{MatchInfo, RicochetSignallerBuilder};
+
+/// How long [`join`] waits for the match to fill, by default.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often [`join`] looks at the match while waiting.
+const POLL: Duration = Duration::from_millis(10);
+/// Most players in one match (the signaling server's and the relay's default limit).
+pub const MAX_PLAYERS: usize = 16;
+
+/// A STUN or TURN server for the direct path's ICE.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:HOST:PORT`, `turn:HOST:PORT?transport=udp`, ...
+    pub urls: Vec<String>,
+    /// TURN user name.
+    pub username: Option<String>,
+    /// TURN credential.
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// A STUN server at `url` (`stun:HOST:PORT`).
+    pub fn stun(url: impl Into<String>) -> Self {
+        IceServer {
+            urls: vec![url.into()],
+            ..IceServer::default()
+        }
+    }
+}
+
+/// What [`join`] needs.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// The signaling server's base URL, `ws://HOST:PORT` or `wss://...` (no room).
+    pub signaling_url: String,
+    /// The match name (room) to join.
+    pub room: String,
+    /// Players in the match; `join` waits until this many are present.
+    pub players: usize,
+    /// Path selection: mode (automatic, force relay, direct only) and timings.
+    pub path: PathConfig,
+    /// ICE servers for the direct path. None by default: host candidates only, which is
+    /// enough on one network; add STUN (for example `ricochet-signaling --stun-addr`) to get
+    /// through NATs.
+    pub ice_servers: Vec<IceServer>,
+    /// How long to wait for the signaling server, the other players and the relay.
+    pub timeout: Duration,
+}
+
+impl JoinOptions {
+    /// Options for `players` players in `room` at `signaling_url`, with the defaults:
+    /// automatic paths, no ICE servers, [`DEFAULT_JOIN_TIMEOUT`].
+    pub fn new(signaling_url: impl Into<String>, room: impl Into<String>, players: usize) -> Self {
+        JoinOptions {
+            signaling_url: signaling_url.into(),
+            room: room.into(),
+            players,
+            path: PathConfig::default(),
+            ice_servers: Vec::new(),
+            timeout: DEFAULT_JOIN_TIMEOUT,
+        }
+    }
+
+    /// The room's WebSocket URL.
+    pub fn room_url(&self) -> String {
+        format!("{}/{}", self.signaling_url.trim_end_matches('/'), self.room)
+    }
+}
+
+/// Why [`join`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The options cannot work (for example fewer than 2 players).
+    #[error("invalid join options: {0}")]
+    Options(String),
+    /// The signaling connection could not be made, or ended while waiting.
+    #[error("could not join {room}: {reason}")]
+    Signaling {
+        /// The room URL.
+        room: String,
+        /// What happened (the server's last error, if it sent one).
+        reason: String,
+    },
+    /// The match did not fill in time.
+    #[error("could not join {room}: {present} of {wanted} players after {waited:?}")]
+    Timeout {
+        /// The room URL.
+        room: String,
+        /// Players present when giving up, this one included.
+        present: usize,
+        /// Players wanted.
+        wanted: usize,
+        /// How long `join` waited.
+        waited: Duration,
+    },
+    /// The match already had its players when this one joined.
+    #[error("the match already had {0} players when this one joined")]
+    Full(usize),
+    /// The signaling server did not hand out a relay URL (it runs without `--relay-url`).
+    #[error("the signaling server has no relay configured")]
+    NoRelay,
+    /// The relay could not be reached or refused the ticket.
+    #[error("could not connect to the relay at {url}: {source}")]
+    Relay {
+        /// The relay URL signaling handed out.
+        url: String,
+        /// What went wrong.
+        source: RelayClientError,
+    },
+}
+
+/// A joined match: the socket that reaches every player, and who is who.
+pub struct Joined {
+    /// This player's peer ID.
+    pub me: PeerId,
+    /// This player's handle (index in [`players`](Self::players)).
+    pub handle: usize,
+    /// The players' peer IDs in handle order (sorted), this one included.
+    pub players: Vec<PeerId>,
+    /// What signaling says about the match (members, relay grant), kept up to date.
+    pub info: MatchInfo,
+    /// The socket over the direct channels and the relay.
+    pub socket: PathSocket,
+    /// How long joining took.
+    pub elapsed: Duration,
+    presence: Option<Presence>,
+}
+
+impl std::fmt::Debug for Joined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Joined")
+            .field("me", &self.me)
+            .field("handle", &self.handle)
+            .field("players", &self.players)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What keeps a match's signaling connection open, when no WebRTC socket does.
+pub struct MatchHandle {
+    /// This player's peer ID.
+    pub me: PeerId,
+    /// This player's handle.
+    pub handle: usize,
+    /// The players' peer IDs in handle order.
+    pub players: Vec<PeerId>,
+    /// What signaling says about the match.
+    pub info: MatchInfo,
+    _presence: Option<Presence>,
+}
+
+impl Joined {
+    /// Starts a session of `G` on this match with `builder`'s settings; the players (the local
+    /// one and the remote ones, by handle) are added here.
+    pub fn start<G: Game>(
+        self,
+        builder: SessionBuilder<PeerId>,
+    ) -> Result<(Session<G, PeerId, PathSocket>, MatchHandle), SessionError> {
+        let mut builder = builder.with_players(self.players.len())?;
+        for (h, id) in self.players.iter().enumerate() {
+            builder = if h == self.handle {
+                builder.add_local_player(h)?
+            } else {
+                builder.add_remote_player(h, *id)?
+            };
+        }
+        let session = builder.start_p2p::<G, _>(self.socket)?;
+        Ok((
+            session,
+            MatchHandle {
+                me: self.me,
+                handle: self.handle,
+                players: self.players,
+                info: self.info,
+                _presence: self.presence,
+            },
+        ))
+    }
+}
+
+/// A signaling-only connection (force-relay mode): presence and tickets, no WebRTC. Dropping it
+/// closes the connection.
+struct Presence {
+    shared: Arc<Mutex<PresenceState>>,
+}
+
+#[derive(Default)]
+struct PresenceState {
+    id: Option<PeerId>,
+    ended: Option<String>,
+    stop: bool,
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+    }
+}
+
+impl Presence {
+    fn connect(room_url: String, info: MatchInfo) -> Presence {
+        let shared = Arc::new(Mutex::new(PresenceState::default()));
+        let state = shared.clone();
+        rt::spawn(async move {
+            let set = |f: &dyn Fn(&mut PresenceState)| {
+                f(&mut state.lock().unwrap_or_else(|e| e.into_inner()));
+            };
+            let builder = RicochetSignallerBuilder::new(info);
+            let mut signaller = match builder.new_signaller(Some(3), room_url).await {
+                Ok(s) => s,
+                Err(e) => {
+                    set(&|s| s.ended = Some(e.to_string()));
+                    return;
+                }
+            };
+            loop {
+                // Wake up now and then to notice that the match handle was dropped.
+                let next = signaller.next_message();
+                let tick = rt::sleep(Duration::from_millis(250));
+                futures_util::pin_mut!(next, tick);
+                match futures_util::future::select(next, tick).await {
+                    futures_util::future::Either::Left((Ok(PeerEvent::IdAssigned(id)), _)) => {
+                        set(&|s| s.id = Some(id));
+                    }
+                    // Offers and candidates from players trying a direct path stay unanswered.
+                    futures_util::future::Either::Left((Ok(_), _)) => {}
+                    futures_util::future::Either::Left((Err(e), _)) => {
+                        set(&|s| s.ended = Some(e.to_string()));
+                        return;
+                    }
+                    futures_util::future::Either::Right(_) => {}
+                }
+                if state.lock().unwrap_or_else(|e| e.into_inner()).stop {
+                    return;
+                }
+            }
+        });
+        Presence { shared }
+    }
+
+    fn id(&self) -> Option<PeerId> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner()).id
+    }
+
+    fn ended(&self) -> Option<String> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ended
+            .clone()
+    }
+}
+
+/// Where the signaling connection is: inside matchbox's WebRTC socket, or alone.
+enum Signaling {
+    WebRtc {
+        socket: WebRtcSocket,
+        ended: Arc<Mutex<Option<String>>>,
+    },
+    Alone(Presence),
+}
+
+impl Signaling {
+    fn id(&mut self) -> Option<PeerId> {
+        match self {
+            Signaling::WebRtc { socket, .. } => socket.id(),
+            Signaling::Alone(p) => p.id(),
+        }
+    }
+
+    fn ended(&self) -> Option<String> {
+        match self {
+            Signaling::WebRtc { ended, .. } => {
+                ended.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+            Signaling::Alone(p) => p.ended(),
+        }
+    }
+}
+
+/// matchbox takes one ICE server entry: all URLs, with the first credentials given (TURN
+/// servers of one deployment share them). No URLs: host candidates only, rather than
+/// matchbox's default public STUN servers.
+fn ice_config(servers: &[IceServer]) -> RtcIceServerConfig {
+    RtcIceServerConfig {
+        urls: servers
+            .iter()
+            .flat_map(|s| s.urls.iter().cloned())
+            .collect(),
+        username: servers.iter().find_map(|s| s.username.clone()),
+        credential: servers.iter().find_map(|s| s.credential.clone()),
+    }
+}
+
+/// Joins `options.room` and connects to the relay; see the [module docs](self).
+pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
+    if !(2..=MAX_PLAYERS).contains(&options.players) {
+        return Err(JoinError::Options(format!(
+            "players must be 2..={MAX_PLAYERS}, not {}",
+            options.players
+        )));
+    }
+    if !(options.signaling_url.starts_with("ws://") || options.signaling_url.starts_with("wss://"))
+    {
+        return Err(JoinError::Options(format!(
+            "the signaling URL must start with ws:// or wss://, not {:?}",
+            options.signaling_url
+        )));
+    }
+    let started = Instant::now();
+    let room = options.room_url();
+    let info = MatchInfo::default();
+    let mut signaling = if options.path.mode == PathMode::ForceRelay {
+        Signaling::Alone(Presence::connect(room.clone(), info.clone()))
+    } else {
+        let (socket, message_loop) = WebRtcSocket::builder(&room)
+            .ice_server(ice_config(&options.ice_servers))
+            .signaller_builder(Arc::new(RicochetSignallerBuilder::new(info.clone())))
+            .add_unreliable_channel()
+            .reconnect_attempts(Some(3))
+            .build();
+        let ended = Arc::new(Mutex::new(None));
+        let report = ended.clone();
+        rt::spawn(async move {
+            let reason = match message_loop.await {
+                Ok(()) => "the signaling connection closed".to_string(),
+                Err(e) => e.to_string(),
+            };
+            *report.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        });
+        Signaling::WebRtc { socket, ended }
+    };
+
+    let (me, grant) = loop {
+        if let Some(reason) = signaling.ended() {
+            let reason = match info.snapshot().last_error {
+                Some(server) => format!("{reason} (server said {server})"),
+                None => reason,
+            };
+            return Err(JoinError::Signaling { room, reason });
+        }
+        if let (Some(id), Some(grant)) = (signaling.id(), info.relay()) {
+            if info.peers().len() >= options.players {
+                break (id, grant);
+            }
+        }
+        if started.elapsed() > options.timeout {
+            return Err(JoinError::Timeout {
+                room,
+                present: info.peers().len(),
+                wanted: options.players,
+                waited: started.elapsed(),
+            });
+        }
+        rt::sleep(POLL).await;
+    };
+    let url = grant.relay_url.clone().ok_or(JoinError::NoRelay)?;
+    let (relay, driver) = RelaySocket::connect(&url, &grant.ticket, DEFAULT_CONNECT_TIMEOUT)
+        .await
+        .map_err(|source| JoinError::Relay {
+            url: url.clone(),
+            source,
+        })?;
+    rt::spawn(async move {
+        if let Err(e) = driver.await {
+            tracing::warn!(%e, "the relay connection ended");
+        }
+    });
+
+    let mut players = info.peers();
+    players.truncate(options.players);
+    players.sort();
+    let handle = players
+        .iter()
+        .position(|id| *id == me)
+        .ok_or(JoinError::Full(options.players))?;
+    let (webrtc, presence) = match signaling {
+        Signaling::WebRtc { socket, .. } => (Some(socket), None),
+        Signaling::Alone(p) => (None, Some(p)),
+    };
+    Ok(Joined {
+        me,
+        handle,
+        players,
+        info,
+        socket: PathSocket::new(webrtc, Some(relay), options.path),
+        elapsed: started.elapsed(),
+        presence,
+    })
+}

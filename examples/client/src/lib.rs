@@ -1,0 +1,271 @@
+//! The demo game's client loop, shared by `ricochet-bot`, the native window and the browser.
+//!
+//! [`Play`] owns one player's running match of *Ricochet Arena*: the session over the joined
+//! match's [`PathSocket`](ricochet::path_socket::PathSocket), the game state and a
+//! [`FrameClock`]. Call [`Play::tick`] every animation frame with the local input; it advances
+//! as many 60 Hz frames as are due. [`Play::overlay`] gives the lines the examples draw over
+//! the game (each player's path, RTT and loss, the rollback depth and input delay), and
+//! [`Play::status`] a JSON report for tests and tools.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ricochet::connect::{Joined, MatchHandle};
+use ricochet::path::Path;
+use ricochet::path_socket::PathSocket;
+use ricochet::protocol::PeerId;
+use ricochet::session::DEFAULT_INPUT_DELAY;
+use ricochet::{Advance, DesyncReport, Event, FrameClock, Session, SessionBuilder, SessionError};
+use ricochet_demo_game::{Arena, Input};
+use web_time::Instant;
+
+/// Confirmed frames whose checksums [`Play::status`] lists: every this many frames.
+pub const STATUS_CHECKSUM_EVERY: i32 = 100;
+
+/// One player's running match of the demo game.
+pub struct Play {
+    session: Session<Arena, PeerId, PathSocket>,
+    handle: MatchHandle,
+    game: Arena,
+    clock: FrameClock,
+    input_delay: usize,
+    last_rollback: u32,
+    started: Instant,
+    first_frame: Option<Duration>,
+    first_confirmed: Option<Duration>,
+    desyncs: Vec<DesyncReport<PeerId>>,
+    disconnected: Vec<PeerId>,
+}
+
+impl Play {
+    /// Starts the demo game on a joined match with the default settings (input delay
+    /// [`DEFAULT_INPUT_DELAY`], desync detection on every confirmed frame).
+    pub fn start(joined: Joined) -> Result<Play, SessionError> {
+        let builder = SessionBuilder::new()
+            .with_input_delay(DEFAULT_INPUT_DELAY)?
+            .with_desync_detection(Some(1))?;
+        Play::start_with(joined, builder, DEFAULT_INPUT_DELAY)
+    }
+
+    /// Starts the demo game with `builder`'s settings; `input_delay` is what the builder was
+    /// given, for the overlay.
+    pub fn start_with(
+        joined: Joined,
+        builder: SessionBuilder<PeerId>,
+        input_delay: usize,
+    ) -> Result<Play, SessionError> {
+        let started = Instant::now() - joined.elapsed;
+        let players = joined.players.len();
+        let (session, handle) = joined.start::<Arena>(builder)?;
+        Ok(Play {
+            session,
+            handle,
+            game: Arena::new(players),
+            clock: FrameClock::new(60),
+            input_delay,
+            last_rollback: 0,
+            started,
+            first_frame: None,
+            first_confirmed: None,
+            desyncs: Vec::new(),
+            disconnected: Vec::new(),
+        })
+    }
+
+    /// Advances the frames due at `now` (0 when ahead of the others or waiting for them),
+    /// each with `input` as this player's input.
+    pub fn tick(&mut self, now: Instant, input: Input) -> Result<(), SessionError> {
+        let steps = self.clock.tick(now, self.session.frames_ahead());
+        if steps == 0 {
+            self.session.poll();
+        }
+        for _ in 0..steps {
+            self.session.add_local_input(self.handle.handle, input)?;
+            if let Advance::Advanced { rollback } = self.session.advance(&mut self.game)? {
+                self.last_rollback = rollback;
+                self.first_frame
+                    .get_or_insert_with(|| self.started.elapsed());
+            }
+        }
+        self.clock.skip_frames(self.session.take_skip_frames());
+        if self.first_confirmed.is_none() && self.session.confirmed_frame() >= 0 {
+            self.first_confirmed = Some(self.started.elapsed());
+        }
+        for event in self.session.events() {
+            match event {
+                Event::Desync(report) => self.desyncs.push(report),
+                Event::Disconnected { peer } => self.disconnected.push(peer),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The game state to draw.
+    pub fn arena(&self) -> &Arena {
+        &self.game
+    }
+
+    /// This player's handle (index in the arena's players).
+    pub fn handle(&self) -> usize {
+        self.handle.handle
+    }
+
+    /// The players' peer IDs in handle order.
+    pub fn players(&self) -> &[PeerId] {
+        &self.handle.players
+    }
+
+    /// The session, for everything else it reports.
+    pub fn session(&self) -> &Session<Arena, PeerId, PathSocket> {
+        &self.session
+    }
+
+    /// Mutable access to the socket, e.g. for
+    /// [`PathSocket::set_direct_blocked`](ricochet::path_socket::PathSocket::set_direct_blocked).
+    pub fn with_socket<R>(&self, f: impl FnOnce(&mut PathSocket) -> R) -> R {
+        self.session.with_socket(f)
+    }
+
+    /// The current frame.
+    pub fn frame(&self) -> i32 {
+        self.session.current_frame()
+    }
+
+    /// The checksum of confirmed frame `frame`, while the session remembers it.
+    pub fn checksum_at(&self, frame: i32) -> Option<u64> {
+        self.session.checksum_at(frame)
+    }
+
+    /// Desyncs detected so far.
+    pub fn desyncs(&self) -> &[DesyncReport<PeerId>] {
+        &self.desyncs
+    }
+
+    /// Time from joining to the first frame simulated, and to the first frame confirmed
+    /// (every player's input known).
+    pub fn time_to_first_frame(&self) -> (Option<Duration>, Option<Duration>) {
+        (self.first_frame, self.first_confirmed)
+    }
+
+    /// The overlay's text: one line per player (path, RTT, loss), then the rollback depth,
+    /// input delay and frame.
+    pub fn overlay(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (h, peer) in self.handle.players.iter().enumerate() {
+            let who = format!("P{}", h + 1);
+            if h == self.handle.handle {
+                lines.push(format!("{who} you"));
+                continue;
+            }
+            let line = match self.session.link_stats(peer) {
+                Some(link) => format!(
+                    "{who} {:<6} {:>4} loss {:>2}%{}",
+                    path_name(link.path.path),
+                    link.rtt_ms
+                        .map_or_else(|| "--".to_string(), |rtt| format!("{rtt}ms")),
+                    (link.path.loss * 100.0).round() as u32,
+                    if self.disconnected.contains(peer) {
+                        " gone"
+                    } else {
+                        ""
+                    }
+                ),
+                None => format!("{who} connecting"),
+            };
+            lines.push(line);
+        }
+        lines.push(format!(
+            "rollback {} delay {} frame {}",
+            self.last_rollback,
+            self.input_delay,
+            self.session.current_frame()
+        ));
+        if !self.desyncs.is_empty() {
+            lines.push(format!("DESYNC x{}", self.desyncs.len()));
+        }
+        lines
+    }
+
+    /// A JSON report: `peer`, `handle`, `frame`, `confirmed`, `checksums` of remembered
+    /// confirmed frames every [`STATUS_CHECKSUM_EVERY`] (frame → hex), `last_checksum`,
+    /// `desyncs`, `rollbacks`, `max_rollback`, `paths` and `links` per remote peer,
+    /// `path_switches`, `direct_failures`, `time_to_first_frame_ms`,
+    /// `time_to_first_confirmed_ms`, `malformed_packets`.
+    pub fn status(&self) -> serde_json::Value {
+        let stats = self.session.stats();
+        let mut checksums = BTreeMap::new();
+        let confirmed = self.session.confirmed_frame();
+        let mut frame = confirmed - confirmed.rem_euclid(STATUS_CHECKSUM_EVERY);
+        while frame >= 0 {
+            match self.session.checksum_at(frame) {
+                Some(c) => checksums.insert(frame.to_string(), format!("{c:016x}")),
+                None => break,
+            };
+            frame -= STATUS_CHECKSUM_EVERY;
+        }
+        let mut paths = serde_json::Map::new();
+        let mut links = serde_json::Map::new();
+        let mut switches = 0;
+        let mut failures = Vec::new();
+        for peer in self.remote_peers() {
+            let Some(link) = self.session.link_stats(peer) else {
+                paths.insert(peer.to_string(), "relay".into());
+                continue;
+            };
+            switches += link.path.switches;
+            if let Some(f) = link.path.last_failure {
+                failures.push(format!("{peer}: {f:?}"));
+            }
+            paths.insert(peer.to_string(), path_name(link.path.path).into());
+            links.insert(
+                peer.to_string(),
+                serde_json::json!({
+                    "path": path_name(link.path.path),
+                    "rtt_ms": link.rtt_ms,
+                    "loss": link.path.loss,
+                    "packets_sent": link.path.packets_sent,
+                    "packets_received": link.path.packets_received,
+                    "bytes_sent": link.path.bytes_sent,
+                    "bytes_received": link.path.bytes_received,
+                    "duplicates": link.path.duplicates,
+                    "switches": link.path.switches,
+                }),
+            );
+        }
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+        serde_json::json!({
+            "peer": self.handle.me.to_string(),
+            "handle": self.handle.handle,
+            "frame": self.session.current_frame(),
+            "confirmed": confirmed,
+            "checksums": checksums,
+            "last_checksum": self.session.last_confirmed_checksum()
+                .map(|(f, c)| serde_json::json!([f, format!("{c:016x}")])),
+            "desyncs": self.desyncs.len(),
+            "rollbacks": stats.rollbacks,
+            "max_rollback": stats.max_rollback,
+            "paths": paths,
+            "links": links,
+            "path_switches": switches,
+            "direct_failures": failures,
+            "time_to_first_frame_ms": ms(self.first_frame),
+            "time_to_first_confirmed_ms": ms(self.first_confirmed),
+            "malformed_packets": stats.socket.malformed_packets,
+        })
+    }
+
+    fn remote_peers(&self) -> impl Iterator<Item = &PeerId> {
+        let me = self.handle.me;
+        self.handle.players.iter().filter(move |p| **p != me)
+    }
+}
+
+fn path_name(path: Path) -> &'static str {
+    match path {
+        Path::Direct => "direct",
+        Path::Relay => "relay",
+    }
+}
