@@ -12,7 +12,8 @@
 
 use std::collections::HashMap;
 
-use matchbox_socket::{CandidateType, PeerState, WebRtcSocket};
+pub use matchbox_socket::CandidateType;
+use matchbox_socket::{PeerState, WebRtcSocket};
 use ricochet_protocol::PeerId;
 use web_time::Instant;
 

@@ -50,9 +50,19 @@ struct Args {
     /// How long the direct (ICE) attempt may take before a peer is relay-only, in ms.
     #[arg(long, default_value_t = 3000)]
     ice_timeout_ms: u64,
-    /// A STUN server (`stun:HOST:PORT`); none by default (host candidates only).
+    /// A STUN server (`stun:HOST:PORT`), repeatable; none by default (host candidates only).
     #[arg(long)]
     stun: Vec<String>,
+    /// A TURN server (`turn:HOST:PORT`), repeatable, used with `--ice-username` and
+    /// `--ice-credential`.
+    #[arg(long)]
+    turn: Vec<String>,
+    /// TURN user name.
+    #[arg(long, env = "RICOCHET_ICE_USERNAME")]
+    ice_username: Option<String>,
+    /// TURN credential.
+    #[arg(long, env = "RICOCHET_ICE_CREDENTIAL")]
+    ice_credential: Option<String>,
     /// Give up when the match has not finished after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -102,6 +112,13 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         ..PathConfig::default()
     };
     options.ice_servers = args.stun.iter().map(IceServer::stun).collect();
+    if !args.turn.is_empty() {
+        options.ice_servers.push(IceServer {
+            urls: args.turn.clone(),
+            username: args.ice_username.clone(),
+            credential: args.ice_credential.clone(),
+        });
+    }
     options.timeout = Duration::from_secs(args.timeout_secs);
     let mut joined = join(options).await?;
     let others: Vec<_> = joined

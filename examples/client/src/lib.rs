@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use ricochet::connect::{Joined, MatchHandle};
 use ricochet::path::Path;
+use ricochet::path_socket::CandidateType;
 use ricochet::path_socket::PathSocket;
 use ricochet::protocol::PeerId;
 use ricochet::session::DEFAULT_INPUT_DELAY;
@@ -191,7 +192,8 @@ impl Play {
 
     /// A JSON report: `peer`, `handle`, `frame`, `confirmed`, `checksums` of remembered
     /// confirmed frames every [`STATUS_CHECKSUM_EVERY`] (frame → hex), `last_checksum`,
-    /// `desyncs`, `rollbacks`, `max_rollback`, `paths` and `links` per remote peer,
+    /// `desyncs`, `rollbacks`, `max_rollback`, `paths` and `links` per remote peer (path, RTT, loss, counters, ICE candidate types
+    /// as `local/remote`, e.g. `host/srflx`),
     /// `path_switches`, `direct_failures`, `time_to_first_frame_ms`,
     /// `time_to_first_confirmed_ms`, `malformed_packets`.
     pub fn status(&self) -> serde_json::Value {
@@ -232,6 +234,9 @@ impl Play {
                     "bytes_received": link.path.bytes_received,
                     "duplicates": link.path.duplicates,
                     "switches": link.path.switches,
+                    "candidates": link.path.candidates.map(|(local, remote)| {
+                        format!("{}/{}", candidate_name(local), candidate_name(remote))
+                    }),
                 }),
             );
         }
@@ -260,6 +265,16 @@ impl Play {
     fn remote_peers(&self) -> impl Iterator<Item = &PeerId> {
         let me = self.handle.me;
         self.handle.players.iter().filter(move |p| **p != me)
+    }
+}
+
+/// ICE's short names for candidate types.
+fn candidate_name(kind: CandidateType) -> &'static str {
+    match kind {
+        CandidateType::Host => "host",
+        CandidateType::ServerReflexive => "srflx",
+        CandidateType::PeerReflexive => "prflx",
+        CandidateType::Relay => "relay",
     }
 }
 
