@@ -1,0 +1,144 @@
+//! The page's options, from its query string.
+
+/// Players in a match when the page does not say.
+pub const DEFAULT_PLAYERS: usize = 2;
+/// Most players the demo game has room for.
+pub const MAX_PLAYERS: usize = ricochet_demo_game::MAX_PLAYERS;
+/// Longest match name the signaling server accepts.
+pub const MAX_MATCH_NAME: usize = 64;
+
+/// What the page was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageOptions {
+    /// `match=NAME`: the match (named room or created match ID) to join; none shows the form.
+    pub room: Option<String>,
+    /// `players=N`: players in the match, 2 to 4.
+    pub players: usize,
+    /// `relay=force`: play over the relay only (no WebRTC, the other players never learn this
+    /// browser's addresses).
+    pub force_relay: bool,
+    /// `autoplay=SEED`: seeded inputs instead of the keyboard.
+    pub autoplay: Option<u64>,
+    /// `frames=N`: record the checksum of frame `N - 1` (with `autoplay`, for tests).
+    pub frames: Option<i32>,
+}
+
+impl Default for PageOptions {
+    fn default() -> Self {
+        PageOptions {
+            room: None,
+            players: DEFAULT_PLAYERS,
+            force_relay: false,
+            autoplay: None,
+            frames: None,
+        }
+    }
+}
+
+/// Whether `name` is a match name the signaling server accepts: 1 to 64 of `A-Z a-z 0-9 . _ ~ -`.
+pub fn valid_match_name(name: &str) -> bool {
+    (1..=MAX_MATCH_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
+}
+
+impl PageOptions {
+    /// Parses a query string (`?a=b&c=d`, the leading `?` optional). Unknown keys are ignored
+    /// (other tools may add their own); a bad value is an error naming it.
+    pub fn parse(query: &str) -> Result<PageOptions, String> {
+        let mut options = PageOptions::default();
+        let query = query.strip_prefix('?').unwrap_or(query);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "match" if value.is_empty() => {}
+                "match" => {
+                    if !valid_match_name(value) {
+                        return Err(format!(
+                            "match name {value:?}: use 1 to {MAX_MATCH_NAME} letters, digits, \
+                             '.', '_', '~' or '-'"
+                        ));
+                    }
+                    options.room = Some(value.to_string());
+                }
+                "players" => {
+                    options.players = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (2..=MAX_PLAYERS).contains(n))
+                        .ok_or_else(|| {
+                            format!("players={value}: a number from 2 to {MAX_PLAYERS}")
+                        })?;
+                }
+                "relay" => match value {
+                    "force" => options.force_relay = true,
+                    "auto" | "" => options.force_relay = false,
+                    _ => return Err(format!("relay={value}: use relay=force or relay=auto")),
+                },
+                "autoplay" => {
+                    options.autoplay = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("autoplay={value}: a seed, 0 or more"))?,
+                    );
+                }
+                "frames" => {
+                    options.frames = Some(
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|n| *n >= 1)
+                            .ok_or_else(|| format!("frames={value}: a number, 1 or more"))?,
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_every_option() {
+        assert_eq!(PageOptions::parse("").unwrap(), PageOptions::default());
+        assert_eq!(PageOptions::parse("?match=").unwrap().room, None);
+        let o = PageOptions::parse(
+            "?match=friday-night&players=3&relay=force&autoplay=7&frames=600&x=1",
+        )
+        .unwrap();
+        assert_eq!(
+            o,
+            PageOptions {
+                room: Some("friday-night".into()),
+                players: 3,
+                force_relay: true,
+                autoplay: Some(7),
+                frames: Some(600),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (query, named) in [
+            ("match=a/b", "match name"),
+            ("match=a%20b", "match name"),
+            ("players=1", "players=1"),
+            ("players=5", "players=5"),
+            ("players=two", "players=two"),
+            ("relay=sometimes", "relay=sometimes"),
+            ("autoplay=-1", "autoplay=-1"),
+            ("frames=0", "frames=0"),
+        ] {
+            let e = PageOptions::parse(query).unwrap_err();
+            assert!(e.contains(named), "{query}: {e}");
+        }
+        assert!(PageOptions::parse(&format!("match={}", "a".repeat(65))).is_err());
+        assert!(PageOptions::parse(&format!("match={}", "a".repeat(64))).is_ok());
+    }
+}

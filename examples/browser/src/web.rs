@@ -1,0 +1,318 @@
+//! The browser glue (wasm32 only): joins the match, runs the game loop on animation frames,
+//! draws into the canvas, reads the keyboard and mouse, and exposes the state to the page.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use ricochet::connect::{join, JoinOptions};
+use ricochet::path::{PathConfig, PathMode};
+use ricochet_demo_client::Play;
+use ricochet_demo_game::{render, InputScript};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{Clamped, JsCast};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData, KeyboardEvent, MouseEvent};
+use web_time::Instant;
+
+use crate::{to_rgba, Controls, PageOptions};
+
+/// How often the match is stepped besides animation frames, in milliseconds: browsers stop
+/// animation frames in hidden tabs, and a player who stops sending inputs stalls the others.
+const TICK_INTERVAL_MS: i32 = 8;
+
+enum Phase {
+    Joining,
+    Playing(Box<Play>),
+    Failed(String),
+}
+
+struct App {
+    options: PageOptions,
+    phase: Phase,
+    controls: Controls,
+    script: Option<InputScript>,
+    /// The checksum of frame `frames - 1`, once confirmed.
+    checksum: Option<u64>,
+    canvas: HtmlCanvasElement,
+    ctx: CanvasRenderingContext2d,
+    pixels: Vec<u32>,
+    rgba: Vec<u8>,
+}
+
+impl App {
+    fn fail(&mut self, message: String) {
+        web_sys::console::error_1(&JsValue::from_str(&message));
+        set_status(&message);
+        self.phase = Phase::Failed(message);
+    }
+
+    /// Steps the match: the frames due now, with this player's input.
+    fn tick(&mut self) {
+        let Phase::Playing(play) = &mut self.phase else {
+            return;
+        };
+        let input = match &self.script {
+            Some(script) => script.clone().next_input(),
+            None => self.controls.input(
+                play.arena(),
+                play.handle(),
+                self.canvas.width() as usize,
+                self.canvas.height() as usize,
+            ),
+        };
+        let before = play.frame();
+        if let Err(e) = play.tick(Instant::now(), input) {
+            self.fail(format!("the match stopped: {e}"));
+            return;
+        }
+        if let Some(script) = &mut self.script {
+            for _ in before..play.frame() {
+                script.next_input();
+            }
+        }
+        if let (None, Some(frames)) = (self.checksum, self.options.frames) {
+            self.checksum = play.checksum_at(frames - 1);
+        }
+    }
+
+    /// Draws the arena and the overlay.
+    fn draw(&mut self) {
+        let Phase::Playing(play) = &self.phase else {
+            return;
+        };
+        let (w, h) = (self.canvas.width() as usize, self.canvas.height() as usize);
+        self.pixels.resize(w * h, 0);
+        render::draw(
+            play.arena(),
+            &play.overlay(),
+            Some(play.handle()),
+            &mut self.pixels,
+            w,
+            h,
+        );
+        to_rgba(&self.pixels, &mut self.rgba);
+        match ImageData::new_with_u8_clamped_array_and_sh(Clamped(&self.rgba), w as u32, h as u32) {
+            Ok(image) => {
+                if let Err(e) = self.ctx.put_image_data(&image, 0.0, 0.0) {
+                    web_sys::console::error_2(&"drawing failed".into(), &e);
+                }
+            }
+            Err(e) => web_sys::console::error_2(&"drawing failed".into(), &e),
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let mut status = match &self.phase {
+            Phase::Joining => serde_json::json!({ "state": "joining" }),
+            Phase::Failed(e) => serde_json::json!({ "state": "failed", "error": e }),
+            Phase::Playing(play) => {
+                let mut s = play.status();
+                s["state"] = "playing".into();
+                s
+            }
+        };
+        if let Some(room) = &self.options.room {
+            status["match"] = room.as_str().into();
+        }
+        status["players"] = self.options.players.into();
+        status["force_relay"] = self.options.force_relay.into();
+        if let Some(frames) = self.options.frames {
+            status["frames"] = frames.into();
+            status["checksum"] = self.checksum.map(|c| format!("{c:016x}")).into();
+        }
+        status
+    }
+}
+
+fn set_status(text: &str) {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("status"))
+    {
+        el.set_text_content(Some(text));
+    }
+}
+
+/// A running page: what `start` returns to JavaScript, which keeps it as `window.ricochet`.
+#[wasm_bindgen]
+pub struct Client {
+    app: Rc<RefCell<App>>,
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// The state as JSON: `state` (`joining`, `playing`, `failed` with `error`), the page's
+    /// options, and while playing everything `Play::status` reports; with `frames=N` also
+    /// `checksum`, the checksum of frame `N - 1` once confirmed (else `null`).
+    pub fn status(&self) -> String {
+        self.app.borrow().status().to_string()
+    }
+
+    /// The checksum of confirmed frame `frame` as 16 hex digits, while the session remembers it.
+    pub fn checksum(&self, frame: i32) -> Option<String> {
+        match &self.app.borrow().phase {
+            Phase::Playing(play) => play.checksum_at(frame).map(|c| format!("{c:016x}")),
+            _ => None,
+        }
+    }
+
+    /// The current frame (-1 before the match starts).
+    pub fn frame(&self) -> i32 {
+        match &self.app.borrow().phase {
+            Phase::Playing(play) => play.frame(),
+            _ => -1,
+        }
+    }
+}
+
+/// Starts the game on `canvas` with the options in `query` (`location.search`), joining
+/// through the signaling server at `signaling_url` (`ws://HOST:PORT`). Errors in the options
+/// are thrown; errors while joining or playing show in the page and in `status()`.
+#[wasm_bindgen]
+pub fn start(
+    canvas: HtmlCanvasElement,
+    query: &str,
+    signaling_url: &str,
+) -> Result<Client, JsError> {
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&JsValue::from_str(&info.to_string()));
+    }));
+    let options = PageOptions::parse(query).map_err(|e| JsError::new(&e))?;
+    let room = options
+        .room
+        .clone()
+        .ok_or_else(|| JsError::new("no match given: add ?match=NAME to the address"))?;
+    let ctx = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
+        .ok_or_else(|| JsError::new("this browser gives no 2D canvas"))?;
+    let mut join_options = JoinOptions::new(signaling_url, room.clone(), options.players);
+    join_options.path = PathConfig {
+        mode: if options.force_relay {
+            PathMode::ForceRelay
+        } else {
+            PathMode::Automatic
+        },
+        ..PathConfig::default()
+    };
+    set_status(&format!(
+        "Joining match {room}: waiting for {} players...",
+        options.players
+    ));
+    let app = Rc::new(RefCell::new(App {
+        script: options.autoplay.map(InputScript::new),
+        options,
+        phase: Phase::Joining,
+        controls: Controls::default(),
+        checksum: None,
+        canvas: canvas.clone(),
+        ctx,
+        pixels: Vec::new(),
+        rgba: Vec::new(),
+    }));
+
+    let joining = app.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let result = match join(join_options).await {
+            Ok(joined) => Play::start(joined).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let mut app = joining.borrow_mut();
+        match result {
+            Ok(play) => {
+                set_status(&format!(
+                    "Match {room}: you are player {} (arrows/WASD move, space fires, mouse or Q/E aims)",
+                    play.handle() + 1
+                ));
+                app.phase = Phase::Playing(Box::new(play));
+            }
+            Err(e) => app.fail(format!("could not join match {room}: {e}")),
+        }
+    });
+
+    let window = web_sys::window().ok_or_else(|| JsError::new("no window"))?;
+    listen(&window, app.clone()).map_err(|_| JsError::new("could not listen to the keyboard"))?;
+    animate(app.clone());
+    let ticker = app.clone();
+    let tick = Closure::<dyn FnMut()>::new(move || ticker.borrow_mut().tick());
+    window
+        .set_interval_with_callback_and_timeout_and_arguments_0(
+            tick.as_ref().unchecked_ref(),
+            TICK_INTERVAL_MS,
+        )
+        .map_err(|_| JsError::new("could not start the game loop"))?;
+    tick.forget(); // runs for the page's lifetime
+    Ok(Client { app })
+}
+
+/// Steps and draws on every animation frame, for the page's lifetime.
+fn animate(app: Rc<RefCell<App>>) {
+    type Frame = Closure<dyn FnMut(f64)>;
+    let next: Rc<RefCell<Option<Frame>>> = Rc::new(RefCell::new(None));
+    let again = next.clone();
+    *next.borrow_mut() = Some(Closure::new(move |_time: f64| {
+        {
+            let mut app = app.borrow_mut();
+            app.tick();
+            app.draw();
+        }
+        if let (Some(window), Some(f)) = (web_sys::window(), again.borrow().as_ref()) {
+            let _ = window.request_animation_frame(f.as_ref().unchecked_ref());
+        }
+    }));
+    let first = next.borrow();
+    if let (Some(window), Some(f)) = (web_sys::window(), first.as_ref()) {
+        let _ = window.request_animation_frame(f.as_ref().unchecked_ref());
+    }
+}
+
+/// Keyboard on the window, mouse on the canvas.
+fn listen(window: &web_sys::Window, app: Rc<RefCell<App>>) -> Result<(), JsValue> {
+    for (event, pressed) in [("keydown", true), ("keyup", false)] {
+        let app = app.clone();
+        let f = Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| {
+            let typing = e
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                .is_some_and(|el| el.tag_name() == "INPUT");
+            if !typing && app.borrow_mut().controls.key(&e.code(), pressed) {
+                e.prevent_default();
+            }
+        });
+        window.add_event_listener_with_callback(event, f.as_ref().unchecked_ref())?;
+        f.forget();
+    }
+    let blur_app = app.clone();
+    let blur = Closure::<dyn FnMut()>::new(move || blur_app.borrow_mut().controls.release_all());
+    window.add_event_listener_with_callback("blur", blur.as_ref().unchecked_ref())?;
+    blur.forget();
+
+    let canvas = app.borrow().canvas.clone();
+    let move_app = app.clone();
+    let moved = Closure::<dyn FnMut(MouseEvent)>::new(move |e: MouseEvent| {
+        let mut app = move_app.borrow_mut();
+        // Canvas pixels, whatever size CSS shows it at.
+        let rect = app.canvas.get_bounding_client_rect();
+        if rect.width() > 0.0 && rect.height() > 0.0 {
+            let x = (f64::from(e.client_x()) - rect.left()) * f64::from(app.canvas.width())
+                / rect.width();
+            let y = (f64::from(e.client_y()) - rect.top()) * f64::from(app.canvas.height())
+                / rect.height();
+            app.controls.pointer(x as f32, y as f32);
+        }
+    });
+    canvas.add_event_listener_with_callback("mousemove", moved.as_ref().unchecked_ref())?;
+    moved.forget();
+    for (event, pressed) in [("mousedown", true), ("mouseup", false)] {
+        let app = app.clone();
+        let f = Closure::<dyn FnMut(MouseEvent)>::new(move |e: MouseEvent| {
+            if e.button() == 0 {
+                app.borrow_mut().controls.mouse_fire(pressed);
+            }
+        });
+        canvas.add_event_listener_with_callback(event, f.as_ref().unchecked_ref())?;
+        f.forget();
+    }
+    Ok(())
+}

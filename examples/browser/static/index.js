@@ -1,0 +1,75 @@
+// The page: reads ?match=NAME (and players, relay, autoplay, frames), starts the wasm game,
+// and offers a form to join by name or to make a private match and copy its link.
+import init, { start } from './ricochet_browser.js';
+
+const params = new URLSearchParams(location.search);
+const status = document.getElementById('status');
+const form = document.getElementById('join');
+
+document.getElementById('match').value = params.get('match') || '';
+document.getElementById('players').value = params.get('players') || '2';
+document.getElementById('relay').checked = params.get('relay') === 'force';
+
+function address(match) {
+  const q = new URLSearchParams();
+  q.set('match', match);
+  q.set('players', document.getElementById('players').value);
+  if (document.getElementById('relay').checked) q.set('relay', 'force');
+  return `${location.origin}${location.pathname}?${q}`;
+}
+
+form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  location.href = address(document.getElementById('match').value.trim());
+});
+
+// A private match: the signaling server creates it with an unguessable ID, never listed.
+document.getElementById('private').addEventListener('click', async () => {
+  try {
+    const players = Number(document.getElementById('players').value);
+    const response = await fetch('/matches', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ public: false, max_players: players }),
+    });
+    if (!response.ok) throw new Error(`the server answered ${response.status} ${await response.text()}`);
+    const created = await response.json();
+    const link = address(created.id);
+    document.getElementById('link-text').value = link;
+    document.getElementById('link').hidden = false;
+    try {
+      await navigator.clipboard.writeText(link);
+    } catch {
+      // Clipboard access needs a secure page; the link stays in the box to copy by hand.
+      document.getElementById('link').firstChild.textContent = 'Copy this link: ';
+    }
+    history.pushState(null, '', link);
+    run(new URL(link).search);
+  } catch (err) {
+    status.textContent = `Could not make a private match: ${err.message}`;
+  }
+});
+
+let client = null;
+function run(query) {
+  if (client) {
+    location.href = `${location.pathname}${query}`; // one match per page load
+    return;
+  }
+  try {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    client = start(document.getElementById('game'), query, `${scheme}//${location.host}`);
+    // For tests and tools: status() is a JSON string (see examples/browser/src/lib.rs).
+    window.ricochet = {
+      status: () => client.status(),
+      checksum: (frame) => client.checksum(frame) ?? null,
+      frame: () => client.frame(),
+    };
+  } catch (err) {
+    status.textContent = String(err.message || err);
+  }
+}
+
+await init();
+window.ricochetLoaded = true;
+if (params.get('match')) run(location.search);

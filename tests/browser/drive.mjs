@@ -1,0 +1,92 @@
+// Drives Debian's headless Chromium through playwright-core (never a downloaded browser) for
+// the Rust browser tests: opens each URL in its own tab, waits until every tab is done, takes a
+// screenshot of each tab's canvas, and prints one JSON line: {"tabs": [{"status": ..., "screenshot": path}]}.
+//
+//   node drive.mjs --out DIR [--until checksum|frame:N] [--timeout SECS] URL...
+//
+// --until checksum: every tab's status has a non-null "checksum" (autoplay=SEED&frames=N).
+// --until frame:N: every tab is playing at frame N or later.
+// A tab whose status says "failed", or a timeout, ends the run with exit code 1 and the statuses.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const CHROMIUM = process.env.RICOCHET_CHROMIUM || '/usr/bin/chromium';
+
+function parseArgs(argv) {
+  const args = { out: null, until: 'checksum', timeout: 180, urls: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--out') args.out = argv[++i];
+    else if (a === '--until') args.until = argv[++i];
+    else if (a === '--timeout') args.timeout = Number(argv[++i]);
+    else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
+    else args.urls.push(a);
+  }
+  if (!args.out || args.urls.length === 0) throw new Error('usage: drive.mjs --out DIR [--until checksum|frame:N] [--timeout SECS] URL...');
+  if (!(args.until === 'checksum' || /^frame:\d+$/.test(args.until))) throw new Error(`bad --until ${args.until}`);
+  if (!(args.timeout > 0)) throw new Error('bad --timeout');
+  return args;
+}
+
+function done(until, status) {
+  if (status.state !== 'playing') return false;
+  if (until === 'checksum') return status.checksum != null;
+  return status.frame >= Number(until.slice('frame:'.length));
+}
+
+const args = parseArgs(process.argv.slice(2));
+mkdirSync(args.out, { recursive: true });
+const profile = mkdtempSync(join(tmpdir(), 'ricochet-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: CHROMIUM,
+  headless: true,
+  viewport: { width: 1000, height: 900 },
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-features=WebRtcHideLocalIpsWithMdns', '--enable-logging=stderr',
+    // Tabs other than the front one keep their timers and animation frames running.
+    '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+    '--disable-backgrounding-occluded-windows',
+  ],
+});
+let code = 0;
+const tabs = [];
+try {
+  for (const [i, url] of args.urls.entries()) {
+    const page = i === 0 && context.pages().length > 0 ? context.pages()[0] : await context.newPage();
+    page.on('console', (m) => process.stderr.write(`[tab ${i}] ${m.type()}: ${m.text()}\n`));
+    page.on('pageerror', (e) => process.stderr.write(`[tab ${i}] page error: ${e.message}\n`));
+    await page.goto(url);
+    tabs.push({ page, status: null });
+  }
+  const deadline = Date.now() + args.timeout * 1000;
+  for (;;) {
+    for (const tab of tabs) {
+      const text = await tab.page.evaluate(() => (window.ricochet ? window.ricochet.status() : null));
+      tab.status = text ? JSON.parse(text) : { state: 'loading' };
+    }
+    if (tabs.some((t) => t.status.state === 'failed')) { code = 1; break; }
+    if (tabs.every((t) => done(args.until, t.status))) break;
+    if (Date.now() > deadline) {
+      process.stderr.write(`drive: timed out after ${args.timeout}s\n`);
+      code = 1;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  for (const [i, tab] of tabs.entries()) {
+    tab.screenshot = join(args.out, `tab-${i}.png`);
+    await tab.page.locator('#game').screenshot({ path: tab.screenshot });
+  }
+} catch (e) {
+  process.stderr.write(`drive: ${e.stack || e}\n`);
+  code = 1;
+} finally {
+  console.log(JSON.stringify({ tabs: tabs.map((t) => ({ status: t.status, screenshot: t.screenshot })) }));
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(code);
