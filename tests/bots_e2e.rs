@@ -117,6 +117,35 @@ fn three_bots_forced_to_the_relay() {
 }
 
 #[test]
+fn a_private_player_is_reached_over_the_relay_by_everyone() {
+    let _one = serial();
+    let servers = servers(&[]);
+    // Bot 0 forces the relay: it makes no WebRTC connection, so the others' direct attempts
+    // to it time out (after 1 s here) and they reach it over the relay, while they play
+    // directly with each other.
+    let reports = bots_each(&servers.signaling_url, "private", 3, 1200, |i| {
+        let mut args = vec!["--ice-timeout-ms".to_string(), "1000".to_string()];
+        if i == 0 {
+            args.push("--force-relay".into());
+        }
+        args
+    });
+    agree(&reports);
+    let private = &reports[0];
+    for other in &reports[1..] {
+        assert_eq!(path(private, other), "relay");
+        assert_eq!(path(other, private), "relay");
+        let peer = private["peer"].as_str().unwrap();
+        assert!(
+            other["links"][peer]["candidates"].is_null(),
+            "no ICE pair with the private player: {other}"
+        );
+    }
+    assert_eq!(path(&reports[1], &reports[2]), "direct");
+    assert_eq!(path(&reports[2], &reports[1]), "direct");
+}
+
+#[test]
 fn one_pair_without_a_direct_path_plays_over_the_relay() {
     let _one = serial();
     let servers = servers(&[]);
