@@ -1,0 +1,86 @@
+//! The browser example end to end: the real `ricochet-signaling` (serving the wasm build with
+//! `--static`) and `ricochet-relay`, two tabs of Debian's headless Chromium and one
+//! `ricochet-bot` in one match, all playing seeded inputs for 600 frames. Every participant
+//! reports the same checksum of frame 599 and no desync; each tab's screenshot shows the game.
+//! Once over direct WebRTC channels (browser to browser and browser to the native bot), once
+//! forced to the relay.
+
+#[path = "browser/support.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
+
+use ricochet_tests::processes::{bin, bot_report, serial, servers, Proc};
+
+/// Frames every participant plays; the checksum compared is frame `FRAMES - 1`'s.
+const FRAMES: u32 = 600;
+/// Players: two tabs and the bot.
+const PLAYERS: usize = 3;
+
+fn two_tabs_and_a_bot(name: &str, force_relay: bool) {
+    let _serial = serial();
+    let web = support::web_dir();
+    let servers = servers(&["--static", web.to_str().unwrap()]);
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let room = format!("{name}-{}", std::process::id());
+
+    let mut bot = Command::new(bin("ricochet-bot"));
+    bot.args(["--signaling", &servers.signaling_url, "--room", &room])
+        .args([
+            "--players",
+            &PLAYERS.to_string(),
+            "--frames",
+            &FRAMES.to_string(),
+        ])
+        .args(["--seed", "3", "--timeout-secs", "240"]);
+    if force_relay {
+        bot.arg("--force-relay");
+    }
+    let bot = Proc(
+        bot.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ricochet-bot"),
+    );
+
+    let relay = if force_relay { "&relay=force" } else { "" };
+    let urls: Vec<String> = (1..=2)
+        .map(|seed| {
+            format!("{http}/?match={room}&players={PLAYERS}&autoplay={seed}&frames={FRAMES}{relay}")
+        })
+        .collect();
+    let drive = support::drive(&support::artifacts(name), "checksum", 240, &urls);
+    for s in &drive.statuses {
+        println!("tab: {s}");
+    }
+    assert!(drive.ok, "the tabs did not finish: {:?}", drive.statuses);
+    let bot = bot_report(bot);
+    println!("bot: {bot}");
+
+    let want = if force_relay { "relay" } else { "direct" };
+    for s in drive.statuses.iter().chain([&bot]) {
+        assert_eq!(s["checksum"], bot["checksum"], "checksums differ: {s}");
+        assert_eq!(s["desyncs"], 0, "desync: {s}");
+        let paths = s["paths"].as_object().expect("paths");
+        assert_eq!(paths.len(), PLAYERS - 1, "{s}");
+        for path in paths.values() {
+            assert_eq!(path, want, "{s}");
+        }
+    }
+    assert!(bot["checksum"].as_str().is_some_and(|c| c.len() == 16));
+    assert_eq!(drive.screenshots.len(), 2);
+    for shot in &drive.screenshots {
+        let colors = support::check_screenshot(shot);
+        println!("{}: player color pixels {colors:?}", shot.display());
+    }
+}
+
+#[test]
+fn two_tabs_and_a_bot_play_over_direct_channels() {
+    two_tabs_and_a_bot("browser-direct", false);
+}
+
+#[test]
+fn two_tabs_and_a_bot_play_forced_to_the_relay() {
+    two_tabs_and_a_bot("browser-relay", true);
+}
