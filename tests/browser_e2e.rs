@@ -3,7 +3,8 @@
 //! `ricochet-bot` in one match, all playing seeded inputs for 600 frames. Every participant
 //! reports the same checksum of frame 599 and no desync; each tab's screenshot shows the game.
 //! Once over direct WebRTC channels (browser to browser and browser to the native bot), once
-//! forced to the relay.
+//! forced to the relay. And the page's "New private match" button: the link it makes brings a
+//! second tab into the same (server-created, unlisted) match.
 
 #[path = "browser/support.rs"]
 mod support;
@@ -83,4 +84,60 @@ fn two_tabs_and_a_bot_play_over_direct_channels() {
 #[test]
 fn two_tabs_and_a_bot_play_forced_to_the_relay() {
     two_tabs_and_a_bot("browser-relay", true);
+}
+
+#[test]
+fn a_private_match_link_brings_a_second_tab() {
+    let _serial = serial();
+    let web = support::web_dir();
+    let servers = servers(&["--static", web.to_str().unwrap()]);
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let drive = support::drive_with(
+        &["--private"],
+        &support::artifacts("browser-private"),
+        "frame:60",
+        180,
+        &[format!("{http}/")],
+    );
+    for s in &drive.statuses {
+        println!("tab: {s}");
+    }
+    assert!(drive.ok, "the tabs did not play: {:?}", drive.statuses);
+    assert_eq!(drive.statuses.len(), 2);
+    let id = drive.statuses[0]["match"].as_str().expect("match");
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a private match has a server-made ID, not {id}"
+    );
+    assert_eq!(drive.statuses[1]["match"], id);
+    assert!(
+        drive.urls[1].contains(&format!("match={id}")),
+        "{:?}",
+        drive.urls
+    );
+    assert_ne!(drive.statuses[0]["handle"], drive.statuses[1]["handle"]);
+    // Private: not in the public listing.
+    let listed = http_get(
+        servers.signaling_url.trim_start_matches("ws://"),
+        "/matches",
+    );
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(!listed.contains(id), "private match listed: {listed}");
+    for shot in &drive.screenshots {
+        support::check_screenshot(shot);
+    }
+}
+
+/// A plain HTTP/1.1 GET of `path` from `addr`: the whole answer, headers included.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }

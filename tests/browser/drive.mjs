@@ -2,8 +2,10 @@
 // the Rust browser tests: opens each URL in its own tab, waits until every tab is done, takes a
 // screenshot of each tab's canvas, and prints one JSON line: {"tabs": [{"status": ..., "screenshot": path}]}.
 //
-//   node drive.mjs --out DIR [--until checksum|frame:N] [--timeout SECS] URL...
+//   node drive.mjs --out DIR [--until checksum|frame:N] [--timeout SECS] [--private] URL...
 //
+// --private: the first tab clicks "New private match" on the (single) URL and the second tab
+// opens the link it shows, as a player would send it to a friend.
 // --until checksum: every tab's status has a non-null "checksum" (autoplay=SEED&frames=N).
 // --until frame:N: every tab is playing at frame N or later.
 // A tab whose status says "failed", or a timeout, ends the run with exit code 1 and the statuses.
@@ -15,18 +17,20 @@ import { join } from 'node:path';
 const CHROMIUM = process.env.RICOCHET_CHROMIUM || '/usr/bin/chromium';
 
 function parseArgs(argv) {
-  const args = { out: null, until: 'checksum', timeout: 180, urls: [] };
+  const args = { out: null, until: 'checksum', timeout: 180, private: false, urls: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') args.out = argv[++i];
     else if (a === '--until') args.until = argv[++i];
     else if (a === '--timeout') args.timeout = Number(argv[++i]);
+    else if (a === '--private') args.private = true;
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else args.urls.push(a);
   }
   if (!args.out || args.urls.length === 0) throw new Error('usage: drive.mjs --out DIR [--until checksum|frame:N] [--timeout SECS] URL...');
   if (!(args.until === 'checksum' || /^frame:\d+$/.test(args.until))) throw new Error(`bad --until ${args.until}`);
   if (!(args.timeout > 0)) throw new Error('bad --timeout');
+  if (args.private && args.urls.length !== 1) throw new Error('--private takes one URL');
   return args;
 }
 
@@ -62,6 +66,19 @@ try {
     await page.goto(url);
     tabs.push({ page, status: null });
   }
+  if (args.private) {
+    const first = tabs[0].page;
+    await first.waitForFunction(() => window.ricochetLoaded === true);
+    await first.click('#private');
+    const box = first.locator('#link-text');
+    await box.waitFor({ state: 'visible' });
+    const link = await box.inputValue();
+    process.stderr.write(`drive: private match link ${link}\n`);
+    const page = await context.newPage();
+    page.on('console', (m) => process.stderr.write(`[tab 1] ${m.type()}: ${m.text()}\n`));
+    await page.goto(link);
+    tabs.push({ page, status: null, link });
+  }
   const deadline = Date.now() + args.timeout * 1000;
   for (;;) {
     for (const tab of tabs) {
@@ -85,7 +102,7 @@ try {
   process.stderr.write(`drive: ${e.stack || e}\n`);
   code = 1;
 } finally {
-  console.log(JSON.stringify({ tabs: tabs.map((t) => ({ status: t.status, screenshot: t.screenshot })) }));
+  console.log(JSON.stringify({ tabs: tabs.map((t) => ({ status: t.status, screenshot: t.screenshot, url: t.page.url() })) }));
   await context.close();
   rmSync(profile, { recursive: true, force: true });
 }

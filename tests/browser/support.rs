@@ -106,13 +106,27 @@ pub struct Drive {
     pub statuses: Vec<serde_json::Value>,
     /// Each tab's screenshot.
     pub screenshots: Vec<PathBuf>,
+    /// Each tab's address at the end.
+    pub urls: Vec<String>,
 }
 
 /// Opens `urls` in tabs of one headless Chromium until each is done (`until`: `checksum` or
 /// `frame:N`, see `drive.mjs`) or `timeout_secs` pass, screenshots into `out`.
 pub fn drive(out: &Path, until: &str, timeout_secs: u32, urls: &[String]) -> Drive {
+    drive_with(&[], out, until, timeout_secs, urls)
+}
+
+/// [`drive`] with extra `drive.mjs` flags (`--private`).
+pub fn drive_with(
+    flags: &[&str],
+    out: &Path,
+    until: &str,
+    timeout_secs: u32,
+    urls: &[String],
+) -> Drive {
     let child = Command::new("node")
         .arg("drive.mjs")
+        .args(flags)
         .args(["--out", out.to_str().unwrap(), "--until", until])
         .args(["--timeout", &timeout_secs.to_string()])
         .args(urls)
@@ -133,6 +147,10 @@ pub fn drive(out: &Path, until: &str, timeout_secs: u32, urls: &[String]) -> Dri
         screenshots: tabs
             .iter()
             .filter_map(|t| t["screenshot"].as_str().map(PathBuf::from))
+            .collect(),
+        urls: tabs
+            .iter()
+            .map(|t| t["url"].as_str().unwrap_or_default().to_string())
             .collect(),
     }
 }
