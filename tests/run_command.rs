@@ -79,7 +79,7 @@ fn scripts_run_serves_a_game_two_tabs_can_play() {
         &support::artifacts("run-command"),
         "frame:120",
         180,
-        &[url.clone(), url],
+        &[url.clone(), url.clone()],
     );
     for s in &drive.statuses {
         println!("tab: {s}");
@@ -95,6 +95,7 @@ fn scripts_run_serves_a_game_two_tabs_can_play() {
         assert_eq!(s["desyncs"], 0, "{s}");
     }
     assert_ne!(drive.statuses[0]["handle"], drive.statuses[1]["handle"]);
+    assert!(drive.urls.iter().all(|u| *u == url), "{:?}", drive.urls);
     for shot in &drive.screenshots {
         support::check_screenshot(shot);
     }
