@@ -3,6 +3,7 @@
 //! target frame.
 #![warn(missing_docs)]
 
+pub mod netns;
 pub mod processes;
 
 use std::time::Duration;
