@@ -2,7 +2,9 @@
 //! `ricochet-relay`, the native window playing seeded inputs and one `ricochet-bot` in the same
 //! match. Both report the same checksum of frame 599; while they play, a screenshot is taken
 //! from the X server, kept as `target/test-artifacts/native*.png` and checked to show the game
-//! (the arena's floor, at least two players in their colors) and to change over time.
+//! (the arena's floor, at least two players in their colors) and to change over time. Once
+//! more with the keyboard instead of autoplay: arrow keys typed into the X server (XTEST) move
+//! the native player.
 //!
 //! Needs `Xvfb` (Debian's `xvfb`, installed by `scripts/install-deps`); without it the test
 //! fails saying so.
@@ -13,9 +15,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ricochet_demo_game::render::{FLOOR, GRID, PLAYER_COLORS};
-use ricochet_tests::processes::{bin, bot_report, serial, servers, target_dir, Proc};
+use ricochet_tests::processes::{bin, bot_report, serial, servers, target_dir, Proc, Servers};
 use x11rb::connection::Connection as _;
-use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, ImageOrder};
+use x11rb::protocol::xproto::{
+    ConnectionExt as _, ImageFormat, ImageOrder, InputFocus, MapState, KEY_PRESS_EVENT,
+    KEY_RELEASE_EVENT,
+};
+use x11rb::protocol::xtest::ConnectionExt as _;
 
 /// Frames each player plays.
 const FRAMES: &str = "600";
@@ -23,6 +29,9 @@ const FRAMES: &str = "600";
 const MATCH_TIMEOUT: Duration = Duration::from_secs(240);
 /// Pixels of one color that count as a player drawn (a player is ~700 pixels at 800x600).
 const PLAYER_PIXELS: usize = 150;
+
+/// Rows at the top of an 800x600 window where the scores are written.
+const SCORE_ROWS: usize = 20;
 
 /// A running Xvfb on a display number it picked itself.
 struct Xvfb {
@@ -126,6 +135,21 @@ impl Screenshot {
             .count()
     }
 
+    /// The mean position of the pixels of `color` below the score line (where scores are
+    /// written in the players' colors).
+    fn centroid(&self, color: u32) -> Option<(f64, f64)> {
+        let (mut n, mut sx, mut sy) = (0usize, 0usize, 0usize);
+        for (i, p) in self.pixels().enumerate() {
+            let (x, y) = (i % self.width, i / self.width);
+            if p == color && y >= SCORE_ROWS {
+                n += 1;
+                sx += x;
+                sy += y;
+            }
+        }
+        (n > 0).then(|| (sx as f64 / n as f64, sy as f64 / n as f64))
+    }
+
     fn save(&self, path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -144,60 +168,121 @@ fn artifacts() -> PathBuf {
         .join("test-artifacts")
 }
 
-/// One match: the native window (with `native_args`) and a bot; returns both reports.
-fn native_and_bot(room: &str, native_args: &[&str], screenshot: &str) -> [serde_json::Value; 2] {
-    let _serial = serial();
-    let servers = servers(&[]);
-    let x = xvfb();
-    let stderr_path = artifacts().join(format!("{screenshot}.stderr"));
-    std::fs::create_dir_all(artifacts()).unwrap();
-    let mut native = Proc(
-        Command::new(env!("CARGO_BIN_EXE_ricochet-native"))
-            .args(["--signaling", &servers.signaling_url, "--match", room])
-            .args(["--autoplay", "1", "--frames", FRAMES])
-            .args(native_args)
-            .env("DISPLAY", &x.display)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .expect("start ricochet-native"),
-    );
-    let bot = Proc(
-        Command::new(bin("ricochet-bot"))
-            .args(["--signaling", &servers.signaling_url, "--room", room])
-            .args(["--seed", "2", "--frames", FRAMES])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start ricochet-bot"),
-    );
+/// A match between the native window and a bot, on fresh servers and a fresh X server.
+struct Match {
+    x: Xvfb,
+    native: Proc,
+    bot: Option<Proc>,
+    stderr_path: PathBuf,
+    deadline: Instant,
+    _servers: Servers,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
 
-    // While they play: a screenshot that shows the match (players in their own colors: while
-    // joining they are drawn dimmed), and a later one that differs from it.
-    let deadline = Instant::now() + MATCH_TIMEOUT;
-    let first = loop {
-        let shot = Screenshot::take(&x.display);
-        if shot.players_drawn() >= 2 {
-            break shot;
-        }
-        let exited = native.0.try_wait().unwrap();
-        assert!(
-            exited.is_none() && Instant::now() < deadline,
-            "the game never showed two players (native exited: {exited:?}); stderr: {}",
-            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+impl Match {
+    /// Starts the servers, Xvfb, the native window (with `native_args`, its stderr saved as
+    /// `<name>.stderr` among the artifacts) and a bot, in match `room`.
+    fn start(room: &str, native_args: &[&str], name: &str) -> Match {
+        let serial = serial();
+        let servers = servers(&[]);
+        let x = xvfb();
+        std::fs::create_dir_all(artifacts()).unwrap();
+        let stderr_path = artifacts().join(format!("{name}.stderr"));
+        let native = Proc(
+            Command::new(env!("CARGO_BIN_EXE_ricochet-native"))
+                .args(["--signaling", &servers.signaling_url, "--match", room])
+                .args(["--frames", FRAMES])
+                .args(native_args)
+                .env("DISPLAY", &x.display)
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&stderr_path).unwrap())
+                .spawn()
+                .expect("start ricochet-native"),
         );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+        let bot = Some(Proc(
+            Command::new(bin("ricochet-bot"))
+                .args(["--signaling", &servers.signaling_url, "--room", room])
+                .args(["--seed", "2", "--frames", FRAMES])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start ricochet-bot"),
+        ));
+        Match {
+            x,
+            native,
+            bot,
+            stderr_path,
+            deadline: Instant::now() + MATCH_TIMEOUT,
+            _servers: servers,
+            _serial: serial,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Screenshots until one shows the match: players in their own colors (while joining
+    /// they are drawn dimmed).
+    fn wait_for_players(&mut self) -> Screenshot {
+        loop {
+            let shot = Screenshot::take(&self.x.display);
+            if shot.players_drawn() >= 2 {
+                return shot;
+            }
+            let exited = self.native.0.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < self.deadline,
+                "the game never showed two players (native exited: {exited:?}); stderr: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// A screenshot while the native player still plays.
+    fn screenshot(&mut self) -> Screenshot {
+        let shot = Screenshot::take(&self.x.display);
+        assert!(
+            self.native.0.try_wait().unwrap().is_none(),
+            "native exited too early; stderr: {}",
+            self.stderr()
+        );
+        shot
+    }
+
+    /// Waits for both to finish; their reports, the native player's first.
+    fn reports(mut self) -> [serde_json::Value; 2] {
+        let mut out = String::new();
+        let mut stdout = self.native.0.stdout.take().unwrap();
+        let waited = wait_with_timeout(&mut self.native, self.deadline);
+        stdout.read_to_string(&mut out).unwrap();
+        let stderr = self.stderr();
+        assert!(
+            waited.is_some_and(|s| s.success()),
+            "ricochet-native failed ({waited:?}): {out} {stderr}"
+        );
+        let native: serde_json::Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("ricochet-native printed {out:?}: {e}; stderr: {stderr}"));
+        [native, bot_report(self.bot.take().expect("one report"))]
+    }
+}
+
+/// The native window on autoplay and a bot: the screen shows the game, both agree.
+fn native_and_bot(room: &str, native_args: &[&str], name: &str) -> [serde_json::Value; 2] {
+    let args: Vec<&str> = ["--autoplay", "1"]
+        .iter()
+        .chain(native_args)
+        .copied()
+        .collect();
+    let mut m = Match::start(room, &args, name);
+    let first = m.wait_for_players();
     // A few seconds into the 10 s match, when bullets fly; that one is kept.
     std::thread::sleep(Duration::from_secs(3));
-    let later = Screenshot::take(&x.display);
-    assert!(
-        native.0.try_wait().unwrap().is_none(),
-        "native exited too early"
-    );
-    let png = artifacts().join(format!("{screenshot}.png"));
+    let later = m.screenshot();
+    let png = artifacts().join(format!("{name}.png"));
     later.save(&png);
-
     let total = later.width * later.height;
     let floor = later.count(FLOOR) + later.count(GRID);
     assert!(
@@ -211,20 +296,7 @@ fn native_and_bot(room: &str, native_args: &[&str], screenshot: &str) -> [serde_
         png.display()
     );
     assert_ne!(first.rgb, later.rgb, "the picture did not change in 3 s");
-
-    // Both report.
-    let mut out = String::new();
-    let mut stdout = native.0.stdout.take().unwrap();
-    let waited = wait_with_timeout(&mut native, deadline);
-    stdout.read_to_string(&mut out).unwrap();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    assert!(
-        waited.is_some_and(|s| s.success()),
-        "ricochet-native failed ({waited:?}): {out} {stderr}"
-    );
-    let native_report: serde_json::Value = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("ricochet-native printed {out:?}: {e}; stderr: {stderr}"));
-    [native_report, bot_report(bot)]
+    m.reports()
 }
 
 fn wait_with_timeout(p: &mut Proc, deadline: Instant) -> Option<std::process::ExitStatus> {
@@ -265,4 +337,114 @@ fn native_window_and_bot_play_direct() {
 fn native_window_and_bot_play_over_the_relay() {
     let reports = native_and_bot("native-relay", &["--force-relay"], "native-relay");
     check(&reports, "relay");
+}
+
+/// Keys pressed in the X server (XTEST) move the native player: held right and down, it
+/// heads for the bottom-right corner from wherever it spawned.
+#[test]
+fn keyboard_moves_the_native_player() {
+    let mut m = Match::start("native-keys", &[], "native-keys");
+    let before = m.wait_for_players();
+    let keys = Keyboard::new(&m.x.display);
+    keys.focus_top_window();
+    std::thread::sleep(Duration::from_millis(200));
+    keys.press(XK_RIGHT, true);
+    keys.press(XK_DOWN, true);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = m.screenshot();
+    keys.press(XK_RIGHT, false);
+    keys.press(XK_DOWN, false);
+    after.save(&artifacts().join("native-keys.png"));
+    let reports = m.reports();
+    check(&reports, "direct");
+    let me = reports[0]["handle"].as_u64().expect("handle") as usize;
+    let (x0, y0) = before.centroid(PLAYER_COLORS[me]).expect("player before");
+    let (x1, y1) = after.centroid(PLAYER_COLORS[me]).expect("player after");
+    assert!(
+        x1 - x0 > 40.0 && y1 - y0 > 40.0,
+        "player {me} went from ({x0}, {y0}) to ({x1}, {y1})"
+    );
+}
+
+/// X keysyms of the arrow keys.
+const XK_RIGHT: u32 = 0xff53;
+const XK_DOWN: u32 = 0xff54;
+
+/// Fake key presses through the XTEST extension, as if typed on the X server's keyboard.
+struct Keyboard {
+    conn: x11rb::rust_connection::RustConnection,
+    root: u32,
+    /// The keysyms of each keycode from `min_keycode` on.
+    keysyms: Vec<Vec<u32>>,
+    min_keycode: u8,
+}
+
+impl Keyboard {
+    fn new(display: &str) -> Keyboard {
+        let (conn, screen) = x11rb::connect(Some(display)).expect("connect to Xvfb");
+        let setup = conn.setup();
+        let root = setup.roots[screen].root;
+        let (min, max) = (setup.min_keycode, setup.max_keycode);
+        let map = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .unwrap()
+            .reply()
+            .unwrap();
+        let per = usize::from(map.keysyms_per_keycode.max(1));
+        let keysyms = map.keysyms.chunks(per).map(<[u32]>::to_vec).collect();
+        conn.xtest_get_version(2, 2)
+            .unwrap()
+            .reply()
+            .expect("the XTEST extension");
+        Keyboard {
+            conn,
+            root,
+            keysyms,
+            min_keycode: min,
+        }
+    }
+
+    /// Gives the keyboard focus to the topmost mapped window, as a window manager would when
+    /// it is clicked (Xvfb runs none; winit takes keys only while focused).
+    fn focus_top_window(&self) {
+        let tree = self.conn.query_tree(self.root).unwrap().reply().unwrap();
+        let top = tree
+            .children
+            .iter()
+            .rev()
+            .copied()
+            .find(|&w| {
+                self.conn
+                    .get_window_attributes(w)
+                    .ok()
+                    .and_then(|c| c.reply().ok())
+                    .is_some_and(|a| a.map_state == MapState::VIEWABLE)
+            })
+            .expect("a mapped window");
+        self.conn
+            .set_input_focus(InputFocus::PARENT, top, x11rb::CURRENT_TIME)
+            .unwrap()
+            .check()
+            .expect("set the input focus");
+    }
+
+    fn press(&self, keysym: u32, down: bool) {
+        let index = self
+            .keysyms
+            .iter()
+            .position(|k| k.contains(&keysym))
+            .unwrap_or_else(|| panic!("no key for keysym {keysym:#x}"));
+        let keycode = self.min_keycode + index as u8;
+        let kind = if down {
+            KEY_PRESS_EVENT
+        } else {
+            KEY_RELEASE_EVENT
+        };
+        self.conn
+            .xtest_fake_input(kind, keycode, x11rb::CURRENT_TIME, self.root, 0, 0, 0)
+            .unwrap()
+            .check()
+            .expect("XTEST fake input");
+        self.conn.flush().unwrap();
+    }
 }
