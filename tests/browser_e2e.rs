@@ -3,7 +3,8 @@
 //! `ricochet-bot` in one match, all playing seeded inputs for 600 frames. Every participant
 //! reports the same checksum of frame 599 and no desync; each tab's screenshot shows the game.
 //! Once over direct WebRTC channels (browser to browser and browser to the native bot), once
-//! forced to the relay. And the page's "New private match" button: the link it makes brings a
+//! forced to the relay. Cross-play: one tab and the native window (`ricochet-native` under
+//! Xvfb) in one match, direct and forced to the relay. And the page's "New private match" button: the link it makes brings a
 //! second tab into the same (server-created, unlisted) match.
 
 #[path = "browser/support.rs"]
@@ -140,4 +141,107 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
+}
+
+/// `ricochet-native`, built (debug) once per test process.
+fn native_bin() -> std::path::PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "ricochet-native"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building ricochet-native failed");
+    });
+    ricochet_tests::processes::target_dir().join("ricochet-native")
+}
+
+/// An X server for the native window: Xvfb on a display number it picks itself.
+fn xvfb() -> (Proc, String) {
+    use std::io::BufRead as _;
+    let mut child = Proc(
+        Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "800x600x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb (Debian's xvfb, installed by scripts/install-deps)"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let number: u32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("Xvfb did not start (it printed {line:?})"));
+    (child, format!(":{number}"))
+}
+
+/// One browser tab and one native window play 600 frames in one match.
+fn a_tab_and_the_native_window(name: &str, force_relay: bool) {
+    let _serial = serial();
+    let web = support::web_dir();
+    let native = native_bin();
+    let (_x, display) = xvfb();
+    let servers = servers(&["--static", web.to_str().unwrap()]);
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let room = format!("{name}-{}", std::process::id());
+    let mut cmd = Command::new(native);
+    cmd.args(["--signaling", &servers.signaling_url, "--match", &room])
+        .args([
+            "--players",
+            "2",
+            "--autoplay",
+            "2",
+            "--frames",
+            &FRAMES.to_string(),
+        ])
+        .env("DISPLAY", &display);
+    if force_relay {
+        cmd.arg("--force-relay");
+    }
+    let window = Proc(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ricochet-native"),
+    );
+    let relay = if force_relay { "&relay=force" } else { "" };
+    let url = format!("{http}/?match={room}&players=2&autoplay=1&frames={FRAMES}{relay}");
+    let drive = support::drive(&support::artifacts(name), "checksum", 240, &[url]);
+    println!("tab: {:?}", drive.statuses);
+    assert!(drive.ok, "the tab did not finish: {:?}", drive.statuses);
+    let native = bot_report(window);
+    println!("native: {native}");
+    let want = if force_relay { "relay" } else { "direct" };
+    let tab = &drive.statuses[0];
+    for s in [tab, &native] {
+        assert_eq!(s["checksum"], native["checksum"], "checksums differ: {s}");
+        assert_eq!(s["desyncs"], 0, "desync: {s}");
+        let paths = s["paths"].as_object().expect("paths");
+        assert_eq!(paths.len(), 1, "{s}");
+        assert!(paths.values().all(|p| p == want), "{s}");
+    }
+    assert_ne!(tab["handle"], native["handle"]);
+    support::check_screenshot(&drive.screenshots[0]);
+}
+
+#[test]
+fn a_tab_and_the_native_window_play_over_a_direct_channel() {
+    a_tab_and_the_native_window("crossplay-direct", false);
+}
+
+#[test]
+fn a_tab_and_the_native_window_play_forced_to_the_relay() {
+    a_tab_and_the_native_window("crossplay-relay", true);
 }
