@@ -94,8 +94,7 @@ pub fn draw(
     let bullet_radius = (BULLET_RADIUS as f32 * view.scale).max(1.0);
     for bullet in &arena.bullets {
         let (x, y) = view.point(bullet.x, bullet.y);
-        let color = player_color(bullet.owner as usize);
-        canvas.fill_circle(x, y, bullet_radius, lighten(color));
+        canvas.fill_circle(x, y, bullet_radius, bullet_color(bullet.owner as usize));
     }
 
     // Players: body, aim line, ring for the local player.
@@ -163,6 +162,11 @@ pub fn draw(
 /// The color of player `index` (any index: colors repeat).
 pub fn player_color(index: usize) -> u32 {
     PLAYER_COLORS[index % PLAYER_COLORS.len()]
+}
+
+/// The color of the bullets player `index` fires: theirs, lighter.
+pub fn bullet_color(index: usize) -> u32 {
+    lighten(player_color(index))
 }
 
 /// Where the fixed-point arena position (`x`, `y`) appears in a `width` x `height` buffer drawn
@@ -472,7 +476,7 @@ mod tests {
             ..Bullet::default()
         });
         let buf = render(&arena, &[], None, 640, 480);
-        assert_eq!(at(&buf, 640, 320, 100), lighten(PLAYER_COLORS[1]));
+        assert_eq!(at(&buf, 640, 320, 100), bullet_color(1));
         assert!(is_floor(at(
             &buf,
             640,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ricochet_demo_game::render::{FLOOR, GRID, PLAYER_COLORS};
+use ricochet_demo_game::render::{bullet_color, FLOOR, GRID, PLAYER_COLORS};
 use ricochet_tests::processes::{bin, bot_report, serial, servers, target_dir, Proc, Servers};
 use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::{
@@ -340,9 +340,9 @@ fn native_window_and_bot_play_over_the_relay() {
 }
 
 /// Keys pressed in the X server (XTEST) move the native player: held right and down, it
-/// heads for the bottom-right corner from wherever it spawned.
+/// heads for the bottom-right corner from wherever it spawned; space held, it fires.
 #[test]
-fn keyboard_moves_the_native_player() {
+fn keyboard_moves_the_native_player_and_fires() {
     let mut m = Match::start("native-keys", &[], "native-keys");
     let before = m.wait_for_players();
     let keys = Keyboard::new(&m.x.display);
@@ -350,10 +350,12 @@ fn keyboard_moves_the_native_player() {
     std::thread::sleep(Duration::from_millis(200));
     keys.press(XK_RIGHT, true);
     keys.press(XK_DOWN, true);
+    keys.press(XK_SPACE, true);
     std::thread::sleep(Duration::from_secs(3));
     let after = m.screenshot();
     keys.press(XK_RIGHT, false);
     keys.press(XK_DOWN, false);
+    keys.press(XK_SPACE, false);
     after.save(&artifacts().join("native-keys.png"));
     let reports = m.reports();
     check(&reports, "direct");
@@ -364,11 +366,18 @@ fn keyboard_moves_the_native_player() {
         x1 - x0 > 40.0 && y1 - y0 > 40.0,
         "player {me} went from ({x0}, {y0}) to ({x1}, {y1})"
     );
+    // No autoplay: its bullets appear only once space is held.
+    assert_eq!(before.count(bullet_color(me)), 0, "bullets before firing");
+    assert!(
+        after.count(bullet_color(me)) > 0,
+        "no bullets of player {me}"
+    );
 }
 
-/// X keysyms of the arrow keys.
+/// X keysyms of the keys pressed.
 const XK_RIGHT: u32 = 0xff53;
 const XK_DOWN: u32 = 0xff54;
+const XK_SPACE: u32 = 0x20;
 
 /// Fake key presses through the XTEST extension, as if typed on the X server's keyboard.
 struct Keyboard {
