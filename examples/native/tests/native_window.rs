@@ -36,7 +36,20 @@ const SCORE_ROWS: usize = 20;
 /// A running Xvfb on a display number it picked itself.
 struct Xvfb {
     display: String,
-    _proc: Proc,
+    proc: Proc,
+}
+
+impl Drop for Xvfb {
+    /// Stops Xvfb with SIGTERM first, so it removes its socket and lock file (the `Proc`
+    /// kills it outright if it is still there after a second).
+    fn drop(&mut self) {
+        let pid = self.proc.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline && matches!(self.proc.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn xvfb() -> Xvfb {
@@ -72,7 +85,7 @@ fn xvfb() -> Xvfb {
         .unwrap_or_else(|_| panic!("Xvfb did not start (it printed {line:?})"));
     Xvfb {
         display: format!(":{number}"),
-        _proc: child,
+        proc: child,
     }
 }
 
