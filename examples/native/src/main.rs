@@ -47,13 +47,18 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// The Ricochet demo game in a native window.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Controls: arrows or WASD move, space or the left mouse button fires, the \
+                  mouse or Q/E aims, Esc quits."
+)]
 struct Args {
     /// Signaling server base URL (no match name).
     #[arg(long, env = "RICOCHET_SIGNALING", default_value = DEFAULT_SIGNALING)]
     signaling: String,
     /// Name of the match to join (everyone who gives the same name plays together).
-    #[arg(long = "match", default_value = "demo")]
+    #[arg(long = "match", value_name = "NAME", default_value = "demo")]
     match_name: String,
     /// Players in the match; the game starts when all of them are there.
     #[arg(long, default_value_t = 2)]
@@ -64,7 +69,7 @@ struct Args {
     force_relay: bool,
     /// A STUN server (`stun:HOST:PORT`) for the direct path; repeat for more. None by default
     /// (host candidates only, enough on one network).
-    #[arg(long)]
+    #[arg(long, value_name = "URL")]
     stun: Vec<String>,
     /// How long the direct (ICE) attempt may take before a peer is relay-only, in ms.
     #[arg(long, default_value_t = 3000)]
