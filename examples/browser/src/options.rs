@@ -21,6 +21,9 @@ pub struct PageOptions {
     pub autoplay: Option<u64>,
     /// `frames=N`: record the checksum of frame `N - 1` (with `autoplay`, for tests).
     pub frames: Option<i32>,
+    /// `stun=stun:HOST:PORT` (repeatable, may be percent-encoded): STUN servers for the direct
+    /// path through NATs; none by default (host candidates only, enough on one network).
+    pub stun: Vec<String>,
 }
 
 impl Default for PageOptions {
@@ -31,6 +34,7 @@ impl Default for PageOptions {
             force_relay: false,
             autoplay: None,
             frames: None,
+            stun: Vec::new(),
         }
     }
 }
@@ -92,6 +96,12 @@ impl PageOptions {
                             .ok_or_else(|| format!("frames={value}: a number, 1 or more"))?,
                     );
                 }
+                "stun" => {
+                    let url = percent_decode(value)
+                        .filter(|u| u.starts_with("stun:") || u.starts_with("stuns:"))
+                        .ok_or_else(|| format!("stun={value}: a URL like stun:HOST:PORT"))?;
+                    options.stun.push(url);
+                }
                 _ => {}
             }
         }
@@ -99,9 +109,36 @@ impl PageOptions {
     }
 }
 
+/// Decodes `%XX` escapes (and `+` as a space); `None` if an escape is bad or the result is not
+/// UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut bytes = value.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stun_servers_plain_or_percent_encoded() {
+        let o =
+            PageOptions::parse("?stun=stun:192.0.2.1:3478&stun=stun%3A192.0.2.2%3A3478").unwrap();
+        assert_eq!(o.stun, ["stun:192.0.2.1:3478", "stun:192.0.2.2:3478"]);
+        assert!(PageOptions::parse("?stun=http://x").is_err());
+        assert!(PageOptions::parse("?stun=stun%3").is_err());
+    }
 
     #[test]
     fn defaults_and_every_option() {
@@ -119,6 +156,7 @@ mod tests {
                 force_relay: true,
                 autoplay: Some(7),
                 frames: Some(600),
+                stun: Vec::new(),
             }
         );
     }

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ricochet::connect::{join, JoinOptions};
+use ricochet::connect::{join, IceServer, JoinOptions};
 use ricochet::path::{PathConfig, PathMode};
 use ricochet_demo_client::Play;
 use ricochet_demo_game::{render, InputScript};
@@ -196,6 +196,7 @@ pub fn start(
         },
         ..PathConfig::default()
     };
+    join_options.ice_servers = options.stun.iter().map(IceServer::stun).collect();
     set_status(&format!(
         "Joining match {room}: waiting for {} players...",
         options.players
