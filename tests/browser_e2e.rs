@@ -12,7 +12,7 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use ricochet_tests::processes::{bin, bot_report, serial, servers, Proc};
+use ricochet_tests::processes::{bin, bot_report, serial, servers, xvfb, Proc};
 
 /// Frames every participant plays; the checksum compared is frame `FRAMES - 1`'s.
 const FRAMES: u32 = 600;
@@ -157,42 +157,13 @@ fn native_bin() -> std::path::PathBuf {
     ricochet_tests::processes::target_dir().join("ricochet-native")
 }
 
-/// An X server for the native window: Xvfb on a display number it picks itself.
-fn xvfb() -> (Proc, String) {
-    use std::io::BufRead as _;
-    let mut child = Proc(
-        Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "800x600x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb (Debian's xvfb, installed by scripts/install-deps)"),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let number: u32 = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("Xvfb did not start (it printed {line:?})"));
-    (child, format!(":{number}"))
-}
-
 /// One browser tab and one native window play 600 frames in one match.
 fn a_tab_and_the_native_window(name: &str, force_relay: bool) {
     let _serial = serial();
     let web = support::web_dir();
     let native = native_bin();
-    let (_x, display) = xvfb();
+    let x = xvfb();
+    let display = x.display.clone();
     let servers = servers(&["--static", web.to_str().unwrap()]);
     let http = servers.signaling_url.replace("ws://", "http://");
     let room = format!("{name}-{}", std::process::id());

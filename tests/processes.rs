@@ -133,3 +133,56 @@ pub fn bot_report(mut bot: Proc) -> serde_json::Value {
     assert!(status.success(), "bot failed ({status}): {line}");
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("bot printed {line:?}: {e}"))
 }
+
+/// A running Xvfb (virtual X server) on a display number it picked itself; stopped with
+/// SIGTERM when dropped, so it removes its socket and lock file.
+pub struct Xvfb {
+    /// The `DISPLAY` value, `:N`.
+    pub display: String,
+    proc: Proc,
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let pid = self.proc.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline && matches!(self.proc.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The `Proc` kills it outright if it is still there.
+    }
+}
+
+/// Starts Xvfb with one 800x600x24 screen and no TCP listener, and waits until it is ready.
+/// Panics saying so when Xvfb is not installed (Debian's `xvfb`, from `scripts/install-deps`).
+pub fn xvfb() -> Xvfb {
+    use std::io::{BufRead as _, BufReader};
+    // `-displayfd 1`: Xvfb finds a free display number and writes it to stdout once ready.
+    let child = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "800x600x24"])
+        .args(["-nolisten", "tcp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => Proc(child),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "Xvfb is not installed; the native window tests need it \
+             (scripts/install-deps installs it: apt-get install xvfb)"
+        ),
+        Err(e) => panic!("could not start Xvfb: {e}"),
+    };
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("read Xvfb's display number");
+    let number: u32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("Xvfb did not start (it printed {line:?})"));
+    Xvfb {
+        display: format!(":{number}"),
+        proc: child,
+    }
+}

@@ -9,13 +9,15 @@
 //! Needs `Xvfb` (Debian's `xvfb`, installed by `scripts/install-deps`); without it the test
 //! fails saying so.
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ricochet_demo_game::render::{bullet_color, FLOOR, GRID, PLAYER_COLORS};
-use ricochet_tests::processes::{bin, bot_report, serial, servers, target_dir, Proc, Servers};
+use ricochet_tests::processes::{
+    bin, bot_report, serial, servers, target_dir, xvfb, Proc, Servers, Xvfb,
+};
 use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::{
     ConnectionExt as _, ImageFormat, ImageOrder, InputFocus, MapState, KEY_PRESS_EVENT,
@@ -32,62 +34,6 @@ const PLAYER_PIXELS: usize = 150;
 
 /// Rows at the top of an 800x600 window where the scores are written.
 const SCORE_ROWS: usize = 20;
-
-/// A running Xvfb on a display number it picked itself.
-struct Xvfb {
-    display: String,
-    proc: Proc,
-}
-
-impl Drop for Xvfb {
-    /// Stops Xvfb with SIGTERM first, so it removes its socket and lock file (the `Proc`
-    /// kills it outright if it is still there after a second).
-    fn drop(&mut self) {
-        let pid = self.proc.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline && matches!(self.proc.0.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn xvfb() -> Xvfb {
-    // `-displayfd 1`: Xvfb finds a free display number and writes it to stdout once ready.
-    let child = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "800x600x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => Proc(child),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "Xvfb is not installed; the native window test needs it \
-             (scripts/install-deps installs it: apt-get install xvfb)"
-        ),
-        Err(e) => panic!("could not start Xvfb: {e}"),
-    };
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("read Xvfb's display number");
-    let number: u32 = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("Xvfb did not start (it printed {line:?})"));
-    Xvfb {
-        display: format!(":{number}"),
-        proc: child,
-    }
-}
 
 /// The X server's whole screen as RGB rows.
 struct Screenshot {
