@@ -15,54 +15,27 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use rand::SeedableRng as _;
-use ricochet::connect::{join, IceServer, JoinOptions};
-use ricochet::path::{Path, PathConfig, PathMode};
+use ricochet::connect::join;
+use ricochet::path::Path;
+use ricochet_demo_client::cli::JoinArgs;
 use ricochet_demo_client::Play;
 use ricochet_demo_game::InputScript;
 
+/// The match a bot joins without `--room` (or `--match`).
+const DEFAULT_ROOM: &str = "bots";
+
 /// A headless Ricochet peer playing the demo game.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, mut_arg("match_name", |a| a.default_value(DEFAULT_ROOM)))]
 struct Args {
-    /// Signaling server base URL.
-    #[arg(
-        long,
-        env = "RICOCHET_SIGNALING",
-        default_value = "ws://127.0.0.1:3536"
-    )]
-    signaling: String,
-    /// Match (room) name to join.
-    #[arg(long, default_value = "bots")]
-    room: String,
-    /// Players in the match (the bot waits for all of them).
-    #[arg(long, default_value_t = 2)]
-    players: usize,
+    #[command(flatten)]
+    join: JoinArgs,
     /// Frames to play.
     #[arg(long, default_value_t = 1200)]
     frames: i32,
     /// Seed of this bot's inputs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Send every packet through the relay, and make no WebRTC connection at all (no other
-    /// player learns this bot's addresses).
-    #[arg(long)]
-    force_relay: bool,
-    /// How long the direct (ICE) attempt may take before a peer is relay-only, in ms.
-    #[arg(long, default_value_t = 3000)]
-    ice_timeout_ms: u64,
-    /// A STUN server (`stun:HOST:PORT`), repeatable; none by default (host candidates only).
-    #[arg(long)]
-    stun: Vec<String>,
-    /// A TURN server (`turn:HOST:PORT`), repeatable, used with `--ice-username` and
-    /// `--ice-credential`.
-    #[arg(long)]
-    turn: Vec<String>,
-    /// TURN user name.
-    #[arg(long, env = "RICOCHET_ICE_USERNAME")]
-    ice_username: Option<String>,
-    /// TURN credential.
-    #[arg(long, env = "RICOCHET_ICE_CREDENTIAL")]
-    ice_credential: Option<String>,
     /// Give up when the match has not finished after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -101,24 +74,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout_secs);
-    let mut options = JoinOptions::new(&args.signaling, &args.room, args.players);
-    options.path = PathConfig {
-        mode: if args.force_relay {
-            PathMode::ForceRelay
-        } else {
-            PathMode::Automatic
-        },
-        ice_timeout: Duration::from_millis(args.ice_timeout_ms),
-        ..PathConfig::default()
-    };
-    options.ice_servers = args.stun.iter().map(IceServer::stun).collect();
-    if !args.turn.is_empty() {
-        options.ice_servers.push(IceServer {
-            urls: args.turn.clone(),
-            username: args.ice_username.clone(),
-            credential: args.ice_credential.clone(),
-        });
-    }
+    let mut options = args.join.join_options();
     options.timeout = Duration::from_secs(args.timeout_secs);
     let mut joined = join(options).await?;
     let others: Vec<_> = joined
@@ -202,4 +158,66 @@ fn spray(play: &Play, peers: &[ricochet::protocol::PeerId], count: u32, rng: &mu
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("ricochet-bot").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn the_command_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn the_bot_joins_its_own_room_by_default_and_by_either_name() {
+        assert_eq!(parse(&[]).join.match_name, DEFAULT_ROOM);
+        assert_eq!(parse(&["--room", "demo"]).join.match_name, "demo");
+        assert_eq!(parse(&["--match", "arena"]).join.match_name, "arena");
+    }
+
+    #[test]
+    fn the_flags_the_tests_pass_parse() {
+        let args = parse(&[
+            "--signaling",
+            "ws://127.0.0.1:9",
+            "--room",
+            "r",
+            "--players",
+            "3",
+            "--frames",
+            "600",
+            "--seed",
+            "7",
+            "--force-relay",
+            "--ice-timeout-ms",
+            "500",
+            "--stun",
+            "stun:127.0.0.1:9",
+            "--timeout-secs",
+            "30",
+            "--block-direct",
+            "1",
+            "--cut-direct-at",
+            "200",
+            "--garbage",
+            "2",
+        ]);
+        assert_eq!(args.join.players, 3);
+        assert!(args.join.force_relay);
+        assert_eq!(args.join.ice_timeout_ms, 500);
+        assert_eq!(args.join.stun, ["stun:127.0.0.1:9"]);
+        assert_eq!(args.join.join_options().room_url(), "ws://127.0.0.1:9/r");
+        assert_eq!((args.frames, args.seed, args.timeout_secs), (600, 7, 30));
+        assert_eq!(
+            (args.block_direct, args.cut_direct_at, args.garbage),
+            (1, Some(200), 2)
+        );
+    }
 }

@@ -13,7 +13,8 @@ use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData, KeyboardEvent, MouseEvent};
 use web_time::Instant;
 
-use crate::{to_rgba, Controls, PageOptions};
+use crate::controls::{self, Controls};
+use crate::{to_rgba, PageOptions};
 
 /// How often the match is stepped besides animation frames, in milliseconds: browsers stop
 /// animation frames in hidden tabs, and a player who stops sending inputs stalls the others.
@@ -277,7 +278,11 @@ fn listen(window: &web_sys::Window, app: Rc<RefCell<App>>) -> Result<(), JsValue
                 .target()
                 .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
                 .is_some_and(|el| el.tag_name() == "INPUT");
-            if !typing && app.borrow_mut().controls.key(&e.code(), pressed) {
+            if typing {
+                return;
+            }
+            if let Some(action) = controls::action(&e.code()) {
+                app.borrow_mut().controls.set(action, pressed);
                 e.prevent_default();
             }
         });

@@ -6,8 +6,15 @@
 //! as many 60 Hz frames as are due. [`Play::overlay`] gives the lines the examples draw over
 //! the game (each player's path, RTT and loss, the rollback depth and input delay), and
 //! [`Play::status`] a JSON report for tests and tools.
+//!
+//! [`controls`] turns the keyboard and mouse into the game's input for the window and the
+//! browser; with the feature `cli`, `cli::JoinArgs` gives the binaries their join flags.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod controls;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use clap::Parser;
-use ricochet::connect::{join, IceServer, JoinError, JoinOptions, Joined};
-use ricochet::path::{PathConfig, PathMode};
+use ricochet::connect::{join, JoinError, Joined};
+use ricochet_demo_client::cli::JoinArgs;
 use ricochet_demo_client::Play;
 use ricochet_demo_game::{render, Arena, InputScript, MAX_PLAYERS};
 use tokio::sync::oneshot;
@@ -35,8 +35,6 @@ use winit::window::{Window, WindowId};
 
 use crate::controls::Controls;
 
-/// The signaling server `scripts/run` starts.
-const DEFAULT_SIGNALING: &str = "ws://127.0.0.1:3536";
 /// The window's initial size in logical pixels.
 const DEFAULT_WINDOW_SIZE: (u32, u32) = (800, 600);
 /// How often the window is redrawn (and the match ticked): 60 Hz.
@@ -54,26 +52,8 @@ const LINGER: Duration = Duration::from_secs(2);
                   mouse or Q/E aims, Esc quits."
 )]
 struct Args {
-    /// Signaling server base URL (no match name).
-    #[arg(long, env = "RICOCHET_SIGNALING", default_value = DEFAULT_SIGNALING)]
-    signaling: String,
-    /// Name of the match to join (everyone who gives the same name plays together).
-    #[arg(long = "match", value_name = "NAME", default_value = "demo")]
-    match_name: String,
-    /// Players in the match; the game starts when all of them are there.
-    #[arg(long, default_value_t = 2)]
-    players: usize,
-    /// Send every packet through the relay and make no WebRTC connection (no other player
-    /// learns this machine's addresses).
-    #[arg(long)]
-    force_relay: bool,
-    /// A STUN server (`stun:HOST:PORT`) for the direct path; repeat for more. None by default
-    /// (host candidates only, enough on one network).
-    #[arg(long, value_name = "URL")]
-    stun: Vec<String>,
-    /// How long the direct (ICE) attempt may take before a peer is relay-only, in ms.
-    #[arg(long, default_value_t = 3000)]
-    ice_timeout_ms: u64,
+    #[command(flatten)]
+    join: JoinArgs,
     /// How long to wait for the servers and the other players, in seconds.
     #[arg(long, default_value_t = 120)]
     join_timeout_secs: u64,
@@ -102,7 +82,7 @@ fn main() {
 }
 
 fn run(args: Args) -> anyhow::Result<Option<serde_json::Value>> {
-    if !(2..=MAX_PLAYERS).contains(&args.players) {
+    if !(2..=MAX_PLAYERS).contains(&args.join.players) {
         bail!("--players must be 2..={MAX_PLAYERS} (the demo game's arena holds {MAX_PLAYERS})");
     }
     if args.frames.is_some_and(|f| f < 1) {
@@ -120,17 +100,7 @@ fn run(args: Args) -> anyhow::Result<Option<serde_json::Value>> {
     let event_loop =
         EventLoop::new().map_err(|e| anyhow!("could not open a window: {e}{}", display_hint()))?;
 
-    let mut options = JoinOptions::new(&args.signaling, &args.match_name, args.players);
-    options.path = PathConfig {
-        mode: if args.force_relay {
-            PathMode::ForceRelay
-        } else {
-            PathMode::Automatic
-        },
-        ice_timeout: Duration::from_millis(args.ice_timeout_ms),
-        ..PathConfig::default()
-    };
-    options.ice_servers = args.stun.iter().map(IceServer::stun).collect();
+    let mut options = args.join.join_options();
     options.timeout = Duration::from_secs(args.join_timeout_secs);
     let room = options.room_url();
     let (joined_tx, joined_rx) = oneshot::channel();
@@ -139,7 +109,7 @@ fn run(args: Args) -> anyhow::Result<Option<serde_json::Value>> {
     });
 
     // While joining, the players wait at their spawn points, dimmed.
-    let mut waiting = Arena::new(args.players);
+    let mut waiting = Arena::new(args.join.players);
     waiting
         .players
         .iter_mut()
@@ -298,7 +268,7 @@ impl App {
                     format!("joining {room}"),
                     format!(
                         "waiting for {} players ({}s)",
-                        self.args.players,
+                        self.args.join.players,
                         since.elapsed().as_secs()
                     ),
                 ];
@@ -394,10 +364,12 @@ impl ApplicationHandler for App {
                 if code == KeyCode::Escape {
                     return self.exit(event_loop, Ok(None));
                 }
-                self.controls.key(code, state == ElementState::Pressed);
+                if let Some(action) = controls::action(code) {
+                    self.controls.set(action, state == ElementState::Pressed);
+                }
             }
             WindowEvent::CursorMoved { position, .. } => {
-                self.controls.cursor(position.x as f32, position.y as f32)
+                self.controls.pointer(position.x as f32, position.y as f32)
             }
             WindowEvent::MouseInput {
                 state,
