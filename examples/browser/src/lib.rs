@@ -8,9 +8,9 @@
 //! does) and records the checksum of frame `N - 1` for tests. `window.ricochet.status()`
 //! returns [`Play::status`](ricochet_demo_client::Play::status) as JSON.
 //!
-//! Build it with `scripts/build-web`. What is not tied to the browser (options, controls,
-//! pixel conversion) lives here and is tested natively; the browser glue is the wasm32-only
-//! `web` module.
+//! Build it with `scripts/build-web`. What is not tied to the browser (options, the key
+//! mapping onto `ricochet_demo_client::controls`, pixel conversion) lives here and is tested
+//! natively; the browser glue is the wasm32-only `web` module.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
