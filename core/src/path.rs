@@ -11,7 +11,10 @@
 //!   [`PathConfig::ice_timeout`] (webrtc-rs alone takes 25 s or more to declare failure).
 //! - While on the relay with the channel still open, one packet in
 //!   [`PathConfig::probe_every`] is also sent directly, so that a direct path that comes back
-//!   is noticed (by the other side receiving it) and used again.
+//!   is noticed (by the other side receiving it) and used again, once a hold-off has passed
+//!   ([`PathConfig::return_holdoff`], doubling with each silence up to 32 s and starting over
+//!   after 10 s of good direct traffic), so that a path that keeps stalling under loss does not
+//!   make the match flap between paths.
 //!
 //! Time is passed in (`now`); nothing here reads a clock.
 
@@ -25,6 +28,14 @@ pub const DEFAULT_ICE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_DIRECT_SILENCE: Duration = Duration::from_millis(1000);
 /// Default share of packets also sent directly while on the relay (one in this many).
 pub const DEFAULT_PROBE_EVERY: u32 = 8;
+/// Default time a direct path that went silent stays unused before a probe that gets through
+/// may bring it back; doubled after each silence, up to [`MAX_RETURN_HOLDOFF`], and reset
+/// once the direct path has held for [`STABLE_DIRECT`].
+pub const DEFAULT_RETURN_HOLDOFF: Duration = Duration::from_secs(2);
+/// Longest hold-off before returning to a direct path that keeps going silent.
+pub const MAX_RETURN_HOLDOFF: Duration = Duration::from_secs(32);
+/// How long a direct path must carry traffic before its hold-off starts over.
+pub const STABLE_DIRECT: Duration = Duration::from_secs(10);
 
 /// Which way packets to a peer travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +84,10 @@ pub struct PathConfig {
     pub direct_silence: Duration,
     /// While on the relay with an open channel, send one packet in this many directly too.
     pub probe_every: u32,
+    /// After the direct path went silent, how long to stay on the relay before a probe that
+    /// gets through brings it back (doubling with each silence, so a path that keeps
+    /// stalling, e.g. under heavy loss, does not make the match flap between paths).
+    pub return_holdoff: Duration,
 }
 
 impl Default for PathConfig {
@@ -82,6 +97,7 @@ impl Default for PathConfig {
             ice_timeout: DEFAULT_ICE_TIMEOUT,
             direct_silence: DEFAULT_DIRECT_SILENCE,
             probe_every: DEFAULT_PROBE_EVERY,
+            return_holdoff: DEFAULT_RETURN_HOLDOFF,
         }
     }
 }
@@ -115,6 +131,12 @@ pub struct PeerPath {
     switches: u32,
     last_failure: Option<DirectFailure>,
     sent: u32,
+    /// After a silence: not back to direct before this.
+    holdoff_until: Option<Instant>,
+    /// The next silence's hold-off.
+    holdoff: Duration,
+    /// Since when the path has been direct.
+    direct_since: Option<Instant>,
 }
 
 impl PeerPath {
@@ -135,6 +157,9 @@ impl PeerPath {
             switches: 0,
             last_failure: None,
             sent: 0,
+            holdoff_until: None,
+            holdoff: config.return_holdoff,
+            direct_since: None,
         }
     }
 
@@ -210,6 +235,12 @@ impl PeerPath {
         }
         self.last_direct_rx = Some(now);
         self.channel = Channel::Open;
+        if self.path == Path::Relay && self.holdoff_until.is_some_and(|t| now < t) {
+            return;
+        }
+        if self.path == Path::Relay {
+            self.direct_since = Some(now);
+        }
         self.switch(Path::Direct);
     }
 
@@ -226,6 +257,13 @@ impl PeerPath {
                     .is_none_or(|t| now.saturating_duration_since(t) >= self.config.direct_silence);
                 if silent {
                     self.fail(DirectFailure::Silent);
+                    self.holdoff_until = Some(now + self.holdoff);
+                    self.holdoff = (self.holdoff * 2).min(MAX_RETURN_HOLDOFF);
+                } else if self
+                    .direct_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= STABLE_DIRECT)
+                {
+                    self.holdoff = self.config.return_holdoff;
                 }
             }
             _ => {}
@@ -351,12 +389,55 @@ mod tests {
         p.poll(ms(t0, 2992));
         assert_eq!(p.path(), Path::Relay);
         assert_eq!(p.last_failure(), Some(DirectFailure::Silent));
-        // Probes keep going over the open channel; when one gets through, direct again.
+        // Probes keep going over the open channel; one that gets through after the hold-off
+        // (2 s) brings the direct path back.
         let probes = (0..16).filter(|_| p.route(ms(t0, 3000)).direct).count();
         assert_eq!(probes, 2);
         p.on_direct_received(ms(t0, 3100));
+        assert_eq!(p.path(), Path::Relay, "held off");
+        p.on_direct_received(ms(t0, 4992));
         assert_eq!(p.path(), Path::Direct);
         assert_eq!(p.switches(), 3);
+    }
+
+    #[test]
+    fn a_direct_path_that_keeps_stalling_is_held_off_longer_each_time() {
+        let t0 = Instant::now();
+        let mut p = PeerPath::new(PathConfig::default(), t0);
+        p.on_channel_open(ms(t0, 0));
+        let mut t = 10;
+        let mut holdoffs = Vec::new();
+        for _ in 0..6 {
+            p.on_direct_received(ms(t0, t));
+            assert_eq!(p.path(), Path::Direct);
+            // Silent for a second: back to the relay.
+            t += 1000;
+            p.poll(ms(t0, t));
+            assert_eq!(p.path(), Path::Relay);
+            // Probes get through; find when direct is used again.
+            let failed_at = t;
+            while p.path() == Path::Relay {
+                t += 100;
+                p.on_direct_received(ms(t0, t));
+            }
+            holdoffs.push(t - failed_at);
+        }
+        assert_eq!(holdoffs, [2000, 4000, 8000, 16000, 32000, 32000]);
+        // Ten seconds of good direct traffic: the hold-off starts over.
+        for _ in 0..700 {
+            t += 16;
+            p.on_direct_received(ms(t0, t));
+            p.poll(ms(t0, t));
+        }
+        t += 1000;
+        p.poll(ms(t0, t));
+        assert_eq!(p.path(), Path::Relay);
+        let failed_at = t;
+        while p.path() == Path::Relay {
+            t += 100;
+            p.on_direct_received(ms(t0, t));
+        }
+        assert_eq!(t - failed_at, 2000);
     }
 
     #[test]
