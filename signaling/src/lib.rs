@@ -85,6 +85,7 @@ pub async fn run_with_stun(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let exported = stun.is_some().then(|| stats.clone());
     let responder = stun.map(|socket| {
         let mut stop = stop_rx.clone();
         // Returns when told to stop or when the sender is gone (signaling ended).
@@ -92,7 +93,7 @@ pub async fn run_with_stun(
             let _ = stop.wait_for(|stopped| *stopped).await;
         }))
     });
-    let result = run(listener, config, async move {
+    let result = server::serve(listener, config, exported.as_ref(), async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     })

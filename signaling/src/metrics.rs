@@ -84,8 +84,12 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Metrics {
+    /// The server's metrics, with a STUN responder's counters when one runs beside it.
+    pub(crate) fn new(stun: Option<&crate::stun::StunStats>) -> Metrics {
         let mut registry = Registry::with_prefix("ricochet_signaling");
+        if let Some(stun) = stun {
+            stun.register(&mut registry);
+        }
         let connections = Gauge::default();
         let connections_total = Counter::default();
         let matches = Gauge::default();

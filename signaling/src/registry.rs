@@ -534,7 +534,7 @@ mod tests {
                 max_players: 4,
                 outbound_queue,
             },
-            Arc::new(Metrics::new()),
+            Arc::new(Metrics::new(None)),
         )
     }
 

@@ -71,8 +71,18 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    serve(listener, config, None, shutdown).await
+}
+
+/// [`run`], with a STUN responder's counters in `/metrics`.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    stun: Option<&crate::stun::StunStats>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     config.validate()?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new(stun));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let limits = Limits {
         max_connections: config.max_connections,

@@ -13,8 +13,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
 use std::time::Duration;
 
 use rtc_stun::attributes::ATTR_FINGERPRINT;
@@ -89,9 +90,9 @@ pub fn respond(datagram: &[u8], source: SocketAddr) -> Reply {
 
 #[derive(Debug, Default)]
 struct Counters {
-    answered: AtomicU64,
-    ignored: AtomicU64,
-    malformed: AtomicU64,
+    answered: Counter,
+    ignored: Counter,
+    malformed: Counter,
 }
 
 /// Counts of what the responder did, shared between [`serve`] and whoever reads them (cheap to
@@ -102,17 +103,17 @@ pub struct StunStats(Arc<Counters>);
 impl StunStats {
     /// Binding requests answered.
     pub fn answered(&self) -> u64 {
-        self.0.answered.load(Ordering::Relaxed)
+        self.0.answered.get()
     }
 
     /// Well-formed STUN datagrams that were not Binding requests.
     pub fn ignored(&self) -> u64 {
-        self.0.ignored.load(Ordering::Relaxed)
+        self.0.ignored.get()
     }
 
     /// Datagrams that were not STUN or did not decode.
     pub fn malformed(&self) -> u64 {
-        self.0.malformed.load(Ordering::Relaxed)
+        self.0.malformed.get()
     }
 
     fn count(&self, reply: &Reply) {
@@ -121,7 +122,26 @@ impl StunStats {
             Reply::Ignored => &self.0.ignored,
             Reply::Malformed => &self.0.malformed,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
+    }
+
+    /// Adds the counters to the server's `/metrics`.
+    pub(crate) fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "stun_requests_answered",
+            "STUN Binding requests answered",
+            self.0.answered.clone(),
+        );
+        registry.register(
+            "stun_datagrams_ignored",
+            "Well-formed STUN datagrams that were not Binding requests",
+            self.0.ignored.clone(),
+        );
+        registry.register(
+            "stun_datagrams_malformed",
+            "Datagrams on the STUN port that were not STUN or did not decode",
+            self.0.malformed.clone(),
+        );
     }
 }
 

@@ -122,6 +122,18 @@ async fn binding_requests_get_the_source_address_and_garbage_is_counted() {
     UdpSocket::bind(server).await.unwrap();
 }
 
+/// `GET /metrics` over a plain TCP connection.
+async fn metrics_text(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).await.unwrap();
+    body
+}
+
 #[tokio::test]
 async fn the_responder_stops_with_the_signaling_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -132,6 +144,7 @@ async fn the_responder_stops_with_the_signaling_server() {
         secret: b"test secret shared with the relay".to_vec(),
         ..Default::default()
     };
+    let http = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(ricochet_signaling::run_with_stun(
         listener,
@@ -144,6 +157,13 @@ async fn the_responder_stops_with_the_signaling_server() {
     ));
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     assert_eq!(ask(&client, server).await, client.local_addr().unwrap());
+    // The counts are in /metrics.
+    let metrics = metrics_text(http).await;
+    assert!(
+        metrics.contains("ricochet_signaling_stun_requests_answered_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ricochet_signaling_stun_datagrams_malformed_total 0"));
     stop.send(()).unwrap();
     tokio::time::timeout(ANSWER_TIMEOUT, task)
         .await
