@@ -46,7 +46,7 @@ async fn play(mode: PathMode) -> Vec<Path> {
     let mut presence = Vec::new();
     for _ in 0..2 {
         let info = MatchInfo::default();
-        let (mut webrtc, message_loop) = info.socket_builder(&room, vec![]).build();
+        let (mut webrtc, message_loop) = info.socket_builder(&room, &[]).build();
         tokio::spawn(message_loop);
         let deadline = Instant::now() + Duration::from_secs(10);
         let (id, grant) = loop {

@@ -11,7 +11,7 @@ use ricochet::signaller::MatchInfo;
 const SECRET: &[u8] = b"signaller-test-secret-0123456789";
 
 fn socket(url: &str, info: &MatchInfo) -> WebRtcSocket {
-    let (socket, message_loop) = info.socket_builder(url, vec![]).build();
+    let (socket, message_loop) = info.socket_builder(url, &[]).build();
     tokio::spawn(message_loop);
     socket
 }

@@ -18,7 +18,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use matchbox_socket::{PeerEvent, RtcIceServerConfig, SignallerBuilder as _, WebRtcSocket};
+use matchbox_socket::{PeerEvent, SignallerBuilder as _, WebRtcSocket};
 use ricochet_protocol::PeerId;
 use web_time::Instant;
 
@@ -309,20 +309,6 @@ impl Signaling {
     }
 }
 
-/// matchbox takes one ICE server entry: all URLs, with the first credentials given (TURN
-/// servers of one deployment share them). No URLs: host candidates only, rather than
-/// matchbox's default public STUN servers.
-fn ice_config(servers: &[IceServer]) -> RtcIceServerConfig {
-    RtcIceServerConfig {
-        urls: servers
-            .iter()
-            .flat_map(|s| s.urls.iter().cloned())
-            .collect(),
-        username: servers.iter().find_map(|s| s.username.clone()),
-        credential: servers.iter().find_map(|s| s.credential.clone()),
-    }
-}
-
 /// Joins `options.room` and connects to the relay; see the [module docs](self).
 pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
     if !(2..=MAX_PLAYERS).contains(&options.players) {
@@ -344,10 +330,8 @@ pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
     let mut signaling = if options.path.mode == PathMode::ForceRelay {
         Signaling::Alone(Presence::connect(room.clone(), info.clone()))
     } else {
-        let (socket, message_loop) = WebRtcSocket::builder(&room)
-            .ice_server(ice_config(&options.ice_servers))
-            .signaller_builder(Arc::new(RicochetSignallerBuilder::new(info.clone())))
-            .add_unreliable_channel()
+        let (socket, message_loop) = info
+            .socket_builder(&room, &options.ice_servers)
             .reconnect_attempts(Some(3))
             .build();
         let ended = Arc::new(Mutex::new(None));

@@ -18,6 +18,7 @@ use matchbox_socket::{
 use ricochet_protocol::signaling::{Member, RelayGrant, ServerFrame, ServerMessage};
 use ricochet_protocol::PeerId;
 
+use crate::connect::IceServer;
 use crate::ws::{Incoming, Outgoing, WebSocket};
 
 /// What the signaling server told this client about its match (shared: clone freely).
@@ -41,6 +42,20 @@ pub struct MatchState {
     pub last_error: Option<String>,
 }
 
+/// matchbox takes one ICE server entry: all URLs, with the first credentials given (TURN
+/// servers of one deployment share them). No URLs: host candidates only, rather than
+/// matchbox's default public STUN servers.
+fn ice_config(servers: &[IceServer]) -> RtcIceServerConfig {
+    RtcIceServerConfig {
+        urls: servers
+            .iter()
+            .flat_map(|s| s.urls.iter().cloned())
+            .collect(),
+        username: servers.iter().find_map(|s| s.username.clone()),
+        credential: servers.iter().find_map(|s| s.credential.clone()),
+    }
+}
+
 impl MatchInfo {
     fn lock(&self) -> MutexGuard<'_, MatchState> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -62,16 +77,12 @@ impl MatchInfo {
     }
 
     /// A `matchbox_socket` builder for `room_url` that signals through Ricochet's signaller
-    /// (reporting into this `MatchInfo`), uses exactly `ice_urls` as ICE servers (none: host
+    /// (reporting into this `MatchInfo`), uses exactly `ice` as ICE servers (none: host
     /// candidates only, rather than matchbox's default public STUN servers), and has one
     /// unreliable channel, channel 0, the one [`crate::path_socket::PathSocket`] uses.
-    pub fn socket_builder(&self, room_url: &str, ice_urls: Vec<String>) -> WebRtcSocketBuilder {
+    pub fn socket_builder(&self, room_url: &str, ice: &[IceServer]) -> WebRtcSocketBuilder {
         WebRtcSocket::builder(room_url)
-            .ice_server(RtcIceServerConfig {
-                urls: ice_urls,
-                username: None,
-                credential: None,
-            })
+            .ice_server(ice_config(ice))
             .signaller_builder(std::sync::Arc::new(RicochetSignallerBuilder::new(
                 self.clone(),
             )))
