@@ -3,7 +3,8 @@
 //!
 //! [`join`] connects to `ricochet-signaling`, waits until the match has the players the game
 //! wants, connects to the relay with the ticket signaling handed out, and returns a [`Joined`]
-//! with the socket, this player's handle and the peers in handle order (sorted by peer ID, so
+//! (once the other players are on the relay too, or after [`RELAY_PEERS_WAIT`]) with the
+//! socket, this player's handle and the peers in handle order (sorted by peer ID, so
 //! every player numbers them the same way). [`Joined::start`] then starts the session. The
 //! match never waits on ICE: the relay carries it until a direct channel opens.
 //!
@@ -34,6 +35,10 @@ use crate::signaller::{MatchInfo, RicochetSignallerBuilder};
 pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often [`join`] looks at the match while waiting.
 const POLL: Duration = Duration::from_millis(10);
+/// How long [`join`] waits, once on the relay, for the other players to be on it too. The
+/// session's first synchronization requests then reach them at once instead of being dropped
+/// and resent 200 ms later; a player that takes longer is reached when it arrives.
+pub const RELAY_PEERS_WAIT: Duration = Duration::from_secs(2);
 /// Most players in one match (the signaling server's and the relay's default limit).
 pub const MAX_PLAYERS: usize = 16;
 
@@ -389,6 +394,14 @@ pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
         .iter()
         .position(|id| *id == me)
         .ok_or(JoinError::Full(options.players))?;
+    let on_relay = Instant::now();
+    while on_relay.elapsed() < RELAY_PEERS_WAIT {
+        let present = relay.peers();
+        if players.iter().all(|p| *p == me || present.contains(p)) {
+            break;
+        }
+        rt::sleep(POLL).await;
+    }
     let (webrtc, presence) = match signaling {
         Signaling::WebRtc { socket, .. } => (Some(socket), None),
         Signaling::Alone(p) => (None, Some(p)),
