@@ -9,13 +9,15 @@
 //!   random loss between the NATs once the direct path carries the game.
 //! - UDP between the homes blocked: the match plays over the relay, first frame within 5 s.
 //! - UDP cut mid-match: the pair moves to the relay and finishes.
+//! - UDP between the homes blocked, a TURN server (coturn) on the public host: the peers go
+//!   direct over a pair with a TURN relay candidate.
 //!
 //! Without root these tests say why and fail.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ricochet_tests::netns::{spawn_peer, Host, NatLab};
+use ricochet_tests::netns::{spawn_peer, Host, NatLab, TURN_PORT};
 use ricochet_tests::processes::{bin, bot_report, serial};
 use serde_json::Value;
 
@@ -38,9 +40,29 @@ fn binaries() -> PathBuf {
         .to_path_buf()
 }
 
+/// The TURN server's static long-term user in [`NatLab::start_turn`].
+const TURN_USER: &str = "ricochet";
+/// Its password.
+const TURN_PASSWORD: &str = "lab-turn-password";
+/// The ICE timeout in the TURN scenario.
+const TURN_ICE_TIMEOUT_MS: u64 = 10_000;
+
 /// Starts one bot in each home for `frames` frames, runs `during` while they play, and returns
 /// both reports.
 fn play(lab: &NatLab, room: &str, frames: u32, stun: bool, during: impl FnOnce()) -> Vec<Value> {
+    play_with(lab, room, frames, stun, 3000, &[], during)
+}
+
+/// [`play`] with an ICE timeout of `ice_timeout_ms` and `extra` arguments for both bots.
+fn play_with(
+    lab: &NatLab,
+    room: &str,
+    frames: u32,
+    stun: bool,
+    ice_timeout_ms: u64,
+    extra: &[String],
+    during: impl FnOnce(),
+) -> Vec<Value> {
     let bot = binaries().join("ricochet-bot");
     let bots: Vec<_> = [(Host::HomeA, 1), (Host::HomeB, 2)]
         .into_iter()
@@ -57,7 +79,7 @@ fn play(lab: &NatLab, room: &str, frames: u32, stun: bool, during: impl FnOnce()
                 "--seed",
                 &seed.to_string(),
                 "--ice-timeout-ms",
-                "3000",
+                &ice_timeout_ms.to_string(),
                 "--timeout-secs",
                 "90",
             ]
@@ -67,6 +89,7 @@ fn play(lab: &NatLab, room: &str, frames: u32, stun: bool, during: impl FnOnce()
             if stun {
                 args.extend(["--stun".to_string(), lab.stun_url()]);
             }
+            args.extend_from_slice(extra);
             spawn_peer(lab, home, &bot, &args).unwrap()
         })
         .collect();
@@ -211,4 +234,59 @@ fn udp_cut_mid_match_the_pair_moves_to_the_relay_and_finishes() {
         );
     }
     assert!(lab.udp_dropped_between_homes().unwrap() > 0);
+}
+
+#[test]
+fn udp_blocked_between_homes_peers_go_direct_through_a_turn_relay() {
+    let _one = serial();
+    let lab = lab();
+    lab.block_udp_between_homes().unwrap();
+    let _servers = lab.start_servers(&binaries()).unwrap();
+    let _turn = lab.start_turn(TURN_USER, TURN_PASSWORD).unwrap();
+    let turn = [
+        "--turn".to_string(),
+        lab.turn_url(),
+        "--ice-username".to_string(),
+        TURN_USER.to_string(),
+        "--ice-credential".to_string(),
+        TURN_PASSWORD.to_string(),
+    ];
+    // ICE tries the host and server-reflexive pairs first, and the relay pairs only win once
+    // those fail: on this shared machine that has taken over the default 3 s (the channel
+    // still came up and the pair moved to it), so the attempt gets more time here.
+    let reports = play_with(
+        &lab,
+        "turn",
+        FRAMES,
+        true,
+        TURN_ICE_TIMEOUT_MS,
+        &turn,
+        || {},
+    );
+    check(&reports, Some("direct"));
+    for r in &reports {
+        assert!(
+            r["path_switches"].as_u64().expect("path_switches") >= 1,
+            "{r}"
+        );
+        for link in r["links"].as_object().expect("links").values() {
+            let pair = link["candidates"].as_str().unwrap_or_default();
+            let (local, remote) = pair.split_once('/').unwrap_or_default();
+            assert!(
+                local == "relay" || remote == "relay",
+                "candidate pair {pair:?}: {r}"
+            );
+        }
+    }
+    // Host and server-reflexive pairs were tried and dropped at the router; the game went
+    // through coturn's relay addresses (port TURN_PORT takes the peers' side).
+    let dropped = lab.udp_dropped_between_homes().unwrap();
+    let relayed = lab.udp_to_turn_relays().unwrap();
+    println!("UDP between the NATs dropped: {dropped}; UDP to the TURN relays (port {TURN_PORT} server): {relayed}");
+    assert!(dropped > 0, "no direct checks between the NATs were tried");
+    assert_eq!(lab.udp_forwarded_between_homes().unwrap(), 0);
+    assert!(
+        relayed > u64::from(FRAMES),
+        "only {relayed} datagrams reached the TURN relay addresses"
+    );
 }

@@ -34,6 +34,11 @@ pub const SIGNALING_PORT: u16 = 3536;
 pub const RELAY_PORT: u16 = 3537;
 /// The STUN responder's (UDP) port on the public host.
 pub const STUN_PORT: u16 = 3478;
+/// The TURN server's (coturn's) port on the public host ([`NatLab::start_turn`]); not 3478,
+/// which the STUN responder holds.
+pub const TURN_PORT: u16 = 3479;
+/// The UDP ports coturn allocates relay addresses from.
+pub const TURN_RELAY_PORTS: (u16, u16) = (50000, 50999);
 /// Public (WAN) address of home A's NAT.
 pub const NAT_A_WAN: &str = "203.0.113.2";
 /// Public (WAN) address of home B's NAT.
@@ -44,6 +49,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 const RULE_COMMENT: &str = "ricochet-nat-test";
 /// Marks the router's counting rules (UDP between the NATs that got through).
 const COUNT_COMMENT: &str = "ricochet-nat-count";
+/// Marks the public host's counting rule (UDP arriving at coturn's relay addresses).
+const TURN_COUNT_COMMENT: &str = "ricochet-turn-count";
 
 /// One of the lab's hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +337,77 @@ impl NatLab {
         })
     }
 
+    /// Starts coturn (`turnserver`, Debian package coturn) on the public host at
+    /// [`TURN_PORT`], UDP and TCP, no TLS/DTLS, with one static long-term-credential user
+    /// `user:password` in realm `ricochet`, relaying from [`TURN_RELAY_PORTS`]; waits until it
+    /// accepts connections and counts the UDP datagrams reaching its relay addresses
+    /// ([`NatLab::udp_to_turn_relays`]). The lab's public addresses (documentation ranges) are
+    /// allowed as peers explicitly, so a configuration that denies such ranges cannot silently
+    /// turn the relay candidates off.
+    pub fn start_turn(&self, user: &str, password: &str) -> Result<TurnServer, LabError> {
+        if run(Command::new("turnserver").arg("--version")).is_err() {
+            return Err(LabError(
+                "the TURN test needs `turnserver` (Debian package coturn; scripts/install-deps)"
+                    .into(),
+            ));
+        }
+        if user.contains(':') {
+            return Err(LabError(format!("TURN user name {user:?} contains ':'")));
+        }
+        let pidfile = std::env::temp_dir().join(format!("{}-turnserver.pid", self.prefix));
+        let (min, max) = TURN_RELAY_PORTS;
+        let proc = self
+            .command(Host::Public, "turnserver")
+            // No configuration file, no admin CLI, logs to stdout (discarded).
+            .args(["-n", "--no-cli", "--log-file", "stdout", "--simple-log"])
+            .args(["--listening-ip", PUBLIC_IP, "--relay-ip", PUBLIC_IP])
+            .args(["--listening-port", &TURN_PORT.to_string()])
+            .args([
+                "--min-port",
+                &min.to_string(),
+                "--max-port",
+                &max.to_string(),
+            ])
+            .args(["--no-tls", "--no-dtls", "--fingerprint", "--lt-cred-mech"])
+            .args([
+                "--realm",
+                "ricochet",
+                "--user",
+                &format!("{user}:{password}"),
+            ])
+            .args(["--allowed-peer-ip", "198.51.100.0-198.51.100.255"])
+            .args(["--allowed-peer-ip", "203.0.113.0-203.0.113.255"])
+            .args(["--no-multicast-peers"])
+            .arg("--pidfile")
+            .arg(&pidfile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map(Proc)
+            .map_err(|e| LabError(format!("cannot start turnserver: {e}")))?;
+        let turn = TurnServer { proc, pidfile };
+        self.wait_listening(Host::Public, PUBLIC_IP, TURN_PORT)?;
+        self.sh(
+            Host::Public,
+            &format!(
+                "iptables -A INPUT -p udp -d {PUBLIC_IP} --dport {min}:{max} \
+                 -m comment --comment {TURN_COUNT_COMMENT}"
+            ),
+        )?;
+        Ok(turn)
+    }
+
+    /// The TURN URL as seen from the homes ([`NatLab::start_turn`]).
+    pub fn turn_url(&self) -> String {
+        format!("turn:{PUBLIC_IP}:{TURN_PORT}")
+    }
+
+    /// UDP datagrams that reached coturn's relay addresses on the public host (from the other
+    /// peer or the other peer's relay address).
+    pub fn udp_to_turn_relays(&self) -> Result<u64, LabError> {
+        self.counted(Host::Public, "INPUT", TURN_COUNT_COMMENT)
+    }
+
     /// Waits until something inside `host` accepts TCP connections on `ip:port`.
     pub fn wait_listening(&self, host: Host, ip: &str, port: u16) -> Result<(), LabError> {
         let deadline = Instant::now() + START_TIMEOUT;
@@ -398,8 +476,8 @@ impl NatLab {
         )
     }
 
-    fn counted(&self, comment: &str) -> Result<u64, LabError> {
-        let out = self.sh(Host::Router, "iptables -L FORWARD -v -n -x")?;
+    fn counted(&self, host: Host, chain: &str, comment: &str) -> Result<u64, LabError> {
+        let out = self.sh(host, &format!("iptables -L {chain} -v -n -x"))?;
         Ok(out
             .lines()
             .filter(|l| l.contains(comment))
@@ -409,12 +487,12 @@ impl NatLab {
 
     /// UDP datagrams between the two NATs (both ways) the router dropped by the tests' rules.
     pub fn udp_dropped_between_homes(&self) -> Result<u64, LabError> {
-        self.counted(RULE_COMMENT)
+        self.counted(Host::Router, "FORWARD", RULE_COMMENT)
     }
 
     /// UDP datagrams between the two NATs (both ways) the router forwarded.
     pub fn udp_forwarded_between_homes(&self) -> Result<u64, LabError> {
-        self.counted(COUNT_COMMENT)
+        self.counted(Host::Router, "FORWARD", COUNT_COMMENT)
     }
 }
 
@@ -430,6 +508,22 @@ impl Drop for NatLab {
 pub struct PublicServers {
     _relay: Proc,
     _signaling: Proc,
+}
+
+/// coturn on the public host ([`NatLab::start_turn`]), killed on drop (and, like everything in
+/// the lab, when the [`NatLab`] is dropped).
+pub struct TurnServer {
+    proc: Proc,
+    pidfile: std::path::PathBuf,
+}
+
+impl Drop for TurnServer {
+    fn drop(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+        // coturn's only trace outside the lab.
+        let _ = std::fs::remove_file(&self.pidfile);
+    }
 }
 
 /// Starts `program` (a `ricochet-bot` or another peer) inside `host` with its stdout piped
