@@ -229,7 +229,7 @@ struct PresenceState {
 
 impl Drop for Presence {
     fn drop(&mut self) {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        crate::lock(&self.shared).stop = true;
     }
 }
 
@@ -239,7 +239,7 @@ impl Presence {
         let state = shared.clone();
         rt::spawn(async move {
             let set = |f: &dyn Fn(&mut PresenceState)| {
-                f(&mut state.lock().unwrap_or_else(|e| e.into_inner()));
+                f(&mut crate::lock(&state));
             };
             let builder = RicochetSignallerBuilder::new(info);
             let mut signaller = match builder.new_signaller(Some(3), room_url).await {
@@ -266,7 +266,7 @@ impl Presence {
                     }
                     futures_util::future::Either::Right(_) => {}
                 }
-                if state.lock().unwrap_or_else(|e| e.into_inner()).stop {
+                if crate::lock(&state).stop {
                     return;
                 }
             }
@@ -275,15 +275,11 @@ impl Presence {
     }
 
     fn id(&self) -> Option<PeerId> {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner()).id
+        crate::lock(&self.shared).id
     }
 
     fn ended(&self) -> Option<String> {
-        self.shared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ended
-            .clone()
+        crate::lock(&self.shared).ended.clone()
     }
 }
 
@@ -306,9 +302,7 @@ impl Signaling {
 
     fn ended(&self) -> Option<String> {
         match self {
-            Signaling::WebRtc { ended, .. } => {
-                ended.lock().unwrap_or_else(|e| e.into_inner()).clone()
-            }
+            Signaling::WebRtc { ended, .. } => crate::lock(ended).clone(),
             Signaling::Alone(p) => p.ended(),
         }
     }
@@ -346,7 +340,7 @@ pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
                 Ok(()) => "the signaling connection closed".to_string(),
                 Err(e) => e.to_string(),
             };
-            *report.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+            *crate::lock(&report) = Some(reason);
         });
         Signaling::WebRtc { socket, ended }
     };

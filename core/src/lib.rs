@@ -84,3 +84,10 @@ pub use session::{
     SyncTest,
 };
 pub use transport::{GgrsSocket, PacketSocket, SocketStats};
+
+/// Locks `mutex`, going on through poisoning: the state behind Ricochet's locks is plain data
+/// (queues, counters, membership) that a panic elsewhere cannot leave half-updated in a way
+/// that matters.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_channel::mpsc;
@@ -18,6 +18,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use ricochet_protocol::relay::{ClientFrame, Opcode, RelayEvent, RelayFrame};
 use ricochet_protocol::{PeerId, Ticket};
 
+use crate::lock;
 use crate::rt::MaybeSend;
 use crate::transport::PacketSocket;
 use crate::ws::{Incoming, Outgoing, WebSocket};
@@ -153,10 +154,6 @@ async fn drive(
             }
         }
     }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl RelaySocket {

@@ -58,7 +58,7 @@ fn ice_config(servers: &[IceServer]) -> RtcIceServerConfig {
 
 impl MatchInfo {
     fn lock(&self) -> MutexGuard<'_, MatchState> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.inner)
     }
 
     /// The current state.

@@ -241,7 +241,7 @@ impl SimNetwork {
     }
 
     fn lock(&self) -> MutexGuard<'_, Net> {
-        self.net.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.net)
     }
 
     /// A socket on this network with address `addr`.

@@ -377,9 +377,7 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner<A, S>> {
-        // A panic while holding the lock cannot leave the queues inconsistent in a way that
-        // matters (they are plain buffers), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.inner)
     }
 
     /// Sets the limits against which received ggrs messages are checked (the session calls
