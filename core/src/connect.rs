@@ -218,18 +218,18 @@ impl Joined {
 /// closes the connection.
 struct Presence {
     shared: Arc<Mutex<PresenceState>>,
+    task: futures_util::future::AbortHandle,
 }
 
 #[derive(Default)]
 struct PresenceState {
     id: Option<PeerId>,
     ended: Option<String>,
-    stop: bool,
 }
 
 impl Drop for Presence {
     fn drop(&mut self) {
-        crate::lock(&self.shared).stop = true;
+        self.task.abort();
     }
 }
 
@@ -237,41 +237,35 @@ impl Presence {
     fn connect(room_url: String, info: MatchInfo) -> Presence {
         let shared = Arc::new(Mutex::new(PresenceState::default()));
         let state = shared.clone();
-        rt::spawn(async move {
-            let set = |f: &dyn Fn(&mut PresenceState)| {
-                f(&mut crate::lock(&state));
-            };
+        let (task, handle) = futures_util::future::abortable(async move {
             let builder = RicochetSignallerBuilder::new(info);
             let mut signaller = match builder.new_signaller(Some(3), room_url).await {
                 Ok(s) => s,
                 Err(e) => {
-                    set(&|s| s.ended = Some(e.to_string()));
+                    crate::lock(&state).ended = Some(e.to_string());
                     return;
                 }
             };
             loop {
-                // Wake up now and then to notice that the match handle was dropped.
-                let next = signaller.next_message();
-                let tick = rt::sleep(Duration::from_millis(250));
-                futures_util::pin_mut!(next, tick);
-                match futures_util::future::select(next, tick).await {
-                    futures_util::future::Either::Left((Ok(PeerEvent::IdAssigned(id)), _)) => {
-                        set(&|s| s.id = Some(id));
-                    }
+                match signaller.next_message().await {
+                    Ok(PeerEvent::IdAssigned(id)) => crate::lock(&state).id = Some(id),
                     // Offers and candidates from players trying a direct path stay unanswered.
-                    futures_util::future::Either::Left((Ok(_), _)) => {}
-                    futures_util::future::Either::Left((Err(e), _)) => {
-                        set(&|s| s.ended = Some(e.to_string()));
+                    Ok(_) => {}
+                    Err(e) => {
+                        crate::lock(&state).ended = Some(e.to_string());
                         return;
                     }
-                    futures_util::future::Either::Right(_) => {}
-                }
-                if crate::lock(&state).stop {
-                    return;
                 }
             }
         });
-        Presence { shared }
+        rt::spawn(async move {
+            // Aborted when the Presence is dropped; that closes the signaller's WebSocket.
+            let _ = task.await;
+        });
+        Presence {
+            shared,
+            task: handle,
+        }
     }
 
     fn id(&self) -> Option<PeerId> {
