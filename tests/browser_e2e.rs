@@ -4,15 +4,18 @@
 //! reports the same checksum of frame 599 and no desync; each tab's screenshot shows the game.
 //! Once over direct WebRTC channels (browser to browser and browser to the native bot), once
 //! forced to the relay. Cross-play: one tab and the native window (`ricochet-native` under
-//! Xvfb) in one match, direct and forced to the relay. And the page's "New private match" button: the link it makes brings a
-//! second tab into the same (server-created, unlisted) match.
+//! Xvfb) in one match, direct and forced to the relay. The page's "New private match" button:
+//! the link it makes brings a second tab into the same (server-created, unlisted) match. And a
+//! relay that refuses the tickets: each tab gives up with the relay's close code and reason.
 
 #[path = "browser/support.rs"]
 mod support;
 
 use std::process::{Command, Stdio};
 
-use ricochet_tests::processes::{bin, bot_report, serial, servers, xvfb, Proc};
+use ricochet_tests::processes::{
+    bin, bot_report, serial, servers, servers_with_relay_secret, xvfb, Proc,
+};
 
 /// Frames every participant plays; the checksum compared is frame `FRAMES - 1`'s.
 const FRAMES: u32 = 600;
@@ -126,6 +129,43 @@ fn a_private_match_link_brings_a_second_tab() {
     assert!(!listed.contains(id), "private match listed: {listed}");
     for shot in &drive.screenshots {
         support::check_screenshot(shot);
+    }
+}
+
+/// The wasm client's side of a refusal: the relay closes the tab's WebSocket with its
+/// `ticket_invalid` close code (its secret differs from signaling's), and each page gives up
+/// with an error that names the relay, the close code and the reason, both in its status and
+/// on the page, instead of waiting forever.
+#[test]
+fn a_tab_whose_ticket_the_relay_refuses_says_why() {
+    let _serial = serial();
+    let web = support::web_dir();
+    let servers = servers_with_relay_secret(
+        &["--static", web.to_str().unwrap()],
+        "not-the-secret-signaling-signs-with-0000",
+    );
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let room = format!("browser-refused-{}", std::process::id());
+    // Both players are needed: a player goes to the relay once the match is full.
+    let url = format!("{http}/?match={room}&players=2");
+    let drive = support::drive(
+        &support::artifacts("browser-refused"),
+        "failed",
+        60,
+        &[url.clone(), url],
+    );
+    println!("tabs: {:?} shown {:?}", drive.statuses, drive.shown);
+    assert!(drive.ok, "the tabs did not give up: {:?}", drive.statuses);
+    let code = ricochet::protocol::relay::close::TICKET_INVALID.to_string();
+    for (status, shown) in drive.statuses.iter().zip(&drive.shown) {
+        assert_eq!(status["state"], "failed", "{status}");
+        let error = status["error"]
+            .as_str()
+            .expect("a failed status has an error");
+        for part in [servers.relay_url.as_str(), &code, "ticket_invalid"] {
+            assert!(error.contains(part), "{part:?} missing from {error:?}");
+        }
+        assert_eq!(shown, error, "the page shows the error");
     }
 }
 

@@ -88,13 +88,20 @@ pub struct Servers {
 /// Starts relay and signaling on free loopback ports with [`TEST_SECRET`]; `signaling_args`
 /// go to `ricochet-signaling` as extra flags.
 pub fn servers(signaling_args: &[&str]) -> Servers {
+    servers_with_relay_secret(signaling_args, TEST_SECRET)
+}
+
+/// [`servers`], but the relay verifies tickets with `relay_secret`: anything other than
+/// [`TEST_SECRET`] makes it refuse every ticket signaling hands out, as a misconfigured
+/// deployment would.
+pub fn servers_with_relay_secret(signaling_args: &[&str], relay_secret: &str) -> Servers {
     let relay_addr = format!("127.0.0.1:{}", free_port());
     let signaling_addr = format!("127.0.0.1:{}", free_port());
     let relay_url = format!("ws://{relay_addr}/");
     let relay = Proc(
         Command::new(bin("ricochet-relay"))
             .args(["--addr", &relay_addr])
-            .env("RICOCHET_SECRET", TEST_SECRET)
+            .env("RICOCHET_SECRET", relay_secret)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -95,6 +95,12 @@ fn scripts_run_serves_a_game_two_tabs_can_play() {
         assert_eq!(s["desyncs"], 0, "{s}");
     }
     assert_ne!(drive.statuses[0]["handle"], drive.statuses[1]["handle"]);
+    // Each page tells its player which one they are.
+    for (s, shown) in drive.statuses.iter().zip(&drive.shown) {
+        let player = s["handle"].as_u64().expect("handle") + 1;
+        let want = format!("you are player {player}");
+        assert!(shown.contains(&want), "{want:?} not on the page: {shown:?}");
+    }
     assert!(drive.urls.iter().all(|u| *u == url), "{:?}", drive.urls);
     for shot in &drive.screenshots {
         support::check_screenshot(shot);

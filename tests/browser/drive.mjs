@@ -1,14 +1,17 @@
 // Drives Debian's headless Chromium through playwright-core (never a downloaded browser) for
 // the Rust browser tests: opens each URL in its own tab, waits until every tab is done, takes a
-// screenshot of each tab's canvas, and prints one JSON line: {"tabs": [{"status": ..., "screenshot": path}]}.
+// screenshot of each tab's canvas, and prints one JSON line:
+// {"tabs": [{"status": ..., "shown": the page's status line, "screenshot": path, "url": ...}]}.
 //
-//   node drive.mjs --out DIR [--until checksum|frame:N] [--timeout SECS] [--private] URL...
+//   node drive.mjs --out DIR [--until checksum|frame:N|failed] [--timeout SECS] [--private] URL...
 //
 // --private: the first tab clicks "New private match" on the (single) URL and the second tab
 // opens the link it shows, as a player would send it to a friend.
 // --until checksum: every tab's status has a non-null "checksum" (autoplay=SEED&frames=N).
 // --until frame:N: every tab is playing at frame N or later.
-// A tab whose status says "failed", or a timeout, ends the run with exit code 1 and the statuses.
+// --until failed: every tab has given up ("failed", with its error); for tests of refusals.
+// Otherwise a tab whose status says "failed", or a timeout, ends the run with exit code 1 and
+// the statuses.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,14 +30,15 @@ function parseArgs(argv) {
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else args.urls.push(a);
   }
-  if (!args.out || args.urls.length === 0) throw new Error('usage: drive.mjs --out DIR [--until checksum|frame:N] [--timeout SECS] URL...');
-  if (!(args.until === 'checksum' || /^frame:\d+$/.test(args.until))) throw new Error(`bad --until ${args.until}`);
+  if (!args.out || args.urls.length === 0) throw new Error('usage: drive.mjs --out DIR [--until checksum|frame:N|failed] [--timeout SECS] URL...');
+  if (!(args.until === 'checksum' || args.until === 'failed' || /^frame:\d+$/.test(args.until))) throw new Error(`bad --until ${args.until}`);
   if (!(args.timeout > 0)) throw new Error('bad --timeout');
   if (args.private && args.urls.length !== 1) throw new Error('--private takes one URL');
   return args;
 }
 
 function done(until, status) {
+  if (until === 'failed') return status.state === 'failed';
   if (status.state !== 'playing') return false;
   if (until === 'checksum') return status.checksum != null;
   return status.frame >= Number(until.slice('frame:'.length));
@@ -85,7 +89,7 @@ try {
       const text = await tab.page.evaluate(() => (window.ricochet ? window.ricochet.status() : null));
       tab.status = text ? JSON.parse(text) : { state: 'loading' };
     }
-    if (tabs.some((t) => t.status.state === 'failed')) { code = 1; break; }
+    if (args.until !== 'failed' && tabs.some((t) => t.status.state === 'failed')) { code = 1; break; }
     if (tabs.every((t) => done(args.until, t.status))) break;
     if (Date.now() > deadline) {
       process.stderr.write(`drive: timed out after ${args.timeout}s\n`);
@@ -95,6 +99,7 @@ try {
     await new Promise((r) => setTimeout(r, 250));
   }
   for (const [i, tab] of tabs.entries()) {
+    tab.shown = await tab.page.locator('#status').textContent();
     tab.screenshot = join(args.out, `tab-${i}.png`);
     await tab.page.locator('#game').screenshot({ path: tab.screenshot });
   }
@@ -102,7 +107,7 @@ try {
   process.stderr.write(`drive: ${e.stack || e}\n`);
   code = 1;
 } finally {
-  console.log(JSON.stringify({ tabs: tabs.map((t) => ({ status: t.status, screenshot: t.screenshot, url: t.page.url() })) }));
+  console.log(JSON.stringify({ tabs: tabs.map((t) => ({ status: t.status, shown: t.shown, screenshot: t.screenshot, url: t.page.url() })) }));
   await context.close();
   rmSync(profile, { recursive: true, force: true });
 }

@@ -104,14 +104,16 @@ pub struct Drive {
     pub ok: bool,
     /// Each tab's last `window.ricochet.status()`.
     pub statuses: Vec<serde_json::Value>,
+    /// Each tab's status line as the page shows it (`#status`).
+    pub shown: Vec<String>,
     /// Each tab's screenshot.
     pub screenshots: Vec<PathBuf>,
     /// Each tab's address at the end.
     pub urls: Vec<String>,
 }
 
-/// Opens `urls` in tabs of one headless Chromium until each is done (`until`: `checksum` or
-/// `frame:N`, see `drive.mjs`) or `timeout_secs` pass, screenshots into `out`.
+/// Opens `urls` in tabs of one headless Chromium until each is done (`until`: `checksum`,
+/// `frame:N` or `failed`, see `drive.mjs`) or `timeout_secs` pass, screenshots into `out`.
 pub fn drive(out: &Path, until: &str, timeout_secs: u32, urls: &[String]) -> Drive {
     drive_with(&[], out, until, timeout_secs, urls)
 }
@@ -144,6 +146,10 @@ pub fn drive_with(
     Drive {
         ok: output.status.success(),
         statuses: tabs.iter().map(|t| t["status"].clone()).collect(),
+        shown: tabs
+            .iter()
+            .map(|t| t["shown"].as_str().unwrap_or_default().to_string())
+            .collect(),
         screenshots: tabs
             .iter()
             .filter_map(|t| t["screenshot"].as_str().map(PathBuf::from))
