@@ -3,6 +3,9 @@
 //! relay at once, moving to the direct WebRTC channel when it opens (automatic mode), or
 //! staying on the relay (forced), with equal checksums either way.
 
+#[path = "support/in_process.rs"]
+mod in_process;
+
 use std::time::{Duration, Instant};
 
 use ricochet::path::{Path, PathConfig, PathMode};
@@ -12,34 +15,10 @@ use ricochet::signaller::MatchInfo;
 use ricochet::{Advance, FrameClock, SessionBuilder};
 use ricochet_demo_game::{Arena, InputScript};
 
-const SECRET: &[u8] = b"path-socket-test-secret-0123456789";
-
-async fn servers() -> String {
-    let relay_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay_url = format!("ws://{}/", relay_listener.local_addr().unwrap());
-    let relay_config = ricochet_relay::Config::new(SECRET.to_vec()).unwrap();
-    tokio::spawn(ricochet_relay::run(
-        relay_listener,
-        relay_config,
-        std::future::pending::<()>(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ricochet_signaling::Config {
-        relay_url: Some(relay_url),
-        secret: SECRET.to_vec(),
-        ..ricochet_signaling::Config::default()
-    };
-    tokio::spawn(ricochet_signaling::run(
-        listener,
-        config,
-        std::future::pending::<()>(),
-    ));
-    format!("ws://{addr}")
-}
+use in_process::start_servers;
 
 async fn play(mode: PathMode) -> Vec<Path> {
-    let signaling = servers().await;
+    let signaling = start_servers().await;
     let room = format!("{signaling}/path-{mode:?}");
     let mut peers = Vec::new();
     // Signaling connections that must stay open: leaving signaling leaves the match.

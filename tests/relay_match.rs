@@ -3,6 +3,9 @@
 //! relay to hide their address): every peer confirms the same checksum, and tickets for
 //! another match, or forged ones, get nowhere.
 
+#[path = "support/in_process.rs"]
+mod in_process;
+
 use std::time::Duration;
 
 use ricochet::protocol::{PeerId, Ticket, TicketClaims};
@@ -10,19 +13,7 @@ use ricochet::relay_client::{RelayClientError, RelaySocket, DEFAULT_CONNECT_TIME
 use ricochet::{Advance, SessionBuilder};
 use ricochet_demo_game::{Arena, InputScript};
 
-const SECRET: &[u8] = b"relay-match-test-secret-0123456789";
-
-async fn start_relay() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ricochet_relay::Config::new(SECRET.to_vec()).unwrap();
-    tokio::spawn(ricochet_relay::run(
-        listener,
-        config,
-        std::future::pending::<()>(),
-    ));
-    format!("ws://{addr}/")
-}
+use in_process::{start_relay, SECRET};
 
 fn ticket(secret: &[u8], match_key: &str, peer: PeerId) -> Ticket {
     let now = std::time::SystemTime::now()

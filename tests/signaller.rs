@@ -2,13 +2,16 @@
 //! `ricochet-signaling`: their WebRTC data channel opens and carries data, and each learns the
 //! match, its members and a relay ticket that the relay's secret verifies.
 
+#[path = "support/in_process.rs"]
+mod in_process;
+
 use std::time::{Duration, Instant};
 
 use matchbox_socket::{Packet, PeerState, WebRtcSocket};
 use ricochet::protocol::Ticket;
 use ricochet::signaller::MatchInfo;
 
-const SECRET: &[u8] = b"signaller-test-secret-0123456789";
+use in_process::{start_signaling, SECRET};
 
 fn socket(url: &str, info: &MatchInfo) -> WebRtcSocket {
     let (socket, message_loop) = info.socket_builder(url, &[]).build();
@@ -18,19 +21,9 @@ fn socket(url: &str, info: &MatchInfo) -> WebRtcSocket {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_connect_and_receive_match_and_relay_ticket() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ricochet_signaling::Config {
-        relay_url: Some("ws://127.0.0.1:3537/".into()),
-        secret: SECRET.to_vec(),
-        ..ricochet_signaling::Config::default()
-    };
-    tokio::spawn(ricochet_signaling::run(
-        listener,
-        config,
-        std::future::pending::<()>(),
-    ));
-    let url = format!("ws://{addr}/friday-night");
+    // Signaling only: the relay URL is handed out, never dialled.
+    let signaling = start_signaling("ws://127.0.0.1:3537/").await;
+    let url = format!("{signaling}/friday-night");
     let infos = [MatchInfo::default(), MatchInfo::default()];
     let mut sockets: Vec<_> = infos.iter().map(|i| socket(&url, i)).collect();
 

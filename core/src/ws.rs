@@ -75,7 +75,7 @@ impl WebSocket {
             }
             let (inner, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
                 .await
-                .map_err(|e| WsError(e.to_string()))?;
+                .map_err(WsError::from_inner)?;
             Ok(WebSocket { inner, done: false })
         }
         #[cfg(target_arch = "wasm32")]
@@ -85,11 +85,11 @@ impl WebSocket {
             let _ = read_buffer;
             let (mut meta, inner) = WsMeta::connect(url, None)
                 .await
-                .map_err(|e| WsError(e.to_string()))?;
+                .map_err(WsError::from_inner)?;
             let closes = meta
                 .observe(Filter::Pointer(WsEvent::is_closed).into())
                 .await
-                .map_err(|e| WsError(e.to_string()))?;
+                .map_err(WsError::from_inner)?;
             Ok(WebSocket {
                 inner,
                 closes,
@@ -173,70 +173,57 @@ impl Stream for WebSocket {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-impl Sink<Outgoing> for WebSocket {
-    type Error = WsError;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        Pin::new(&mut self.inner)
-            .poll_ready(cx)
-            .map_err(|e| WsError(e.to_string()))
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, item: Outgoing) -> Result<(), WsError> {
-        use tokio_tungstenite::tungstenite::Message;
-        let message = match item {
-            Outgoing::Text(text) => Message::Text(text.into()),
-            Outgoing::Binary(bytes) => Message::Binary(bytes.into()),
-        };
-        Pin::new(&mut self.inner)
-            .start_send(message)
-            .map_err(|e| WsError(e.to_string()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        Pin::new(&mut self.inner)
-            .poll_flush(cx)
-            .map_err(|e| WsError(e.to_string()))
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        Pin::new(&mut self.inner)
-            .poll_close(cx)
-            .map_err(|e| WsError(e.to_string()))
+impl WsError {
+    /// The error of the underlying WebSocket, whichever target's it is.
+    fn from_inner(e: impl std::fmt::Display) -> Self {
+        WsError(e.to_string())
     }
 }
 
+/// The native WebSocket's message for `item`.
+#[cfg(not(target_arch = "wasm32"))]
+fn message(item: Outgoing) -> tokio_tungstenite::tungstenite::Message {
+    use tokio_tungstenite::tungstenite::Message;
+    match item {
+        Outgoing::Text(text) => Message::Text(text.into()),
+        Outgoing::Binary(bytes) => Message::Binary(bytes.into()),
+    }
+}
+
+/// The browser WebSocket's message for `item`.
 #[cfg(target_arch = "wasm32")]
+fn message(item: Outgoing) -> ws_stream_wasm::WsMessage {
+    use ws_stream_wasm::WsMessage;
+    match item {
+        Outgoing::Text(text) => WsMessage::Text(text),
+        Outgoing::Binary(bytes) => WsMessage::Binary(bytes),
+    }
+}
+
 impl Sink<Outgoing> for WebSocket {
     type Error = WsError;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         Pin::new(&mut self.inner)
             .poll_ready(cx)
-            .map_err(|e| WsError(e.to_string()))
+            .map_err(WsError::from_inner)
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: Outgoing) -> Result<(), WsError> {
-        use ws_stream_wasm::WsMessage;
-        let message = match item {
-            Outgoing::Text(text) => WsMessage::Text(text),
-            Outgoing::Binary(bytes) => WsMessage::Binary(bytes),
-        };
         Pin::new(&mut self.inner)
-            .start_send(message)
-            .map_err(|e| WsError(e.to_string()))
+            .start_send(message(item))
+            .map_err(WsError::from_inner)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         Pin::new(&mut self.inner)
             .poll_flush(cx)
-            .map_err(|e| WsError(e.to_string()))
+            .map_err(WsError::from_inner)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         Pin::new(&mut self.inner)
             .poll_close(cx)
-            .map_err(|e| WsError(e.to_string()))
+            .map_err(WsError::from_inner)
     }
 }
