@@ -9,6 +9,11 @@
 //! - Back to **Relay** when the direct channel stops delivering (nothing received over it for
 //!   [`PathConfig::direct_silence`]), closes, or the ICE attempt fails or takes longer than
 //!   [`PathConfig::ice_timeout`] (webrtc-rs alone takes 25 s or more to declare failure).
+//! - Before that, a direct path that has gone quiet for [`PathConfig::hedge_after`] is covered:
+//!   the side that hears nothing asks for copies over the relay (a flag in each packet's header,
+//!   [`PeerPath::wants_copies`]) and sends its own packets both ways, and the side asked sends
+//!   both ways until [`COPIES_HOLD`] after the last request. A data channel that stalls for a
+//!   second under loss then costs the game a few frames of prediction, not a second of waiting.
 //! - While on the relay with the channel still open, one packet in
 //!   [`PathConfig::probe_every`] is also sent directly, so that a direct path that comes back
 //!   is noticed (by the other side receiving it) and used again, once a hold-off has passed
@@ -32,6 +37,12 @@ pub const DEFAULT_PROBE_EVERY: u32 = 8;
 /// may bring it back; doubled after each silence, up to [`MAX_RETURN_HOLDOFF`], and reset
 /// once the direct path has held for [`STABLE_DIRECT`].
 pub const DEFAULT_RETURN_HOLDOFF: Duration = Duration::from_secs(2);
+/// Default silence on the direct channel after which packets also go over the relay (and
+/// copies are asked for), while the path stays direct. At 60 packets a second this is nine
+/// packets in a row: not loss, a stall.
+pub const DEFAULT_HEDGE_AFTER: Duration = Duration::from_millis(150);
+/// How long packets still go both ways after the peer last asked for copies.
+pub const COPIES_HOLD: Duration = Duration::from_millis(500);
 /// Longest hold-off before returning to a direct path that keeps going silent.
 pub const MAX_RETURN_HOLDOFF: Duration = Duration::from_secs(32);
 /// How long a direct path must carry traffic before its hold-off starts over.
@@ -88,6 +99,9 @@ pub struct PathConfig {
     /// gets through brings it back (doubling with each silence, so a path that keeps
     /// stalling, e.g. under heavy loss, does not make the match flap between paths).
     pub return_holdoff: Duration,
+    /// Silence on the direct channel after which packets also go over the relay and copies
+    /// are asked for, while the path stays direct (see the module docs).
+    pub hedge_after: Duration,
 }
 
 impl Default for PathConfig {
@@ -98,6 +112,7 @@ impl Default for PathConfig {
             direct_silence: DEFAULT_DIRECT_SILENCE,
             probe_every: DEFAULT_PROBE_EVERY,
             return_holdoff: DEFAULT_RETURN_HOLDOFF,
+            hedge_after: DEFAULT_HEDGE_AFTER,
         }
     }
 }
@@ -137,6 +152,8 @@ pub struct PeerPath {
     holdoff: Duration,
     /// Since when the path has been direct.
     direct_since: Option<Instant>,
+    /// The peer asked for copies over the relay: send both ways until then.
+    copies_until: Option<Instant>,
 }
 
 impl PeerPath {
@@ -160,6 +177,7 @@ impl PeerPath {
             holdoff_until: None,
             holdoff: config.return_holdoff,
             direct_since: None,
+            copies_until: None,
         }
     }
 
@@ -244,6 +262,22 @@ impl PeerPath {
         self.switch(Path::Direct);
     }
 
+    /// Whether this side is short of the peer's direct packets: the channel is open and has
+    /// carried traffic, but nothing came over it for [`PathConfig::hedge_after`]. Packets to
+    /// the peer then carry the request for copies over the relay.
+    pub fn wants_copies(&self, now: Instant) -> bool {
+        self.config.mode == PathMode::Automatic
+            && self.channel == Channel::Open
+            && self
+                .last_direct_rx
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.config.hedge_after)
+    }
+
+    /// A packet from the peer asked for copies over the relay (its direct side is quiet).
+    pub fn on_copies_requested(&mut self, now: Instant) {
+        self.copies_until = Some(now + COPIES_HOLD);
+    }
+
     /// Time passes: checks the ICE deadline and the direct channel's silence.
     pub fn poll(&mut self, now: Instant) {
         match self.channel {
@@ -287,8 +321,10 @@ impl PeerPath {
         self.sent = self.sent.wrapping_add(1);
         let relay_allowed = self.config.mode != PathMode::DirectOnly;
         match (self.path, self.channel) {
+            // Direct, with copies over the relay while either side hears nothing directly.
             (Path::Direct, _) => Route {
-                relay: false,
+                relay: relay_allowed
+                    && (self.wants_copies(now) || self.copies_until.is_some_and(|t| now < t)),
                 direct: true,
             },
             // Open but not yet proven: both, so nothing waits on the proof.
@@ -497,5 +533,105 @@ mod tests {
         );
         p.on_direct_received(t0);
         assert!(p.reachable());
+        // Direct only: a quiet channel gets no copies over the relay, and asks for none.
+        assert!(!p.wants_copies(ms(t0, 500)));
+        p.on_copies_requested(ms(t0, 500));
+        assert_eq!(
+            p.route(ms(t0, 500)),
+            Route {
+                relay: false,
+                direct: true
+            }
+        );
+    }
+
+    /// A direct path whose packets flow, at 60 a second from `from` to `to` (ms after `t0`).
+    fn direct_traffic(p: &mut PeerPath, t0: Instant, from: u64, to: u64) {
+        for t in (from..to).step_by(16) {
+            p.on_direct_received(ms(t0, t));
+            assert_eq!(
+                p.route(ms(t0, t)),
+                Route {
+                    relay: false,
+                    direct: true
+                },
+                "at {t} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn a_quiet_direct_path_is_covered_by_copies_over_the_relay() {
+        let t0 = Instant::now();
+        let mut p = PeerPath::new(PathConfig::default(), t0);
+        assert!(
+            !p.wants_copies(t0),
+            "nothing is asked of an unproven channel"
+        );
+        p.on_channel_open(ms(t0, 100));
+        direct_traffic(&mut p, t0, 110, 1000);
+        let last = 990; // the last of 110, 126, ... below 1000
+                        // Quiet for less than 150 ms: direct only.
+        assert!(!p.wants_copies(ms(t0, last + 149)));
+        assert!(!p.route(ms(t0, last + 149)).relay);
+        // Then this side asks for copies and sends its own both ways, still on the direct path.
+        assert!(p.wants_copies(ms(t0, last + 150)));
+        for t in [last + 150, last + 600, last + 999] {
+            assert_eq!(
+                p.route(ms(t0, t)),
+                Route {
+                    relay: true,
+                    direct: true
+                },
+                "at {t} ms"
+            );
+        }
+        assert_eq!(p.path(), Path::Direct);
+        assert_eq!(p.switches(), 1);
+        // The channel delivers again: direct only, no switch happened.
+        direct_traffic(&mut p, t0, last + 1000, last + 2000);
+        assert_eq!(p.switches(), 1);
+        assert_eq!(p.last_failure(), None);
+    }
+
+    #[test]
+    fn copies_asked_for_go_both_ways_for_half_a_second() {
+        let t0 = Instant::now();
+        let mut p = PeerPath::new(PathConfig::default(), t0);
+        p.on_channel_open(ms(t0, 100));
+        direct_traffic(&mut p, t0, 110, 1000);
+        // The peer hears nothing directly from us, though we hear it.
+        p.on_copies_requested(ms(t0, 1000));
+        for t in (1000..1500).step_by(16) {
+            p.on_direct_received(ms(t0, t));
+            assert!(!p.wants_copies(ms(t0, t)));
+            assert_eq!(
+                p.route(ms(t0, t)),
+                Route {
+                    relay: true,
+                    direct: true
+                },
+                "at {t} ms"
+            );
+        }
+        // No further request: direct only again.
+        direct_traffic(&mut p, t0, 1500, 2000);
+        assert_eq!(p.path(), Path::Direct);
+        assert_eq!(p.switches(), 1);
+
+        // On the relay (forced), requests change nothing.
+        let force = PathConfig {
+            mode: PathMode::ForceRelay,
+            ..PathConfig::default()
+        };
+        let mut p = PeerPath::new(force, t0);
+        p.on_copies_requested(t0);
+        assert_eq!(
+            p.route(t0),
+            Route {
+                relay: true,
+                direct: false
+            }
+        );
     }
 }

@@ -6,9 +6,12 @@
 //! directly, and back to the relay when it dies.
 //!
 //! Every packet starts with a 16-bit sequence number per sender and receiver (big-endian,
-//! wrapping; see docs/PROTOCOL.md). The receiver drops copies (a packet may arrive over both
-//! paths around a switch) and estimates loss from the gaps, so the game can show each peer's
-//! path, RTT, loss and traffic ([`PathStats`], [`LinkStats`]).
+//! wrapping) and a flags byte (see docs/PROTOCOL.md). The receiver drops copies (a packet may
+//! arrive over both paths around a switch, or while a quiet direct path is covered by copies
+//! over the relay) and estimates loss from the gaps, so the game can show each peer's path,
+//! RTT, loss and traffic ([`PathStats`], [`LinkStats`]). The flag
+//! [`FLAG_COPIES_WANTED`] says "nothing reaches me directly from you: send copies over the
+//! relay" ([`PeerPath::wants_copies`]).
 
 use std::collections::HashMap;
 
@@ -23,8 +26,11 @@ use crate::relay_client::RelaySocket;
 use crate::session::Session;
 use crate::transport::PacketSocket;
 
-/// Bytes of the sequence-number header before each packet.
-pub const HEADER_LEN: usize = 2;
+/// Bytes of the header before each packet: the sequence number (big-endian `u16`) and flags.
+pub const HEADER_LEN: usize = 3;
+/// Header flag: the sender hears nothing directly from the receiver and asks for copies of its
+/// packets over the relay. The other bits are reserved: sent as 0, ignored.
+pub const FLAG_COPIES_WANTED: u8 = 0x01;
 /// Sequence numbers remembered for dropping copies.
 const WINDOW: u32 = 64;
 /// The loss estimate looks at roughly the last this many packets.
@@ -52,6 +58,9 @@ pub struct PathStats {
     pub bytes_received: u64,
     /// Copies dropped (the same packet over both paths).
     pub duplicates: u64,
+    /// Packets sent over the relay as well while the path was direct, because one side heard
+    /// nothing over the direct channel for a moment.
+    pub relay_copies: u64,
     /// Packets too short to carry the header, dropped.
     pub malformed: u64,
     /// The ICE candidate types the direct channel runs over (ours, the peer's), once known:
@@ -83,6 +92,7 @@ struct Link {
     bytes_sent: u64,
     bytes_received: u64,
     duplicates: u64,
+    relay_copies: u64,
     malformed: u64,
     /// Fault injection: the direct path to this peer drops everything.
     direct_blocked: bool,
@@ -190,6 +200,7 @@ impl PathSocket {
             bytes_sent: get(|l| l.bytes_sent),
             bytes_received: get(|l| l.bytes_received),
             duplicates: get(|l| l.duplicates),
+            relay_copies: get(|l| l.relay_copies),
             malformed: get(|l| l.malformed),
             candidates: self
                 .webrtc
@@ -212,7 +223,7 @@ impl PathSocket {
     }
 
     /// Fault injection, for tests of hostile peers: sends `bytes` to `peer` over `path` as
-    /// they are, without the sequence-number header (a relay frame still wraps them). Counts
+    /// they are, without the path header (a relay frame still wraps them). Counts
     /// nothing and ignores the path state.
     pub fn send_raw(&mut self, peer: PeerId, bytes: &[u8], path: Path) {
         match path {
@@ -229,14 +240,26 @@ impl PathSocket {
         }
     }
 
-    fn receive(&mut self, peer: PeerId, packet: &[u8], out: &mut Vec<(PeerId, Vec<u8>)>) {
+    fn receive(
+        &mut self,
+        peer: PeerId,
+        packet: &[u8],
+        now: Instant,
+        out: &mut Vec<(PeerId, Vec<u8>)>,
+    ) {
         let link = self.links.entry(peer).or_default();
         link.bytes_received += packet.len() as u64;
-        let Some((seq, body)) = packet.split_first_chunk::<HEADER_LEN>() else {
+        let Some((&[seq_hi, seq_lo, flags], body)) = packet.split_first_chunk::<HEADER_LEN>()
+        else {
             link.malformed += 1;
             return;
         };
-        if link.accept(u16::from_be_bytes(*seq)) {
+        let new = link.accept(u16::from_be_bytes([seq_hi, seq_lo]));
+        if flags & FLAG_COPIES_WANTED != 0 {
+            self.path(peer, now).on_copies_requested(now);
+        }
+        let link = self.links.entry(peer).or_default();
+        if new {
             link.packets_received += 1;
             out.push((peer, body.to_vec()));
         } else {
@@ -257,10 +280,18 @@ fn send_direct(webrtc: &mut WebRtcSocket, peer: PeerId, bytes: &[u8]) {
 impl PacketSocket<PeerId> for PathSocket {
     fn send_packet(&mut self, to: &PeerId, packet: &[u8]) {
         let now = Instant::now();
-        let route = self.path(*to, now).route(now);
+        let path = self.path(*to, now);
+        let route = path.route(now);
+        let flags = if path.wants_copies(now) {
+            FLAG_COPIES_WANTED
+        } else {
+            0
+        };
+        let direct_path = path.path() == Path::Direct;
         let link = self.links.entry(*to).or_default();
         self.buf.clear();
         self.buf.extend_from_slice(&link.next_seq.to_be_bytes());
+        self.buf.push(flags);
         self.buf.extend_from_slice(packet);
         link.next_seq = link.next_seq.wrapping_add(1);
         link.packets_sent += 1;
@@ -273,6 +304,9 @@ impl PacketSocket<PeerId> for PathSocket {
         if route.relay {
             if let Some(relay) = &mut self.relay {
                 link.bytes_sent += self.buf.len() as u64;
+                if direct_path {
+                    link.relay_copies += 1;
+                }
                 relay.send_packet(to, &self.buf);
             }
         }
@@ -307,7 +341,7 @@ impl PacketSocket<PeerId> for PathSocket {
                     continue;
                 }
                 self.path(peer, now).on_direct_received(now);
-                self.receive(peer, &packet, out);
+                self.receive(peer, &packet, now, out);
             }
             if !stopped {
                 self.webrtc = Some(webrtc);
@@ -317,7 +351,7 @@ impl PacketSocket<PeerId> for PathSocket {
             let mut scratch = std::mem::take(&mut self.scratch);
             relay.receive_packets(&mut scratch);
             for (peer, packet) in scratch.drain(..) {
-                self.receive(peer, &packet, out);
+                self.receive(peer, &packet, now, out);
             }
             self.scratch = scratch;
         }

@@ -199,10 +199,11 @@ impl Play {
 
     /// A JSON report: `peer`, `handle`, `frame`, `confirmed`, `checksums` of remembered
     /// confirmed frames every [`STATUS_CHECKSUM_EVERY`] (frame → hex), `last_checksum`,
-    /// `desyncs`, `rollbacks`, `max_rollback`, `paths` and `links` per remote peer (path, RTT, loss, counters, ICE candidate types
-    /// as `local/remote`, e.g. `host/srflx`),
+    /// `desyncs`, `rollbacks`, `max_rollback`, `paths` and `links` per remote peer (path, RTT,
+    /// loss, counters, ICE candidate types as `local/remote`, e.g. `host/srflx`),
     /// `path_switches`, `direct_failures`, `time_to_first_frame_ms`,
-    /// `time_to_first_confirmed_ms`, `malformed_packets`.
+    /// `time_to_first_confirmed_ms`, `elapsed_ms` (since joining began: 60 frames take 1,000 ms
+    /// when nothing stalls), `malformed_packets`.
     pub fn status(&self) -> serde_json::Value {
         let stats = self.session.stats();
         let mut checksums = BTreeMap::new();
@@ -240,6 +241,7 @@ impl Play {
                     "bytes_sent": link.path.bytes_sent,
                     "bytes_received": link.path.bytes_received,
                     "duplicates": link.path.duplicates,
+                    "relay_copies": link.path.relay_copies,
                     "switches": link.path.switches,
                     "candidates": link.path.candidates.map(|(local, remote)| {
                         format!("{}/{}", candidate_name(local), candidate_name(remote))
@@ -265,6 +267,7 @@ impl Play {
             "direct_failures": failures,
             "time_to_first_frame_ms": ms(self.first_frame),
             "time_to_first_confirmed_ms": ms(self.first_confirmed),
+            "elapsed_ms": ms(Some(self.started.elapsed())),
             "malformed_packets": stats.socket.malformed_packets,
         })
     }
