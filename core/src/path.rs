@@ -570,8 +570,9 @@ mod tests {
         );
         p.on_channel_open(ms(t0, 100));
         direct_traffic(&mut p, t0, 110, 1000);
-        let last = 990; // the last of 110, 126, ... below 1000
-                        // Quiet for less than 150 ms: direct only.
+        // The last packet of 110, 126, ... below 1000; quiet for less than 150 ms after it:
+        // direct only.
+        let last = 990;
         assert!(!p.wants_copies(ms(t0, last + 149)));
         assert!(!p.route(ms(t0, last + 149)).relay);
         // Then this side asks for copies and sends its own both ways, still on the direct path.

@@ -254,16 +254,14 @@ impl PathSocket {
             link.malformed += 1;
             return;
         };
-        let new = link.accept(u16::from_be_bytes([seq_hi, seq_lo]));
-        if flags & FLAG_COPIES_WANTED != 0 {
-            self.path(peer, now).on_copies_requested(now);
-        }
-        let link = self.links.entry(peer).or_default();
-        if new {
+        if link.accept(u16::from_be_bytes([seq_hi, seq_lo])) {
             link.packets_received += 1;
             out.push((peer, body.to_vec()));
         } else {
             link.duplicates += 1;
+        }
+        if flags & FLAG_COPIES_WANTED != 0 {
+            self.path(peer, now).on_copies_requested(now);
         }
     }
 }
