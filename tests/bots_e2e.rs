@@ -117,6 +117,23 @@ fn three_bots_forced_to_the_relay() {
 }
 
 #[test]
+fn relay_memberships_outlive_their_first_tickets() {
+    let _one = serial();
+    // Tickets live 2 s: the relay ends a membership at its ticket's expiry unless the client
+    // renews it, so these 10 s matches finish only if every bot passes on the fresh tickets
+    // signaling hands out (every second here) over its relay connection.
+    let servers = servers(&["--ticket-ttl-secs", "2"]);
+    let reports = bots(
+        &servers.signaling_url,
+        "renewing",
+        2,
+        600,
+        &["--force-relay"],
+    );
+    check(&reports, "relay");
+}
+
+#[test]
 fn a_private_player_is_reached_over_the_relay_by_everyone() {
     let _one = serial();
     let servers = servers(&[]);

@@ -25,6 +25,10 @@ fn ticket(secret: &[u8], match_key: &str, peer: PeerId) -> Ticket {
         &TicketClaims {
             match_key: match_key.into(),
             peer,
+            // The tests' peer IDs end in their index.
+            seat: (peer.0.as_u128() % 16) as u8,
+            max_players: 16,
+            issued_at_ms: now * 1000,
             expires_at: now + 60,
         },
     )

@@ -363,12 +363,13 @@ pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
         rt::sleep(POLL).await;
     };
     let url = grant.relay_url.clone().ok_or(JoinError::NoRelay)?;
-    let (relay, driver) = RelaySocket::connect(&url, &grant.ticket, DEFAULT_CONNECT_TIMEOUT)
+    let (mut relay, driver) = RelaySocket::connect(&url, &grant.ticket, DEFAULT_CONNECT_TIMEOUT)
         .await
         .map_err(|source| JoinError::Relay {
             url: url.clone(),
             source,
         })?;
+    relay.renew_from(info.clone(), grant.ticket.clone());
     rt::spawn(async move {
         if let Err(e) = driver.await {
             tracing::warn!(%e, "the relay connection ended");

@@ -78,15 +78,29 @@ pub struct LinkStats {
     pub rtt_ms: Option<u64>,
 }
 
-/// Per-peer sequence numbers and counters.
-#[derive(Debug, Default)]
-struct Link {
-    next_seq: u16,
+/// Splits a received packet into its path header, the sequence number and the flags, and the
+/// body; `None` if it is too short to have a header.
+pub fn split_header(packet: &[u8]) -> Option<(u16, u8, &[u8])> {
+    let (&[seq_hi, seq_lo, flags], body) = packet.split_first_chunk::<HEADER_LEN>()?;
+    Some((u16::from_be_bytes([seq_hi, seq_lo]), flags, body))
+}
+
+/// The receiving side of one peer's sequence numbers: tells new packets from copies (within
+/// the last 64 sequence numbers; older ones are taken as new) and estimates loss from the gaps.
+#[derive(Debug, Default, Clone)]
+pub struct SequenceWindow {
     /// Highest sequence number received, and which of the [`WINDOW`] before it arrived.
     highest: Option<u16>,
     seen: u64,
     received: f32,
     lost: f32,
+}
+
+/// Per-peer sequence numbers and counters.
+#[derive(Debug, Default)]
+struct Link {
+    next_seq: u16,
+    window: SequenceWindow,
     packets_sent: u64,
     packets_received: u64,
     bytes_sent: u64,
@@ -99,8 +113,18 @@ struct Link {
 }
 
 impl Link {
-    /// Whether a packet with `seq` is new (not a copy); updates the loss estimate.
     fn accept(&mut self, seq: u16) -> bool {
+        self.window.accept(seq)
+    }
+
+    fn loss(&self) -> f32 {
+        self.window.loss()
+    }
+}
+
+impl SequenceWindow {
+    /// Whether a packet with `seq` is new (not a copy); updates the loss estimate.
+    pub fn accept(&mut self, seq: u16) -> bool {
         let Some(highest) = self.highest else {
             self.highest = Some(seq);
             self.seen = 1;
@@ -137,7 +161,8 @@ impl Link {
         true
     }
 
-    fn loss(&self) -> f32 {
+    /// Estimated share of packets lost (0.0 to 1.0), over roughly the last 256 packets.
+    pub fn loss(&self) -> f32 {
         let total = self.received + self.lost;
         if total > 0.0 {
             self.lost / total
@@ -249,12 +274,11 @@ impl PathSocket {
     ) {
         let link = self.links.entry(peer).or_default();
         link.bytes_received += packet.len() as u64;
-        let Some((&[seq_hi, seq_lo, flags], body)) = packet.split_first_chunk::<HEADER_LEN>()
-        else {
+        let Some((seq, flags, body)) = split_header(packet) else {
             link.malformed += 1;
             return;
         };
-        if link.accept(u16::from_be_bytes([seq_hi, seq_lo])) {
+        if link.accept(seq) {
             link.packets_received += 1;
             out.push((peer, body.to_vec()));
         } else {

@@ -6,6 +6,12 @@
 //! tokio task on native, a `spawn_local` task in the browser); it ends when the connection
 //! does. Packets go as game frames with opcode [`PACKET_OPCODE`] to one member; the relay stamps the sender, and join and leave
 //! events keep the member-number ↔ peer-ID map current.
+//!
+//! A relay membership ends when its ticket expires (close 4002) unless the client renews it
+//! with a later ticket for the same seat ([`Opcode::RENEW`]). Signaling hands every member a
+//! fresh ticket at half the ticket's lifetime; [`RelaySocket::renew_from`] makes the socket
+//! pass each new one to the relay (at its next flush), and [`RelaySocket::renew`] sends one
+//! by hand.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,6 +26,7 @@ use ricochet_protocol::{PeerId, Ticket};
 
 use crate::lock;
 use crate::rt::MaybeSend;
+use crate::signaller::MatchInfo;
 use crate::transport::PacketSocket;
 use crate::ws::{Incoming, Outgoing, WebSocket};
 
@@ -99,6 +106,8 @@ struct State {
 pub struct RelaySocket {
     state: Arc<Mutex<State>>,
     outbox: mpsc::UnboundedSender<Vec<Vec<u8>>>,
+    /// Where fresh tickets come from (signaling), and the last one passed to the relay.
+    renewals: Option<(MatchInfo, Ticket)>,
 }
 
 /// The error for how a connection ended (a close frame, a transport error).
@@ -229,7 +238,30 @@ impl RelaySocket {
             }
             result
         };
-        Ok((RelaySocket { state, outbox }, driver))
+        Ok((
+            RelaySocket {
+                state,
+                outbox,
+                renewals: None,
+            },
+            driver,
+        ))
+    }
+
+    /// Passes every new ticket signaling hands out in `info` on to the relay (at the next
+    /// [`PacketSocket::flush`]), so the membership outlives its first ticket. `current` is the
+    /// ticket the socket connected with.
+    pub fn renew_from(&mut self, info: MatchInfo, current: Ticket) {
+        self.renewals = Some((info, current));
+    }
+
+    /// Sends `ticket` to the relay to extend this membership ([`Opcode::RENEW`]). The relay
+    /// refuses (an ERROR frame, counted in [`RelayStats::refused`]) a ticket that is not later
+    /// than the one in use or is for another seat.
+    pub fn renew(&self, ticket: &Ticket) {
+        let frame = ClientFrame::broadcast(Opcode::RENEW, ticket.as_str().as_bytes()).to_vec();
+        // The driver is gone when the connection is; `closed` says why.
+        let _ = self.outbox.unbounded_send(vec![frame]);
     }
 
     /// This client's member number in the relay match.
@@ -372,6 +404,14 @@ impl PacketSocket<PeerId> for RelaySocket {
     }
 
     fn flush(&mut self) {
+        if let Some((info, last)) = &mut self.renewals {
+            if let Some(grant) = info.relay() {
+                if grant.ticket != *last {
+                    *last = grant.ticket.clone();
+                    self.renew(&grant.ticket);
+                }
+            }
+        }
         let mut s = lock(&self.state);
         if s.pending.is_empty() {
             return;

@@ -25,8 +25,9 @@
 //!
 //! Opcodes `0x00..=0xEF` belong to the game and are forwarded verbatim; `0xF0..=0xFF` are
 //! reserved for the relay ([`Opcode::WELCOME`], [`Opcode::JOIN`], [`Opcode::LEAVE`],
-//! [`Opcode::ERROR`]; the others are unassigned). A client sending a reserved opcode gets an
-//! [`Opcode::ERROR`] frame back and nothing is forwarded.
+//! [`Opcode::ERROR`] from the relay; [`Opcode::RENEW`] from a client; the others are
+//! unassigned). A client sending any other reserved opcode gets an [`Opcode::ERROR`] frame back
+//! and nothing is forwarded.
 //!
 //! Everything here is plain byte manipulation without I/O or allocation beyond the returned
 //! values, so it builds for wasm32 as well as native. Decoders return a [`FrameError`] on short
@@ -86,6 +87,11 @@ impl Opcode {
     /// [`RELAY_MEMBER`]. Payload: [`ErrorCode`] (1 byte), then the refused frame's opcode
     /// (1 byte, 0 if it had none).
     pub const ERROR: Opcode = Opcode(0xF3);
+    /// Client to relay, never forwarded: extends this membership with a fresher ticket for the
+    /// same match, peer and seat (payload: the ticket text, ASCII). A membership ends when its
+    /// ticket expires unless renewed this way; the relay answers a refused renewal with
+    /// [`Opcode::ERROR`] ([`ErrorCode::TicketRefused`]) and keeps the old expiry.
+    pub const RENEW: Opcode = Opcode(0xF4);
 
     /// Whether the opcode is in the relay's reserved range `0xF0..=0xFF`.
     pub const fn is_reserved(self) -> bool {
@@ -427,6 +433,9 @@ pub enum ErrorCode {
     ReservedOpcode,
     /// 3: the target member is not in the match (or is the sender itself).
     UnknownTarget,
+    /// 4: a [`Opcode::RENEW`] ticket was invalid, expired, for another match, peer or seat, or
+    /// older than the one in use.
+    TicketRefused,
     /// Any other value, from a later version.
     Other(u8),
 }
@@ -438,6 +447,7 @@ impl ErrorCode {
             ErrorCode::Malformed => 1,
             ErrorCode::ReservedOpcode => 2,
             ErrorCode::UnknownTarget => 3,
+            ErrorCode::TicketRefused => 4,
             ErrorCode::Other(b) => b,
         }
     }
@@ -448,6 +458,7 @@ impl ErrorCode {
             1 => ErrorCode::Malformed,
             2 => ErrorCode::ReservedOpcode,
             3 => ErrorCode::UnknownTarget,
+            4 => ErrorCode::TicketRefused,
             b => ErrorCode::Other(b),
         }
     }
@@ -467,14 +478,21 @@ pub mod close {
     pub const TICKET_MISSING: u16 = 4000;
     /// The ticket is malformed, has a bad signature or an unknown version.
     pub const TICKET_INVALID: u16 = 4001;
-    /// The ticket has expired.
+    /// The ticket has expired: at connect, or later, when the membership it admitted reached
+    /// the ticket's expiry without a [`super::Opcode::RENEW`].
     pub const TICKET_EXPIRED: u16 = 4002;
-    /// The match already has the maximum number of members.
+    /// The match already has the maximum number of members (the ticket's player limit, or the
+    /// relay's own cap if lower).
     pub const MATCH_FULL: u16 = 4003;
-    /// Another connection presented a ticket for the same peer in the same match and took
-    /// this one's place.
+    /// Another connection presented a later ticket for the same seat of the same match and
+    /// took this one's place (a reconnect).
     pub const REPLACED: u16 = 4004;
-    /// The client sent more frames per second than allowed.
+    /// The seat is held by a live member whose ticket is as recent as this one or more: a
+    /// replayed or older ticket never evicts anyone.
+    pub const SEAT_TAKEN: u16 = 4005;
+    /// The client sent more bytes per second than allowed.
+    pub const BYTE_RATE_LIMITED: u16 = 4007;
+    /// The client sent more frames per second than allowed (WebSocket pings and pongs count).
     pub const RATE_LIMITED: u16 = 4008;
     /// The client did not read fast enough: its outbound queue overflowed.
     pub const SLOW_READER: u16 = 4009;

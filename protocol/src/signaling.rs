@@ -9,7 +9,8 @@
 //! - [`ClientFrame`]: everything a client may send (matchbox requests and [`ClientMessage`]s).
 //! - [`MatchId`]: the server-generated, unguessable ID of a match (128 random bits, 32 lowercase
 //!   hex digits).
-//! - [`CreateMatch`], [`CreatedMatch`], [`MatchInfo`], [`HttpError`]: the HTTP API bodies.
+//! - [`CreateMatch`], [`CreatedMatch`], [`MatchList`], [`MatchInfo`], [`HttpError`]: the HTTP API
+//!   bodies.
 //!
 //! ```
 //! use ricochet_protocol::signaling::{ClientFrame, ClientMessage, ServerFrame, ServerMessage};
@@ -244,6 +245,24 @@ pub enum ErrorCode {
     RateLimited,
     /// The relay ticket could not be issued.
     TicketUnavailable,
+    /// `POST /matches`: this address is creating matches faster than the server allows (HTTP
+    /// 429; retry after the `Retry-After` header's seconds).
+    CreateRateLimited,
+    /// `POST /matches`: this address already has the most live matches it may have created at
+    /// once (HTTP 429; a match stops counting once it is removed).
+    TooManyMatchesFromIp,
+    /// A WebSocket join refused because this address is joining faster than the server allows
+    /// (HTTP 429 before the upgrade).
+    JoinRateLimited,
+    /// A WebSocket join refused because this match is being joined faster than the server
+    /// allows, whoever joins it (HTTP 429 before the upgrade). This bounds the presence events
+    /// join/leave churn can cause its members.
+    MatchJoinRateLimited,
+    /// A `Signal` was not delivered: the sender has used up its budget of signals (or signal
+    /// bytes) to that receiver. The receiver is not affected; send again later.
+    SignalRateLimited,
+    /// A `set_meta` was not applied: the sender changes its metadata faster than allowed.
+    MetaRateLimited,
     /// A code this version does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -402,6 +421,17 @@ pub struct MatchInfo {
     pub metadata: Option<Value>,
 }
 
+/// Answer to `GET /matches`: one page of public created matches, in ascending ID order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchList {
+    /// The matches of this page (at most the requested `limit`).
+    pub matches: Vec<MatchInfo>,
+    /// Where the next page starts: pass it as `?after=` to continue, `null` when the listing is
+    /// complete. A page may hold fewer than `limit` matches (even none) and still have a
+    /// `next`: the server looks at a bounded number of matches per request.
+    pub next: Option<MatchId>,
+}
+
 /// Body of every HTTP error answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpError {
@@ -477,6 +507,64 @@ mod tests {
             parse_meta(&format!(r#"{{"a":"{}"}}"#, "x".repeat(100)), 64),
             Err(MetaError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn rate_limit_error_codes_have_stable_names() {
+        for (code, text) in [
+            (ErrorCode::CreateRateLimited, "create_rate_limited"),
+            (ErrorCode::TooManyMatchesFromIp, "too_many_matches_from_ip"),
+            (ErrorCode::JoinRateLimited, "join_rate_limited"),
+            (ErrorCode::MatchJoinRateLimited, "match_join_rate_limited"),
+            (ErrorCode::SignalRateLimited, "signal_rate_limited"),
+            (ErrorCode::MetaRateLimited, "meta_rate_limited"),
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+            let body: HttpError =
+                serde_json::from_str(&format!(r#"{{"error":"{text}","message":"m"}}"#)).unwrap();
+            assert_eq!(body.error, code);
+        }
+        // An older client's view of a newer code in an HTTP body still decodes.
+        let body: HttpError =
+            serde_json::from_str(r#"{"error":"some_future_limit","message":"m"}"#).unwrap();
+        assert_eq!(body.error, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn match_list_shape() {
+        let list = MatchList {
+            matches: vec![MatchInfo {
+                id: MatchId::from_bytes([1; 16]),
+                players: 1,
+                max_players: 4,
+                metadata: None,
+            }],
+            next: Some(MatchId::from_bytes([1; 16])),
+        };
+        let json = serde_json::to_string(&list).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"matches":[{{"id":"{id}","players":1,"max_players":4,"metadata":null}}],"next":"{id}"}}"#,
+                id = "01".repeat(16)
+            )
+        );
+        assert_eq!(serde_json::from_str::<MatchList>(&json).unwrap(), list);
+        let last: MatchList = serde_json::from_str(r#"{"matches":[],"next":null}"#).unwrap();
+        assert_eq!(last.next, None);
+    }
+
+    #[test]
+    fn metadata_numbers_survive_the_server_exactly() {
+        // Found by fuzzing (fuzz target `signaling_meta`): without exact float parsing, the
+        // server's re-encoding of this number parsed back as a different one.
+        let text = r#"{"big":184467448446744073709551615,"x":0.30000000000000004}"#;
+        let value = parse_meta(text, 1024).unwrap();
+        let again = serde_json::to_string(&value).unwrap();
+        assert_eq!(parse_meta(&again, 1024).unwrap(), value);
+        assert_eq!(value["big"].as_f64(), Some(184467448446744073709551615.0));
     }
 
     #[test]

@@ -1,21 +1,31 @@
 //! Relay tickets: proof, issued by the signaling server, that a peer may join a match on the
 //! relay.
 //!
-//! A ticket is HMAC-SHA256 over (match, peer, expiry) with a secret shared by the signaling
-//! server and the relay, so the relay checks it without calling back. Neither side reads the
-//! clock here: the current time (Unix seconds) is passed in.
+//! A ticket is HMAC-SHA256 over (match, peer, seat, player limit, issue time, expiry) with a
+//! secret shared by the signaling server and the relay, so the relay checks it without calling
+//! back. Neither side reads the clock here: the current time (Unix seconds) is passed in.
+//!
+//! A ticket is bound to a **seat**: the place its holder has in the match on the signaling
+//! server (0-based, below the match's player limit, which the ticket carries too). The relay
+//! admits one member per seat and at most `max_players` members per match; of two tickets for
+//! the same seat, the one issued later (`issued_at_ms`) wins, so a replayed or older ticket can
+//! never evict a live member, while a reconnecting client with a fresher ticket can. See
+//! `docs/PROTOCOL.md` (§2, tickets) for the relay's rules.
 //!
 //! # Encoding
 //! The ticket travels as unpadded base64url (RFC 4648 §5) of these bytes:
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
-//! | 0 | 1 | version, always [`TICKET_VERSION`] |
+//! | 0 | 1 | version, always [`TICKET_VERSION`] (2) |
 //! | 1 | 8 | expiry, Unix seconds, big-endian `u64` |
-//! | 9 | 16 | peer ID (the UUID the signaling server assigned), network byte order |
-//! | 25 | 1 | `n`, length of the match key in bytes (1..=[`MAX_MATCH_KEY_LEN`]) |
-//! | 26 | n | match key, UTF-8 |
-//! | 26+n | 32 | HMAC-SHA256 (key: the shared secret) of bytes `0..26+n` |
+//! | 9 | 8 | issue time, Unix milliseconds, big-endian `u64` (orders tickets of one seat) |
+//! | 17 | 16 | peer ID (the UUID the signaling server assigned), network byte order |
+//! | 33 | 1 | seat, `0..max_players` |
+//! | 34 | 1 | `max_players`, the match's player limit, `1..=255` |
+//! | 35 | 1 | `n`, length of the match key in bytes (1..=[`MAX_MATCH_KEY_LEN`]) |
+//! | 36 | n | match key, UTF-8 |
+//! | 36+n | 32 | HMAC-SHA256 (key: the shared secret) of bytes `0..36+n` |
 //!
 //! ```
 //! use ricochet_protocol::{PeerId, Ticket, TicketClaims};
@@ -23,6 +33,9 @@
 //! let claims = TicketClaims {
 //!     match_key: "friday-night".into(),
 //!     peer: PeerId(uuid::Uuid::from_u128(7)),
+//!     seat: 1,
+//!     max_players: 2,
+//!     issued_at_ms: 1_000_000_000,
 //!     expires_at: 1_000_060,
 //! };
 //! let ticket = Ticket::issue(secret, &claims).unwrap();
@@ -37,14 +50,14 @@ use sha2::Sha256;
 
 use crate::PeerId;
 
-/// The only ticket layout this version understands.
-pub const TICKET_VERSION: u8 = 1;
+/// The only ticket layout this version understands (version 1 had no seat and is refused).
+pub const TICKET_VERSION: u8 = 2;
 /// Longest match key a ticket can carry, in bytes.
 pub const MAX_MATCH_KEY_LEN: usize = 255;
 /// Shortest secret accepted for signing or verifying, in bytes.
 pub const MIN_SECRET_LEN: usize = 16;
 const MAC_LEN: usize = 32;
-const HEADER_LEN: usize = 1 + 8 + 16 + 1;
+const HEADER_LEN: usize = 1 + 8 + 8 + 16 + 1 + 1 + 1;
 /// Longest encoded ticket, in characters; anything longer is rejected before decoding.
 pub const MAX_TICKET_CHARS: usize = (HEADER_LEN + MAX_MATCH_KEY_LEN + MAC_LEN).div_ceil(3) * 4;
 
@@ -57,7 +70,15 @@ pub struct TicketClaims {
     pub match_key: String,
     /// The peer ID the signaling server assigned to the holder.
     pub peer: PeerId,
-    /// Unix time in seconds after which the ticket is no longer accepted.
+    /// The holder's seat in the match, `0..max_players`: the relay admits one member per seat.
+    pub seat: u8,
+    /// The match's player limit: the relay admits at most this many members to the match.
+    pub max_players: u8,
+    /// When the ticket was issued, Unix milliseconds. Of two tickets for one seat, the later
+    /// one may replace a live member holding the earlier one; never the other way round.
+    pub issued_at_ms: u64,
+    /// Unix time in seconds after which the ticket is no longer accepted, and after which a
+    /// relay membership admitted with it ends unless renewed with a later ticket.
     pub expires_at: u64,
 }
 
@@ -76,6 +97,14 @@ pub enum TicketError {
     /// The match key is empty or longer than [`MAX_MATCH_KEY_LEN`] bytes.
     #[error("match key must be 1..={MAX_MATCH_KEY_LEN} bytes, got {0}")]
     BadMatchKey(usize),
+    /// The seat is not below the player limit, or the limit is 0.
+    #[error("seat {seat} is not in 0..{max_players}")]
+    BadSeat {
+        /// The seat asked for.
+        seat: u8,
+        /// The player limit.
+        max_players: u8,
+    },
     /// The text is not base64url, is cut short, or its fields do not fit together.
     #[error("malformed ticket: {0}")]
     Malformed(&'static str),
@@ -110,10 +139,19 @@ impl Ticket {
         if key.is_empty() || key.len() > MAX_MATCH_KEY_LEN {
             return Err(TicketError::BadMatchKey(key.len()));
         }
+        if claims.seat >= claims.max_players {
+            return Err(TicketError::BadSeat {
+                seat: claims.seat,
+                max_players: claims.max_players,
+            });
+        }
         let mut bytes = Vec::with_capacity(HEADER_LEN + key.len() + MAC_LEN);
         bytes.push(TICKET_VERSION);
         bytes.extend_from_slice(&claims.expires_at.to_be_bytes());
+        bytes.extend_from_slice(&claims.issued_at_ms.to_be_bytes());
         bytes.extend_from_slice(claims.peer.0.as_bytes());
+        bytes.push(claims.seat);
+        bytes.push(claims.max_players);
         bytes.push(key.len() as u8);
         bytes.extend_from_slice(key);
         let mut mac = mac(secret)?;
@@ -170,17 +208,27 @@ impl Ticket {
         mac.update(signed);
         mac.verify_slice(tag)
             .map_err(|_| TicketError::BadSignature)?;
-        let mut expiry = [0u8; 8];
-        expiry.copy_from_slice(&signed[1..9]);
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&signed[at..at + 8]);
+            u64::from_be_bytes(b)
+        };
         let mut peer = [0u8; 16];
-        peer.copy_from_slice(&signed[9..25]);
+        peer.copy_from_slice(&signed[17..33]);
+        let (seat, max_players) = (signed[33], signed[34]);
+        if seat >= max_players {
+            return Err(TicketError::Malformed("seat is not below the player limit"));
+        }
         let match_key = std::str::from_utf8(&signed[HEADER_LEN..])
             .map_err(|_| TicketError::Malformed("match key is not UTF-8"))?
             .to_owned();
         Ok(TicketClaims {
             match_key,
             peer: PeerId(uuid::Uuid::from_bytes(peer)),
-            expires_at: u64::from_be_bytes(expiry),
+            seat,
+            max_players,
+            issued_at_ms: u64_at(9),
+            expires_at: u64_at(1),
         })
     }
 }
@@ -201,6 +249,9 @@ mod tests {
         TicketClaims {
             match_key: "m-1".into(),
             peer: PeerId(uuid::Uuid::from_u128(0xfeed)),
+            seat: 3,
+            max_players: 4,
+            issued_at_ms: 40_000,
             expires_at: 100,
         }
     }
@@ -280,5 +331,41 @@ mod tests {
         );
         c.match_key = "x".repeat(255);
         assert!(Ticket::issue(SECRET, &c).unwrap().verify(SECRET, 0).is_ok());
+        c.seat = 4;
+        assert_eq!(
+            Ticket::issue(SECRET, &c),
+            Err(TicketError::BadSeat {
+                seat: 4,
+                max_players: 4
+            })
+        );
+    }
+
+    #[test]
+    fn a_signed_seat_beyond_the_limit_is_malformed() {
+        // Signed with the right secret but inconsistent: never trusted.
+        let t = Ticket::issue(SECRET, &claims()).unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(t.as_str()).unwrap();
+        bytes[33] = 9;
+        let n = bytes.len() - MAC_LEN;
+        let mut mac = mac(SECRET).unwrap();
+        mac.update(&bytes[..n]);
+        let tag = mac.finalize().into_bytes();
+        bytes[n..].copy_from_slice(&tag);
+        assert!(matches!(
+            Ticket::from_text(URL_SAFE_NO_PAD.encode(&bytes)).verify(SECRET, 0),
+            Err(TicketError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn version_1_tickets_are_refused() {
+        let t = Ticket::issue(SECRET, &claims()).unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(t.as_str()).unwrap();
+        bytes[0] = 1;
+        assert_eq!(
+            Ticket::from_text(URL_SAFE_NO_PAD.encode(&bytes)).verify(SECRET, 0),
+            Err(TicketError::UnsupportedVersion(1))
+        );
     }
 }

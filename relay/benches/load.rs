@@ -97,7 +97,13 @@ fn serve(which: &str) {
                     .unwrap()
                     .set_max_connections(100_000)
                     .unwrap()
+                    .set_max_tcp_connections(100_000)
+                    .unwrap()
+                    .set_max_tcp_connections_per_ip(100_000)
+                    .unwrap()
                     .set_frame_rate(100_000, 100_000)
+                    .unwrap()
+                    .set_byte_rate(1 << 30, 1 << 30)
                     .unwrap();
                 if which == "ours-sharded" {
                     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -406,6 +412,9 @@ impl Server {
                 &TicketClaims {
                     match_key: key,
                     peer: PeerId(uuid::Uuid::from_u128(peer as u128 + 1)),
+                    seat: peer as u8,
+                    max_players: 16,
+                    issued_at_ms: 0,
                     expires_at: u64::MAX / 2,
                 },
             )

@@ -10,8 +10,19 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 4 * 1024;
 pub const DEFAULT_FRAMES_PER_SECOND: u32 = 1000;
 /// Default burst a client may send above its rate, in frames (token bucket size).
 pub const DEFAULT_FRAME_BURST: u32 = 1000;
-/// Default outbound queue per client, in frames; a client whose queue is full is disconnected.
-pub const DEFAULT_OUTBOUND_QUEUE: usize = 64;
+/// Default bytes per second a client may send on average (frame bytes, WebSocket pings and
+/// pongs included). A 16-player rollback match at 60 Hz sends each other player about one
+/// 60–120 byte bundle per frame: ~100 KB/s per player at most; 2-player matches ~7 KB/s.
+pub const DEFAULT_BYTES_PER_SECOND: u32 = 128 * 1024;
+/// Default burst a client may send above its byte rate, in bytes.
+pub const DEFAULT_BYTE_BURST: u32 = 128 * 1024;
+/// Default outbound queue per client, in frames **per other member**: a member's queue holds
+/// every other member's whole frame burst, so senders within their limits never overflow a
+/// reader that reads. A client whose queue overflows is disconnected (4009).
+pub const DEFAULT_OUTBOUND_QUEUE: usize = DEFAULT_FRAME_BURST as usize;
+/// Default outbound queue per client, in bytes per other member (every other member's byte
+/// burst).
+pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = DEFAULT_BYTE_BURST as usize;
 /// Default most members in one match.
 pub const DEFAULT_MAX_MEMBERS_PER_MATCH: usize = 16;
 /// Default most simultaneous connections from one IP address.
@@ -28,6 +39,21 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_SHARDS: usize = 0;
 /// Shortest accepted shared secret, in bytes (the ticket module's minimum).
 pub const MIN_SECRET_LEN: usize = ricochet_protocol::ticket::MIN_SECRET_LEN;
+/// Default time an HTTP client has to send a complete request head, from the TCP accept (or,
+/// on a kept-alive connection, from the end of the previous response).
+pub const DEFAULT_HTTP_HEADER_TIMEOUT: Duration = ricochet_server_kit::DEFAULT_HEADER_READ_TIMEOUT;
+/// Default time an HTTP connection (not yet a WebSocket) may go without a byte moving either
+/// way before it is closed.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = ricochet_server_kit::DEFAULT_HTTP_IDLE_TIMEOUT;
+/// Default largest HTTP request head (request line and headers), in bytes.
+pub const DEFAULT_MAX_REQUEST_HEAD: usize = ricochet_server_kit::DEFAULT_MAX_REQUEST_HEAD;
+/// Default most open TCP connections in total (HTTP and WebSocket); above
+/// [`DEFAULT_MAX_CONNECTIONS`] so that WebSocket upgrades over their cap still get their 503.
+pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = ricochet_server_kit::DEFAULT_MAX_TCP_CONNECTIONS;
+/// Default most open TCP connections from one address (an IPv4 address or an IPv6 /64); above
+/// [`DEFAULT_MAX_CONNECTIONS_PER_IP`] so that upgrades over that cap still get their 429.
+pub const DEFAULT_MAX_TCP_CONNECTIONS_PER_IP: usize =
+    ricochet_server_kit::DEFAULT_MAX_TCP_CONNECTIONS_PER_IP;
 
 /// A setting was out of range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +74,13 @@ pub enum ConfigError {
     /// Members per match above 65,535 (member numbers are 16-bit, one value is the relay's).
     #[error("members per match must be 1..=65535, got {0}")]
     Members(usize),
+    /// The HTTP request head cap is outside 8 KiB..=1 MiB.
+    #[error("max request head must be 8192..=1048576 bytes, got {0}")]
+    RequestHead(usize),
+    /// A TCP connection cap is below its WebSocket counterpart (the WebSocket cap's own
+    /// answer could then never be given), or the per-address TCP cap is above the total.
+    #[error("{0}")]
+    TcpCaps(String),
 }
 
 /// Relay settings. Build with [`Config::new`] (or `Default` and then [`Config::set_secret`]),
@@ -58,13 +91,18 @@ pub struct Config {
     pub(crate) max_frame_len: usize,
     pub(crate) frames_per_second: u32,
     pub(crate) frame_burst: u32,
+    pub(crate) bytes_per_second: u32,
+    pub(crate) byte_burst: u32,
     pub(crate) outbound_queue: usize,
+    pub(crate) outbound_queue_bytes: usize,
     pub(crate) max_members_per_match: usize,
     pub(crate) max_connections_per_ip: usize,
     pub(crate) max_connections: usize,
     pub(crate) idle_timeout: Duration,
     pub(crate) ping_interval: Duration,
     pub(crate) shards: usize,
+    /// The HTTP/TCP front door's limits (timeouts, head size, TCP caps).
+    pub(crate) front_door: ricochet_server_kit::FrontDoorConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -74,13 +112,17 @@ impl std::fmt::Debug for Config {
             .field("max_frame_len", &self.max_frame_len)
             .field("frames_per_second", &self.frames_per_second)
             .field("frame_burst", &self.frame_burst)
+            .field("bytes_per_second", &self.bytes_per_second)
+            .field("byte_burst", &self.byte_burst)
             .field("outbound_queue", &self.outbound_queue)
+            .field("outbound_queue_bytes", &self.outbound_queue_bytes)
             .field("max_members_per_match", &self.max_members_per_match)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.idle_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("shards", &self.shards)
+            .field("front_door", &self.front_door)
             .finish()
     }
 }
@@ -94,13 +136,24 @@ impl Default for Config {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             frames_per_second: DEFAULT_FRAMES_PER_SECOND,
             frame_burst: DEFAULT_FRAME_BURST,
+            bytes_per_second: DEFAULT_BYTES_PER_SECOND,
+            byte_burst: DEFAULT_BYTE_BURST,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
             max_members_per_match: DEFAULT_MAX_MEMBERS_PER_MATCH,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,
             shards: DEFAULT_SHARDS,
+            front_door: ricochet_server_kit::FrontDoorConfig {
+                header_read_timeout: DEFAULT_HTTP_HEADER_TIMEOUT,
+                idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
+                max_request_head: DEFAULT_MAX_REQUEST_HEAD,
+                max_connections: DEFAULT_MAX_TCP_CONNECTIONS,
+                max_connections_per_ip: DEFAULT_MAX_TCP_CONNECTIONS_PER_IP,
+                shutdown_grace: crate::SHUTDOWN_GRACE,
+            },
         }
     }
 }
@@ -152,10 +205,35 @@ impl Config {
         Ok(self)
     }
 
-    /// Outbound queue per client, in frames.
+    /// Average bytes per second one client may send (frames and WebSocket control frames),
+    /// and the burst above it, in bytes. A client over it is closed with 4007. The burst must
+    /// be at least the largest frame.
+    pub fn set_byte_rate(&mut self, per_second: u32, burst: u32) -> Result<&mut Self, ConfigError> {
+        self.bytes_per_second = nonzero(per_second, "bytes per second")?;
+        self.byte_burst = nonzero(burst, "byte burst")?;
+        Ok(self)
+    }
+
+    /// Outbound queue per client, in frames per other member of its match. Keep it at least
+    /// the frame burst, or senders within their limits can overflow a reader that reads.
     pub fn set_outbound_queue(&mut self, frames: usize) -> Result<&mut Self, ConfigError> {
         self.outbound_queue = nonzero(frames, "outbound queue")?;
         Ok(self)
+    }
+
+    /// Outbound queue per client, in bytes per other member of its match. Keep it at least
+    /// the byte burst.
+    pub fn set_outbound_queue_bytes(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
+        self.outbound_queue_bytes = nonzero(bytes, "outbound queue bytes")?;
+        Ok(self)
+    }
+
+    /// The bounds of every member's outbound queue.
+    pub(crate) fn queue_limits(&self) -> crate::matches::QueueLimits {
+        crate::matches::QueueLimits {
+            per_sender_frames: self.outbound_queue,
+            per_sender_bytes: self.outbound_queue_bytes,
+        }
     }
 
     /// Most members in one match (1..=65535).
@@ -210,8 +288,84 @@ impl Config {
         self.max_frame_len
     }
 
-    /// Outbound queue per client, in frames.
+    /// Outbound queue per client, in frames per other member.
     pub fn outbound_queue(&self) -> usize {
         self.outbound_queue
+    }
+
+    /// What a member must be able to read, in bytes per second, so that other members sending
+    /// at their full allowed rate never get it cut off: the byte rate times the other members.
+    pub fn receiver_must_sustain(&self, members: usize) -> u64 {
+        u64::from(self.bytes_per_second) * members.saturating_sub(1) as u64
+    }
+}
+
+/// The HTTP/TCP front door: what a connection may cost before it is a WebSocket.
+impl Config {
+    /// Time an HTTP client has to send a complete request head, counted from the TCP accept
+    /// (or from the end of the previous response on a kept-alive connection); a client that
+    /// has not by then is disconnected, without a response.
+    pub fn set_http_header_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
+        self.front_door.header_read_timeout = nonzero(timeout, "HTTP header timeout")?;
+        Ok(self)
+    }
+
+    /// Time an HTTP connection (not yet upgraded) may go without a byte moving either way
+    /// before it is closed: a stalled request, a response not read, a kept-alive connection
+    /// left open (the header timeout closes those first when it is shorter).
+    pub fn set_http_idle_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
+        self.front_door.idle_timeout = nonzero(timeout, "HTTP idle timeout")?;
+        Ok(self)
+    }
+
+    /// Largest HTTP request head (request line and headers), in bytes (8 KiB..=1 MiB); a
+    /// larger one is answered `431` and the connection closed.
+    pub fn set_max_request_head(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
+        if !(ricochet_server_kit::MIN_MAX_REQUEST_HEAD..=ricochet_server_kit::MAX_MAX_REQUEST_HEAD)
+            .contains(&bytes)
+        {
+            return Err(ConfigError::RequestHead(bytes));
+        }
+        self.front_door.max_request_head = bytes;
+        Ok(self)
+    }
+
+    /// Most open TCP connections in total, HTTP and WebSocket together, counted from accept to
+    /// close; one over it is sent a bare `503` and closed at once. Must be at least the
+    /// WebSocket cap ([`Config::set_max_connections`]), checked when the relay starts.
+    pub fn set_max_tcp_connections(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
+        self.front_door.max_connections = nonzero(conns, "TCP connections")?;
+        Ok(self)
+    }
+
+    /// Most open TCP connections from one address (an IPv4 address or an IPv6 /64), counted
+    /// like [`Config::set_max_tcp_connections`]; over it, the same bare `503`. Must be at least
+    /// the WebSocket cap per IP and at most the TCP total, checked when the relay starts.
+    pub fn set_max_tcp_connections_per_ip(
+        &mut self,
+        conns: usize,
+    ) -> Result<&mut Self, ConfigError> {
+        self.front_door.max_connections_per_ip = nonzero(conns, "TCP connections per IP")?;
+        Ok(self)
+    }
+
+    /// The front door's limits, once checked against each other and the WebSocket caps.
+    pub(crate) fn front_door(&self) -> Result<ricochet_server_kit::FrontDoorConfig, ConfigError> {
+        let door = &self.front_door;
+        if door.max_connections < self.max_connections {
+            return Err(ConfigError::TcpCaps(format!(
+                "max TCP connections ({}) must be at least max connections ({})",
+                door.max_connections, self.max_connections
+            )));
+        }
+        if door.max_connections_per_ip < self.max_connections_per_ip {
+            return Err(ConfigError::TcpCaps(format!(
+                "max TCP connections per IP ({}) must be at least max connections per IP ({})",
+                door.max_connections_per_ip, self.max_connections_per_ip
+            )));
+        }
+        door.validate()
+            .map_err(|e| ConfigError::TcpCaps(e.to_string()))?;
+        Ok(door.clone())
     }
 }

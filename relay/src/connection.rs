@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use ricochet_protocol::relay::{close, ClientFrame, ErrorCode};
+use ricochet_protocol::relay::{close, ClientFrame, ErrorCode, Opcode};
 use ricochet_protocol::{Ticket, TicketClaims, TicketError};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{timeout, Duration};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -17,9 +17,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info};
 
-use crate::matches::{error_frame, JoinError, Membership};
-use crate::rate::TokenBucket;
+use crate::matches::{error_frame, Inbox, JoinError, Membership};
 use crate::Shared;
+use ricochet_server_kit::TokenBucket;
 
 /// Most frames written per flush; the rest wait for the next batch.
 const MAX_BATCH: usize = 256;
@@ -62,6 +62,44 @@ async fn send_close(ws: &mut WebSocket, code: u16, reason: &'static str) {
     .await;
 }
 
+/// What a RENEW frame's ticket (`payload`, its text) must be to extend a membership admitted
+/// with `current`: valid at `now`, for the same match, peer and seat, and issued later.
+pub(crate) fn check_renewal(
+    payload: &[u8],
+    current: &TicketClaims,
+    secret: &[u8],
+    now: u64,
+) -> Result<TicketClaims, &'static str> {
+    let text = std::str::from_utf8(payload).map_err(|_| "not text")?;
+    let fresh = Ticket::from_text(text)
+        .verify(secret, now)
+        .map_err(|e| match e {
+            TicketError::Expired { .. } => "expired",
+            _ => "invalid",
+        })?;
+    if fresh.match_key != current.match_key
+        || fresh.peer != current.peer
+        || fresh.seat != current.seat
+    {
+        return Err("another seat");
+    }
+    if fresh.issued_at_ms <= current.issued_at_ms {
+        return Err("not newer");
+    }
+    Ok(fresh)
+}
+
+/// When a membership admitted with a ticket expiring at `expires_at` (Unix seconds) ends, as
+/// a tokio instant: the first second after it.
+fn expiry_instant(expires_at: u64) -> tokio::time::Instant {
+    let left = expires_at
+        .saturating_add(1)
+        .saturating_sub(crate::unix_now());
+    // Far-future expiries (tests, benchmarks) are capped to a day at a time; a renewal or the
+    // next check moves it.
+    tokio::time::Instant::now() + Duration::from_secs(left.min(86_400))
+}
+
 /// Runs one connection to its end.
 pub(crate) async fn serve(
     mut ws: WebSocket,
@@ -80,13 +118,11 @@ pub(crate) async fn serve(
         }
     };
     let cfg = &shared.config;
-    let membership = match shared.matches.join(
-        &claims.match_key,
-        claims.peer,
-        cfg.max_members_per_match,
-        cfg.outbound_queue,
-        metrics,
-    ) {
+    let limits = cfg.queue_limits();
+    let membership = match shared
+        .matches
+        .join(&claims, cfg.max_members_per_match, limits, metrics)
+    {
         Ok(m) => m,
         Err(JoinError::Full) => {
             info!("match full");
@@ -94,7 +130,14 @@ pub(crate) async fn serve(
             send_close(&mut ws, close::MATCH_FULL, "match full").await;
             return;
         }
+        Err(JoinError::SeatTaken) => {
+            info!("seat held by a newer ticket");
+            metrics.disconnect("seat_taken");
+            send_close(&mut ws, close::SEAT_TAKEN, "seat_taken").await;
+            return;
+        }
     };
+    let mut claims = claims;
     let Membership {
         game,
         number,
@@ -106,6 +149,13 @@ pub(crate) async fn serve(
     info!("joined");
 
     let mut bucket = TokenBucket::new(cfg.frames_per_second, cfg.frame_burst, Instant::now());
+    let mut byte_bucket = TokenBucket::new(cfg.bytes_per_second, cfg.byte_burst, Instant::now());
+    // The membership ends when its ticket expires, unless a RENEW brings a later one.
+    let expiry = tokio::time::sleep_until(expiry_instant(claims.expires_at));
+    let mut expiry = std::pin::pin!(expiry);
+    // The loosest bound a member's queue has (every possible member sending): replies to a
+    // member's own bad frames never evict a member that reads.
+    let (reply_frames, reply_bytes) = limits.bound(cfg.max_members_per_match);
     // Spread the connections' housekeeping ticks over the interval, so that thousands of
     // connections made together do not all wake (and ping) in the same millisecond.
     let phase = cfg
@@ -117,7 +167,7 @@ pub(crate) async fn serve(
     let mut last_heard = Instant::now();
     let (mut frames_in, mut bytes_in, mut batches) = (0u64, 0u64, 0u64);
     let reply = |b: Bytes| {
-        if tx.try_send(b).is_err() {
+        if !tx.push(b, reply_frames, reply_bytes) {
             kick.kick(close::SLOW_READER);
         }
     };
@@ -136,6 +186,13 @@ pub(crate) async fn serve(
                 _ => "kicked",
             }),
             _ = &mut stopped => break (Some(close::GOING_AWAY), "shutdown"),
+            () = &mut expiry => {
+                if crate::unix_now() > claims.expires_at {
+                    break (Some(close::TICKET_EXPIRED), "ticket_expired");
+                }
+                // A far-future expiry was capped: wait again.
+                expiry.as_mut().reset(expiry_instant(claims.expires_at));
+            }
             Some(first) = rx.recv() => {
                 let written = tokio::select! {
                     biased;
@@ -168,12 +225,31 @@ pub(crate) async fn serve(
                         if !bucket.take(now) {
                             break (Some(close::RATE_LIMITED), "rate_limited");
                         }
+                        if !byte_bucket.take_n(data.len() as f64, now) {
+                            break (Some(close::BYTE_RATE_LIMITED), "byte_rate_limited");
+                        }
                         frames_in += 1;
                         bytes_in += data.len() as u64;
                         match ClientFrame::parse(&data) {
                             Err(_) => {
                                 metrics.drop_frame("malformed");
                                 reply(error_frame(ErrorCode::Malformed, data.first().copied().unwrap_or(0)));
+                            }
+                            Ok(f) if f.opcode == Opcode::RENEW && f.target.is_none() => {
+                                match check_renewal(f.payload, &claims, &cfg.secret, crate::unix_now()) {
+                                    Ok(fresh) if game.renewed(number, fresh.issued_at_ms) => {
+                                        debug!(expires_at = fresh.expires_at, "renewed");
+                                        metrics.renewals.inc();
+                                        expiry.as_mut().reset(expiry_instant(fresh.expires_at));
+                                        claims = fresh;
+                                    }
+                                    Ok(_) => {}
+                                    Err(why) => {
+                                        debug!(why, "renewal refused");
+                                        metrics.drop_frame("renewal_refused");
+                                        reply(error_frame(ErrorCode::TicketRefused, Opcode::RENEW.0));
+                                    }
+                                }
                             }
                             Ok(f) if f.opcode.is_reserved() => {
                                 metrics.drop_frame("reserved_opcode");
@@ -188,7 +264,16 @@ pub(crate) async fn serve(
                         }
                     }
                     Some(Ok(Message::Text(_))) => break (Some(close::UNSUPPORTED_DATA), "text_frame"),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    // Control frames count against both rate limits: a client flooding pings
+                    // (whose pongs tungstenite queues) is cut off like one flooding frames.
+                    Some(Ok(Message::Ping(p) | Message::Pong(p))) => {
+                        if !bucket.take(now) {
+                            break (Some(close::RATE_LIMITED), "rate_limited");
+                        }
+                        if !byte_bucket.take_n(p.len() as f64, now) {
+                            break (Some(close::BYTE_RATE_LIMITED), "byte_rate_limited");
+                        }
+                    }
                     Some(Ok(Message::Close(_))) | None => break (None, "closed"),
                     Some(Ok(Message::Frame(_))) => {}
                     Some(Err(WsError::Capacity(e))) => {
@@ -234,7 +319,7 @@ pub(crate) async fn serve(
 async fn write_batch(
     ws: &mut WebSocket,
     first: Bytes,
-    rx: &mut mpsc::Receiver<Bytes>,
+    rx: &mut Inbox,
     metrics: &crate::metrics::Metrics,
 ) -> Result<u64, ()> {
     let mut frames = 1u64;
@@ -242,12 +327,12 @@ async fn write_batch(
     ws.feed(Message::Binary(first)).await.map_err(|_| ())?;
     while frames < MAX_BATCH as u64 {
         match rx.try_recv() {
-            Ok(b) => {
+            Some(b) => {
                 frames += 1;
                 bytes += b.len() as u64;
                 ws.feed(Message::Binary(b)).await.map_err(|_| ())?;
             }
-            Err(_) => break,
+            None => break,
         }
     }
     // Counted as written once handed to the socket.
@@ -255,4 +340,68 @@ async fn write_batch(
     metrics.bytes_out.inc_by(bytes);
     ws.flush().await.map_err(|_| ())?;
     Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ricochet_protocol::PeerId;
+
+    const SECRET: &[u8] = b"connection test secret, 16+ bytes";
+
+    fn claims(seat: u8, issued_at_ms: u64, expires_at: u64) -> TicketClaims {
+        TicketClaims {
+            match_key: "m".into(),
+            peer: PeerId(uuid::Uuid::from_u128(1)),
+            seat,
+            max_players: 4,
+            issued_at_ms,
+            expires_at,
+        }
+    }
+
+    fn text(c: &TicketClaims) -> Vec<u8> {
+        Ticket::issue(SECRET, c)
+            .unwrap()
+            .as_str()
+            .as_bytes()
+            .to_vec()
+    }
+
+    #[test]
+    fn only_a_later_valid_ticket_for_the_same_seat_renews() {
+        let current = claims(1, 1_000, 100);
+        let later = claims(1, 2_000, 160);
+        assert_eq!(
+            check_renewal(&text(&later), &current, SECRET, 120),
+            Ok(later.clone())
+        );
+        let cases: [(Vec<u8>, &str); 6] = [
+            (text(&claims(1, 1_000, 160)), "not newer"),
+            (text(&claims(1, 500, 160)), "not newer"),
+            (text(&claims(2, 2_000, 160)), "another seat"),
+            (text(&claims(1, 2_000, 110)), "expired"),
+            (b"garbage".to_vec(), "invalid"),
+            (vec![0xff, 0xfe], "not text"),
+        ];
+        for (payload, why) in cases {
+            assert_eq!(
+                check_renewal(&payload, &current, SECRET, 120),
+                Err(why),
+                "{why}"
+            );
+        }
+        let other_match = TicketClaims {
+            match_key: "n".into(),
+            ..later.clone()
+        };
+        assert_eq!(
+            check_renewal(&text(&other_match), &current, SECRET, 120),
+            Err("another seat")
+        );
+        assert_eq!(
+            check_renewal(&text(&later), &current, b"another secret of 16+ bytes", 120),
+            Err("invalid")
+        );
+    }
 }

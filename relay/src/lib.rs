@@ -10,8 +10,10 @@
 //! `docs/PROTOCOL.md` (relay section).
 //!
 //! # How it is built
-//! - [`run`] accepts TCP connections and speaks HTTP/1.1 (hyper) on its caller's runtime:
-//!   health, metrics, connection limits, ticket check and the WebSocket handshake.
+//! - [`run`] accepts TCP connections through the shared front door
+//!   ([`ricochet_server_kit::FrontDoor`]: TCP caps in total and per address, header and idle
+//!   timeouts, request head size) and speaks HTTP/1.1 (hyper) on its caller's runtime: health,
+//!   metrics, connection limits, ticket check and the WebSocket handshake.
 //! - After the handshake the connection's task runs on the same runtime (the default), or,
 //!   with [`Config::set_shards`] N > 0, the raw socket moves to one of N shard threads chosen
 //!   by a hash of the match key; each shard is a single-threaded tokio runtime, so all members
@@ -40,7 +42,6 @@ mod config;
 mod connection;
 mod matches;
 mod metrics;
-mod rate;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -49,14 +50,15 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
+use ricochet_server_kit::{Conn, FrontDoor, TcpSlot};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -72,8 +74,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// buffer before every read, so its 128 KiB default costs a 128 KiB memset per small frame;
 /// 8 KiB holds many game frames and grows on demand for larger ones.
 const READ_BUFFER: usize = 8 * 1024;
-/// How long an HTTP client may take to send its request headers.
-const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// WebSocket write buffer per connection, in bytes: frames are gathered up to this size before
+/// being written to the socket (each batch is flushed at its end anyway).
+const WRITE_BUFFER: usize = 64 * 1024;
 /// Slack above [`Config::set_max_frame_len`] given to the WebSocket layer, so that a
 /// moderately oversize message is read and answered with close 1009 rather than cut off.
 const WS_LIMIT_SLACK: usize = 64 * 1024;
@@ -88,6 +91,9 @@ pub enum RelayError {
     /// Accepting or serving connections failed.
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The settings do not fit together (e.g. a TCP connection cap below its WebSocket cap).
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
 }
 
 pub(crate) struct Shared {
@@ -104,6 +110,8 @@ pub(crate) struct Shared {
 struct Slot {
     shared: Arc<Shared>,
     ip: IpAddr,
+    /// Its place in the front door's TCP caps, once the upgrade hands over the socket.
+    tcp: Option<TcpSlot>,
 }
 
 impl Drop for Slot {
@@ -139,15 +147,13 @@ impl Shared {
         Ok(Slot {
             shared: self.clone(),
             ip,
+            tcp: None,
         })
     }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    ricochet_server_kit::now_unix()
 }
 
 fn ticket_param(query: Option<&str>) -> Option<&str> {
@@ -241,14 +247,17 @@ fn upgrade(shared: &Arc<Shared>, addr: SocketAddr, mut req: Request<Incoming>) -
                 return;
             }
         };
-        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        let parts = match upgraded.downcast::<TokioIo<Conn>>() {
             Ok(p) => p,
             Err(_) => {
                 warn!(parent: &span, "upgraded connection is not a TCP stream");
                 return;
             }
         };
-        let tcp = parts.io.into_inner();
+        // The socket's place in the TCP caps now lives as long as its WebSocket place.
+        let (tcp, tcp_slot) = parts.io.into_inner().into_parts();
+        let mut slot = slot;
+        slot.tcp = Some(tcp_slot);
         if shared.shards.is_empty() {
             // No shards: serve the connection right here, on the caller's runtime.
             serve_socket(tcp, parts.read_buf, admission, slot, shared)
@@ -315,8 +324,13 @@ async fn serve_socket(
     slot: Slot,
     shared: Arc<Shared>,
 ) {
+    // tungstenite's write buffer is unbounded by default: a client that sends pings and never
+    // reads would have the pongs pile up there. Bound it to one flush's worth plus two of the
+    // largest frames; over it the connection ends.
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER + 2 * (shared.config.max_frame_len + WS_LIMIT_SLACK))
         .max_message_size(Some(shared.config.max_frame_len + WS_LIMIT_SLACK))
         .max_frame_size(Some(shared.config.max_frame_len + WS_LIMIT_SLACK));
     let ws =
@@ -393,6 +407,8 @@ pub async fn run(
     if config.secret.is_empty() {
         return Err(RelayError::NoSecret);
     }
+    let front_door = FrontDoor::new(config.front_door()?)
+        .map_err(|e| RelayError::Config(ConfigError::TcpCaps(e.to_string())))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (shard_txs, shard_rxs): (Vec<_>, Vec<_>) = (0..config.shards)
         .map(|_| mpsc::unbounded_channel())
@@ -412,40 +428,26 @@ pub async fn run(
             .name(format!("relay-shard-{i}"))
             .spawn(move || shard(i, rx, shared))?;
     }
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, addr) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors, or the peer gave up: wait a little, go on.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
+    // The front door bounds every connection until it is a WebSocket: TCP caps in total and
+    // per address, header and idle timeouts, request head size; sockets get TCP_NODELAY (game
+    // frames are small and latency-bound).
+    let service_shared = shared.clone();
+    front_door
+        .serve(
+            listener,
+            move |addr| {
+                let shared = service_shared.clone();
+                hyper::service::service_fn(move |req| {
+                    let response = route(&shared, addr, req);
+                    async move { Ok::<_, Infallible>(response) }
+                })
             },
-        };
-        // Game frames are small and latency-bound: never let Nagle hold them back.
-        let _ = tcp.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let response = route(&shared, addr, req);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HTTP_HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                debug!(%addr, error = %e, "HTTP connection ended with an error");
-            }
-        });
-    }
-    let _ = stop_tx.send(true);
-    drop(listener);
+            async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            },
+        )
+        .await;
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while shared.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

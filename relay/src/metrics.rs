@@ -27,6 +27,7 @@ pub(crate) struct Metrics {
     pub(crate) disconnects: Family<Reason, Counter>,
     pub(crate) rejected: Family<Reason, Counter>,
     pub(crate) queue_depth: Histogram,
+    pub(crate) renewals: Counter,
 }
 
 impl Metrics {
@@ -44,6 +45,7 @@ impl Metrics {
             disconnects: Family::default(),
             rejected: Family::default(),
             queue_depth: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+            renewals: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -87,6 +89,11 @@ impl Metrics {
             "upgrades_rejected",
             "WebSocket upgrades refused before the handshake, by reason",
             m.rejected.clone(),
+        );
+        registry.register(
+            "ticket_renewals",
+            "Memberships extended by a RENEW frame with a later ticket",
+            m.renewals.clone(),
         );
         registry.register(
             "queue_depth",

@@ -119,6 +119,7 @@ async fn connections_per_ip_are_capped() {
 async fn reader_that_falls_behind_is_cut_off_with_4009() {
     let mut cfg = config();
     cfg.set_frame_rate(1_000_000, 1_000_000).unwrap();
+    cfg.set_byte_rate(1 << 30, 1 << 30).unwrap();
     cfg.set_outbound_queue(64).unwrap();
     let relay = Relay::start(cfg).await;
     let mut by = Bystanders::new(&relay, "by").await;

@@ -18,6 +18,9 @@ async fn ticket_failures_close_with_a_reason() {
             &TicketClaims {
                 match_key: "victim".into(),
                 peer: peer(66),
+                seat: 5,
+                max_players: 16,
+                issued_at_ms: 0,
                 expires_at,
             },
         )

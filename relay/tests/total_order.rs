@@ -15,6 +15,7 @@ const PER_SENDER: u32 = 300;
 async fn all_members_see_one_order() {
     let mut cfg = config();
     cfg.set_frame_rate(100_000, 100_000).unwrap();
+    cfg.set_byte_rate(1 << 30, 1 << 30).unwrap();
     // This test is about order, not the queue limit (see limits.rs).
     cfg.set_outbound_queue(100_000).unwrap();
     let relay = Relay::start(cfg).await;

@@ -64,6 +64,9 @@ start_server() { # name port
             RUST_LOG=error "$OURS" --addr "127.0.0.1:$2" --secret "benchmark-secret-0123456789" \
                 --max-connections $((IDLE_CONNECTIONS + 1000)) \
                 --max-connections-per-ip $((IDLE_CONNECTIONS + 1000)) \
+                --max-tcp-connections $((IDLE_CONNECTIONS + 1000)) \
+                --max-tcp-connections-per-ip $((IDLE_CONNECTIONS + 1000)) \
+                --join-rate-per-ip 1000000 --join-burst-per-ip 1000000 \
                 --idle-timeout-secs 600 >/dev/null 2>&1 &
             ;;
         matchbox)
@@ -152,7 +155,8 @@ Goal (issue 3): at most 10 KB per idle connection and at most a tenth of matchbo
   any client connects and again 3 s after the last of $IDLE_CONNECTIONS WebSockets has received its
   \`IdAssigned\`; the difference divided by the number of open sockets. Clients join rooms of two
   (\`/idle-<run>-<i/2>\`), send nothing and read nothing. Ricochet runs with its defaults except the
-  connection caps raised to fit the test (\`--max-connections-per-ip\`; all clients share 127.0.0.1)
+  connection caps and the per-address join rate raised to fit the test (\`--max-connections-per-ip\`,
+  \`--join-rate-per-ip\`, \`--join-burst-per-ip\`; all clients share 127.0.0.1)
   and a 600 s idle timeout. Kernel socket buffers are not in RSS and are the same for both.
 - **Join-to-NewPeer latency**: per 2-player room, client A joins and reads \`IdAssigned\`; the clock
   starts, client B opens its TCP connection and WebSocket to the same room, and the clock stops when

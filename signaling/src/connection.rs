@@ -1,13 +1,13 @@
 //! One task per WebSocket: forwards queued frames out, handles frames in, enforces the idle
 //! timeout and the message rate, and leaves the match when it ends.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use ricochet_protocol::signaling::{
-    check_meta, ClientFrame, ClientMessage, ErrorCode, MatchId, ServerFrame, ServerMessage,
+    check_meta, ClientFrame, ClientMessage, ErrorCode, ServerFrame, ServerMessage,
 };
 use ricochet_protocol::PeerId;
 use tokio::sync::mpsc;
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::metrics::{MessageKind, Rejection};
 use crate::registry::{Joined, Outbound, Routed};
-use crate::server::{now_unix, Shared};
+use crate::server::{now_unix_ms, Shared};
 
 /// A send to a client that takes longer than this means the client is gone or not reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,8 +33,9 @@ mod close_code {
 pub(crate) struct Membership {
     shared: Arc<Shared>,
     peer: PeerId,
-    match_id: MatchId,
     rx: mpsc::Receiver<Outbound>,
+    /// Bytes in `rx`, counted by the registry; what is taken out is subtracted here.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Membership {
@@ -43,8 +44,8 @@ impl Membership {
         Membership {
             shared,
             peer: joined.peer,
-            match_id: joined.match_id,
             rx: joined.rx,
+            queued: joined.queued,
         }
     }
 }
@@ -107,10 +108,24 @@ pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Memb
         config.message_burst,
         Instant::now(),
     );
+    // A member's relay ticket is renewed unasked at half its lifetime, so a client on the relay
+    // always holds one it can pass to the relay (Opcode RENEW) before its membership there
+    // expires; a client that leaves signaling gets no more, and its relay membership ends.
+    let renew_every = (config.ticket_ttl / 2).max(Duration::from_millis(500));
+    let mut renew = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = loop {
         tokio::select! {
+            _ = renew.tick() => {
+                if let Some(text) = fresh_ticket(&membership) {
+                    if !send(&mut socket, Message::Text(text)).await {
+                        break None;
+                    }
+                }
+            }
             out = membership.rx.recv() => match out {
                 Some(text) => {
+                    membership.queued.fetch_sub(text.len(), Ordering::Relaxed);
                     if !send(&mut socket, Message::Text(text)).await {
                         break None;
                     }
@@ -194,6 +209,19 @@ async fn reply_error(socket: &mut WebSocket, code: ErrorCode, message: String) -
     }
 }
 
+/// A `Ticket` message with a fresh ticket for this member's seat (`None` once it has left).
+fn fresh_ticket(membership: &Membership) -> Option<Utf8Bytes> {
+    let shared = &membership.shared;
+    let grant = shared
+        .registry()
+        .grant(membership.peer, &shared.ticketing, now_unix_ms())?;
+    Some(
+        ServerFrame::Ricochet(ServerMessage::Ticket(grant))
+            .to_json()
+            .into(),
+    )
+}
+
 async fn handle(socket: &mut WebSocket, membership: &Membership, message: Message) -> Flow {
     let shared = &membership.shared;
     let me = membership.peer;
@@ -226,10 +254,27 @@ async fn handle(socket: &mut WebSocket, membership: &Membership, message: Messag
             shared.metrics.message(MessageKind::Signal);
             // The sender is stamped here: a client cannot claim to be someone else.
             let out = ServerFrame::Signal { sender: me, data }.to_json();
-            let routed = shared.registry().route_signal(me, receiver, out.into());
+            let routed =
+                shared
+                    .registry()
+                    .route_signal(me, receiver, out.into(), Instant::now().into_std());
             match routed {
                 // A dropped signal's receiver was cut off; the sender hears `PeerLeft`.
                 Routed::Delivered | Routed::Dropped => Flow::Continue,
+                Routed::Throttled => {
+                    shared.metrics.reject(Rejection::SignalRateLimited);
+                    let c = &shared.config;
+                    reply_error(
+                        socket,
+                        ErrorCode::SignalRateLimited,
+                        format!(
+                            "signal to {receiver} not delivered: you may send each member at most \
+                             {} signals ({} bytes) at once, then {} signals ({} bytes) per second",
+                            c.signal_burst, c.signal_byte_burst, c.signal_rate, c.signal_byte_rate
+                        ),
+                    )
+                    .await
+                }
                 Routed::UnknownPeer => {
                     shared.metrics.reject(Rejection::UnknownPeer);
                     reply_error(
@@ -260,31 +305,42 @@ async fn handle(socket: &mut WebSocket, membership: &Membership, message: Messag
                         };
                         return reply_error(socket, code, e.to_string()).await;
                     }
-                    shared.registry().set_meta(me, meta);
+                    let set = shared
+                        .registry()
+                        .set_meta(me, meta, Instant::now().into_std());
+                    if set.is_err() {
+                        shared.metrics.reject(Rejection::MetaRateLimited);
+                        let c = &shared.config;
+                        return reply_error(
+                            socket,
+                            ErrorCode::MetaRateLimited,
+                            format!(
+                                "metadata not changed: at most {} changes at once, then {} per \
+                                 second",
+                                c.meta_burst, c.meta_rate
+                            ),
+                        )
+                        .await;
+                    }
                     Flow::Continue
                 }
-                ClientMessage::RenewTicket => {
-                    let grant = shared.ticketing.grant(membership.match_id, me, now_unix());
-                    match grant {
-                        Some(grant) => {
-                            let text =
-                                ServerFrame::Ricochet(ServerMessage::Ticket(grant)).to_json();
-                            if send(socket, Message::Text(text.into())).await {
-                                Flow::Continue
-                            } else {
-                                Flow::Close(close_code::NORMAL, "")
-                            }
-                        }
-                        None => {
-                            reply_error(
-                                socket,
-                                ErrorCode::TicketUnavailable,
-                                "ticket could not be issued".into(),
-                            )
-                            .await
+                ClientMessage::RenewTicket => match fresh_ticket(membership) {
+                    Some(text) => {
+                        if send(socket, Message::Text(text)).await {
+                            Flow::Continue
+                        } else {
+                            Flow::Close(close_code::NORMAL, "")
                         }
                     }
-                }
+                    None => {
+                        reply_error(
+                            socket,
+                            ErrorCode::TicketUnavailable,
+                            "ticket could not be issued".into(),
+                        )
+                        .await
+                    }
+                },
                 // Future client messages this server does not know.
                 #[allow(unreachable_patterns)]
                 _ => reply_error(socket, ErrorCode::BadRequest, "unsupported message".into()).await,

@@ -10,8 +10,8 @@
 //! | --- | --- |
 //! | `GET /{room}` with a WebSocket upgrade | joins the match: by ID if `room` is 32 hex digits, else by name; `?next=N` quick-matches groups of N |
 //! | `GET /{room}` without upgrade | static file `room` if `--static` is set, else `426` |
-//! | `POST /matches` | creates a match, `201` with its ID |
-//! | `GET /matches` | public matches and their player counts |
+//! | `POST /matches` | creates a match, `201` with its ID (rate and share limited per address) |
+//! | `GET /matches?limit=N&after=ID&open=true` | one page of public matches and their player counts, with a cursor to the next |
 //! | `GET /health` | `200` |
 //! | `GET /metrics` | Prometheus (OpenMetrics text) metrics |
 //! | anything else | static files if configured, else `404` |
@@ -75,11 +75,13 @@ pub async fn bind_and_run(
     run(listener, config, shutdown).await
 }
 
-/// [`run`], plus the STUN responder on `stun` when given ([`stun::serve`], counting into `stats`):
-/// both stop when `shutdown` completes, or when signaling stops on its own (an error).
+/// [`run`], plus the STUN responder on `stun` when given ([`stun::serve`] under `stun_limits`,
+/// counting into `stats`): both stop when `shutdown` completes, or when signaling stops on its
+/// own (an error).
 pub async fn run_with_stun(
     listener: tokio::net::TcpListener,
     stun: Option<tokio::net::UdpSocket>,
+    stun_limits: stun::StunLimits,
     stats: stun::StunStats,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -89,7 +91,7 @@ pub async fn run_with_stun(
     let responder = stun.map(|socket| {
         let mut stop = stop_rx.clone();
         // Returns when told to stop or when the sender is gone (signaling ended).
-        tokio::spawn(stun::serve(socket, stats, async move {
+        tokio::spawn(stun::serve(socket, stun_limits, stats, async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         }))
     });

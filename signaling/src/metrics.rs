@@ -24,6 +24,12 @@ pub(crate) enum Rejection {
     RateLimited,
     TooSlow,
     IdleTimeout,
+    CreateRateLimited,
+    TooManyMatchesFromIp,
+    JoinRateLimited,
+    MatchJoinRateLimited,
+    SignalRateLimited,
+    MetaRateLimited,
 }
 
 impl Rejection {
@@ -44,6 +50,12 @@ impl Rejection {
             Rejection::RateLimited => "rate_limited",
             Rejection::TooSlow => "too_slow",
             Rejection::IdleTimeout => "idle_timeout",
+            Rejection::CreateRateLimited => "create_rate_limited",
+            Rejection::TooManyMatchesFromIp => "too_many_matches_from_ip",
+            Rejection::JoinRateLimited => "join_rate_limited",
+            Rejection::MatchJoinRateLimited => "match_join_rate_limited",
+            Rejection::SignalRateLimited => "signal_rate_limited",
+            Rejection::MetaRateLimited => "meta_rate_limited",
         }
     }
 }

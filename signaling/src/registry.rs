@@ -4,19 +4,33 @@
 //! critical section, so every member sees the same order of events. Frames to members go through
 //! bounded queues with `try_send`: a member whose queue is full is cut off (removed, as if it
 //! left), so a slow reader never slows the others or blocks the lock.
+//!
+//! Everything that puts frames into a member's queue is rate limited (joins per match,
+//! metadata changes per member, signals per sender and receiver), and the queue is sized to
+//! hold all of it at once ([`crate::Config::receiver_load`]): a member that reads is never cut
+//! off by others who stay within their limits. Senders over a limit are refused, not the
+//! receiver.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
-use ricochet_protocol::signaling::{
-    MatchId, MatchInfo, Member, RelayGrant, ServerFrame, ServerMessage,
-};
+use ricochet_protocol::signaling::{MatchId, Member, RelayGrant, ServerFrame, ServerMessage};
 use ricochet_protocol::{PeerId, Ticket, TicketClaims};
+use ricochet_server_kit::{RateMap, TokenBucket};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::metrics::{Metrics, Rejection};
+use crate::Config;
+
+/// Most public matches one `GET /matches` looks at (under the registry lock), whatever its
+/// filters: a request does bounded work and returns a cursor to continue from.
+pub(crate) const MAX_LIST_SCAN: usize = 1000;
 
 /// A frame queued for one member.
 pub(crate) type Outbound = Utf8Bytes;
@@ -42,31 +56,142 @@ enum Kind {
 #[derive(Debug)]
 struct Match {
     kind: Kind,
-    public: bool,
     max_players: u8,
-    metadata: Option<Value>,
+    /// Shared with listing pages, which are encoded outside the lock.
+    metadata: Option<Arc<Value>>,
     members: Vec<PeerId>,
     /// A quick-match group that has reached its size, or a created match that has been joined:
     /// removed as soon as it is empty.
     joined_once: bool,
+    /// The address (key) that created it with `POST /matches`, counted in `created_per_ip`
+    /// until the match is removed.
+    creator: Option<IpAddr>,
+    /// Joins into this match, from anyone: bounds the presence events its members receive.
+    joins: TokenBucket,
 }
 
 #[derive(Debug)]
 struct Slot {
     tx: mpsc::Sender<Outbound>,
     match_id: MatchId,
+    /// The member's seat in its match: the lowest one free when it joined. Relay tickets are
+    /// bound to it.
+    seat: u8,
     meta: Option<Value>,
     ip: IpAddr,
+    /// Bytes in `tx` not yet taken by the connection (it subtracts what it takes).
+    queued: Arc<AtomicUsize>,
+    /// This member's metadata changes.
+    meta_budget: TokenBucket,
+    /// This member's signals to each other member it has signalled (at most 15; an entry goes
+    /// when its receiver leaves).
+    signal_budgets: Vec<(PeerId, SignalBudget)>,
 }
+
+/// What one member may still signal to one other member: frames and bytes.
+#[derive(Debug)]
+struct SignalBudget {
+    frames: TokenBucket,
+    bytes: TokenBucket,
+}
+
+impl SignalBudget {
+    /// Takes one frame of `len` bytes, or nothing if either bucket is short.
+    fn take(&mut self, len: usize, now: Instant) -> bool {
+        let len = len as f64;
+        if self.frames.available(now) >= 1.0 && self.bytes.available(now) >= len {
+            self.frames.take(now) && self.bytes.take_n(len, now)
+        } else {
+            false
+        }
+    }
+}
+
+/// The limits the registry applies per address, match and member, from the config.
+pub(crate) struct Policy {
+    creates: RateMap<IpAddr>,
+    joins: RateMap<IpAddr>,
+    max_created_per_ip: usize,
+    match_joins: (f64, f64),
+    meta: (f64, f64),
+    signal_frames: (f64, f64),
+    signal_bytes: (f64, f64),
+    queue_frames: usize,
+    queue_bytes: usize,
+}
+
+impl Policy {
+    /// Rates are `(per second, burst)`; every rate map remembers `max_tracked_addresses` keys.
+    pub(crate) fn new(config: &Config) -> Policy {
+        let pair = |rate: u32, burst: u32| (f64::from(rate), f64::from(burst));
+        let load = config.receiver_load();
+        Policy {
+            creates: RateMap::new(
+                config.create_rate_per_ip.into(),
+                config.create_burst_per_ip.into(),
+                config.max_tracked_addresses,
+            ),
+            joins: RateMap::new(
+                config.join_rate_per_ip.into(),
+                config.join_burst_per_ip.into(),
+                config.max_tracked_addresses,
+            ),
+            max_created_per_ip: config.max_created_matches_per_ip,
+            match_joins: pair(config.match_join_rate, config.match_join_burst),
+            meta: pair(config.meta_rate, config.meta_burst),
+            signal_frames: pair(config.signal_rate, config.signal_burst),
+            signal_bytes: pair(config.signal_byte_rate, config.signal_byte_burst),
+            queue_frames: config.outbound_queue_frames(),
+            queue_bytes: load.queue_bytes,
+        }
+    }
+}
+
+fn bucket((rate, burst): (f64, f64), now: Instant) -> TokenBucket {
+    TokenBucket::new(rate, burst, now)
+}
+
+/// One entry of a listing page; its metadata is shared with the match, not copied.
+#[derive(Debug, Clone)]
+pub(crate) struct Listed {
+    pub(crate) id: MatchId,
+    pub(crate) players: u8,
+    pub(crate) max_players: u8,
+    pub(crate) metadata: Option<Arc<Value>>,
+}
+
+/// One page of `GET /matches`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Page {
+    pub(crate) matches: Vec<Listed>,
+    /// The last public match looked at, if any remain after it.
+    pub(crate) next: Option<MatchId>,
+}
+
+/// A request refused because its sender is over a rate (the sender is told; nobody else is
+/// affected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Throttled;
 
 /// Why a join was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
     UnknownMatch,
-    MatchFull { players: u8, max: u8 },
+    MatchFull {
+        players: u8,
+        max: u8,
+    },
     ServerFull,
     TooManyConnectionsFromIp,
     TooManyMatches,
+    /// `POST /matches` faster than the per-address rate.
+    CreateRateLimited,
+    /// The address already created its share of live matches.
+    TooManyMatchesFromIp,
+    /// Joins faster than the per-address rate.
+    JoinRateLimited,
+    /// Joins into this match faster than the per-match rate.
+    MatchJoinRateLimited,
 }
 
 impl Refusal {
@@ -77,6 +202,10 @@ impl Refusal {
             Refusal::ServerFull => Rejection::ServerFull,
             Refusal::TooManyConnectionsFromIp => Rejection::TooManyConnectionsFromIp,
             Refusal::TooManyMatches => Rejection::TooManyMatches,
+            Refusal::CreateRateLimited => Rejection::CreateRateLimited,
+            Refusal::TooManyMatchesFromIp => Rejection::TooManyMatchesFromIp,
+            Refusal::JoinRateLimited => Rejection::JoinRateLimited,
+            Refusal::MatchJoinRateLimited => Rejection::MatchJoinRateLimited,
         }
     }
 }
@@ -92,24 +221,50 @@ pub(crate) struct Limits {
 }
 
 /// Signs relay tickets.
-#[derive(Clone)]
 pub(crate) struct Ticketing {
     pub(crate) secret: Vec<u8>,
     pub(crate) relay_url: Option<String>,
     pub(crate) ttl_secs: u64,
+    /// The last issue time handed out, Unix milliseconds: every ticket is strictly later than
+    /// the one before, so the relay can always tell the fresher of two tickets for a seat.
+    pub(crate) last_issued_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Ticketing {
+    pub(crate) fn new(secret: Vec<u8>, relay_url: Option<String>, ttl_secs: u64) -> Ticketing {
+        Ticketing {
+            secret,
+            relay_url,
+            ttl_secs,
+            last_issued_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// A ticket for `peer` in `seat` of a `max_players` match, issued at `now_ms` (Unix
+    /// milliseconds; moved forward if a ticket was already issued at or after it).
     pub(crate) fn grant(
         &self,
         match_id: MatchId,
         peer: PeerId,
-        now_unix: u64,
+        seat: u8,
+        max_players: u8,
+        now_ms: u64,
     ) -> Option<RelayGrant> {
-        let expires_at = now_unix.saturating_add(self.ttl_secs);
+        use std::sync::atomic::Ordering;
+        let mut issued_at_ms = now_ms;
+        let _ = self
+            .last_issued_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                issued_at_ms = now_ms.max(last.saturating_add(1));
+                Some(issued_at_ms)
+            });
+        let expires_at = (now_ms / 1000).saturating_add(self.ttl_secs);
         let claims = TicketClaims {
             match_key: match_id.to_string(),
             peer,
+            seat,
+            max_players,
+            issued_at_ms,
             expires_at,
         };
         let ticket: Ticket = Ticket::issue(&self.secret, &claims).ok()?;
@@ -127,6 +282,8 @@ pub(crate) struct Joined {
     pub(crate) peer: PeerId,
     pub(crate) match_id: MatchId,
     pub(crate) rx: mpsc::Receiver<Outbound>,
+    /// Bytes queued in `rx`: the connection subtracts each frame's length as it takes it.
+    pub(crate) queued: Arc<AtomicUsize>,
 }
 
 /// Result of routing a signal.
@@ -135,6 +292,8 @@ pub(crate) enum Routed {
     Delivered,
     /// The receiver's queue was full: it was cut off (everyone gets `PeerLeft`), the signal lost.
     Dropped,
+    /// The sender has used up its budget for this receiver: not delivered, nobody cut off.
+    Throttled,
     /// The receiver is not in the sender's match (or does not exist).
     UnknownPeer,
     /// The sender itself is no longer registered.
@@ -148,7 +307,15 @@ pub(crate) struct Registry {
     names: HashMap<String, MatchId>,
     filling: HashMap<(String, u8), MatchId>,
     per_ip: HashMap<IpAddr, usize>,
+    /// Public created matches in ID order, for listing pages (the only record of which
+    /// matches are public).
+    public: BTreeSet<MatchId>,
+    /// Live created matches per creating address.
+    created_per_ip: HashMap<IpAddr, usize>,
     limits: Limits,
+    policy: Policy,
+    /// Whether `policy` came from the server's config (see [`Registry::adopt`]).
+    adopted: bool,
     metrics: std::sync::Arc<Metrics>,
 }
 
@@ -168,9 +335,29 @@ impl Registry {
             names: HashMap::new(),
             filling: HashMap::new(),
             per_ip: HashMap::new(),
+            public: BTreeSet::new(),
+            created_per_ip: HashMap::new(),
             limits,
+            policy: Policy::new(&Config::default()),
+            adopted: false,
             metrics,
         }
+    }
+
+    /// Takes the per-address, per-match and per-member limits from `config`, once: the server
+    /// builds the registry from [`Limits`] alone, and the registry adopts the rest of the config
+    /// the first time it is locked (before any request is handled).
+    pub(crate) fn adopt(&mut self, config: &Config) {
+        if !self.adopted {
+            self.policy = Policy::new(config);
+            self.adopted = true;
+        }
+    }
+
+    #[cfg(test)]
+    fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+        self.adopted = true;
     }
 
     fn update_gauges(&self) {
@@ -178,28 +365,48 @@ impl Registry {
         self.metrics.matches.set(self.matches.len() as i64);
     }
 
-    /// Registers a match made by `POST /matches`.
+    /// Registers a match made by `POST /matches` from the address `creator` (an
+    /// [`ricochet_server_kit::ip_prefix`] key): first the address's creation rate, then the
+    /// server's match cap, then the address's share of live matches.
     pub(crate) fn create(
         &mut self,
         id: MatchId,
         public: bool,
         max_players: u8,
         metadata: Option<Value>,
+        creator: IpAddr,
+        now: Instant,
     ) -> Result<(), Refusal> {
+        if !self.policy.creates.allow(creator, now) {
+            return Err(Refusal::CreateRateLimited);
+        }
         if self.matches.len() >= self.limits.max_matches {
+            return Err(Refusal::TooManyMatches);
+        }
+        let created = self.created_per_ip.get(&creator).copied().unwrap_or(0);
+        if created >= self.policy.max_created_per_ip {
+            return Err(Refusal::TooManyMatchesFromIp);
+        }
+        if self.matches.contains_key(&id) {
+            // A fresh ID that collides is refused, never merged (2^-128).
             return Err(Refusal::TooManyMatches);
         }
         self.matches.insert(
             id,
             Match {
                 kind: Kind::Created,
-                public,
                 max_players,
-                metadata,
+                metadata: metadata.map(Arc::new),
                 members: Vec::new(),
                 joined_once: false,
+                creator: Some(creator),
+                joins: bucket(self.policy.match_joins, now),
             },
         );
+        *self.created_per_ip.entry(creator).or_insert(0) += 1;
+        if public {
+            self.public.insert(id);
+        }
         self.update_gauges();
         Ok(())
     }
@@ -211,26 +418,96 @@ impl Registry {
             .get(&id)
             .is_some_and(|m| !m.joined_once && m.members.is_empty())
         {
-            self.matches.remove(&id);
+            self.drop_match(id);
             self.update_gauges();
         }
     }
 
-    /// Public matches, for `GET /matches`.
-    pub(crate) fn list_public(&self) -> Vec<MatchInfo> {
-        let mut list: Vec<MatchInfo> = self
-            .matches
-            .iter()
-            .filter(|(_, m)| m.public && m.kind == Kind::Created)
-            .map(|(id, m)| MatchInfo {
+    /// Removes a match and everything that points at it (name, quick-match queue, listing,
+    /// its creator's count).
+    fn drop_match(&mut self, id: MatchId) {
+        let Some(m) = self.matches.remove(&id) else {
+            return;
+        };
+        self.public.remove(&id);
+        if let Some(ip) = m.creator {
+            if let Some(n) = self.created_per_ip.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.created_per_ip.remove(&ip);
+                }
+            }
+        }
+        match m.kind {
+            Kind::Named(name) => {
+                if self.names.get(&name) == Some(&id) {
+                    self.names.remove(&name);
+                }
+            }
+            Kind::Quick { room, size } => {
+                let key = (room, size);
+                if self.filling.get(&key) == Some(&id) {
+                    self.filling.remove(&key);
+                }
+            }
+            Kind::Created => {}
+        }
+    }
+
+    /// One page of public created matches in ID order, starting after `after`: at most `limit`
+    /// of them, only those with a free seat if `open_only`. Looks at no more than
+    /// [`MAX_LIST_SCAN`] matches; `next` says where to continue if any are left.
+    pub(crate) fn list_public(
+        &self,
+        after: Option<MatchId>,
+        limit: usize,
+        open_only: bool,
+    ) -> Page {
+        let start = match after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
+        };
+        let mut ids = self.public.range((start, Bound::Unbounded)).peekable();
+        let mut page = Page::default();
+        let mut scanned = 0;
+        while page.matches.len() < limit && scanned < MAX_LIST_SCAN {
+            let Some(id) = ids.next() else {
+                break;
+            };
+            scanned += 1;
+            page.next = Some(*id);
+            let Some(m) = self.matches.get(id) else {
+                continue;
+            };
+            if open_only && m.members.len() >= usize::from(m.max_players) {
+                continue;
+            }
+            page.matches.push(Listed {
                 id: *id,
                 players: m.members.len() as u8,
                 max_players: m.max_players,
                 metadata: m.metadata.clone(),
+            });
+        }
+        if ids.peek().is_none() {
+            page.next = None;
+        }
+        page
+    }
+
+    /// The same page with owned entries (tests).
+    #[cfg(test)]
+    fn list_all(&self) -> Vec<ricochet_protocol::signaling::MatchInfo> {
+        self.list_public(None, usize::MAX, false)
+            .matches
+            .into_iter()
+            .map(|l| ricochet_protocol::signaling::MatchInfo {
+                id: l.id,
+                players: l.players,
+                max_players: l.max_players,
+                metadata: l.metadata.map(|m| (*m).clone()),
             })
-            .collect();
-        list.sort_by_key(|m| m.id);
-        list
+            .collect()
     }
 
     /// Checks whether `target` could be joined right now, without joining (used to answer with
@@ -266,6 +543,11 @@ impl Registry {
     ///
     /// `fresh` holds a new random peer ID and match ID; the match ID is used only if a new match
     /// must be made. A collision with an existing ID is refused, never merged.
+    ///
+    /// `ip` is the joiner's address key ([`ricochet_server_kit::ip_prefix`]); `now_ms` (Unix
+    /// milliseconds) dates its ticket and `now` counts against the join rates: the address's,
+    /// then the match's (only joins that would otherwise succeed use up the match's).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn join(
         &mut self,
         target: &Target,
@@ -273,13 +555,27 @@ impl Registry {
         meta: Option<Value>,
         fresh: (PeerId, MatchId),
         ticketing: &Ticketing,
-        now_unix: u64,
+        now_ms: u64,
+        now: Instant,
     ) -> Result<Joined, Refusal> {
         self.check(target, ip)?;
         let (new_peer_id, new_match_id) = fresh;
         if self.peers.contains_key(&new_peer_id) || self.matches.contains_key(&new_match_id) {
             // Never let a newcomer take over an existing peer or match.
             return Err(Refusal::ServerFull);
+        }
+        if !self.policy.joins.allow(ip, now) {
+            return Err(Refusal::JoinRateLimited);
+        }
+        let existing = match target {
+            Target::Id(id) => Some(*id),
+            Target::Name(name) => self.names.get(name).copied(),
+            Target::Quick { room, size } => self.filling.get(&(room.clone(), *size)).copied(),
+        };
+        if let Some(m) = existing.and_then(|id| self.matches.get_mut(&id)) {
+            if !m.joins.take(now) {
+                return Err(Refusal::MatchJoinRateLimited);
+            }
         }
         let match_id = match target {
             Target::Id(id) => *id,
@@ -291,6 +587,7 @@ impl Registry {
                         new_match_id,
                         Kind::Named(name.clone()),
                         self.limits.max_players,
+                        now,
                     );
                     new_match_id
                 }
@@ -306,16 +603,29 @@ impl Registry {
                             size: *size,
                         },
                         *size,
+                        now,
                     );
                     new_match_id
                 }
             },
         };
-        let (tx, rx) = mpsc::channel(self.limits.outbound_queue);
+        let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(self.policy.queue_frames));
         let Some(m) = self.matches.get_mut(&match_id) else {
             return Err(Refusal::UnknownMatch);
         };
+        if existing.is_none() {
+            // The first join of a match this join made; a fresh bucket always has the token.
+            m.joins.take(now);
+        }
         let others = m.members.clone();
+        // The lowest seat no present member holds (there is one: the match is not full).
+        let seat = (0..m.max_players)
+            .find(|s| {
+                !others
+                    .iter()
+                    .any(|p| self.peers.get(p).is_some_and(|slot| slot.seat == *s))
+            })
+            .unwrap_or(0);
         m.members.push(new_peer_id);
         let name = match &m.kind {
             Kind::Named(n) => Some(n.clone()),
@@ -344,24 +654,36 @@ impl Registry {
             peer: new_peer_id,
             meta: meta.clone(),
         });
-        // The queue is fresh and larger than 3, so these cannot fail.
-        let _ = tx.try_send(frame(ServerFrame::IdAssigned(new_peer_id)));
-        let _ = tx.try_send(ext(ServerMessage::Welcome {
-            match_id,
-            name,
-            max_players,
-            members,
-        }));
-        if let Some(grant) = ticketing.grant(match_id, new_peer_id, now_unix) {
-            let _ = tx.try_send(ext(ServerMessage::Ticket(grant)));
+        // The queue is fresh and larger than 3 (and its byte cap counts the largest welcome
+        // and ticket), so these cannot fail.
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut first = vec![
+            frame(ServerFrame::IdAssigned(new_peer_id)),
+            ext(ServerMessage::Welcome {
+                match_id,
+                name,
+                max_players,
+                members,
+            }),
+        ];
+        if let Some(grant) = ticketing.grant(match_id, new_peer_id, seat, max_players, now_ms) {
+            first.push(ext(ServerMessage::Ticket(grant)));
+        }
+        for text in first {
+            queued.fetch_add(text.len(), Ordering::Relaxed);
+            let _ = tx.try_send(text);
         }
         self.peers.insert(
             new_peer_id,
             Slot {
                 tx,
                 match_id,
+                seat,
                 meta: meta.clone(),
                 ip,
+                queued: queued.clone(),
+                meta_budget: bucket(self.policy.meta, now),
+                signal_budgets: Vec::new(),
             },
         );
         *self.per_ip.entry(ip).or_insert(0) += 1;
@@ -382,31 +704,45 @@ impl Registry {
             peer: new_peer_id,
             match_id,
             rx,
+            queued,
         })
     }
 
-    fn insert_match(&mut self, id: MatchId, kind: Kind, max_players: u8) {
+    fn insert_match(&mut self, id: MatchId, kind: Kind, max_players: u8, now: Instant) {
         self.matches.insert(
             id,
             Match {
                 kind,
-                public: false,
                 max_players,
                 metadata: None,
                 members: Vec::new(),
                 joined_once: false,
+                creator: None,
+                joins: bucket(self.policy.match_joins, now),
             },
         );
     }
 
-    /// Queues `text` for `to`; a member whose queue is full goes on `cut`.
+    /// Queues `text` for `to`; a member whose queue is full (in frames or bytes) goes on `cut`.
     fn push(&self, to: PeerId, text: Outbound, cut: &mut Vec<PeerId>) {
-        if let Some(slot) = self.peers.get(&to) {
-            if let Err(mpsc::error::TrySendError::Full(_)) = slot.tx.try_send(text) {
-                if !cut.contains(&to) {
-                    cut.push(to);
-                }
+        let Some(slot) = self.peers.get(&to) else {
+            return;
+        };
+        let len = text.len();
+        let before = slot.queued.fetch_add(len, Ordering::Relaxed);
+        let full = if before.saturating_add(len) > self.policy.queue_bytes {
+            true
+        } else {
+            match slot.tx.try_send(text) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => true,
+                // The connection is ending: it leaves on its own.
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
+        };
+        slot.queued.fetch_sub(len, Ordering::Relaxed);
+        if full && !cut.contains(&to) {
+            cut.push(to);
         }
     }
 
@@ -445,22 +781,15 @@ impl Registry {
         };
         m.members.retain(|p| *p != peer);
         if m.members.is_empty() {
-            let m = self.matches.remove(&slot.match_id);
-            match m.map(|m| m.kind) {
-                Some(Kind::Named(name)) => {
-                    self.names.remove(&name);
-                }
-                Some(Kind::Quick { room, size }) => {
-                    let key = (room, size);
-                    if self.filling.get(&key) == Some(&slot.match_id) {
-                        self.filling.remove(&key);
-                    }
-                }
-                _ => {}
-            }
+            self.drop_match(slot.match_id);
             return cut;
         }
         let rest = m.members.clone();
+        for other in &rest {
+            if let Some(s) = self.peers.get_mut(other) {
+                s.signal_budgets.retain(|(to, _)| *to != peer);
+            }
+        }
         let left = frame(ServerFrame::PeerLeft(peer));
         let left_ext = ext(ServerMessage::PeerLeft { peer });
         for other in rest {
@@ -470,13 +799,40 @@ impl Registry {
         cut
     }
 
-    /// Delivers an already-encoded `Signal` from `from` to `to` if both are in one match.
-    pub(crate) fn route_signal(&mut self, from: PeerId, to: PeerId, text: Outbound) -> Routed {
+    /// Delivers an already-encoded `Signal` from `from` to `to` if both are in one match and
+    /// `from` has budget left for `to` at `now`.
+    pub(crate) fn route_signal(
+        &mut self,
+        from: PeerId,
+        to: PeerId,
+        text: Outbound,
+        now: Instant,
+    ) -> Routed {
         let Some(sender) = self.peers.get(&from) else {
             return Routed::Gone;
         };
         match self.peers.get(&to) {
             Some(receiver) if receiver.match_id == sender.match_id && to != from => {
+                let (frames, bytes) = (self.policy.signal_frames, self.policy.signal_bytes);
+                let Some(sender) = self.peers.get_mut(&from) else {
+                    return Routed::Gone;
+                };
+                let i = match sender.signal_budgets.iter().position(|(p, _)| *p == to) {
+                    Some(i) => i,
+                    None => {
+                        sender.signal_budgets.push((
+                            to,
+                            SignalBudget {
+                                frames: bucket(frames, now),
+                                bytes: bucket(bytes, now),
+                            },
+                        ));
+                        sender.signal_budgets.len() - 1
+                    }
+                };
+                if !sender.signal_budgets[i].1.take(text.len(), now) {
+                    return Routed::Throttled;
+                }
                 let mut cut = Vec::new();
                 self.push(to, text, &mut cut);
                 if cut.is_empty() {
@@ -490,18 +846,39 @@ impl Registry {
         }
     }
 
-    /// Sets a member's metadata and tells the others, only if it changed.
-    pub(crate) fn set_meta(&mut self, peer: PeerId, meta: Value) {
+    /// A fresh relay ticket for `peer`'s seat, if it is still a member.
+    pub(crate) fn grant(
+        &self,
+        peer: PeerId,
+        ticketing: &Ticketing,
+        now_ms: u64,
+    ) -> Option<RelayGrant> {
+        let slot = self.peers.get(&peer)?;
+        let max_players = self.matches.get(&slot.match_id)?.max_players;
+        ticketing.grant(slot.match_id, peer, slot.seat, max_players, now_ms)
+    }
+
+    /// Sets a member's metadata and tells the others, only if it changed; a change beyond the
+    /// member's metadata rate is refused (not applied, nobody told).
+    pub(crate) fn set_meta(
+        &mut self,
+        peer: PeerId,
+        meta: Value,
+        now: Instant,
+    ) -> Result<(), Throttled> {
         let Some(slot) = self.peers.get_mut(&peer) else {
-            return;
+            return Ok(());
         };
         if slot.meta.as_ref() == Some(&meta) {
-            return;
+            return Ok(());
+        }
+        if !slot.meta_budget.take(now) {
+            return Err(Throttled);
         }
         slot.meta = Some(meta.clone());
         let match_id = slot.match_id;
         let Some(m) = self.matches.get(&match_id) else {
-            return;
+            return Ok(());
         };
         let text = ext(ServerMessage::PeerMeta(Member {
             peer,
@@ -513,6 +890,7 @@ impl Registry {
         }
         self.cut_off(cut);
         self.update_gauges();
+        Ok(())
     }
 }
 
@@ -522,28 +900,42 @@ mod tests {
     use ricochet_protocol::signaling::ServerFrame;
     use std::net::Ipv4Addr;
     use std::sync::Arc;
+    use std::time::Duration;
 
     const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+    /// A registry with small caps, 4-player rooms, the default rates and an
+    /// `outbound_queue`-frame queue.
     fn registry(outbound_queue: usize) -> Registry {
-        Registry::new(
-            Limits {
-                max_connections: 100,
-                max_connections_per_ip: 100,
-                max_matches: 100,
-                max_players: 4,
+        with_config(
+            100,
+            Config {
                 outbound_queue,
+                max_players: 4,
+                ..Config::default()
             },
-            Arc::new(Metrics::new(None)),
         )
     }
 
+    /// A registry whose connection and match caps are all `max`, with the rest of `config`.
+    fn with_config(max: usize, config: Config) -> Registry {
+        let mut r = Registry::new(
+            Limits {
+                max_connections: max,
+                max_connections_per_ip: max,
+                max_matches: max,
+                max_players: config.max_players,
+                // What serve() passes for an automatic queue.
+                outbound_queue: config.outbound_queue.max(4),
+            },
+            Arc::new(Metrics::new(None)),
+        );
+        r.set_policy(Policy::new(&config));
+        r
+    }
+
     fn ticketing() -> Ticketing {
-        Ticketing {
-            secret: b"registry test secret".to_vec(),
-            relay_url: None,
-            ttl_secs: 60,
-        }
+        Ticketing::new(b"registry test secret".to_vec(), None, 60)
     }
 
     fn ids(n: u128) -> (PeerId, MatchId) {
@@ -554,8 +946,16 @@ mod tests {
     }
 
     fn join(r: &mut Registry, target: &Target, n: u128) -> Joined {
-        r.join(target, IP, None, ids(n), &ticketing(), 1_000)
-            .unwrap()
+        r.join(
+            target,
+            IP,
+            None,
+            ids(n),
+            &ticketing(),
+            1_000_000,
+            Instant::now(),
+        )
+        .unwrap()
     }
 
     fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<ServerFrame> {
@@ -603,6 +1003,54 @@ mod tests {
         assert!(r.matches.is_empty() && r.names.is_empty() && r.per_ip.is_empty());
     }
 
+    fn seat_of(r: &Registry, peer: PeerId) -> u8 {
+        let grant = r.grant(peer, &ticketing(), 5_000_000).unwrap();
+        ricochet_protocol::Ticket::from_text(grant.ticket.as_str())
+            .verify(b"registry test secret", 0)
+            .unwrap()
+            .seat
+    }
+
+    #[test]
+    fn members_take_the_lowest_free_seat_and_tickets_carry_it() {
+        let mut r = registry(64);
+        let room = Target::Name("r".into());
+        let a = join(&mut r, &room, 1);
+        let b = join(&mut r, &room, 2);
+        let c = join(&mut r, &room, 3);
+        assert_eq!([a.peer, b.peer, c.peer].map(|p| seat_of(&r, p)), [0, 1, 2]);
+        r.leave(b.peer);
+        // Joining and leaving again and again always lands in the same free seat: harvested
+        // tickets all name seat 1, so they can hold at most that one seat on the relay.
+        for n in 10..20 {
+            let d = join(&mut r, &room, n);
+            assert_eq!(seat_of(&r, d.peer), 1);
+            r.leave(d.peer);
+        }
+        let grant = r.grant(a.peer, &ticketing(), 5_000_000).unwrap();
+        let claims = ricochet_protocol::Ticket::from_text(grant.ticket.as_str())
+            .verify(b"registry test secret", 0)
+            .unwrap();
+        assert_eq!((claims.max_players, claims.expires_at), (4, 5_000 + 60));
+        assert!(r.grant(b.peer, &ticketing(), 0).is_none(), "b left");
+    }
+
+    #[test]
+    fn tickets_are_issued_in_strictly_increasing_order() {
+        let t = ticketing();
+        let (peer, id) = ids(1);
+        let issued: Vec<u64> = (0..3)
+            .map(|_| {
+                let g = t.grant(id, peer, 0, 2, 7_000).unwrap();
+                ricochet_protocol::Ticket::from_text(g.ticket.as_str())
+                    .verify(b"registry test secret", 0)
+                    .unwrap()
+                    .issued_at_ms
+            })
+            .collect();
+        assert_eq!(issued, [7_000, 7_001, 7_002]);
+    }
+
     #[test]
     fn quick_groups_fill_then_close() {
         let mut r = registry(64);
@@ -645,12 +1093,15 @@ mod tests {
             join(&mut r, &room, n);
         }
         assert_eq!(
-            r.join(&room, IP, None, ids(5), &ticketing(), 0).err(),
+            r.join(&room, IP, None, ids(5), &ticketing(), 0, Instant::now())
+                .err(),
             Some(Refusal::MatchFull { players: 4, max: 4 })
         );
         // A fresh ID that is already in use never replaces its owner.
         let other = Target::Name("other".into());
-        assert!(r.join(&other, IP, None, ids(1), &ticketing(), 0).is_err());
+        assert!(r
+            .join(&other, IP, None, ids(1), &ticketing(), 0, Instant::now())
+            .is_err());
         assert_eq!(r.peers.len(), 4);
     }
 
@@ -662,7 +1113,7 @@ mod tests {
         let b = join(&mut r, &room, 2); // b never drains its queue (3 frames already in it)
         drain(&mut a.rx);
         let mut delivered = 0;
-        while r.route_signal(a.peer, b.peer, "{}".into()) == Routed::Delivered {
+        while r.route_signal(a.peer, b.peer, "{}".into(), Instant::now()) == Routed::Delivered {
             delivered += 1;
             assert!(delivered < 10);
         }
@@ -677,20 +1128,336 @@ mod tests {
     fn unjoined_created_matches_expire_joined_ones_do_not() {
         let mut r = registry(64);
         let (_, id) = ids(10);
-        r.create(id, true, 2, None).unwrap();
-        assert_eq!(r.list_public().len(), 1);
+        r.create(id, true, 2, None, IP, Instant::now()).unwrap();
+        assert_eq!(r.list_all().len(), 1);
         let a = join(&mut r, &Target::Id(id), 1);
         r.expire_unjoined(id);
-        assert_eq!(r.list_public()[0].players, 1);
+        assert_eq!(r.list_all()[0].players, 1);
         r.leave(a.peer);
-        assert!(r.list_public().is_empty());
+        assert!(r.list_all().is_empty());
         let (_, id2) = ids(11);
-        r.create(id2, false, 2, None).unwrap();
-        assert!(r.list_public().is_empty(), "private");
+        r.create(id2, false, 2, None, IP, Instant::now()).unwrap();
+        assert!(r.list_all().is_empty(), "private");
         r.expire_unjoined(id2);
         assert_eq!(
             r.check(&Target::Id(id2), IP).err(),
             Some(Refusal::UnknownMatch)
         );
+    }
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    fn mid(n: u128) -> MatchId {
+        MatchId::from_bytes(n.to_be_bytes())
+    }
+
+    /// Frames and bytes waiting in a queue (emptying it).
+    fn queued(rx: &mut mpsc::Receiver<Outbound>) -> (usize, usize) {
+        let (mut frames, mut bytes) = (0, 0);
+        while let Ok(text) = rx.try_recv() {
+            frames += 1;
+            bytes += text.len();
+        }
+        (frames, bytes)
+    }
+
+    #[test]
+    fn creations_are_limited_per_address_and_the_table_stays_open_to_others() {
+        // Defaults: 2 per second per address, 10 at once, 32 live per address.
+        let mut r = with_config(1000, Config::default());
+        let t0 = Instant::now();
+        let (a, b) = (ip(1), ip(2));
+        let mut n = 0;
+        let mut create = |r: &mut Registry, who: IpAddr, at: Instant| {
+            n += 1;
+            r.create(mid(n), true, 4, None, who, at).map(|()| mid(n))
+        };
+        let first = create(&mut r, a, t0).unwrap();
+        for _ in 1..10 {
+            create(&mut r, a, t0).unwrap();
+        }
+        assert_eq!(create(&mut r, a, t0), Err(Refusal::CreateRateLimited));
+        assert!(
+            create(&mut r, b, t0).is_ok(),
+            "another address is not limited"
+        );
+        // At the sustained rate `a` reaches its share of live matches, and no more.
+        let mut t = t0;
+        for _ in 10..32 {
+            t += Duration::from_millis(500);
+            create(&mut r, a, t).unwrap();
+        }
+        t += Duration::from_secs(60);
+        assert_eq!(create(&mut r, a, t), Err(Refusal::TooManyMatchesFromIp));
+        assert!(create(&mut r, b, t).is_ok());
+        // A removed match no longer counts.
+        r.expire_unjoined(first);
+        assert!(create(&mut r, a, t).is_ok());
+        assert_eq!(create(&mut r, a, t), Err(Refusal::TooManyMatchesFromIp));
+        // So does a joined match once its last member leaves.
+        let joined = r
+            .public
+            .iter()
+            .copied()
+            .find(|id| r.matches[id].creator == Some(a));
+        let j = r
+            .join(
+                &Target::Id(joined.unwrap()),
+                ip(9),
+                None,
+                ids(900),
+                &ticketing(),
+                0,
+                t,
+            )
+            .unwrap();
+        r.leave(j.peer);
+        assert!(create(&mut r, a, t).is_ok());
+        assert_eq!(r.created_per_ip[&a], 32);
+        // Everything removed: nothing is left counted.
+        for id in r.matches.keys().copied().collect::<Vec<_>>() {
+            r.expire_unjoined(id);
+        }
+        assert!(r.created_per_ip.is_empty() && r.public.is_empty() && r.matches.is_empty());
+    }
+
+    #[test]
+    fn the_server_match_cap_still_applies() {
+        let mut r = with_config(3, Config::default());
+        let t0 = Instant::now();
+        for n in 1..=3 {
+            r.create(mid(n), true, 2, None, ip(n as u32), t0).unwrap();
+        }
+        assert_eq!(
+            r.create(mid(4), true, 2, None, ip(4), t0),
+            Err(Refusal::TooManyMatches)
+        );
+    }
+
+    #[test]
+    fn joins_are_limited_per_address_and_per_match() {
+        // Defaults: 5 joins per second per address (20 at once), 10 per second per match (20).
+        let mut r = with_config(1000, Config::default());
+        let t0 = Instant::now();
+        let mut n = 0;
+        let mut fresh = || {
+            n += 1;
+            ids(n)
+        };
+        for k in 0..20 {
+            let room = Target::Name(format!("own-{k}"));
+            let j = r
+                .join(&room, ip(1), None, fresh(), &ticketing(), 0, t0)
+                .unwrap();
+            r.leave(j.peer);
+        }
+        let room = Target::Name("own-x".into());
+        assert_eq!(
+            r.join(&room, ip(1), None, fresh(), &ticketing(), 0, t0)
+                .err(),
+            Some(Refusal::JoinRateLimited)
+        );
+        let later = t0 + Duration::from_millis(200);
+        assert!(r
+            .join(&room, ip(1), None, fresh(), &ticketing(), 0, later)
+            .is_ok());
+
+        // One match, joined and left by many addresses: 20 joins at once (the member's
+        // included), then 10 per second, whoever joins.
+        let busy = Target::Name("busy".into());
+        let mut member = r
+            .join(&busy, ip(100), None, fresh(), &ticketing(), 0, t0)
+            .unwrap();
+        let mut churn = |r: &mut Registry, at: Instant, from: u32| {
+            let mut accepted = 0;
+            for k in 0..100 {
+                match r.join(&busy, ip(from + k), None, fresh(), &ticketing(), 0, at) {
+                    Ok(j) => {
+                        accepted += 1;
+                        r.leave(j.peer);
+                    }
+                    Err(Refusal::MatchJoinRateLimited) => {}
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+            accepted
+        };
+        assert_eq!(churn(&mut r, t0, 1000), 19);
+        assert_eq!(churn(&mut r, t0 + Duration::from_secs(1), 2000), 10);
+        // The member heard 4 frames per accepted join (NewPeer, peer_joined, PeerLeft,
+        // peer_left) after its own 3.
+        assert_eq!(queued(&mut member.rx).0, 3 + 4 * 29);
+        // A refused join left nothing behind.
+        assert_eq!(r.matches[&member.match_id].members, vec![member.peer]);
+    }
+
+    #[test]
+    fn listing_pages_are_bounded_and_continue_after_their_cursor() {
+        let config = Config {
+            create_rate_per_ip: 1_000_000,
+            create_burst_per_ip: 1_000_000,
+            max_created_matches_per_ip: 1_000_000,
+            join_rate_per_ip: 1_000_000,
+            join_burst_per_ip: 1_000_000,
+            ..Config::default()
+        };
+        let mut r = with_config(10_000, config);
+        let t0 = Instant::now();
+        let mut public = Vec::new();
+        for n in 0..2600u128 {
+            // IDs in no particular order of creation.
+            let id = mid(n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+            let listed = n % 26 != 0;
+            r.create(id, listed, 2, None, IP, t0).unwrap();
+            if listed {
+                public.push(id);
+            }
+        }
+        join(&mut r, &Target::Name("named".into()), 1);
+        public.sort();
+        assert_eq!(public.len(), 2500);
+        // Every public match exactly once, in ID order, 200 at a time.
+        let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let page = r.list_public(after, 200, false);
+            assert!(page.matches.len() <= 200);
+            seen.extend(page.matches.iter().map(|m| m.id));
+            pages += 1;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, public);
+        assert_eq!(pages, 13);
+        let first = r.list_public(None, 50, false);
+        assert_eq!(first.matches.len(), 50);
+        assert_eq!(first.next, Some(public[49]));
+        // Fill the first 1,100 public matches (in ID order): an `open` listing skips them, and
+        // looks at no more than MAX_LIST_SCAN of them per request.
+        let mut n = 10_000;
+        for id in &public[..1100] {
+            for _ in 0..2 {
+                n += 1;
+                r.join(&Target::Id(*id), IP, None, ids(n), &ticketing(), 0, t0)
+                    .unwrap();
+            }
+        }
+        let page = r.list_public(None, 50, true);
+        assert!(page.matches.is_empty());
+        assert_eq!(page.next, Some(public[MAX_LIST_SCAN - 1]));
+        let page = r.list_public(page.next, 50, true);
+        assert_eq!(
+            page.matches.iter().map(|m| m.id).collect::<Vec<_>>(),
+            public[1100..1150]
+        );
+        assert!(page.matches.iter().all(|m| m.players == 0));
+        assert_eq!(r.list_public(None, 50, false).matches[0].players, 2);
+        // The last page has no next; a cursor past the end gives an empty last page.
+        let tail = r.list_public(Some(public[2450]), 200, false);
+        assert_eq!((tail.matches.len(), tail.next), (49, None));
+        let end = r.list_public(Some(mid(u128::MAX)), 200, false);
+        assert!(end.matches.is_empty() && end.next.is_none());
+    }
+
+    #[test]
+    fn a_member_that_reads_nothing_holds_all_that_senders_within_limits_can_send() {
+        // The default limits, in a 16-player room, with a long relay URL.
+        let config = Config {
+            relay_url: Some(format!("wss://{}.example:3537/relay", "r".repeat(100))),
+            ..Config::default()
+        };
+        let load = config.receiver_load();
+        let mut r = with_config(1000, config.clone());
+        let tickets = Ticketing::new(b"registry test secret".to_vec(), config.relay_url, 60);
+        let room = Target::Name("busy".into());
+        let meta = |tag: usize| {
+            let v = serde_json::json!({"tag": tag, "pad": "m".repeat(config.max_meta_size - 30)});
+            assert!(serde_json::to_string(&v).unwrap().len() <= config.max_meta_size);
+            v
+        };
+        let join_at = |r: &mut Registry, n: usize, at: Instant| {
+            r.join(
+                &room,
+                ip(n as u32),
+                Some(meta(n)),
+                ids(n as u128),
+                &tickets,
+                0,
+                at,
+            )
+            .unwrap()
+        };
+        // Everyone uses up its metadata budget, then its signal budget toward the receiver
+        // (1 KiB signals: 32 of them are exactly the 32 KiB byte budget), then leaves.
+        let spend = |r: &mut Registry, sender: PeerId, receiver: PeerId, at: Instant| {
+            for k in 0..config.meta_burst as usize {
+                assert_eq!(r.set_meta(sender, meta(1000 + k), at), Ok(()));
+            }
+            assert_eq!(r.set_meta(sender, meta(2000), at), Err(Throttled));
+            let text: Outbound = "s".repeat(1024).into();
+            for _ in 0..config.signal_burst {
+                assert_eq!(
+                    r.route_signal(sender, receiver, text.clone(), at),
+                    Routed::Delivered
+                );
+            }
+            assert_eq!(
+                r.route_signal(sender, receiver, text, at),
+                Routed::Throttled
+            );
+        };
+        // The receiver and 15 others joined a while ago; the receiver has read everything so far.
+        let t0 = Instant::now();
+        let mut receiver = join_at(&mut r, 1, t0);
+        let mut present: Vec<PeerId> = (2..=16).map(|n| join_at(&mut r, n, t0).peer).collect();
+        queued(&mut receiver.rx);
+        // Then, all at one instant (nothing refills), everything the limits allow: the 15 spend
+        // their budgets and leave, and the match's whole join budget (20) brings in more members
+        // who do the same.
+        let t1 = t0 + Duration::from_secs(60);
+        let mut next = 17;
+        let mut joined = 0;
+        loop {
+            for sender in present.drain(..) {
+                spend(&mut r, sender, receiver.peer, t1);
+                r.leave(sender);
+                assert!(
+                    r.peers.contains_key(&receiver.peer),
+                    "the receiver was cut off"
+                );
+            }
+            while present.len() < 15 {
+                match r.join(
+                    &room,
+                    ip(next),
+                    Some(meta(next as usize)),
+                    ids(next.into()),
+                    &tickets,
+                    0,
+                    t1,
+                ) {
+                    Ok(j) => present.push(j.peer),
+                    Err(Refusal::MatchJoinRateLimited) => break,
+                    Err(other) => panic!("{other:?}"),
+                }
+                next += 1;
+                joined += 1;
+            }
+            if present.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(joined, config.match_join_burst as usize);
+        let (frames, bytes) = queued(&mut receiver.rx);
+        let members = 15 + config.match_join_burst as usize;
+        let per_member = 4 + config.meta_burst as usize + config.signal_burst as usize;
+        assert_eq!(frames, members * per_member - 2 * 15);
+        assert!(frames + 3 <= load.queue_frames, "{frames} {load:?}");
+        assert!(bytes <= load.queue_bytes, "{bytes} {load:?}");
+        // A joiner's own first frames fit too, whatever the match holds.
+        assert!(load.queue_frames >= 3 + frames);
     }
 }

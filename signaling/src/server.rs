@@ -5,14 +5,13 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use axum::{Json, Router};
 use rand::Rng as _;
 use ricochet_protocol::signaling::{
@@ -20,6 +19,9 @@ use ricochet_protocol::signaling::{
     MAX_MATCH_PLAYERS, MIN_QUICK_MATCH_SIZE,
 };
 use ricochet_protocol::PeerId;
+use ricochet_server_kit::ip_prefix;
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::{watch, Notify};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
@@ -36,6 +38,10 @@ pub(crate) const MAX_ROOM_NAME_LEN: usize = 64;
 const MAX_CREATE_BODY: usize = 4 * 1024;
 /// Upper bound on what tungstenite may buffer for one slow client before failing, in bytes.
 const MAX_WRITE_BUFFER: usize = 256 * 1024;
+/// `GET /matches` page size without `?limit=`.
+pub(crate) const DEFAULT_LIST_LIMIT: usize = 50;
+/// Largest `?limit=` of `GET /matches`.
+pub(crate) const MAX_LIST_LIMIT: usize = 200;
 
 /// State shared by every handler and connection.
 pub(crate) struct Shared {
@@ -53,15 +59,15 @@ pub(crate) struct Shared {
 impl Shared {
     /// Locks the registry; a panic elsewhere while holding it does not take the server down.
     pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        registry.adopt(&self.config);
+        registry
     }
 }
 
-pub(crate) fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// Unix time in milliseconds.
+pub(crate) fn now_unix_ms() -> u64 {
+    ricochet_server_kit::now_unix_ms()
 }
 
 /// Serves signaling on `listener` until `shutdown` completes, then closes every WebSocket
@@ -91,11 +97,11 @@ pub(crate) async fn serve(
         max_players: config.max_players,
         outbound_queue: config.outbound_queue.max(4),
     };
-    let ticketing = Ticketing {
-        secret: config.secret.clone(),
-        relay_url: config.relay_url.clone(),
-        ttl_secs: config.ticket_ttl.as_secs().max(1),
-    };
+    let ticketing = Ticketing::new(
+        config.secret.clone(),
+        config.relay_url.clone(),
+        config.ticket_ttl.as_secs().max(1),
+    );
     let static_files = config
         .static_dir
         .as_ref()
@@ -126,23 +132,29 @@ pub(crate) async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "signaling server listening");
     }
-    // Signaling is many small frames written back to back (IdAssigned, welcome, ticket; NewPeer,
-    // peer_joined): without TCP_NODELAY, Nagle holds the later ones for the client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
+    // The front door bounds every connection until it is a WebSocket (TCP caps in total and per
+    // address, header and idle timeouts, request head size) and sets TCP_NODELAY: signaling is
+    // many small frames written back to back (IdAssigned, welcome, ticket; NewPeer,
+    // peer_joined), which Nagle would hold for the client's delayed ACK.
+    let door = ricochet_server_kit::FrontDoor::new(shared.config.front_door())
+        .map_err(|_| Error::InvalidConfig("HTTP front door limits are invalid"))?;
+    door.serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        move |addr: SocketAddr| {
+            let app = app.clone();
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                // What `ConnectInfo<SocketAddr>` extractors read.
+                req.extensions_mut().insert(ConnectInfo(addr));
+                tower_service::Service::call(&mut app.clone(), req)
+            })
+        },
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing WebSockets");
+            let _ = shutdown_tx.send(true);
+        },
     )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: closing WebSockets");
-        let _ = shutdown_tx.send(true);
-    })
-    .await?;
+    .await;
     // HTTP connections are done; wait for the WebSocket tasks, which saw the signal too.
     loop {
         let idle = shared.idle.notified();
@@ -205,7 +217,50 @@ fn refusal(shared: &Shared, r: Refusal) -> Response {
             ErrorCode::TooManyMatches,
             "server is at its match limit",
         ),
+        Refusal::CreateRateLimited => retry_later(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::CreateRateLimited,
+            format!(
+                "this address creates matches too fast: at most {} at once, then {} per second",
+                shared.config.create_burst_per_ip, shared.config.create_rate_per_ip
+            ),
+        )),
+        Refusal::TooManyMatchesFromIp => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyMatchesFromIp,
+            format!(
+                "this address already has {} live matches it created, the most allowed; a match \
+                 stops counting when it is removed (when its last player leaves, or {} s after \
+                 creation if nobody joined it)",
+                shared.config.max_created_matches_per_ip,
+                shared.config.unjoined_match_ttl.as_secs()
+            ),
+        ),
+        Refusal::JoinRateLimited => retry_later(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::JoinRateLimited,
+            format!(
+                "this address joins too fast: at most {} joins at once, then {} per second",
+                shared.config.join_burst_per_ip, shared.config.join_rate_per_ip
+            ),
+        )),
+        Refusal::MatchJoinRateLimited => retry_later(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::MatchJoinRateLimited,
+            format!(
+                "this match is joined too fast: at most {} joins at once, then {} per second",
+                shared.config.match_join_burst, shared.config.match_join_rate
+            ),
+        )),
     }
+}
+
+/// Adds `Retry-After: 1` (every rate is at least one per second, so a token is back by then).
+fn retry_later(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 async fn health() -> StatusCode {
@@ -223,12 +278,114 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn list_matches(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.registry().list_public()).into_response()
+/// The query of `GET /matches`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ListQuery {
+    after: Option<MatchId>,
+    limit: usize,
+    open_only: bool,
+}
+
+/// Parses `limit`, `after` and `open`; anything else, or any of them twice, is an error.
+fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, String> {
+    let mut query = ListQuery {
+        after: None,
+        limit: DEFAULT_LIST_LIMIT,
+        open_only: false,
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in pairs {
+        if seen.contains(&key.as_str()) {
+            return Err(format!("query parameter {key:?} is given more than once"));
+        }
+        match key.as_str() {
+            "limit" => {
+                query.limit = match value.parse::<usize>() {
+                    Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(format!(
+                            "limit must be a whole number in 1..={MAX_LIST_LIMIT}, got {value:?}"
+                        ))
+                    }
+                }
+            }
+            "after" => {
+                query.after = Some(value.parse::<MatchId>().map_err(|e| {
+                    format!("after must be a match id from a previous page's next: {e}")
+                })?)
+            }
+            "open" => {
+                query.open_only = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("open must be true or false, got {value:?}")),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown query parameter {key:?}: GET /matches takes limit, after and open"
+                ))
+            }
+        }
+        seen.push(key.as_str());
+    }
+    Ok(query)
+}
+
+/// A listing page as sent: the shape of [`ricochet_protocol::signaling::MatchList`], encoded
+/// from the registry's shared metadata without copying it.
+#[derive(Serialize)]
+struct PageBody<'a> {
+    matches: Vec<EntryBody<'a>>,
+    next: Option<MatchId>,
+}
+
+#[derive(Serialize)]
+struct EntryBody<'a> {
+    id: MatchId,
+    players: u8,
+    max_players: u8,
+    metadata: Option<&'a Value>,
+}
+
+/// `GET /matches?limit=N&after=ID&open=true`: one page of public created matches in ID order.
+/// The registry lock is held only to look at a bounded number of matches; the page is encoded
+/// after it is released.
+async fn list_matches(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    let bad = |message: String| {
+        shared.metrics.reject(Rejection::BadRequest);
+        error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+    };
+    let pairs = match Query::<Vec<(String, String)>>::try_from_uri(&uri) {
+        Ok(Query(pairs)) => pairs,
+        Err(e) => return bad(format!("invalid query string: {}", e.body_text())),
+    };
+    let query = match parse_list_query(&pairs) {
+        Ok(q) => q,
+        Err(message) => return bad(message),
+    };
+    let page = shared
+        .registry()
+        .list_public(query.after, query.limit, query.open_only);
+    Json(PageBody {
+        matches: page
+            .matches
+            .iter()
+            .map(|m| EntryBody {
+                id: m.id,
+                players: m.players,
+                max_players: m.max_players,
+                metadata: m.metadata.as_deref(),
+            })
+            .collect(),
+        next: page.next,
+    })
+    .into_response()
 }
 
 async fn create_match(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<Json<CreateMatch>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let bad = |message: String| {
@@ -249,10 +406,15 @@ async fn create_match(
         }
     }
     let id = MatchId::from_bytes(rand::thread_rng().gen());
-    if let Err(r) = shared
-        .registry()
-        .create(id, req.public, max_players, req.metadata)
-    {
+    let created = shared.registry().create(
+        id,
+        req.public,
+        max_players,
+        req.metadata,
+        ip_prefix(addr.ip()),
+        Instant::now(),
+    );
+    if let Err(r) = created {
         return refusal(&shared, r);
     }
     let ttl = shared.config.unjoined_match_ttl;
@@ -412,11 +574,12 @@ async fn room(
         };
         shared.registry().join(
             &target,
-            ip,
+            ip_prefix(ip),
             meta,
             (peer_id, match_id),
             &shared.ticketing,
-            now_unix(),
+            now_unix_ms(),
+            Instant::now(),
         )
     };
     let joined = match joined {
@@ -492,5 +655,53 @@ mod tests {
             .unwrap()
             .1
             .is_some());
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn list_queries() {
+        assert_eq!(
+            parse_list_query(&[]).unwrap(),
+            ListQuery {
+                after: None,
+                limit: DEFAULT_LIST_LIMIT,
+                open_only: false
+            }
+        );
+        let id = "0123456789ABCDEF0123456789abcdef";
+        assert_eq!(
+            parse_list_query(&pairs(&[("limit", "200"), ("after", id), ("open", "true")])).unwrap(),
+            ListQuery {
+                after: Some(id.parse().unwrap()),
+                limit: 200,
+                open_only: true
+            }
+        );
+        assert!(
+            !parse_list_query(&pairs(&[("open", "false")]))
+                .unwrap()
+                .open_only
+        );
+        for (bad, says) in [
+            (&[("limit", "0")][..], "limit must be"),
+            (&[("limit", "201")], "limit must be"),
+            (&[("limit", "-1")], "limit must be"),
+            (&[("limit", "99999999999999999999999")], "limit must be"),
+            (&[("limit", "")], "limit must be"),
+            (&[("after", "")], "after must be a match id"),
+            (&[("after", "é")], "after must be a match id"),
+            (&[("after", &"g".repeat(32))], "after must be a match id"),
+            (&[("open", "1")], "open must be true or false"),
+            (&[("offset", "3")], "unknown query parameter"),
+            (&[("open", "true"), ("open", "true")], "more than once"),
+        ] {
+            let err = parse_list_query(&pairs(bad)).unwrap_err();
+            assert!(err.contains(says), "{bad:?}: {err}");
+        }
     }
 }

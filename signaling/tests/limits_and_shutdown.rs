@@ -99,9 +99,16 @@ async fn slow_readers_are_cut_off_without_slowing_others() {
     use tokio_tungstenite::tungstenite::Message;
 
     let mut cfg = config();
-    cfg.outbound_queue = 4;
+    // Budgets that refill at once, and an outbound queue sized from the smallest bursts: the
+    // slow member's queue overflows as soon as its socket buffers are full.
     cfg.messages_per_second = 1_000_000;
     cfg.message_burst = 1_000_000;
+    cfg.signal_rate = 1_000_000;
+    cfg.signal_burst = 1;
+    cfg.signal_byte_rate = 1_000_000_000;
+    cfg.signal_byte_burst = cfg.max_message_size as u32;
+    cfg.match_join_burst = 2;
+    cfg.meta_burst = 1;
     let server = start(cfg).await;
     let mut fast = join(&server.url("/slow")).await;
     welcome(&mut fast.ws).await;

@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use ricochet_protocol::signaling::{CreatedMatch, MatchId, MatchInfo, ServerFrame, ServerMessage};
+use ricochet_protocol::signaling::{
+    CreatedMatch, MatchId, MatchInfo, MatchList, ServerFrame, ServerMessage,
+};
 use serde_json::{json, Value};
 
 fn match_id(w: &ServerMessage) -> MatchId {
@@ -19,10 +21,13 @@ async fn create(server: &Server, body: Value) -> CreatedMatch {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The first page of `GET /matches`, which is the whole listing here.
 async fn list(server: &Server) -> Vec<MatchInfo> {
     let (status, text) = http(server.addr, "GET", "/matches", None).await;
     assert_eq!(status, 200);
-    serde_json::from_str(&text).unwrap()
+    let page: MatchList = serde_json::from_str(&text).unwrap();
+    assert_eq!(page.next, None, "{text}");
+    page.matches
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ricochet_signaling::stun::{serve, StunStats};
+use ricochet_signaling::stun::{serve, Limit, StunLimits, StunStats};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::message::{
     Getter as _, Message, Setter, TransactionId, BINDING_REQUEST, BINDING_SUCCESS,
@@ -54,7 +54,7 @@ async fn ask(client: &UdpSocket, server: SocketAddr) -> SocketAddr {
 /// Waits until the responder has counted `n` datagrams in all.
 async fn counted(stats: &StunStats, n: u64) {
     let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
-    while stats.answered() + stats.ignored() + stats.malformed() < n {
+    while stats.answered() + stats.limited() + stats.ignored() + stats.malformed() < n {
         assert!(tokio::time::Instant::now() < deadline, "responder stalled");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -66,7 +66,7 @@ async fn binding_requests_get_the_source_address_and_garbage_is_counted() {
     let server = socket.local_addr().unwrap();
     let stats = StunStats::default();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(socket, stats.clone(), async {
+    let task = tokio::spawn(serve(socket, StunLimits::default(), stats.clone(), async {
         let _ = stopped.await;
     }));
 
@@ -149,6 +149,7 @@ async fn the_responder_stops_with_the_signaling_server() {
     let task = tokio::spawn(ricochet_signaling::run_with_stun(
         listener,
         Some(socket),
+        StunLimits::default(),
         stats.clone(),
         config,
         async {
@@ -164,6 +165,14 @@ async fn the_responder_stops_with_the_signaling_server() {
         "{metrics}"
     );
     assert!(metrics.contains("ricochet_signaling_stun_datagrams_malformed_total 0"));
+    assert!(
+        metrics.contains(r#"ricochet_signaling_stun_replies_limited_total{limit="per_source"} 0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ricochet_signaling_stun_sources 1"),
+        "{metrics}"
+    );
     stop.send(()).unwrap();
     tokio::time::timeout(ANSWER_TIMEOUT, task)
         .await
@@ -188,6 +197,7 @@ async fn a_bad_config_stops_the_responder_too() {
         ricochet_signaling::run_with_stun(
             listener,
             Some(socket),
+            StunLimits::default(),
             StunStats::default(),
             config,
             std::future::pending(),
@@ -200,6 +210,195 @@ async fn a_bad_config_stops_the_responder_too() {
         Err(ricochet_signaling::Error::InvalidConfig(_))
     ));
     UdpSocket::bind(server).await.unwrap();
+}
+
+/// Starts a responder under `limits` on a fresh loopback port of `ip`; returns its address,
+/// its counts and what stops it.
+async fn start(
+    ip: &str,
+    limits: StunLimits,
+) -> (
+    SocketAddr,
+    StunStats,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), ricochet_signaling::Error>>,
+) {
+    let socket = UdpSocket::bind((ip, 0)).await.unwrap();
+    let server = socket.local_addr().unwrap();
+    let stats = StunStats::default();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(socket, limits, stats.clone(), async {
+        let _ = stopped.await;
+    }));
+    (server, stats, stop, task)
+}
+
+/// How many of `sent` requests the responder never read, once its counts have settled.
+async fn dropped(stats: &StunStats, sent: u64) -> u64 {
+    let mut last = u64::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = stats.answered() + stats.limited() + stats.ignored() + stats.malformed();
+        if now == last || now >= sent {
+            return sent - now;
+        }
+        last = now;
+    }
+}
+
+/// A Binding request without attributes (what webrtc-rs and browsers send to a STUN server).
+fn bare_binding_request() -> Message {
+    let mut m = Message::new();
+    let setters: [Box<dyn Setter>; 2] = [Box::new(TransactionId::new()), Box::new(BINDING_REQUEST)];
+    m.build(&setters).unwrap();
+    m
+}
+
+#[tokio::test]
+async fn a_flood_from_one_source_gets_its_limit_while_others_are_answered() {
+    let limits = StunLimits {
+        per_source_per_second: 20,
+        per_source_burst: 40,
+        ..StunLimits::default()
+    };
+    let (server, stats, stop, task) = start("127.0.0.1", limits).await;
+    let flooder = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    // Count the replies the flooder gets while it floods.
+    let replies = {
+        let flooder = flooder.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            let mut n = 0u64;
+            while let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(500), flooder.recv_from(&mut buf)).await
+            {
+                n += 1;
+            }
+            n
+        })
+    };
+    let started = tokio::time::Instant::now();
+    let flood_for = Duration::from_millis(1500);
+    let request = bare_binding_request().raw;
+    let mut sent = 0u64;
+    let mut other_answered = false;
+    while started.elapsed() < flood_for {
+        for _ in 0..50 {
+            flooder.send_to(&request, server).await.unwrap();
+            sent += 1;
+        }
+        // Another source, mid-flood, is still answered.
+        if !other_answered && started.elapsed() > Duration::from_millis(700) {
+            let other = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+            assert_eq!(ask(&other, server).await, other.local_addr().unwrap());
+            other_answered = true;
+        }
+        tokio::task::yield_now().await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let got = replies.await.unwrap();
+    eprintln!("flood: {got} replies to {sent} requests in {elapsed:.2} s");
+    assert!(other_answered);
+    assert!(
+        sent > 2_000,
+        "the flood was too slow to test anything: {sent}"
+    );
+    // At most the burst plus the rate over the flood (and a little for timing).
+    let most = 40.0 + 20.0 * (elapsed + 0.1);
+    assert!(
+        (got as f64) <= most && got >= 40,
+        "{got} replies to {sent} requests in {elapsed:.2} s (limit {most:.0})"
+    );
+    // Every request the responder read was answered or refused by the per-source limit (a
+    // loopback socket may drop some of a flood before the responder reads them).
+    assert_eq!(stats.answered(), got + 1);
+    assert!(stats.limited_by(Limit::PerSource) >= sent / 2);
+    assert_eq!(
+        stats.answered() + stats.limited(),
+        sent + 1 - dropped(&stats, sent + 1).await
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_global_cap_limits_all_sources_together() {
+    let limits = StunLimits {
+        global_per_second: 10,
+        ..StunLimits::default()
+    };
+    let (server, stats, stop, task) = start("127.0.0.1", limits).await;
+    let mut clients = Vec::new();
+    for i in 1..=4u8 {
+        clients.push(
+            UdpSocket::bind((std::net::Ipv4Addr::new(127, 0, 0, i), 0))
+                .await
+                .unwrap(),
+        );
+    }
+    // 4 sources × 10 requests, each well inside its own budget: 10 answered in all.
+    let request = bare_binding_request().raw;
+    for client in &clients {
+        for _ in 0..10 {
+            client.send_to(&request, server).await.unwrap();
+        }
+    }
+    counted(&stats, 40).await;
+    assert!(stats.answered() <= 11, "{}", stats.answered());
+    assert_eq!(stats.answered() + stats.limited_by(Limit::Global), 40);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+/// Sends `request` to `server` from `client` and returns the reply's length, after reading the
+/// reply the way webrtc-rs's gatherer does (decode, `XOR-MAPPED-ADDRESS`, nothing else): it
+/// must give the client's own address, with or without `FINGERPRINT`.
+async fn reply_len(client: &UdpSocket, server: SocketAddr, request: &[u8]) -> usize {
+    client.send_to(request, server).await.unwrap();
+    let mut buf = [0u8; 1500];
+    let (len, _) = tokio::time::timeout(ANSWER_TIMEOUT, client.recv_from(&mut buf))
+        .await
+        .expect("no STUN answer")
+        .unwrap();
+    let mut reply = Message::new();
+    reply.raw = buf[..len].to_vec();
+    reply.decode().unwrap();
+    assert_eq!(reply.typ, BINDING_SUCCESS);
+    assert_eq!(&reply.transaction_id.0[..], &request[8..20]);
+    let mut mapped = XorMappedAddress::default();
+    mapped.get_from(&reply).unwrap();
+    assert_eq!(
+        SocketAddr::new(mapped.ip, mapped.port),
+        client.local_addr().unwrap()
+    );
+    len
+}
+
+#[tokio::test]
+async fn the_reply_to_request_ratio_is_what_the_docs_say() {
+    // docs/PROTOCOL.md §4.1: 20 -> 32 bytes (IPv4), 20 -> 44 (IPv6); with FINGERPRINT
+    // 28 -> 40 and 28 -> 52.
+    let bare = bare_binding_request().raw;
+    let fingerprinted = binding_request().raw;
+    assert_eq!((bare.len(), fingerprinted.len()), (20, 28));
+    let (server, _, stop, task) = start("127.0.0.1", StunLimits::default()).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(reply_len(&client, server, &bare).await, 32);
+    assert_eq!(reply_len(&client, server, &fingerprinted).await, 40);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    // IPv6, where the machine has it.
+    let Ok(probe) = UdpSocket::bind("[::1]:0").await else {
+        eprintln!("no IPv6 loopback: IPv6 sizes checked by the unit tests only");
+        return;
+    };
+    drop(probe);
+    let (server, _, stop, task) = start("::1", StunLimits::default()).await;
+    let client = UdpSocket::bind("[::1]:0").await.unwrap();
+    assert_eq!(reply_len(&client, server, &bare).await, 44);
+    assert_eq!(reply_len(&client, server, &fingerprinted).await, 52);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
 }
 
 /// A child process killed when dropped.

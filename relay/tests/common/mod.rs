@@ -88,13 +88,38 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// A distinct, increasing issue time for every ticket a test makes: a later ticket for a seat
+/// is always the newer one, even within one millisecond.
+pub fn issued_at_ms() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let prev = NEXT.fetch_max(now, std::sync::atomic::Ordering::AcqRel);
+    if prev >= now {
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1
+    } else {
+        now
+    }
+}
+
+/// A ticket for peer `n` of match `key`, in seat `n % 16` of a 16-player match, valid 60 s.
 pub fn ticket(key: &str, n: u128) -> String {
+    ticket_with(key, n, (n % 16) as u8, 16, 60)
+}
+
+/// A ticket for peer `n` of match `key` in `seat` of a `max_players` match, valid `ttl` s.
+pub fn ticket_with(key: &str, n: u128, seat: u8, max_players: u8, ttl: u64) -> String {
     Ticket::issue(
         SECRET,
         &TicketClaims {
             match_key: key.into(),
             peer: peer(n),
-            expires_at: unix_now() + 60,
+            seat,
+            max_players,
+            issued_at_ms: issued_at_ms(),
+            expires_at: unix_now() + ttl,
         },
     )
     .unwrap()

@@ -233,3 +233,86 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A TCP connection to `addr` from the local address `from` (any of 127.0.0.0/8 works on
+/// Linux), so that one test can be several client addresses.
+pub async fn tcp_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
+}
+
+/// [`http`] from the local address `from`.
+pub async fn http_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let (status, _, body) = http_full_from(from, addr, method, path, body).await;
+    (status, body)
+}
+
+/// [`http_from`], also returning the response head (status line and headers).
+pub async fn http_full_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String, String) {
+    let mut stream = tcp_from(from, addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("http timeout")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// A WebSocket join of `path` on the server at `server` from the local address `from`: the client and its
+/// `IdAssigned` ID, or the HTTP refusal (status, JSON body).
+pub async fn join_from(
+    from: std::net::IpAddr,
+    server: SocketAddr,
+    path: &str,
+) -> Result<Client, (u16, Value)> {
+    let stream = tcp_from(from, server).await.expect("tcp connect");
+    let url = format!("ws://{server}{path}");
+    match tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await {
+        Ok((mut ws, _)) => {
+            let id = match recv(&mut ws).await {
+                ServerFrame::IdAssigned(id) => id,
+                other => panic!("expected IdAssigned first, got {other:?}"),
+            };
+            Ok(Client { ws, id })
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let status = resp.status().as_u16();
+            let body = resp.body().clone().unwrap_or_default();
+            Err((
+                status,
+                serde_json::from_slice(&body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
+            ))
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
