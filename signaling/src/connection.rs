@@ -60,37 +60,6 @@ impl Drop for Membership {
     }
 }
 
-/// Token bucket: `burst` messages at once, refilled at `rate` per second.
-struct RateLimit {
-    tokens: f64,
-    burst: f64,
-    rate: f64,
-    last: Instant,
-}
-
-impl RateLimit {
-    fn new(rate: u32, burst: u32, now: Instant) -> RateLimit {
-        RateLimit {
-            tokens: burst as f64,
-            burst: burst as f64,
-            rate: rate as f64,
-            last: now,
-        }
-    }
-
-    fn allow(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 enum Flow {
     Continue,
     Close(u16, &'static str),
@@ -103,10 +72,10 @@ pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Memb
     let mut shutdown = shared.shutdown.clone();
     let idle = tokio::time::sleep(config.idle_timeout);
     tokio::pin!(idle);
-    let mut limit = RateLimit::new(
+    let mut limit = ricochet_server_kit::TokenBucket::new(
         config.messages_per_second,
         config.message_burst,
-        Instant::now(),
+        Instant::now().into_std(),
     );
     // A member's relay ticket is renewed unasked at half its lifetime, so a client on the relay
     // always holds one it can pass to the relay (Opcode RENEW) before its membership there
@@ -149,7 +118,7 @@ pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Memb
                 Some(Ok(message)) => {
                     let now = Instant::now();
                     idle.as_mut().reset(now + config.idle_timeout);
-                    if !limit.allow(now) {
+                    if !limit.take(now.into_std()) {
                         shared.metrics.reject(Rejection::RateLimited);
                         tracing::info!("message rate exceeded");
                         break Some((close_code::POLICY, "message rate exceeded"));

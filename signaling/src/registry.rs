@@ -314,8 +314,6 @@ pub(crate) struct Registry {
     created_per_ip: HashMap<IpAddr, usize>,
     limits: Limits,
     policy: Policy,
-    /// Whether `policy` came from the server's config (see [`Registry::adopt`]).
-    adopted: bool,
     metrics: std::sync::Arc<Metrics>,
 }
 
@@ -328,7 +326,13 @@ fn ext(m: ServerMessage) -> Outbound {
 }
 
 impl Registry {
-    pub(crate) fn new(limits: Limits, metrics: std::sync::Arc<Metrics>) -> Registry {
+    /// An empty registry with `limits`, and the per-address, per-match and per-member limits
+    /// of `config`.
+    pub(crate) fn new(
+        limits: Limits,
+        config: &Config,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> Registry {
         Registry {
             peers: HashMap::new(),
             matches: HashMap::new(),
@@ -338,26 +342,9 @@ impl Registry {
             public: BTreeSet::new(),
             created_per_ip: HashMap::new(),
             limits,
-            policy: Policy::new(&Config::default()),
-            adopted: false,
+            policy: Policy::new(config),
             metrics,
         }
-    }
-
-    /// Takes the per-address, per-match and per-member limits from `config`, once: the server
-    /// builds the registry from [`Limits`] alone, and the registry adopts the rest of the config
-    /// the first time it is locked (before any request is handled).
-    pub(crate) fn adopt(&mut self, config: &Config) {
-        if !self.adopted {
-            self.policy = Policy::new(config);
-            self.adopted = true;
-        }
-    }
-
-    #[cfg(test)]
-    fn set_policy(&mut self, policy: Policy) {
-        self.policy = policy;
-        self.adopted = true;
     }
 
     fn update_gauges(&self) {
@@ -919,7 +906,7 @@ mod tests {
 
     /// A registry whose connection and match caps are all `max`, with the rest of `config`.
     fn with_config(max: usize, config: Config) -> Registry {
-        let mut r = Registry::new(
+        Registry::new(
             Limits {
                 max_connections: max,
                 max_connections_per_ip: max,
@@ -928,10 +915,9 @@ mod tests {
                 // What serve() passes for an automatic queue.
                 outbound_queue: config.outbound_queue.max(4),
             },
+            &config,
             Arc::new(Metrics::new(None)),
-        );
-        r.set_policy(Policy::new(&config));
-        r
+        )
     }
 
     fn ticketing() -> Ticketing {

@@ -59,9 +59,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Locks the registry; a panic elsewhere while holding it does not take the server down.
     pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
-        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        registry.adopt(&self.config);
-        registry
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -107,7 +105,7 @@ pub(crate) async fn serve(
         .as_ref()
         .map(|dir| ServeDir::new(dir).append_index_html_on_directories(true));
     let shared = Arc::new(Shared {
-        registry: Mutex::new(Registry::new(limits, metrics.clone())),
+        registry: Mutex::new(Registry::new(limits, &config, metrics.clone())),
         metrics,
         ticketing,
         shutdown: shutdown_rx,

@@ -133,7 +133,6 @@ impl Kind {
 /// One match to play.
 #[derive(Debug, Clone)]
 struct MatchSpec {
-    id: u64,
     room: String,
     players: usize,
     frames: i32,
@@ -404,7 +403,6 @@ async fn coordinate(
     let mut minute = 0u64;
     let mut total = Interval::default();
     let new_match = |rng: &mut StdRng, id: u64| MatchSpec {
-        id,
         room: format!("soak-{run_id:08x}-{id}"),
         players: rng.gen_range(args.min_players..=args.max_players),
         frames: rng.gen_range(args.min_frames..=args.max_frames),
