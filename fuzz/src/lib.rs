@@ -408,6 +408,12 @@ fn ggrs_inputs(bytes: &[u8]) -> Option<(usize, usize)> {
 /// are run through ggrs's own decoder (which panics or allocates without bound on some batches:
 /// the guard must never let one through); the counters account for every packet.
 pub fn ggrs_guard(data: &[u8]) {
+    ggrs_guard_run(data);
+}
+
+/// [`ggrs_guard`], returning how many `Input` messages the guard let through and how many
+/// packets it rejected (so tests can check the seeds reach both sides of the guard).
+fn ggrs_guard_run(data: &[u8]) -> (usize, u64) {
     use ggrs::NonBlockingSocket as _;
     use ricochet::transport::{
         Bounds, GgrsSocket, MAX_DECODED_INPUTS, MAX_FRAMES_AHEAD, MAX_INPUT_LEAD,
@@ -449,6 +455,7 @@ pub fn ggrs_guard(data: &[u8]) {
     }
     let mut bounds: Option<Bounds> = None;
     let mut fed = 0u64;
+    let mut inputs_passed = 0;
     while !r.is_empty() {
         if r.u8() & 1 == 1 {
             let current_frame = (r.u32() % 4096) as i32;
@@ -495,6 +502,7 @@ pub fn ggrs_guard(data: &[u8]) {
                     }
                 }
                 BodyView::Input(input) => {
+                    inputs_passed += 1;
                     // ggrs's own decoder must accept it, within the size limit.
                     let (count, decoded) = ggrs_inputs(&input.bytes)
                         .expect("the guard passed inputs ggrs cannot decode");
@@ -529,24 +537,28 @@ pub fn ggrs_guard(data: &[u8]) {
         "a packet went uncounted: {stats:?}"
     );
     assert!(stats.edited_packets <= stats.packets_received);
+    (inputs_passed, stats.rejected_packets)
 }
 
 // ---------------------------------------------------------------------------------------------
 // The path header (core/src/path_socket.rs) and path choice (core/src/path.rs).
 
-/// A plain model of [`ricochet::path_socket::SequenceWindow`]'s copy detection: the accepted
-/// sequence numbers within 64 of the highest.
+/// A plain model of [`ricochet::path_socket::SequenceWindow`]'s copy detection: sequence
+/// numbers unwrapped to a running position; a packet is a copy if its number was accepted at
+/// the same position and is still within 64 of the highest.
 #[derive(Default)]
 struct WindowModel {
-    highest: Option<u16>,
-    accepted: std::collections::BTreeSet<u16>,
+    /// The highest sequence number and its unwrapped position.
+    highest: Option<(u16, u64)>,
+    /// Accepted sequence numbers and their positions.
+    accepted: std::collections::HashMap<u16, u64>,
 }
 
 impl WindowModel {
     fn accept(&mut self, seq: u16) -> bool {
-        let Some(highest) = self.highest else {
-            self.highest = Some(seq);
-            self.accepted.insert(seq);
+        let Some((highest, position)) = self.highest else {
+            self.highest = Some((seq, 1 << 20));
+            self.accepted.insert(seq, 1 << 20);
             return true;
         };
         let ahead = seq.wrapping_sub(highest);
@@ -554,15 +566,20 @@ impl WindowModel {
             return false;
         }
         if ahead < 0x8000 {
-            self.highest = Some(seq);
-            self.accepted.retain(|s| seq.wrapping_sub(*s) < 64);
-            self.accepted.insert(seq);
-            true
-        } else if highest.wrapping_sub(seq) < 64 {
-            self.accepted.insert(seq)
-        } else {
-            true
+            let position = position + u64::from(ahead);
+            self.highest = Some((seq, position));
+            self.accepted.insert(seq, position);
+            if self.accepted.len() > 256 {
+                self.accepted.retain(|_, p| position - *p < 64);
+            }
+            return true;
         }
+        let behind = highest.wrapping_sub(seq);
+        if behind >= 64 {
+            return true;
+        }
+        let at = position - u64::from(behind);
+        self.accepted.insert(seq, at) != Some(at)
     }
 }
 
@@ -572,6 +589,11 @@ impl WindowModel {
 /// never goes direct, direct-only never uses the relay, a reachable peer's packets always go
 /// somewhere, direct only after a direct packet arrived).
 pub fn path_header(data: &[u8]) {
+    path_header_run(data);
+}
+
+/// [`path_header`], returning whether the path went direct at some point.
+fn path_header_run(data: &[u8]) -> bool {
     use ricochet::path::{Path, PathConfig, PathMode, PeerPath};
     use ricochet::path_socket::{split_header, SequenceWindow, FLAG_COPIES_WANTED, HEADER_LEN};
 
@@ -598,6 +620,7 @@ pub fn path_header(data: &[u8]) {
     let mut direct_seen = false;
     let mut switches = 0;
     let mut events = 0;
+    let mut went_direct = false;
     while !r.is_empty() && events < 256 {
         events += 1;
         match r.u8() % 9 {
@@ -660,10 +683,12 @@ pub fn path_header(data: &[u8]) {
         if path.path() == Path::Direct {
             assert!(direct_seen, "direct before any direct packet");
             assert_ne!(mode, PathMode::ForceRelay);
+            went_direct = true;
         }
         assert!(path.switches() >= switches);
         switches = path.switches();
     }
+    went_direct
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -767,7 +792,7 @@ pub fn stun_limiter(data: &[u8]) {
     let mut admitted: std::collections::HashMap<[u8; 8], Vec<Duration>> = Default::default();
     let mut all = Vec::new();
     let mut events = 0;
-    while !r.is_empty() && events < 256 {
+    while !r.is_empty() && events < 128 {
         events += 1;
         let b = r.u8();
         let ip = if b & 0x80 == 0 {
@@ -846,4 +871,41 @@ pub fn stun_limiter(data: &[u8]) {
         limits.global_per_second,
         "all sources",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeds_reach_past_the_checks() {
+        // The guard passes some seeded inputs and rejects others: both sides are exercised.
+        let tallies: Vec<_> = seeds::seeds("ggrs_guard")
+            .iter()
+            .map(|s| ggrs_guard_run(s))
+            .collect();
+        assert!(tallies.iter().any(|&(passed, _)| passed > 0), "{tallies:?}");
+        assert!(
+            tallies.iter().any(|&(_, rejected)| rejected > 0),
+            "{tallies:?}"
+        );
+        // The path seeds go direct (automatic and direct-only), and never when forced on the
+        // relay.
+        let direct: Vec<bool> = seeds::seeds("path_header")
+            .iter()
+            .map(|s| path_header_run(s))
+            .collect();
+        assert_eq!(direct, [true, false, true]);
+        // STUN seeds get answers for both address families.
+        use ricochet_signaling::stun::{respond, Reply};
+        let answered = seeds::seeds("stun")
+            .iter()
+            .filter(|s| {
+                let mut r = Reader::new(s);
+                let source = source_from(&mut r);
+                matches!(respond(r.rest(), source), Reply::Answer(_))
+            })
+            .count();
+        assert!(answered >= 6, "{answered}");
+    }
 }

@@ -83,8 +83,9 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     max_players: usize,
     /// Share of the matches forced to the relay (the rest are automatic: direct WebRTC with
-    /// relay fallback).
-    #[arg(long, default_value_t = 0.5)]
+    /// relay fallback). WebRTC costs the generator far more CPU than the relay path: on 2
+    /// cores 100 automatic matches run the sessions at well under real time.
+    #[arg(long, default_value_t = 0.8)]
     relay_share: f64,
     /// Share of the matches that get a hostile peer.
     #[arg(long, default_value_t = 0.25)]
@@ -165,6 +166,9 @@ struct PlayerReport {
     join: Duration,
     /// Time from the start of the session to the checksum frame, over the nominal time.
     slowdown: f64,
+    /// What the player saw at the end: the overlay's lines, and why the relay connection
+    /// ended if it did.
+    detail: String,
 }
 
 /// What the hostile peers did (summed over all of them).
@@ -201,10 +205,14 @@ struct Interval {
     finished_auto: u64,
     finished_hostile: u64,
     failures: u64,
+    failures_auto_hostile: u64,
+    failures_ticket_expired: u64,
     failed_players: u64,
     desyncs: u64,
     direct_paths: u64,
     relay_paths: u64,
+    hostile_direct_paths: u64,
+    hostile_relay_paths: u64,
     malformed: u64,
     players: u64,
     join_ms_max: u64,
@@ -221,10 +229,14 @@ impl Interval {
         self.finished_auto += o.finished_auto;
         self.finished_hostile += o.finished_hostile;
         self.failures += o.failures;
+        self.failures_auto_hostile += o.failures_auto_hostile;
+        self.failures_ticket_expired += o.failures_ticket_expired;
         self.failed_players += o.failed_players;
         self.desyncs += o.desyncs;
         self.direct_paths += o.direct_paths;
         self.relay_paths += o.relay_paths;
+        self.hostile_direct_paths += o.hostile_direct_paths;
+        self.hostile_relay_paths += o.hostile_relay_paths;
         self.malformed += o.malformed;
         self.players += o.players;
         self.join_ms_max = self.join_ms_max.max(o.join_ms_max);
@@ -238,8 +250,9 @@ impl Interval {
         let players = self.players.max(1) as f64;
         format!(
             "finished={} failures={} desyncs={} started={} relay_matches={} auto_matches={} \
-             hostile_matches={} failed_players={} paths_direct={} paths_relay={} \
-             malformed={} join_ms_avg={:.0} join_ms_max={} slowdown_avg={:.3} slowdown_max={:.3}",
+             hostile_matches={} failures_auto_hostile={} failures_ticket_expired={} \
+             failed_players={} auto_paths_direct={} auto_paths_relay={} \
+             hostile_auto_paths_direct={} hostile_auto_paths_relay={} malformed={} join_ms_avg={:.0} join_ms_max={} slowdown_avg={:.3} slowdown_max={:.3}",
             self.finished,
             self.failures,
             self.desyncs,
@@ -247,9 +260,13 @@ impl Interval {
             self.finished_relay,
             self.finished_auto,
             self.finished_hostile,
+            self.failures_auto_hostile,
+            self.failures_ticket_expired,
             self.failed_players,
             self.direct_paths,
             self.relay_paths,
+            self.hostile_direct_paths,
+            self.hostile_relay_paths,
             self.malformed,
             self.join_ms_sum as f64 / players,
             self.join_ms_max,
@@ -265,6 +282,7 @@ struct Shared {
     interval: Mutex<Interval>,
     hostile: HostileStats,
     panics: AtomicU64,
+    panic_places: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -288,24 +306,43 @@ fn main() {
         interval: Mutex::new(Interval::default()),
         hostile: HostileStats::default(),
         panics: AtomicU64::new(0),
+        panic_places: Mutex::new(BTreeMap::new()),
     });
-    // A panic in a task (ours, or a library's) is counted and its first few are shown; the
-    // runtime catches it and the rest of the process goes on.
-    let default_hook = std::panic::take_hook();
+    // A panic in a task (ours, or a library's) is counted by place and its first few are
+    // shown (one line each); the runtime catches it and the rest of the process goes on.
     let counter = shared.clone();
     std::panic::set_hook(Box::new(move |info| {
         let n = counter.panics.fetch_add(1, Ordering::Relaxed);
-        if n < 5 {
-            let thread = std::thread::current();
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "?".into());
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let message: String = message.chars().take(160).collect();
+        if n < 20 {
             eprintln!(
-                "ricochet-soak: panic #{} on thread {:?}:",
+                "ricochet-soak: panic #{} on thread {:?} at {place}: {message}",
                 n + 1,
-                thread.name().unwrap_or("?")
+                std::thread::current().name().unwrap_or("?")
             );
-            default_hook(info);
-        } else if n == 5 {
-            eprintln!("ricochet-soak: more panics; only counting them from here on");
         }
+        // The kind of error, without the junk it quotes.
+        let kind: String = message
+            .split(['(', ':'])
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(":");
+        *counter
+            .panic_places
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(format!("{place} {kind}"))
+            .or_default() += 1;
     }));
 
     // The workers: one single-threaded runtime each, running whole matches.
@@ -493,7 +530,19 @@ async fn coordinate(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    eprintln!("ricochet-soak: hostile peers' disconnects by cause: {closes:?}");
+    eprintln!("ricochet-soak: hostile peers' disconnects by cause:");
+    for (cause, n) in closes {
+        eprintln!("  {n:>7}  {cause}");
+    }
+    let places = shared
+        .panic_places
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    eprintln!("ricochet-soak: panics by place:");
+    for (place, n) in places {
+        eprintln!("  {n:>7}  {place}");
+    }
     0
 }
 
@@ -549,7 +598,7 @@ async fn play_match(spec: MatchSpec, shared: Arc<Shared>) {
                 }
             })
             .await;
-            let mut rng = StdRng::seed_from_u64(spec.seed ^ 0x686f_7374_696c_65);
+            let mut rng = StdRng::seed_from_u64(spec.seed ^ 0x0068_6f73_7469_6c65);
             tokio::time::sleep(Duration::from_millis(rng.gen_range(0..800))).await;
             hostile_peer(&spec, &shared, rng).await;
         })
@@ -579,7 +628,7 @@ async fn play_match(spec: MatchSpec, shared: Arc<Shared>) {
         if reports.iter().any(|(_, r)| r.checksum != first) {
             let sums: Vec<String> = reports
                 .iter()
-                .map(|(i, r)| format!("player {i} {:016x}", r.checksum))
+                .map(|(i, r)| format!("player {i} {:016x} {}", r.checksum, r.detail))
                 .collect();
             failed.push(format!(
                 "checksums of frame {} differ: {}",
@@ -604,6 +653,9 @@ async fn play_match(spec: MatchSpec, shared: Arc<Shared>) {
         eprintln!("ricochet-soak: FAILURE in {}: {f}", spec.describe());
     }
     let failed_players = spec.players - reports.len();
+    // A player whose relay membership ended at its ticket's expiry (close 4002): it got no
+    // fresh ticket from signaling to renew it with.
+    let ticket_expired = failed.iter().any(|f| f.contains("4002"));
     shared.record(|iv| {
         iv.finished += 1;
         match spec.kind {
@@ -612,12 +664,20 @@ async fn play_match(spec: MatchSpec, shared: Arc<Shared>) {
         }
         iv.finished_hostile += u64::from(spec.hostile);
         iv.failures += u64::from(!failed.is_empty());
+        iv.failures_auto_hostile +=
+            u64::from(!failed.is_empty() && spec.kind == Kind::Auto && spec.hostile);
+        iv.failures_ticket_expired += u64::from(ticket_expired);
         iv.failed_players += failed_players as u64;
         iv.desyncs += desyncs as u64;
         for (_, r) in &reports {
             iv.players += 1;
-            iv.direct_paths += r.direct_paths as u64;
-            iv.relay_paths += r.relay_paths as u64;
+            if spec.kind == Kind::Auto && !spec.hostile {
+                iv.direct_paths += r.direct_paths as u64;
+                iv.relay_paths += r.relay_paths as u64;
+            } else if spec.kind == Kind::Auto {
+                iv.hostile_direct_paths += r.direct_paths as u64;
+                iv.hostile_relay_paths += r.relay_paths as u64;
+            }
             iv.malformed += r.malformed;
             let join_ms = r.join.as_millis() as u64;
             iv.join_ms_max = iv.join_ms_max.max(join_ms);
@@ -670,11 +730,12 @@ async fn player(
         let now = Instant::now();
         if now > deadline {
             return Err(format!(
-                "timed out after {:.0}s at frame {} (confirmed {}; checksum frame {target}{})",
+                "timed out after {:.0}s at frame {} (confirmed {}; checksum frame {target}{}): {}",
                 started.elapsed().as_secs_f64(),
                 play.frame(),
                 play.session().confirmed_frame(),
-                if done.is_some() { " reached" } else { "" }
+                if done.is_some() { " reached" } else { "" },
+                detail(&play)
             ));
         }
         let before = play.frame();
@@ -704,6 +765,7 @@ async fn player(
         }
     }
     Ok(PlayerReport {
+        detail: detail(&play),
         checksum,
         desyncs: play.desyncs().len(),
         direct_paths,
@@ -712,6 +774,19 @@ async fn player(
         join: join_time,
         slowdown: (at - session_start).as_secs_f64() / nominal.as_secs_f64(),
     })
+}
+
+/// The overlay's lines (each peer's path, RTT, loss, "gone" once disconnected) and the relay
+/// connection's end, if it ended.
+fn detail(play: &Play) -> String {
+    let relay = play.with_socket(|s| match s.relay() {
+        Some(r) => match r.closed() {
+            Some(why) => format!("relay connection ended: {why}"),
+            None => "relay connection open".to_string(),
+        },
+        None => "no relay connection".to_string(),
+    });
+    format!("[{}; {relay}]", play.overlay().join("; "))
 }
 
 type Ws =
@@ -733,10 +808,8 @@ impl SignalingView {
             Ok(ServerFrame::IdAssigned(id)) => self.me = Some(id),
             Ok(ServerFrame::NewPeer(p)) => self.members.push(p),
             Ok(ServerFrame::PeerLeft(p)) => self.members.retain(|m| *m != p),
-            Ok(ServerFrame::Signal { sender, data }) => {
-                if data.get("Offer").is_some() {
-                    self.offers_from.push(sender);
-                }
+            Ok(ServerFrame::Signal { sender, data }) if data.get("Offer").is_some() => {
+                self.offers_from.push(sender);
             }
             Ok(ServerFrame::Ricochet(ServerMessage::Welcome { members, .. })) => {
                 self.members = members.into_iter().map(|m| m.peer).collect();
@@ -825,6 +898,9 @@ async fn hostile_session(mut sig: Ws, spec: &MatchSpec, shared: &Shared, rng: &m
         while view.grant.is_none() {
             match sig.next().await {
                 Some(Ok(Message::Text(t))) => view.apply(t.as_str()),
+                Some(Ok(Message::Close(c))) => {
+                    return Err(close_cause(Some(Ok(Message::Close(c)))))
+                }
                 Some(Ok(_)) => {}
                 other => return Err(close_cause(other)),
             }
@@ -870,6 +946,11 @@ async fn hostile_session(mut sig: Ws, spec: &MatchSpec, shared: &Shared, rng: &m
             }
         };
         let mut rate = RELAY_RATES[rng.gen_range(0..RELAY_RATES.len())];
+        // Phases of small frames only (so the frame rate limit, not the byte rate limit, is
+        // what a flood runs into), and phases of not reading at all (a slow reader: the
+        // relay's ERROR answers pile up in its queue).
+        let mut small = rng.gen_bool(0.5);
+        let mut deaf = rng.gen_bool(0.1);
         let mut credit = 0.0f64;
         let mut phase_end = Instant::now() + Duration::from_millis(rng.gen_range(1000..8000));
         // Frames received from the players, to replay mutated.
@@ -880,7 +961,7 @@ async fn hostile_session(mut sig: Ws, spec: &MatchSpec, shared: &Shared, rng: &m
         let mut signaling_open = true;
         let cause = loop {
             tokio::select! {
-                msg = relay.next() => match msg {
+                msg = relay.next(), if !deaf => match msg {
                     Some(Ok(Message::Binary(b))) => {
                         if b.len() >= 4 {
                             let sender = u16::from_be_bytes([b[2], b[3]]);
@@ -896,6 +977,7 @@ async fn hostile_session(mut sig: Ws, spec: &MatchSpec, shared: &Shared, rng: &m
                             }
                         }
                     }
+                    Some(Ok(Message::Close(c))) => break close_cause(Some(Ok(Message::Close(c)))),
                     Some(Ok(_)) => {}
                     other => break close_cause(other),
                 },
@@ -915,6 +997,10 @@ async fn hostile_session(mut sig: Ws, spec: &MatchSpec, shared: &Shared, rng: &m
                             }
                         }
                     }
+                    Some(Ok(Message::Close(c))) => {
+                        stats.closed(format!("signaling {}", close_cause(Some(Ok(Message::Close(c))))));
+                        signaling_open = false;
+                    }
                     Some(Ok(_)) => {}
                     other => {
                         stats.closed(format!("signaling {}", close_cause(other)));
@@ -927,6 +1013,12 @@ async fn hostile_session(mut sig: Ws, spec: &MatchSpec, shared: &Shared, rng: &m
                     last = now;
                     if now > phase_end {
                         rate = RELAY_RATES[rng.gen_range(0..RELAY_RATES.len())];
+                        small = rng.gen_bool(0.5);
+                        deaf = rng.gen_bool(0.1);
+                        // Now and then a phase ends with a frame the relay closes on.
+                        if rng.gen_bool(0.15) {
+                            let _ = relay.feed(relay_finisher(rng)).await;
+                        }
                         sig_rate = SIGNALING_RATES[rng.gen_range(0..SIGNALING_RATES.len())];
                         phase_end = now + Duration::from_millis(rng.gen_range(1000..8000));
                     }
@@ -934,7 +1026,7 @@ async fn hostile_session(mut sig: Ws, spec: &MatchSpec, shared: &Shared, rng: &m
                     let mut sent_ok = true;
                     while credit >= 1.0 {
                         credit -= 1.0;
-                        let msg = relay_junk(rng, &members, &seen, spec.players);
+                        let msg = relay_junk(rng, &members, &seen, spec.players, small);
                         stats.relay_frames.fetch_add(1, Ordering::Relaxed);
                         stats.relay_bytes.fetch_add(msg.len() as u64, Ordering::Relaxed);
                         if relay.feed(msg).await.is_err() {
@@ -961,12 +1053,20 @@ async fn hostile_session(mut sig: Ws, spec: &MatchSpec, shared: &Shared, rng: &m
                         }
                     }
                     if !sent_ok {
-                        // The relay has closed on us: read its close frame.
-                        let next = tokio::time::timeout(Duration::from_secs(1), relay.next()).await;
-                        break match next {
-                            Ok(m) => close_cause(m),
-                            Err(_) => "send failed".into(),
-                        };
+                        // The relay has closed on us: read up to its close frame.
+                        break tokio::time::timeout(Duration::from_secs(1), async {
+                            loop {
+                                match relay.next().await {
+                                    Some(Ok(Message::Close(c))) => {
+                                        return close_cause(Some(Ok(Message::Close(c))))
+                                    }
+                                    Some(Ok(_)) => {}
+                                    other => return close_cause(other),
+                                }
+                            }
+                        })
+                        .await
+                        .unwrap_or_else(|_| "send failed, no close frame".into());
                     }
                 }
             }
@@ -987,6 +1087,9 @@ async fn hostile_session(mut sig: Ws, spec: &MatchSpec, shared: &Shared, rng: &m
                 while !view.fresh_ticket {
                     match sig.next().await {
                         Some(Ok(Message::Text(t))) => view.apply(t.as_str()),
+                        Some(Ok(Message::Close(c))) => {
+                            return Err(close_cause(Some(Ok(Message::Close(c)))))
+                        }
                         Some(Ok(_)) => {}
                         other => return Err(close_cause(other)),
                     }
@@ -1008,7 +1111,13 @@ fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
 }
 
 /// One junk message for the relay.
-fn relay_junk(rng: &mut StdRng, members: &[u16], seen: &[Vec<u8>], players: usize) -> Message {
+fn relay_junk(
+    rng: &mut StdRng,
+    members: &[u16],
+    seen: &[Vec<u8>],
+    players: usize,
+    small: bool,
+) -> Message {
     let game_op = |rng: &mut StdRng| rng.gen_range(0u8..0xF0);
     let roll = rng.gen_range(0..1000);
     let bytes = match roll {
@@ -1077,31 +1186,39 @@ fn relay_junk(rng: &mut StdRng, members: &[u16], seen: &[Vec<u8>], players: usiz
             v.extend(payload);
             v
         }
-        // Broadcast game frames with random payloads up to the size limit.
+        // Broadcast game frames with random payloads up to the size limit (up to 64 bytes in
+        // a phase of small frames).
         700..=989 => {
             let mut v = vec![game_op(rng), 0];
-            let len = rng.gen_range(0..RELAY_MAX_FRAME - 2);
+            let len = rng.gen_range(0..if small { 64 } else { RELAY_MAX_FRAME - 2 });
             v.extend(random_bytes(rng, len));
             v
         }
-        // Oversize (closes the connection: 1009).
-        990..=994 => {
-            let len = rng.gen_range(RELAY_MAX_FRAME + 1..RELAY_MAX_FRAME * 20);
-            random_bytes(rng, len)
-        }
-        // Text (closes the connection: 1003).
+        // Frames of 0xF0..=0xFF targeted at the relay's own member number.
         _ => {
-            return Message::Text(
-                String::from_utf8_lossy(&{
-                    let len = rng.gen_range(0..100);
-                    random_bytes(rng, len)
-                })
-                .into_owned()
-                .into(),
-            )
+            let mut v = vec![rng.gen_range(0xF0u8..=0xFF), 1, 0xFF, 0xFF];
+            let len = rng.gen_range(0..40);
+            v.extend(random_bytes(rng, len));
+            v
         }
     };
     Message::Binary(bytes.into())
+}
+
+/// A message that ends the relay connection: an oversize frame (close 1009) or a text frame
+/// (close 1003).
+fn relay_finisher(rng: &mut StdRng) -> Message {
+    if rng.gen_bool(0.5) {
+        let len = rng.gen_range(RELAY_MAX_FRAME + 1..RELAY_MAX_FRAME * 20);
+        Message::Binary(random_bytes(rng, len).into())
+    } else {
+        let len = rng.gen_range(0..100);
+        Message::Text(
+            String::from_utf8_lossy(&random_bytes(rng, len))
+                .into_owned()
+                .into(),
+        )
+    }
 }
 
 /// A signal payload with junk SDP or a junk ICE candidate, as matchbox would carry it.
