@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures_util::{SinkExt as _, StreamExt as _};
 use matchbox_socket::async_trait::async_trait;
 use matchbox_socket::{
-    PeerEvent, PeerRequest, RtcIceServerConfig, SignalingError, Signaller, SignallerBuilder,
-    WebRtcSocket, WebRtcSocketBuilder,
+    PeerEvent, PeerRequest, PeerSignal, RtcIceServerConfig, SignalingError, Signaller,
+    SignallerBuilder, WebRtcSocket, WebRtcSocketBuilder,
 };
 use ricochet_protocol::signaling::{Member, RelayGrant, ServerFrame, ServerMessage};
 use ricochet_protocol::PeerId;
@@ -183,6 +183,50 @@ impl SignallerBuilder for RicochetSignallerBuilder {
     }
 }
 
+/// Whether a session description another member signalled is one matchbox can take.
+///
+/// matchbox_socket 0.15 runs every WebRTC handshake inside the socket's one message loop and
+/// `unwrap`s the parse of a remote offer or answer and `set_remote_description`: a member that
+/// signals one malformed description (bad syntax, a media section without `a=mid`, no ICE
+/// credentials or fingerprint) panics the loop and takes down the receiver's whole WebRTC
+/// socket, every direct channel and its signaling with it (found by `scripts/soak`'s hostile
+/// peers). Descriptions that fail these checks are dropped here instead; the handshake with
+/// that member then times out and it is reached over the relay, if at all.
+pub fn usable_session_description(sdp: &str) -> bool {
+    if !sdp.starts_with("v=0") {
+        return false;
+    }
+    let has = |prefix: &str| sdp.lines().any(|l| l.trim_end().starts_with(prefix));
+    if !has("a=ice-ufrag:") || !has("a=ice-pwd:") || !has("a=fingerprint:") {
+        return false;
+    }
+    // Every media section names its mid.
+    let mut sections = sdp.split("\nm=").skip(1).peekable();
+    if sections.peek().is_none() {
+        return false;
+    }
+    if !sections.all(|s| s.lines().any(|l| l.trim_end().starts_with("a=mid:"))) {
+        return false;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let mut reader = std::io::Cursor::new(sdp.as_bytes());
+        if rtc_sdp::description::session::SessionDescription::unmarshal(&mut reader).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether matchbox can take a signal safely (see [`usable_session_description`]); ICE
+/// candidates are parsed by matchbox without panicking, so they pass.
+fn usable_signal(signal: &PeerSignal) -> bool {
+    match signal {
+        PeerSignal::Offer(sdp) | PeerSignal::Answer(sdp) => usable_session_description(sdp),
+        PeerSignal::IceCandidate(_) => true,
+    }
+}
+
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 impl Signaller for RicochetSignaller {
@@ -204,6 +248,12 @@ impl Signaller for RicochetSignaller {
                 Some(Incoming::Error(e)) => return Err(error(e)),
             };
             if let Ok(event) = serde_json::from_str::<PeerEvent>(&text) {
+                if let PeerEvent::Signal { sender, data } = &event {
+                    if !usable_signal(data) {
+                        tracing::warn!(%sender, "dropped an unusable session description from a member");
+                        continue;
+                    }
+                }
                 return Ok(event);
             }
             match ServerFrame::from_json(&text) {
@@ -211,6 +261,43 @@ impl Signaller for RicochetSignaller {
                 Ok(other) => tracing::debug!(?other, "a matchbox frame matchbox could not read"),
                 Err(e) => tracing::debug!(%e, "dropped an undecodable signaling frame"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An offer as webrtc-rs writes it for one data channel (values shortened).
+    const OFFER: &str = "v=0\r\no=- 2927 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        a=fingerprint:sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89\r\n\
+        a=group:BUNDLE 0\r\n\
+        m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+        a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=sctp-port:5000\r\n\
+        a=ice-ufrag:abcdEFGH\r\na=ice-pwd:abcdefghijklmnopqrstuvwxyz012345\r\n";
+
+    #[test]
+    fn well_formed_descriptions_pass_and_broken_ones_are_dropped() {
+        assert!(usable_session_description(OFFER));
+        assert!(usable_signal(&PeerSignal::Answer(OFFER.into())));
+        assert!(usable_signal(&PeerSignal::IceCandidate("junk".into())));
+        let broken = [
+            String::new(),
+            "\u{fffd}\u{1f}garbage".into(),
+            OFFER.replace("a=mid:0\r\n", ""),
+            OFFER.replace("a=ice-ufrag:abcdEFGH\r\n", ""),
+            OFFER.replace("a=ice-pwd:", "a=xce-pwd:"),
+            OFFER.replace("a=fingerprint", "a=fingerpaint"),
+            // No media section at all.
+            OFFER[..OFFER.find("m=").unwrap()].to_string()
+                + "a=ice-ufrag:x\r\na=ice-pwd:y\r\na=mid:0\r\n",
+            // Syntax the SDP parser refuses (a line without `=`).
+            OFFER.replace("s=-\r\n", "s=-\r\nnonsense\r\n"),
+        ];
+        for sdp in &broken {
+            assert!(!usable_session_description(sdp), "{sdp:?}");
+            assert!(!usable_signal(&PeerSignal::Offer(sdp.clone())), "{sdp:?}");
         }
     }
 }
