@@ -120,14 +120,16 @@ fn three_bots_forced_to_the_relay() {
 fn relay_memberships_outlive_their_first_tickets() {
     let _one = serial();
     // Tickets live 2 s: the relay ends a membership at its ticket's expiry unless the client
-    // renews it, so these 10 s matches finish only if every bot passes on the fresh tickets
-    // signaling hands out (every second here) over its relay connection.
-    let servers = servers(&["--ticket-ttl-secs", "2"]);
+    // renews it, so these 20 s matches finish only if every bot passes on the fresh tickets
+    // signaling hands out (every second here) over its relay connection, and keeps its
+    // signaling connection alive past signaling's idle timeout (12 s here) to get them: in
+    // force-relay mode no WebRTC socket sends matchbox's keep-alives for it.
+    let servers = servers(&["--ticket-ttl-secs", "2", "--idle-timeout-secs", "12"]);
     let reports = bots(
         &servers.signaling_url,
         "renewing",
         2,
-        600,
+        1200,
         &["--force-relay"],
     );
     check(&reports, "relay");

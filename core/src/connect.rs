@@ -19,7 +19,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use matchbox_socket::{PeerEvent, SignallerBuilder as _, WebRtcSocket};
+use matchbox_socket::{PeerEvent, PeerRequest, SignallerBuilder as _, WebRtcSocket};
 use ricochet_protocol::PeerId;
 use web_time::Instant;
 
@@ -41,6 +41,10 @@ const POLL: Duration = Duration::from_millis(10);
 pub const RELAY_PEERS_WAIT: Duration = Duration::from_secs(2);
 /// Most players in one match (the signaling server's and the relay's default limit).
 pub const MAX_PLAYERS: usize = 16;
+/// How often a signaling-only connection (force-relay mode) sends `KeepAlive`, as matchbox's
+/// socket does: signaling closes a silent client after its idle timeout (60 s by default), and
+/// with it would go the fresh relay tickets that keep this player's relay membership alive.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A STUN or TURN server for the direct path's ICE.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -246,9 +250,29 @@ impl Presence {
                     return;
                 }
             };
+            // On a fixed schedule, whatever arrives: the server's idle timer counts only what
+            // the client sends.
+            let mut keep_alive_at = Instant::now() + KEEP_ALIVE_INTERVAL;
             loop {
-                match signaller.next_message().await {
-                    Ok(PeerEvent::IdAssigned(id)) => crate::lock(&state).id = Some(id),
+                // `next_message` may be dropped between messages without losing one.
+                let next = {
+                    let message = std::pin::pin!(signaller.next_message());
+                    let wait = keep_alive_at.saturating_duration_since(Instant::now());
+                    let tick = std::pin::pin!(rt::sleep(wait));
+                    match futures_util::future::select(message, tick).await {
+                        futures_util::future::Either::Left((m, _)) => Some(m),
+                        futures_util::future::Either::Right(((), _)) => None,
+                    }
+                };
+                let result = match next {
+                    None => {
+                        keep_alive_at = Instant::now() + KEEP_ALIVE_INTERVAL;
+                        signaller.send(PeerRequest::KeepAlive).await.map(|()| None)
+                    }
+                    Some(m) => m.map(Some),
+                };
+                match result {
+                    Ok(Some(PeerEvent::IdAssigned(id))) => crate::lock(&state).id = Some(id),
                     // Offers and candidates from players trying a direct path stay unanswered.
                     Ok(_) => {}
                     Err(e) => {
