@@ -25,6 +25,7 @@
 //! | [`path_header`] | `path_socket::split_header`, `SequenceWindow`, `PeerPath` | peers |
 //! | [`stun`] | `signaling::stun::respond` / `Responder::handle` | the STUN port |
 //! | [`stun_limiter`] | `signaling::stun::ReplyLimiter` (sources and times from the input) | the STUN port |
+//! | [`session_description`] | `signaller::usable_session_description` | peers (offers and answers relayed by signaling) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -59,6 +60,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("path_header", path_header),
     ("stun", stun),
     ("stun_limiter", stun_limiter),
+    ("session_description", session_description),
 ];
 
 /// The target called `name`.
@@ -907,5 +909,26 @@ mod tests {
             })
             .count();
         assert!(answered >= 6, "{answered}");
+    }
+}
+
+/// The gate in front of matchbox for session descriptions other members signal: whatever it
+/// lets through parses with the SDP parser of matchbox's WebRTC stack and has what
+/// `set_remote_description` checks first (a mid per media section, ICE credentials, a
+/// fingerprint).
+pub fn session_description(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if ricochet::signaller::usable_session_description(&text) {
+        assert!(text.starts_with("v=0"));
+        for needed in ["a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "\nm="] {
+            assert!(text.contains(needed), "{needed} missing but accepted");
+        }
+        let sections = text.split("\nm=").skip(1);
+        for s in sections {
+            assert!(
+                s.contains("a=mid:"),
+                "a media section without a mid was accepted"
+            );
+        }
     }
 }

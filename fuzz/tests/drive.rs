@@ -75,4 +75,5 @@ targets!(
     path_header,
     stun,
     stun_limiter,
+    session_description,
 );
