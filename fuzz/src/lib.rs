@@ -875,6 +875,27 @@ pub fn stun_limiter(data: &[u8]) {
     );
 }
 
+/// The gate in front of matchbox for session descriptions other members signal: whatever it
+/// lets through parses with the SDP parser of matchbox's WebRTC stack and has what
+/// `set_remote_description` checks first (a mid per media section, ICE credentials, a
+/// fingerprint).
+pub fn session_description(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if ricochet::signaller::usable_session_description(&text) {
+        assert!(text.starts_with("v=0"));
+        for needed in ["a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "\nm="] {
+            assert!(text.contains(needed), "{needed} missing but accepted");
+        }
+        let sections = text.split("\nm=").skip(1);
+        for s in sections {
+            assert!(
+                s.contains("a=mid:"),
+                "a media section without a mid was accepted"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -909,26 +930,5 @@ mod tests {
             })
             .count();
         assert!(answered >= 6, "{answered}");
-    }
-}
-
-/// The gate in front of matchbox for session descriptions other members signal: whatever it
-/// lets through parses with the SDP parser of matchbox's WebRTC stack and has what
-/// `set_remote_description` checks first (a mid per media section, ICE credentials, a
-/// fingerprint).
-pub fn session_description(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    if ricochet::signaller::usable_session_description(&text) {
-        assert!(text.starts_with("v=0"));
-        for needed in ["a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "\nm="] {
-            assert!(text.contains(needed), "{needed} missing but accepted");
-        }
-        let sections = text.split("\nm=").skip(1);
-        for s in sections {
-            assert!(
-                s.contains("a=mid:"),
-                "a media section without a mid was accepted"
-            );
-        }
     }
 }

@@ -552,6 +552,21 @@ pub fn dictionary(name: &str) -> Vec<Vec<u8>> {
     tokens.into_iter().map(<[u8]>::to_vec).collect()
 }
 
+/// Offers and answers as webrtc-rs and Chromium write them for one data channel, and broken ones.
+fn session_descriptions() -> Vec<Vec<u8>> {
+    let offer = "v=0\r\no=- 2927 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        a=fingerprint:sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89\r\n\
+        a=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+        a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=sctp-port:5000\r\n\
+        a=ice-ufrag:abcdEFGH\r\na=ice-pwd:abcdefghijklmnopqrstuvwxyz012345\r\n";
+    vec![
+        offer.as_bytes().to_vec(),
+        offer.replace("a=mid:0\r\n", "").into_bytes(),
+        offer.replace("actpass", "active").into_bytes(),
+        format!("{offer}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\n").into_bytes(),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,19 +609,4 @@ mod tests {
         let bytes = ggrs_input_bytes(&[&[1, 2], &[1, 3], &[]]);
         assert_eq!(crate::ggrs_inputs(&bytes), Some((3, 10)));
     }
-}
-
-/// Offers and answers as webrtc-rs and Chromium write them for one data channel, and broken ones.
-fn session_descriptions() -> Vec<Vec<u8>> {
-    let offer = "v=0\r\no=- 2927 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
-        a=fingerprint:sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89\r\n\
-        a=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
-        a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=sctp-port:5000\r\n\
-        a=ice-ufrag:abcdEFGH\r\na=ice-pwd:abcdefghijklmnopqrstuvwxyz012345\r\n";
-    vec![
-        offer.as_bytes().to_vec(),
-        offer.replace("a=mid:0\r\n", "").into_bytes(),
-        offer.replace("actpass", "active").into_bytes(),
-        format!("{offer}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\n").into_bytes(),
-    ]
 }
