@@ -197,7 +197,22 @@ pub async fn closed(ws: &mut Ws) -> Option<u16> {
 
 /// A minimal HTTP/1.1 request; returns (status, body).
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (status, _, body) =
+        exchange(stream, addr, method, path, body, Duration::from_secs(5)).await;
+    (status, body)
+}
+
+/// Sends one request on `stream` and reads the response until the server closes; returns
+/// (status, head, body).
+async fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    wait: Duration,
+) -> (u16, String, String) {
     let body = body.unwrap_or("");
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -205,7 +220,7 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>
     );
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out))
+    tokio::time::timeout(wait, stream.read_to_end(&mut out))
         .await
         .expect("http timeout")
         .unwrap();
@@ -215,11 +230,8 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
 }
 
 /// Percent-encodes everything but unreserved characters.
@@ -265,26 +277,8 @@ pub async fn http_full_from(
     path: &str,
     body: Option<&str>,
 ) -> (u16, String, String) {
-    let mut stream = tcp_from(from, addr).await.unwrap();
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
-        .await
-        .expect("http timeout")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, head.to_owned(), body.to_owned())
+    let stream = tcp_from(from, addr).await.unwrap();
+    exchange(stream, addr, method, path, body, Duration::from_secs(10)).await
 }
 
 /// A WebSocket join of `path` on the server at `server` from the local address `from`: the client and its
