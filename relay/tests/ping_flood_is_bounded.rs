@@ -22,13 +22,9 @@ impl Drop for Process {
     }
 }
 
+/// Resident set size of process `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    rss_of(pid) / 1024
 }
 
 async fn start_binary() -> (Process, std::net::SocketAddr) {
