@@ -36,6 +36,11 @@ impl FrameClock {
         }
     }
 
+    /// A clock at the session's rate ([`SessionSettings::fps`](crate::session::SessionSettings::fps)).
+    pub fn for_settings(settings: &crate::session::SessionSettings) -> Self {
+        Self::new(settings.fps())
+    }
+
     /// Length of one step at normal speed.
     pub fn step(&self) -> Duration {
         self.step

@@ -1,24 +1,46 @@
 //! Joining a match: from a signaling URL and a room name to a [`PathSocket`] that reaches every
 //! player, over the relay at once and directly once WebRTC connects.
 //!
-//! [`join`] connects to `ricochet-signaling`, waits until the match has the players the game
-//! wants, connects to the relay with the ticket signaling handed out, and returns a [`Joined`]
-//! (once the other players are on the relay too, or after [`RELAY_PEERS_WAIT`]) with the
-//! socket, this player's handle and the peers in handle order (sorted by peer ID, so
-//! every player numbers them the same way). [`Joined::start`] then starts the session. The
-//! match never waits on ICE: the relay carries it until a direct channel opens.
+//! [`Match::new`] has `WebRtcSocket::new`'s shape: it returns at once with a [`Match`] handle
+//! and a [`MatchDriver`] future that the caller runs on its executor (a tokio task on native,
+//! `wasm_bindgen_futures::spawn_local` in the browser, or any other). Nothing is spawned
+//! behind the caller's back and nothing polls: the driver runs every connection the match
+//! needs (signaling, relay, WebRTC) and is woken by them. The handle says who is present and
+//! when the match is ready; [`Match::take_joined`] then gives the [`Joined`] match (the socket,
+//! this player's handle and the players in handle order, sorted by peer ID so every player
+//! numbers them the same way), and [`Joined::start`] starts the session. The match never
+//! waits on ICE: the relay carries it until a direct channel opens.
+//!
+//! The session's socket owns the match from then on: dropping the session (or the handle or
+//! the `Joined`, before) ends the driver, which closes every connection.
+//!
+//! [`join`] is the async convenience: it spawns the driver with [`crate::rt::spawn`] (on
+//! native, inside a tokio runtime) and waits for the match to be ready.
 //!
 //! With [`PathMode::ForceRelay`] no WebRTC connection is made at all, so no other player learns
 //! this player's addresses: signaling is used for presence and the relay ticket only, and the
 //! offers other players send are left unanswered (their ICE attempt times out and they reach
 //! this player over the relay).
 //!
-//! On native targets `join` must run inside a tokio runtime (the WebSocket drivers are tokio
-//! tasks); in the browser, inside `wasm_bindgen_futures::spawn_local`.
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use ricochet::connect::{JoinOptions, Match};
+//! let (mut handle, driver) = Match::new(JoinOptions::new("ws://127.0.0.1:3536", "duel", 2))?;
+//! tokio::spawn(driver); // or spawn_local in the browser
+//! handle.ready().await?; // woken when both players are in and the relay is connected
+//! let joined = handle.take_joined()?;
+//! println!("I am player {} of {}", joined.handle, joined.players.len());
+//! # Ok(()) }
+//! ```
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_channel::oneshot;
+use futures_util::future::{self, Either};
 use matchbox_socket::{PeerEvent, PeerRequest, SignallerBuilder as _, WebRtcSocket};
 use ricochet_protocol::PeerId;
 use web_time::Instant;
@@ -31,16 +53,14 @@ use crate::rt;
 use crate::session::{Session, SessionBuilder, SessionError};
 use crate::signaller::{MatchInfo, RicochetSignallerBuilder};
 
-/// How long [`join`] waits for the match to fill, by default.
+/// How long joining waits for the match to fill, by default.
 pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often [`join`] looks at the match while waiting.
-const POLL: Duration = Duration::from_millis(10);
-/// How long [`join`] waits, once on the relay, for the other players to be on it too. The
+/// How long joining waits, once on the relay, for the other players to be on it too. The
 /// session's first synchronization requests then reach them at once instead of being dropped
 /// and resent 200 ms later; a player that takes longer is reached when it arrives.
 pub const RELAY_PEERS_WAIT: Duration = Duration::from_secs(2);
 /// Most players in one match (the signaling server's and the relay's default limit).
-pub const MAX_PLAYERS: usize = 16;
+pub const MAX_PLAYERS: usize = ricochet_protocol::MAX_PLAYERS;
 /// How often a signaling-only connection (force-relay mode) sends `KeepAlive`, as matchbox's
 /// socket does: signaling closes a silent client after its idle timeout (60 s by default), and
 /// with it would go the fresh relay tickets that keep this player's relay membership alive.
@@ -67,14 +87,14 @@ impl IceServer {
     }
 }
 
-/// What [`join`] needs.
+/// What joining a match needs ([`Match::new`], [`join`]).
 #[derive(Debug, Clone)]
 pub struct JoinOptions {
     /// The signaling server's base URL, `ws://HOST:PORT` or `wss://...` (no room).
     pub signaling_url: String,
     /// The match name (room) to join.
     pub room: String,
-    /// Players in the match; `join` waits until this many are present.
+    /// Players in the match; joining waits until this many are present.
     pub players: usize,
     /// Path selection: mode (automatic, force relay, direct only) and timings.
     pub path: PathConfig,
@@ -87,6 +107,26 @@ pub struct JoinOptions {
 }
 
 impl JoinOptions {
+    /// Why these options cannot work, if they cannot.
+    pub fn validate(&self) -> Result<(), JoinError> {
+        if !(2..=MAX_PLAYERS).contains(&self.players) {
+            return Err(JoinError::Options(format!(
+                "players must be 2..={MAX_PLAYERS}, not {}",
+                self.players
+            )));
+        }
+        if !(self.signaling_url.starts_with("ws://") || self.signaling_url.starts_with("wss://")) {
+            return Err(JoinError::Options(format!(
+                "the signaling URL must start with ws:// or wss://, not {:?}",
+                self.signaling_url
+            )));
+        }
+        if self.room.is_empty() {
+            return Err(JoinError::Options("the match name is empty".into()));
+        }
+        Ok(())
+    }
+
     /// Options for `players` players in `room` at `signaling_url`, with the defaults:
     /// automatic paths, no ICE servers, [`DEFAULT_JOIN_TIMEOUT`].
     pub fn new(signaling_url: impl Into<String>, room: impl Into<String>, players: usize) -> Self {
@@ -106,8 +146,8 @@ impl JoinOptions {
     }
 }
 
-/// Why [`join`] failed.
-#[derive(Debug, thiserror::Error)]
+/// Why joining a match failed.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum JoinError {
     /// The options cannot work (for example fewer than 2 players).
@@ -139,13 +179,16 @@ pub enum JoinError {
     /// The signaling server did not hand out a relay URL (it runs without `--relay-url`).
     #[error("the signaling server has no relay configured")]
     NoRelay,
+    /// The [`Match`] handle was dropped, or its joined match was already taken.
+    #[error("the match handle was dropped or its match already taken")]
+    Gone,
     /// The relay could not be reached or refused the ticket.
     #[error("could not connect to the relay at {url}: {source}")]
     Relay {
         /// The relay URL signaling handed out.
         url: String,
         /// What went wrong.
-        source: RelayClientError,
+        source: Arc<RelayClientError>,
     },
 }
 
@@ -159,11 +202,11 @@ pub struct Joined {
     pub players: Vec<PeerId>,
     /// What signaling says about the match (members, relay grant), kept up to date.
     pub info: MatchInfo,
-    /// The socket over the direct channels and the relay.
+    /// The socket over the direct channels and the relay. It owns the match: dropping it ends
+    /// the driver and every connection.
     pub socket: PathSocket,
     /// How long joining took.
     pub elapsed: Duration,
-    presence: Option<Presence>,
 }
 
 impl std::fmt::Debug for Joined {
@@ -176,26 +219,13 @@ impl std::fmt::Debug for Joined {
     }
 }
 
-/// What keeps a match's signaling connection open, when no WebRTC socket does.
-pub struct MatchHandle {
-    /// This player's peer ID.
-    pub me: PeerId,
-    /// This player's handle.
-    pub handle: usize,
-    /// The players' peer IDs in handle order.
-    pub players: Vec<PeerId>,
-    /// What signaling says about the match.
-    pub info: MatchInfo,
-    _presence: Option<Presence>,
-}
-
 impl Joined {
     /// Starts a session of `G` on this match with `builder`'s settings; the players (the local
-    /// one and the remote ones, by handle) are added here.
+    /// one and the remote ones, by handle) are added here. The session owns the match.
     pub fn start<G: Game>(
         self,
         builder: SessionBuilder<PeerId>,
-    ) -> Result<(Session<G, PeerId, PathSocket>, MatchHandle), SessionError> {
+    ) -> Result<Session<G, PeerId, PathSocket>, SessionError> {
         let mut builder = builder.with_players(self.players.len())?;
         for (h, id) in self.players.iter().enumerate() {
             builder = if h == self.handle {
@@ -204,201 +234,408 @@ impl Joined {
                 builder.add_remote_player(h, *id)?
             };
         }
-        let session = builder.start_p2p::<G, _>(self.socket)?;
+        builder.start_p2p::<G, _>(self.socket)
+    }
+}
+
+/// Ends a match's driver when dropped. The [`Match`] handle holds it until the match is taken,
+/// then the socket does.
+pub(crate) struct Leave(#[allow(dead_code)] oneshot::Sender<()>);
+
+/// Where joining stands, as [`Match::status`] reports it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum MatchStatus {
+    /// Waiting for the signaling server and the other players.
+    Joining {
+        /// Members present now, this one included.
+        present: usize,
+        /// Players wanted.
+        wanted: usize,
+    },
+    /// The match has its players; connecting to the relay.
+    ConnectingToRelay,
+    /// Ready: [`Match::take_joined`] gives the match.
+    Ready,
+    /// The match was taken by [`Match::take_joined`] and runs in its session.
+    Taken,
+    /// Joining failed.
+    Failed(JoinError),
+}
+
+enum Phase {
+    Joining,
+    ConnectingToRelay,
+    Ready(Box<Joined>),
+    Taken,
+    Failed(JoinError),
+}
+
+struct Shared {
+    phase: Phase,
+    watch: rt::Watch,
+}
+
+impl Shared {
+    fn set(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.watch.bump();
+    }
+}
+
+/// A match being joined, then joined: the handle half of [`Match::new`] (see the
+/// [module docs](self)).
+pub struct Match {
+    shared: Arc<Mutex<Shared>>,
+    info: MatchInfo,
+    wanted: usize,
+    started: Instant,
+    leave: Option<Leave>,
+}
+
+/// The future that runs a match's connections (signaling, relay, WebRTC): run it on your
+/// executor, or nothing happens. It ends with the match (when the session, the `Joined` or the
+/// [`Match`] handle that owns it is dropped), or with the error that made joining fail.
+#[must_use = "the match makes no progress unless its driver runs (spawn it)"]
+pub struct MatchDriver {
+    inner: rt::BoxFuture<Result<(), JoinError>>,
+}
+
+impl Future for MatchDriver {
+    type Output = Result<(), JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for MatchDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatchDriver").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Match {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Match")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Match {
+    /// Starts joining `options.room`: returns the handle and the driver to run. Fails at once
+    /// only on options that cannot work.
+    pub fn new(options: JoinOptions) -> Result<(Match, MatchDriver), JoinError> {
+        options.validate()?;
+        let shared = Arc::new(Mutex::new(Shared {
+            phase: Phase::Joining,
+            watch: rt::Watch::default(),
+        }));
+        let info = MatchInfo::default();
+        let (leave, left) = oneshot::channel();
+        let started = Instant::now();
+        let work = drive(options.clone(), info.clone(), shared.clone(), started);
+        let failed = shared.clone();
+        let inner = async move {
+            let result = match future::select(Box::pin(work), left).await {
+                Either::Left((result, _)) => result,
+                // The owner is gone: dropping the work closes every connection.
+                Either::Right(_) => Ok(()),
+            };
+            if let Err(e) = &result {
+                crate::lock(&failed).set(Phase::Failed(e.clone()));
+            }
+            result
+        };
         Ok((
-            session,
-            MatchHandle {
-                me: self.me,
-                handle: self.handle,
-                players: self.players,
-                info: self.info,
-                _presence: self.presence,
+            Match {
+                shared,
+                info,
+                wanted: options.players,
+                started,
+                leave: Some(Leave(leave)),
+            },
+            MatchDriver {
+                inner: rt::boxed(inner),
             },
         ))
     }
-}
 
-/// A signaling-only connection (force-relay mode): presence and tickets, no WebRTC. Dropping it
-/// closes the connection.
-struct Presence {
-    shared: Arc<Mutex<PresenceState>>,
-    task: futures_util::future::AbortHandle,
-}
-
-#[derive(Default)]
-struct PresenceState {
-    id: Option<PeerId>,
-    ended: Option<String>,
-}
-
-impl Drop for Presence {
-    fn drop(&mut self) {
-        self.task.abort();
+    /// Where joining stands.
+    pub fn status(&self) -> MatchStatus {
+        match &crate::lock(&self.shared).phase {
+            Phase::Joining => MatchStatus::Joining {
+                present: self.info.peers().len(),
+                wanted: self.wanted,
+            },
+            Phase::ConnectingToRelay => MatchStatus::ConnectingToRelay,
+            Phase::Ready(_) => MatchStatus::Ready,
+            Phase::Taken => MatchStatus::Taken,
+            Phase::Failed(e) => MatchStatus::Failed(e.clone()),
+        }
     }
-}
 
-impl Presence {
-    fn connect(room_url: String, info: MatchInfo) -> Presence {
-        let shared = Arc::new(Mutex::new(PresenceState::default()));
-        let state = shared.clone();
-        let (task, handle) = futures_util::future::abortable(async move {
-            let builder = RicochetSignallerBuilder::new(info);
-            let mut signaller = match builder.new_signaller(Some(3), room_url).await {
-                Ok(s) => s,
-                Err(e) => {
-                    crate::lock(&state).ended = Some(e.to_string());
-                    return;
+    /// Whether the match is ready to be taken.
+    pub fn is_ready(&self) -> bool {
+        matches!(crate::lock(&self.shared).phase, Phase::Ready(_))
+    }
+
+    /// Why joining failed, if it did.
+    pub fn error(&self) -> Option<JoinError> {
+        match &crate::lock(&self.shared).phase {
+            Phase::Failed(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// This client's peer ID, once the signaling server assigned it.
+    pub fn id(&self) -> Option<PeerId> {
+        self.info.id()
+    }
+
+    /// The members present now, in join order, this one included.
+    pub fn present(&self) -> Vec<PeerId> {
+        self.info.peers()
+    }
+
+    /// What signaling says about the match (members and their metadata, relay grant).
+    pub fn info(&self) -> &MatchInfo {
+        &self.info
+    }
+
+    /// How long since joining started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Waits until the match is ready (woken by the driver, which must be running), or
+    /// joining failed.
+    pub async fn ready(&self) -> Result<(), JoinError> {
+        loop {
+            let seen = {
+                let shared = crate::lock(&self.shared);
+                match &shared.phase {
+                    Phase::Ready(_) => return Ok(()),
+                    Phase::Failed(e) => return Err(e.clone()),
+                    Phase::Taken => return Err(JoinError::Gone),
+                    Phase::Joining | Phase::ConnectingToRelay => shared.watch.version(),
                 }
             };
-            // On a fixed schedule, whatever arrives: the server's idle timer counts only what
-            // the client sends.
-            let mut keep_alive_at = Instant::now() + KEEP_ALIVE_INTERVAL;
-            loop {
-                // `next_message` may be dropped between messages without losing one.
-                let next = {
-                    let message = std::pin::pin!(signaller.next_message());
-                    let wait = keep_alive_at.saturating_duration_since(Instant::now());
-                    let tick = std::pin::pin!(rt::sleep(wait));
-                    match futures_util::future::select(message, tick).await {
-                        futures_util::future::Either::Left((m, _)) => Some(m),
-                        futures_util::future::Either::Right(((), _)) => None,
-                    }
-                };
-                let result = match next {
-                    None => {
-                        keep_alive_at = Instant::now() + KEEP_ALIVE_INTERVAL;
-                        signaller.send(PeerRequest::KeepAlive).await.map(|()| None)
-                    }
-                    Some(m) => m.map(Some),
-                };
-                match result {
-                    Ok(Some(PeerEvent::IdAssigned(id))) => crate::lock(&state).id = Some(id),
-                    // Offers and candidates from players trying a direct path stay unanswered.
-                    Ok(_) => {}
-                    Err(e) => {
-                        crate::lock(&state).ended = Some(e.to_string());
-                        return;
-                    }
+            rt::changed(&self.shared, |s| &mut s.watch, seen).await;
+        }
+    }
+
+    /// The joined match, once ready ([`JoinError::Gone`] if it was taken already, the error
+    /// if joining failed, [`MatchStatus`] otherwise). The returned socket owns the match.
+    pub fn take_joined(&mut self) -> Result<Joined, TakeError> {
+        let mut shared = crate::lock(&self.shared);
+        match std::mem::replace(&mut shared.phase, Phase::Taken) {
+            Phase::Ready(mut joined) => {
+                shared.watch.bump();
+                if let Some(leave) = self.leave.take() {
+                    joined.socket.keep(leave);
                 }
+                Ok(*joined)
             }
-        });
-        rt::spawn(async move {
-            // Aborted when the Presence is dropped; that closes the signaller's WebSocket.
-            let _ = task.await;
-        });
-        Presence {
-            shared,
-            task: handle,
+            Phase::Failed(e) => {
+                shared.phase = Phase::Failed(e.clone());
+                Err(TakeError::Failed(e))
+            }
+            Phase::Taken => Err(TakeError::Failed(JoinError::Gone)),
+            other => {
+                shared.phase = other;
+                drop(shared);
+                Err(TakeError::NotReady(self.status()))
+            }
         }
     }
 
-    fn id(&self) -> Option<PeerId> {
-        crate::lock(&self.shared).id
-    }
-
-    fn ended(&self) -> Option<String> {
-        crate::lock(&self.shared).ended.clone()
-    }
-}
-
-/// Where the signaling connection is: inside matchbox's WebRTC socket, or alone.
-enum Signaling {
-    WebRtc {
-        socket: WebRtcSocket,
-        ended: Arc<Mutex<Option<String>>>,
-    },
-    Alone(Presence),
-}
-
-impl Signaling {
-    fn id(&mut self) -> Option<PeerId> {
-        match self {
-            Signaling::WebRtc { socket, .. } => socket.id(),
-            Signaling::Alone(p) => p.id(),
-        }
-    }
-
-    fn ended(&self) -> Option<String> {
-        match self {
-            Signaling::WebRtc { ended, .. } => crate::lock(ended).clone(),
-            Signaling::Alone(p) => p.ended(),
-        }
+    /// Takes the joined match and starts a session of `G` on it (see [`Joined::start`]).
+    pub fn start<G: Game>(
+        &mut self,
+        builder: SessionBuilder<PeerId>,
+    ) -> Result<Session<G, PeerId, PathSocket>, StartError> {
+        Ok(self.take_joined()?.start(builder)?)
     }
 }
 
-/// Joins `options.room` and connects to the relay; see the [module docs](self).
+/// Why [`Match::take_joined`] gave nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TakeError {
+    /// Still joining.
+    #[error("the match is not ready yet: {0:?}")]
+    NotReady(MatchStatus),
+    /// Joining failed, or the match was taken already.
+    #[error(transparent)]
+    Failed(#[from] JoinError),
+}
+
+/// Why [`Match::start`] started nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The match could not be taken.
+    #[error(transparent)]
+    Take(#[from] TakeError),
+    /// The session refused its settings.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// Joins `options.room`, running the driver with [`crate::rt::spawn`] (on native, inside a
+/// tokio runtime), and waits until the match is ready; see the [module docs](self).
 pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
-    if !(2..=MAX_PLAYERS).contains(&options.players) {
-        return Err(JoinError::Options(format!(
-            "players must be 2..={MAX_PLAYERS}, not {}",
-            options.players
-        )));
+    let (mut handle, driver) = Match::new(options)?;
+    rt::spawn(driver);
+    handle.ready().await?;
+    handle.take_joined().map_err(|e| match e {
+        TakeError::Failed(e) => e,
+        TakeError::NotReady(_) => JoinError::Gone,
+    })
+}
+
+/// The relay connection's driver.
+type RelayDriver = rt::BoxFuture<Result<(), RelayClientError>>;
+
+/// A signaling-only connection's loop (force-relay mode): keeps the connection (and so the
+/// presence and the fresh tickets) alive with `KeepAlive`s; other players' offers and
+/// candidates stay unanswered. Returns why it ended.
+async fn presence(room_url: String, info: MatchInfo) -> String {
+    let builder = RicochetSignallerBuilder::new(info.clone());
+    let mut signaller = match builder.new_signaller(Some(3), room_url).await {
+        Ok(s) => s,
+        Err(e) => return e.to_string(),
+    };
+    // On a fixed schedule, whatever arrives: the server's idle timer counts only what the
+    // client sends.
+    let mut keep_alive_at = Instant::now() + KEEP_ALIVE_INTERVAL;
+    loop {
+        // `next_message` may be dropped between messages without losing one.
+        let next = {
+            let message = std::pin::pin!(signaller.next_message());
+            let wait = keep_alive_at.saturating_duration_since(Instant::now());
+            let tick = std::pin::pin!(rt::sleep(wait));
+            match future::select(message, tick).await {
+                Either::Left((m, _)) => Some(m),
+                Either::Right(((), _)) => None,
+            }
+        };
+        let result = match next {
+            None => {
+                keep_alive_at = Instant::now() + KEEP_ALIVE_INTERVAL;
+                signaller.send(PeerRequest::KeepAlive).await.map(|()| None)
+            }
+            Some(m) => m.map(Some),
+        };
+        match result {
+            Ok(Some(PeerEvent::IdAssigned(id))) => info.set_id(id),
+            Ok(_) => {}
+            Err(e) => return e.to_string(),
+        }
     }
-    if !(options.signaling_url.starts_with("ws://") || options.signaling_url.starts_with("wss://"))
-    {
-        return Err(JoinError::Options(format!(
-            "the signaling URL must start with ws:// or wss://, not {:?}",
-            options.signaling_url
-        )));
-    }
-    let started = Instant::now();
+}
+
+/// The driver's work: signaling, then the relay, then both for as long as the match runs.
+async fn drive(
+    options: JoinOptions,
+    info: MatchInfo,
+    shared: Arc<Mutex<Shared>>,
+    started: Instant,
+) -> Result<(), JoinError> {
     let room = options.room_url();
-    let info = MatchInfo::default();
-    let mut signaling = if options.path.mode == PathMode::ForceRelay {
-        Signaling::Alone(Presence::connect(room.clone(), info.clone()))
+    let (webrtc, signaling) = if options.path.mode == PathMode::ForceRelay {
+        (None, rt::boxed(presence(room.clone(), info.clone())))
     } else {
         let (socket, message_loop) = info
             .socket_builder(&room, &options.ice_servers)
             .reconnect_attempts(Some(3))
             .build();
-        let ended = Arc::new(Mutex::new(None));
-        let report = ended.clone();
-        rt::spawn(async move {
-            let reason = match message_loop.await {
+        let ended = async move {
+            match message_loop.await {
                 Ok(()) => "the signaling connection closed".to_string(),
                 Err(e) => e.to_string(),
-            };
-            *crate::lock(&report) = Some(reason);
-        });
-        Signaling::WebRtc { socket, ended }
+            }
+        };
+        (Some(socket), rt::boxed(ended))
     };
+    let ended_info = info.clone();
+    let mut signaling = rt::boxed(async move {
+        let reason = signaling.await;
+        ended_info.touch();
+        reason
+    });
 
-    let (me, grant) = loop {
-        if let Some(reason) = signaling.ended() {
+    // Until the match has its players and the relay is connected, signaling ending is fatal.
+    let joining = connect(&options, &info, &shared, webrtc, started);
+    let relay_driver = match future::select(Box::pin(joining), &mut signaling).await {
+        Either::Left((result, _)) => result?,
+        Either::Right((reason, _)) => {
             let reason = match info.snapshot().last_error {
                 Some(server) => format!("{reason} (server said {server})"),
                 None => reason,
             };
             return Err(JoinError::Signaling { room, reason });
         }
-        if let (Some(id), Some(grant)) = (signaling.id(), info.relay()) {
-            if info.peers().len() >= options.players {
-                break (id, grant);
-            }
+    };
+    // Then the match runs on: signaling (presence, fresh tickets, WebRTC negotiation) and the
+    // relay, until both end or the owner leaves.
+    let relay = async {
+        if let Err(e) = relay_driver.await {
+            tracing::warn!(%e, "the relay connection ended");
         }
-        if started.elapsed() > options.timeout {
+    };
+    let signaling = async {
+        let reason = signaling.await;
+        tracing::info!(%reason, "the signaling connection ended");
+    };
+    future::join(relay, signaling).await;
+    Ok(())
+}
+
+/// Waits for the players, connects to the relay, and publishes the joined match; returns the
+/// relay connection's driver.
+async fn connect(
+    options: &JoinOptions,
+    info: &MatchInfo,
+    shared: &Mutex<Shared>,
+    webrtc: Option<WebRtcSocket>,
+    started: Instant,
+) -> Result<RelayDriver, JoinError> {
+    let room = options.room_url();
+    let filled = async {
+        loop {
+            let seen = info.version();
+            if let (Some(id), Some(grant)) = (info.id(), info.relay()) {
+                if info.peers().len() >= options.players {
+                    return (id, grant);
+                }
+            }
+            info.changed(seen).await;
+        }
+    };
+    let (me, grant) = match rt::timeout(options.timeout, filled).await {
+        Ok(found) => found,
+        Err(_) => {
             return Err(JoinError::Timeout {
                 room,
                 present: info.peers().len(),
                 wanted: options.players,
                 waited: started.elapsed(),
-            });
+            })
         }
-        rt::sleep(POLL).await;
     };
+    crate::lock(shared).set(Phase::ConnectingToRelay);
     let url = grant.relay_url.clone().ok_or(JoinError::NoRelay)?;
     let (mut relay, driver) = RelaySocket::connect(&url, &grant.ticket, DEFAULT_CONNECT_TIMEOUT)
         .await
         .map_err(|source| JoinError::Relay {
             url: url.clone(),
-            source,
+            source: Arc::new(source),
         })?;
     relay.renew_from(info.clone(), grant.ticket.clone());
-    rt::spawn(async move {
-        if let Err(e) = driver.await {
-            tracing::warn!(%e, "the relay connection ended");
-        }
-    });
+    let mut driver: RelayDriver = rt::boxed(driver);
 
     let mut players = info.peers();
     players.truncate(options.players);
@@ -407,25 +644,34 @@ pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
         .iter()
         .position(|id| *id == me)
         .ok_or(JoinError::Full(options.players))?;
-    let on_relay = Instant::now();
-    while on_relay.elapsed() < RELAY_PEERS_WAIT {
-        let present = relay.peers();
-        if players.iter().all(|p| *p == me || present.contains(p)) {
-            break;
+    // The relay connection is driven while waiting for the others to be on it.
+    let others: Vec<PeerId> = players.iter().copied().filter(|p| *p != me).collect();
+    let wait = rt::timeout(RELAY_PEERS_WAIT, relay.wait_for_peers(&others));
+    match future::select(Box::pin(wait), &mut driver).await {
+        Either::Left(_) => {}
+        Either::Right((Err(e), _)) => {
+            return Err(JoinError::Relay {
+                url,
+                source: Arc::new(e),
+            })
         }
-        rt::sleep(POLL).await;
+        Either::Right((Ok(()), _)) => {
+            return Err(JoinError::Relay {
+                url,
+                source: Arc::new(RelayClientError::Closed {
+                    code: 1000,
+                    reason: "closed while joining".into(),
+                }),
+            })
+        }
     }
-    let (webrtc, presence) = match signaling {
-        Signaling::WebRtc { socket, .. } => (Some(socket), None),
-        Signaling::Alone(p) => (None, Some(p)),
-    };
-    Ok(Joined {
+    crate::lock(shared).set(Phase::Ready(Box::new(Joined {
         me,
         handle,
         players,
-        info,
+        info: info.clone(),
         socket: PathSocket::new(webrtc, Some(relay), options.path),
         elapsed: started.elapsed(),
-        presence,
-    })
+    })));
+    Ok(driver)
 }

@@ -62,6 +62,7 @@ pub mod clock;
 pub mod connect;
 pub mod desync;
 pub mod game;
+pub mod link;
 pub mod path;
 pub mod path_socket;
 pub mod relay_client;
@@ -80,8 +81,8 @@ pub use game::{Game, InputStatus, PodInput};
 pub use replay::{Replay, ReplayError};
 pub use ricochet_protocol as protocol;
 pub use session::{
-    Advance, Event, PeerStats, Session, SessionBuilder, SessionError, SessionStats, Spectator,
-    SyncTest,
+    Advance, Event, PeerStats, Session, SessionBuilder, SessionError, SessionSettings,
+    SessionStats, Spectator, SyncTest,
 };
 pub use transport::{GgrsSocket, PacketSocket, SocketStats};
 

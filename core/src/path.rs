@@ -9,6 +9,12 @@
 //! - Back to **Relay** when the direct channel stops delivering (nothing received over it for
 //!   [`PathConfig::direct_silence`]), closes, or the ICE attempt fails or takes longer than
 //!   [`PathConfig::ice_timeout`] (webrtc-rs alone takes 25 s or more to declare failure).
+//! - **Both ends agree.** Each packet says whether its sender is ready for the direct path (it
+//!   hears the peer directly and is not holding off, [`PeerPath::ready`]); a side uses the
+//!   direct path only while it is ready *and* the peer's newest packet said the peer is
+//!   ([`PeerPath::on_peer_state`]). When one side gives the direct path up, its next packet
+//!   tells the other, which follows ([`DirectFailure::PeerFellBack`]): the two ends of a pair
+//!   disagree for at most one packet's trip, never for a whole match.
 //! - Before that, a direct path that has gone quiet for [`PathConfig::hedge_after`] is covered:
 //!   the side that hears nothing asks for copies over the relay (a flag in each packet's header,
 //!   [`PeerPath::wants_copies`]) and sends its own packets both ways, and the side asked sends
@@ -82,6 +88,9 @@ pub enum DirectFailure {
     ChannelClosed,
     /// The data channel stopped delivering packets.
     Silent,
+    /// The peer said it no longer uses the direct path (its side went silent, closed or is
+    /// holding off), so this side follows it to the relay.
+    PeerFellBack,
 }
 
 /// Timing settings of [`PeerPath`].
@@ -154,6 +163,11 @@ pub struct PeerPath {
     direct_since: Option<Instant>,
     /// The peer asked for copies over the relay: send both ways until then.
     copies_until: Option<Instant>,
+    /// What the peer's newest packet said: it is ready for the direct path.
+    peer_ready: bool,
+    /// Whether the peer has ever said so (until then an open channel carries every packet
+    /// both ways, so that the peer's proof comes quickly).
+    peer_ever_ready: bool,
 }
 
 impl PeerPath {
@@ -178,6 +192,8 @@ impl PeerPath {
             holdoff: config.return_holdoff,
             direct_since: None,
             copies_until: None,
+            peer_ready: false,
+            peer_ever_ready: false,
         }
     }
 
@@ -253,13 +269,46 @@ impl PeerPath {
         }
         self.last_direct_rx = Some(now);
         self.channel = Channel::Open;
-        if self.path == Path::Relay && self.holdoff_until.is_some_and(|t| now < t) {
-            return;
+        self.update(now);
+    }
+
+    /// The peer's newest packet (over either path) said whether the peer is ready for the
+    /// direct path (see [`PeerPath::ready`]; the `FLAG_DIRECT_READY` header bit).
+    pub fn on_peer_state(&mut self, now: Instant, peer_ready: bool) {
+        self.peer_ready = peer_ready;
+        self.peer_ever_ready |= peer_ready;
+        self.update(now);
+    }
+
+    /// Whether this side is ready for the direct path: the channel is open, a packet came
+    /// over it within [`PathConfig::direct_silence`], and no hold-off runs. Every packet to
+    /// the peer says so; the path is direct while both sides are ready.
+    pub fn ready(&self, now: Instant) -> bool {
+        self.config.mode != PathMode::ForceRelay
+            && self.channel == Channel::Open
+            && self
+                .last_direct_rx
+                .is_some_and(|t| now.saturating_duration_since(t) < self.config.direct_silence)
+            && self.holdoff_until.is_none_or(|t| now >= t)
+    }
+
+    /// What the peer's newest packet said about its side (see [`PeerPath::on_peer_state`]).
+    pub fn peer_ready(&self) -> bool {
+        self.peer_ready
+    }
+
+    /// Moves to the direct path when both sides are ready, and off it when the peer is not.
+    fn update(&mut self, now: Instant) {
+        match self.path {
+            Path::Relay if self.peer_ready && self.ready(now) => {
+                self.direct_since = Some(now);
+                self.switch(Path::Direct);
+            }
+            Path::Direct if !self.peer_ready && self.ready(now) => {
+                self.fail(DirectFailure::PeerFellBack)
+            }
+            _ => {}
         }
-        if self.path == Path::Relay {
-            self.direct_since = Some(now);
-        }
-        self.switch(Path::Direct);
     }
 
     /// Whether this side is short of the peer's direct packets: the channel is open and has
@@ -267,10 +316,33 @@ impl PeerPath {
     /// the peer then carry the request for copies over the relay.
     pub fn wants_copies(&self, now: Instant) -> bool {
         self.config.mode == PathMode::Automatic
+            && self.path == Path::Direct
             && self.channel == Channel::Open
             && self
                 .last_direct_rx
                 .is_some_and(|t| now.saturating_duration_since(t) >= self.config.hedge_after)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> PathConfig {
+        self.config
+    }
+
+    /// Whether the peer's last request for copies still holds at `now`.
+    pub fn copies_requested(&self, now: Instant) -> bool {
+        self.copies_until.is_some_and(|t| now < t)
+    }
+
+    /// When [`PeerPath::wants_copies`] turns true if nothing arrives directly before then
+    /// (the caller checks at that moment, to ask at once).
+    pub fn copies_wanted_at(&self) -> Option<Instant> {
+        if self.config.mode != PathMode::Automatic
+            || self.path != Path::Direct
+            || self.channel != Channel::Open
+        {
+            return None;
+        }
+        self.last_direct_rx.map(|t| t + self.config.hedge_after)
     }
 
     /// A packet from the peer asked for copies over the relay (its direct side is quiet).
@@ -278,7 +350,7 @@ impl PeerPath {
         self.copies_until = Some(now + COPIES_HOLD);
     }
 
-    /// Time passes: checks the ICE deadline and the direct channel's silence.
+    /// Time passes: checks the ICE deadline, the direct channel's silence and the hold-off.
     pub fn poll(&mut self, now: Instant) {
         match self.channel {
             Channel::Connecting { deadline } if now >= deadline => {
@@ -302,6 +374,7 @@ impl PeerPath {
             }
             _ => {}
         }
+        self.update(now);
     }
 
     /// The next time [`PeerPath::poll`] has something to check, if any.
@@ -311,7 +384,8 @@ impl PeerPath {
             Channel::Open if self.path == Path::Direct => {
                 self.last_direct_rx.map(|t| t + self.config.direct_silence)
             }
-            _ => None,
+            Channel::Open => self.holdoff_until.filter(|_| self.peer_ready),
+            Channel::Down => None,
         }
     }
 
@@ -327,11 +401,15 @@ impl PeerPath {
                     && (self.wants_copies(now) || self.copies_until.is_some_and(|t| now < t)),
                 direct: true,
             },
-            // Open but not yet proven: both, so nothing waits on the proof.
-            (Path::Relay, Channel::Open) if self.last_direct_rx.is_none() => Route {
-                relay: relay_allowed,
-                direct: true,
-            },
+            // Open but not yet proven both ways: both, so nothing waits on the proof.
+            (Path::Relay, Channel::Open)
+                if self.last_direct_rx.is_none() || !self.peer_ever_ready =>
+            {
+                Route {
+                    relay: relay_allowed,
+                    direct: true,
+                }
+            }
             // Fell back with the channel still open: probe it now and then.
             (Path::Relay, Channel::Open) => Route {
                 relay: relay_allowed,
@@ -351,6 +429,12 @@ mod tests {
 
     fn ms(t0: Instant, ms: u64) -> Instant {
         t0 + Duration::from_millis(ms)
+    }
+
+    /// A packet from a peer that is ready for the direct path arrives over the direct channel.
+    fn rx(p: &mut PeerPath, at: Instant) {
+        p.on_direct_received(at);
+        p.on_peer_state(at, true);
     }
 
     #[test]
@@ -373,7 +457,7 @@ mod tests {
             }
         );
         assert_eq!(p.path(), Path::Relay);
-        p.on_direct_received(ms(t0, 420));
+        rx(&mut p, ms(t0, 420));
         assert_eq!(p.path(), Path::Direct);
         assert_eq!(
             p.route(ms(t0, 421)),
@@ -404,7 +488,7 @@ mod tests {
         assert_eq!(p.poll_at(), None);
         // A late open still upgrades to direct once traffic arrives.
         p.on_channel_open(ms(t0, 5000));
-        p.on_direct_received(ms(t0, 5010));
+        rx(&mut p, ms(t0, 5010));
         assert_eq!(p.path(), Path::Direct);
     }
 
@@ -413,9 +497,9 @@ mod tests {
         let t0 = Instant::now();
         let mut p = PeerPath::new(PathConfig::default(), t0);
         p.on_channel_open(ms(t0, 100));
-        p.on_direct_received(ms(t0, 110));
+        rx(&mut p, ms(t0, 110));
         for t in (120..2000).step_by(16) {
-            p.on_direct_received(ms(t0, t));
+            rx(&mut p, ms(t0, t));
             assert!(p.route(ms(t0, t)).direct);
         }
         // The direct path dies mid-match: within a second, packets go by relay.
@@ -429,9 +513,9 @@ mod tests {
         // (2 s) brings the direct path back.
         let probes = (0..16).filter(|_| p.route(ms(t0, 3000)).direct).count();
         assert_eq!(probes, 2);
-        p.on_direct_received(ms(t0, 3100));
+        rx(&mut p, ms(t0, 3100));
         assert_eq!(p.path(), Path::Relay, "held off");
-        p.on_direct_received(ms(t0, 4992));
+        rx(&mut p, ms(t0, 4992));
         assert_eq!(p.path(), Path::Direct);
         assert_eq!(p.switches(), 3);
     }
@@ -444,7 +528,7 @@ mod tests {
         let mut t = 10;
         let mut holdoffs = Vec::new();
         for _ in 0..6 {
-            p.on_direct_received(ms(t0, t));
+            rx(&mut p, ms(t0, t));
             assert_eq!(p.path(), Path::Direct);
             // Silent for a second: back to the relay.
             t += 1000;
@@ -454,7 +538,7 @@ mod tests {
             let failed_at = t;
             while p.path() == Path::Relay {
                 t += 100;
-                p.on_direct_received(ms(t0, t));
+                rx(&mut p, ms(t0, t));
             }
             holdoffs.push(t - failed_at);
         }
@@ -462,7 +546,7 @@ mod tests {
         // Ten seconds of good direct traffic: the hold-off starts over.
         for _ in 0..700 {
             t += 16;
-            p.on_direct_received(ms(t0, t));
+            rx(&mut p, ms(t0, t));
             p.poll(ms(t0, t));
         }
         t += 1000;
@@ -471,7 +555,7 @@ mod tests {
         let failed_at = t;
         while p.path() == Path::Relay {
             t += 100;
-            p.on_direct_received(ms(t0, t));
+            rx(&mut p, ms(t0, t));
         }
         assert_eq!(t - failed_at, 2000);
     }
@@ -484,7 +568,7 @@ mod tests {
         assert_eq!(p.last_failure(), Some(DirectFailure::IceFailed));
         p.on_attempt(ms(t0, 60));
         p.on_channel_open(ms(t0, 70));
-        p.on_direct_received(ms(t0, 80));
+        rx(&mut p, ms(t0, 80));
         p.on_channel_closed(ms(t0, 90));
         assert_eq!(p.path(), Path::Relay);
         assert_eq!(p.last_failure(), Some(DirectFailure::ChannelClosed));
@@ -499,7 +583,7 @@ mod tests {
         };
         let mut p = PeerPath::new(force, t0);
         p.on_channel_open(t0);
-        p.on_direct_received(t0);
+        rx(&mut p, t0);
         assert_eq!(p.path(), Path::Relay);
         assert_eq!(
             p.route(t0),
@@ -531,7 +615,7 @@ mod tests {
                 direct: true
             }
         );
-        p.on_direct_received(t0);
+        rx(&mut p, t0);
         assert!(p.reachable());
         // Direct only: a quiet channel gets no copies over the relay, and asks for none.
         assert!(!p.wants_copies(ms(t0, 500)));
@@ -548,7 +632,7 @@ mod tests {
     /// A direct path whose packets flow, at 60 a second from `from` to `to` (ms after `t0`).
     fn direct_traffic(p: &mut PeerPath, t0: Instant, from: u64, to: u64) {
         for t in (from..to).step_by(16) {
-            p.on_direct_received(ms(t0, t));
+            rx(p, ms(t0, t));
             assert_eq!(
                 p.route(ms(t0, t)),
                 Route {
@@ -604,7 +688,7 @@ mod tests {
         // The peer hears nothing directly from us, though we hear it.
         p.on_copies_requested(ms(t0, 1000));
         for t in (1000..1500).step_by(16) {
-            p.on_direct_received(ms(t0, t));
+            rx(&mut p, ms(t0, t));
             assert!(!p.wants_copies(ms(t0, t)));
             assert_eq!(
                 p.route(ms(t0, t)),
@@ -634,5 +718,112 @@ mod tests {
                 direct: false
             }
         );
+    }
+
+    #[test]
+    fn direct_needs_both_sides_ready() {
+        let t0 = Instant::now();
+        let mut p = PeerPath::new(PathConfig::default(), t0);
+        p.on_channel_open(ms(t0, 100));
+        p.on_direct_received(ms(t0, 110));
+        assert!(p.ready(ms(t0, 110)));
+        assert_eq!(p.path(), Path::Relay, "the peer has not said it hears us");
+        assert_eq!(
+            p.route(ms(t0, 120)),
+            Route {
+                relay: true,
+                direct: true
+            },
+            "both ways until the peer has proven the channel too"
+        );
+        p.on_peer_state(ms(t0, 130), true);
+        assert_eq!(p.path(), Path::Direct);
+        assert_eq!(p.switches(), 1);
+    }
+
+    #[test]
+    fn the_peer_falling_back_takes_this_side_along_without_a_holdoff() {
+        let t0 = Instant::now();
+        let mut p = PeerPath::new(PathConfig::default(), t0);
+        p.on_channel_open(ms(t0, 0));
+        direct_traffic(&mut p, t0, 10, 500);
+        // The peer's newest packet: it no longer uses the direct path (it hears us fine).
+        p.on_direct_received(ms(t0, 500));
+        p.on_peer_state(ms(t0, 500), false);
+        assert_eq!(p.path(), Path::Relay);
+        assert_eq!(p.last_failure(), Some(DirectFailure::PeerFellBack));
+        // Probing, not both ways: the channel was proven.
+        let probes = (0..16).filter(|_| p.route(ms(t0, 510)).direct).count();
+        assert_eq!(probes, 2);
+        // The peer is ready again: back at once (its own hold-off was the one that counted).
+        rx(&mut p, ms(t0, 700));
+        assert_eq!(p.path(), Path::Direct);
+        assert_eq!(p.switches(), 3);
+    }
+
+    /// Two ends of a pair, A and B, exchanging one packet each way every 16 ms with a 10 ms
+    /// trip, with the direct channel from `B` to `A` cut between `cut` and `heal` ms. Returns
+    /// the longest time (ms) the two ends were on different paths.
+    fn pair(cut: u64, heal: u64, until: u64) -> (u64, PeerPath, PeerPath) {
+        let t0 = Instant::now();
+        let mut a = PeerPath::new(PathConfig::default(), t0);
+        let mut b = PeerPath::new(PathConfig::default(), t0);
+        a.on_channel_open(t0);
+        b.on_channel_open(t0);
+        // In flight: (arrival ms, to A?, over direct?, sender ready).
+        let mut flight: Vec<(u64, bool, bool, bool)> = Vec::new();
+        let (mut disagree_since, mut longest) = (None, 0);
+        for t in 0..until {
+            let now = ms(t0, t);
+            flight.retain(|&(at, to_a, direct, ready)| {
+                if at != t {
+                    return true;
+                }
+                let p = if to_a { &mut a } else { &mut b };
+                if direct {
+                    p.on_direct_received(now);
+                }
+                p.on_peer_state(now, ready);
+                false
+            });
+            a.poll(now);
+            b.poll(now);
+            if t % 16 == 0 {
+                for (from_a, p) in [(true, &mut a), (false, &mut b)] {
+                    let ready = p.ready(now);
+                    let route = p.route(now);
+                    let cut_now = !from_a && (cut..heal).contains(&t);
+                    if route.direct && !cut_now {
+                        flight.push((t + 10, !from_a, true, ready));
+                    }
+                    if route.relay {
+                        flight.push((t + 10, !from_a, false, ready));
+                    }
+                }
+            }
+            if a.path() != b.path() {
+                let since = *disagree_since.get_or_insert(t);
+                longest = longest.max(t - since);
+            } else {
+                disagree_since = None;
+            }
+        }
+        (longest, a, b)
+    }
+
+    #[test]
+    fn the_two_ends_agree_when_one_direction_dies() {
+        // One direction of the direct channel dies at 2 s and comes back at 5 s.
+        let (longest, a, b) = pair(2000, 5000, 12_000);
+        assert!(longest <= 40, "disagreed for {longest} ms");
+        assert_eq!(a.path(), Path::Direct);
+        assert_eq!(b.path(), Path::Direct);
+        assert_eq!(a.last_failure(), Some(DirectFailure::Silent));
+        assert_eq!(b.last_failure(), Some(DirectFailure::PeerFellBack));
+        assert_eq!(a.switches(), b.switches());
+        // For good: both end on the relay.
+        let (longest, a, b) = pair(2000, u64::MAX, 12_000);
+        assert!(longest <= 40, "disagreed for {longest} ms");
+        assert_eq!((a.path(), b.path()), (Path::Relay, Path::Relay));
     }
 }

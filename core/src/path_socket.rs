@@ -13,28 +13,20 @@
 //! [`FLAG_COPIES_WANTED`] says "nothing reaches me directly from you: send copies over the
 //! relay" ([`PeerPath::wants_copies`]).
 
-use std::collections::HashMap;
-
 pub use matchbox_socket::CandidateType;
 use matchbox_socket::{PeerState, WebRtcSocket};
 use ricochet_protocol::PeerId;
 use web_time::Instant;
 
 use crate::game::Game;
-use crate::path::{DirectFailure, Path, PathConfig, PeerPath};
+use crate::link::Links;
+pub use crate::link::{
+    split_header, SequenceWindow, FLAG_COPIES_WANTED, FLAG_DIRECT_READY, HEADER_LEN,
+};
+use crate::path::{DirectFailure, Path, PathConfig};
 use crate::relay_client::RelaySocket;
 use crate::session::Session;
 use crate::transport::PacketSocket;
-
-/// Bytes of the header before each packet: the sequence number (big-endian `u16`) and flags.
-pub const HEADER_LEN: usize = 3;
-/// Header flag: the sender hears nothing directly from the receiver and asks for copies of its
-/// packets over the relay. The other bits are reserved: sent as 0, ignored.
-pub const FLAG_COPIES_WANTED: u8 = 0x01;
-/// Sequence numbers remembered for dropping copies.
-const WINDOW: u32 = 64;
-/// The loss estimate looks at roughly the last this many packets.
-const LOSS_SPAN: f32 = 256.0;
 
 /// What the game can read about the path to one peer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +37,9 @@ pub struct PathStats {
     pub switches: u32,
     /// Why the direct path was last given up, if it was.
     pub last_failure: Option<DirectFailure>,
+    /// Whether the peer's newest packet said it is ready for the direct path (the pair uses
+    /// it while both ends are).
+    pub peer_ready: bool,
     /// Estimated share of this peer's packets lost on the way (0.0 to 1.0), over roughly the
     /// last 256 packets.
     pub loss: f32,
@@ -78,109 +73,16 @@ pub struct LinkStats {
     pub rtt_ms: Option<u64>,
 }
 
-/// Splits a received packet into its path header, the sequence number and the flags, and the
-/// body; `None` if it is too short to have a header.
-pub fn split_header(packet: &[u8]) -> Option<(u16, u8, &[u8])> {
-    let (&[seq_hi, seq_lo, flags], body) = packet.split_first_chunk::<HEADER_LEN>()?;
-    Some((u16::from_be_bytes([seq_hi, seq_lo]), flags, body))
-}
-
-/// The receiving side of one peer's sequence numbers: tells new packets from copies (within
-/// the last 64 sequence numbers; older ones are taken as new) and estimates loss from the gaps.
-#[derive(Debug, Default, Clone)]
-pub struct SequenceWindow {
-    /// Highest sequence number received, and which of the [`WINDOW`] before it arrived.
-    highest: Option<u16>,
-    seen: u64,
-    received: f32,
-    lost: f32,
-}
-
-/// Per-peer sequence numbers and counters.
-#[derive(Debug, Default)]
-struct Link {
-    next_seq: u16,
-    window: SequenceWindow,
-    packets_sent: u64,
-    packets_received: u64,
-    bytes_sent: u64,
-    bytes_received: u64,
-    duplicates: u64,
-    relay_copies: u64,
-    malformed: u64,
-    /// Fault injection: the direct path to this peer drops everything.
-    direct_blocked: bool,
-}
-
-impl Link {
-    fn accept(&mut self, seq: u16) -> bool {
-        self.window.accept(seq)
-    }
-
-    fn loss(&self) -> f32 {
-        self.window.loss()
-    }
-}
-
-impl SequenceWindow {
-    /// Whether a packet with `seq` is new (not a copy); updates the loss estimate.
-    pub fn accept(&mut self, seq: u16) -> bool {
-        let Some(highest) = self.highest else {
-            self.highest = Some(seq);
-            self.seen = 1;
-            self.received += 1.0;
-            return true;
-        };
-        let ahead = seq.wrapping_sub(highest);
-        if ahead == 0 {
-            return false;
-        }
-        if ahead < 0x8000 {
-            let gap = u32::from(ahead);
-            self.seen = if gap >= WINDOW { 0 } else { self.seen << gap };
-            self.seen |= 1;
-            self.highest = Some(seq);
-            self.lost += (gap - 1).min(WINDOW) as f32;
-        } else {
-            let behind = u32::from(highest.wrapping_sub(seq));
-            if behind < WINDOW {
-                let bit = 1u64 << behind;
-                if self.seen & bit != 0 {
-                    return false;
-                }
-                self.seen |= bit;
-                // It was counted lost when the gap opened; it came late instead.
-                self.lost = (self.lost - 1.0).max(0.0);
-            }
-        }
-        self.received += 1.0;
-        if self.received + self.lost > LOSS_SPAN {
-            self.received /= 2.0;
-            self.lost /= 2.0;
-        }
-        true
-    }
-
-    /// Estimated share of packets lost (0.0 to 1.0), over roughly the last 256 packets.
-    pub fn loss(&self) -> f32 {
-        let total = self.received + self.lost;
-        if total > 0.0 {
-            self.lost / total
-        } else {
-            0.0
-        }
-    }
-}
-
-/// The direct WebRTC channel and the relay, as one socket.
+/// The direct WebRTC channel and the relay, as one socket: the adapter that joins
+/// [`Links`] (all the per-peer logic, without I/O) to matchbox's WebRTC socket and the relay
+/// client. It reads the clock once per call and passes it in.
 pub struct PathSocket {
     webrtc: Option<WebRtcSocket>,
     relay: Option<RelaySocket>,
-    config: PathConfig,
-    paths: HashMap<PeerId, PeerPath>,
-    links: HashMap<PeerId, Link>,
+    links: Links<PeerId>,
     scratch: Vec<(PeerId, Vec<u8>)>,
-    buf: Vec<u8>,
+    /// Ends the match's driver (and so every connection) when the socket is dropped.
+    _leave: Option<crate::connect::Leave>,
 }
 
 impl PathSocket {
@@ -194,45 +96,32 @@ impl PathSocket {
         PathSocket {
             webrtc,
             relay,
-            config,
-            paths: HashMap::new(),
-            links: HashMap::new(),
+            links: Links::new(config),
             scratch: Vec::new(),
-            buf: Vec::new(),
+            _leave: None,
         }
     }
 
-    fn path(&mut self, peer: PeerId, now: Instant) -> &mut PeerPath {
-        let config = self.config;
-        self.paths
-            .entry(peer)
-            .or_insert_with(|| PeerPath::new(config, now))
+    /// Owns the match from now on: dropping the socket ends its driver.
+    pub(crate) fn keep(&mut self, leave: crate::connect::Leave) {
+        self._leave = Some(leave);
     }
 
     /// The path state and counters of `peer`, once a packet has been sent to or received
     /// from it.
     pub fn stats(&self, peer: &PeerId) -> Option<PathStats> {
-        let path = self.paths.get(peer)?;
-        let link = self.links.get(peer);
-        let get = |f: fn(&Link) -> u64| link.map_or(0, f);
-        Some(PathStats {
-            path: path.path(),
-            switches: path.switches(),
-            last_failure: path.last_failure(),
-            loss: link.map_or(0.0, Link::loss),
-            packets_sent: get(|l| l.packets_sent),
-            packets_received: get(|l| l.packets_received),
-            bytes_sent: get(|l| l.bytes_sent),
-            bytes_received: get(|l| l.bytes_received),
-            duplicates: get(|l| l.duplicates),
-            relay_copies: get(|l| l.relay_copies),
-            malformed: get(|l| l.malformed),
-            candidates: self
-                .webrtc
-                .as_ref()
-                .and_then(|w| w.candidate_pair(*peer))
-                .map(|pair| (pair.local, pair.remote)),
-        })
+        let mut stats = self.links.stats(peer)?;
+        stats.candidates = self
+            .webrtc
+            .as_ref()
+            .and_then(|w| w.candidate_pair(*peer))
+            .map(|pair| (pair.local, pair.remote));
+        Some(stats)
+    }
+
+    /// The per-peer links (paths, sequence numbers, counters).
+    pub fn links(&self) -> &Links<PeerId> {
+        &self.links
     }
 
     /// The relay socket, for its counters.
@@ -244,7 +133,8 @@ impl PathSocket {
     /// `peer` drops every packet both ways, as if a firewall dropped the UDP between the two.
     /// The path then fails over to the relay exactly as a real dead path would.
     pub fn set_direct_blocked(&mut self, peer: PeerId, blocked: bool) {
-        self.links.entry(peer).or_default().direct_blocked = blocked;
+        self.links
+            .set_direct_blocked(Instant::now(), &peer, blocked);
     }
 
     /// Fault injection, for tests of hostile peers: sends `bytes` to `peer` over `path` as
@@ -264,28 +154,15 @@ impl PathSocket {
             }
         }
     }
+}
 
-    fn receive(
-        &mut self,
-        peer: PeerId,
-        packet: &[u8],
-        now: Instant,
-        out: &mut Vec<(PeerId, Vec<u8>)>,
-    ) {
-        let link = self.links.entry(peer).or_default();
-        link.bytes_received += packet.len() as u64;
-        let Some((seq, flags, body)) = split_header(packet) else {
-            link.malformed += 1;
-            return;
-        };
-        if link.accept(seq) {
-            link.packets_received += 1;
-            out.push((peer, body.to_vec()));
-        } else {
-            link.duplicates += 1;
-        }
-        if flags & FLAG_COPIES_WANTED != 0 {
-            self.path(peer, now).on_copies_requested(now);
+impl PathSocket {
+    /// Sends what [`Links::poll_transmit`] has (copies over the relay).
+    fn send_resends(&mut self) {
+        while let Some((to, packet)) = self.links.poll_transmit() {
+            if let Some(relay) = &mut self.relay {
+                relay.send_packet(&to, &packet);
+            }
         }
     }
 }
@@ -301,35 +178,15 @@ fn send_direct(webrtc: &mut WebRtcSocket, peer: PeerId, bytes: &[u8]) {
 
 impl PacketSocket<PeerId> for PathSocket {
     fn send_packet(&mut self, to: &PeerId, packet: &[u8]) {
-        let now = Instant::now();
-        let path = self.path(*to, now);
-        let route = path.route(now);
-        let flags = if path.wants_copies(now) {
-            FLAG_COPIES_WANTED
-        } else {
-            0
-        };
-        let direct_path = path.path() == Path::Direct;
-        let link = self.links.entry(*to).or_default();
-        self.buf.clear();
-        self.buf.extend_from_slice(&link.next_seq.to_be_bytes());
-        self.buf.push(flags);
-        self.buf.extend_from_slice(packet);
-        link.next_seq = link.next_seq.wrapping_add(1);
-        link.packets_sent += 1;
-        if route.direct && !link.direct_blocked {
+        let tx = self.links.send(Instant::now(), to, packet);
+        if tx.direct {
             if let Some(webrtc) = &mut self.webrtc {
-                link.bytes_sent += self.buf.len() as u64;
-                send_direct(webrtc, *to, &self.buf);
+                send_direct(webrtc, *to, tx.packet);
             }
         }
-        if route.relay {
+        if tx.relay {
             if let Some(relay) = &mut self.relay {
-                link.bytes_sent += self.buf.len() as u64;
-                if direct_path {
-                    link.relay_copies += 1;
-                }
-                relay.send_packet(to, &self.buf);
+                relay.send_packet(to, tx.packet);
             }
         }
     }
@@ -345,7 +202,7 @@ impl PacketSocket<PeerId> for PathSocket {
                     // The WebRTC socket stopped (its signaling connection ended): every direct
                     // path is gone; the relay carries on.
                     tracing::warn!("the WebRTC socket stopped; continuing over the relay");
-                    let peers: Vec<PeerId> = self.paths.keys().copied().collect();
+                    let peers: Vec<PeerId> = self.links.peers().copied().collect();
                     peers
                         .into_iter()
                         .map(|p| (p, PeerState::Disconnected))
@@ -354,16 +211,14 @@ impl PacketSocket<PeerId> for PathSocket {
             };
             for (peer, state) in changes {
                 match state {
-                    PeerState::Connected => self.path(peer, now).on_channel_open(now),
-                    PeerState::Disconnected => self.path(peer, now).on_channel_closed(now),
+                    PeerState::Connected => self.links.on_channel_open(now, &peer),
+                    PeerState::Disconnected => self.links.on_channel_closed(now, &peer),
                 }
             }
             for (peer, packet) in webrtc.channel_mut(0).receive() {
-                if self.links.get(&peer).is_some_and(|l| l.direct_blocked) {
-                    continue;
+                if let Some(body) = self.links.receive(now, &peer, Path::Direct, &packet) {
+                    out.push((peer, body.to_vec()));
                 }
-                self.path(peer, now).on_direct_received(now);
-                self.receive(peer, &packet, now, out);
             }
             if !stopped {
                 self.webrtc = Some(webrtc);
@@ -373,16 +228,18 @@ impl PacketSocket<PeerId> for PathSocket {
             let mut scratch = std::mem::take(&mut self.scratch);
             relay.receive_packets(&mut scratch);
             for (peer, packet) in scratch.drain(..) {
-                self.receive(peer, &packet, now, out);
+                if let Some(body) = self.links.receive(now, &peer, Path::Relay, &packet) {
+                    out.push((peer, body.to_vec()));
+                }
             }
             self.scratch = scratch;
         }
-        for path in self.paths.values_mut() {
-            path.poll(now);
-        }
+        self.links.handle_timeout(now);
+        self.send_resends();
     }
 
     fn flush(&mut self) {
+        self.send_resends();
         if let Some(relay) = &mut self.relay {
             relay.flush();
         }
@@ -398,53 +255,5 @@ impl<G: Game> Session<G, PeerId, PathSocket> {
             path,
             rtt_ms: self.peer_stats(peer).map(|s| s.rtt_ms),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn feed(link: &mut Link, seqs: impl IntoIterator<Item = u16>) -> usize {
-        seqs.into_iter().filter(|s| link.accept(*s)).count()
-    }
-
-    #[test]
-    fn copies_are_dropped_and_late_packets_kept() {
-        let mut link = Link::default();
-        assert_eq!(feed(&mut link, [1, 2, 2, 3, 1]), 3);
-        assert_eq!(feed(&mut link, [5, 4, 4]), 2, "4 came late, once");
-        assert_eq!(link.loss(), 0.0);
-    }
-
-    #[test]
-    fn loss_is_estimated_from_gaps() {
-        let mut link = Link::default();
-        // Every tenth packet lost.
-        let seqs = (0..2000u16).filter(|s| s % 10 != 0);
-        feed(&mut link, seqs);
-        assert!((link.loss() - 0.1).abs() < 0.03, "{}", link.loss());
-        // Then none lost: the estimate decays.
-        feed(&mut link, 2000..4000u16);
-        assert!(link.loss() < 0.01, "{}", link.loss());
-    }
-
-    #[test]
-    fn sequence_numbers_wrap() {
-        let mut link = Link::default();
-        let seqs = (0..300u32).map(|i| (65_400 + i) as u16);
-        assert_eq!(feed(&mut link, seqs), 300);
-        assert_eq!(link.loss(), 0.0);
-        assert!(!link.accept(150), "a copy from after the wrap");
-        assert!(!link.accept(163), "the highest, again");
-    }
-
-    #[test]
-    fn a_huge_jump_counts_as_bounded_loss() {
-        let mut link = Link::default();
-        feed(&mut link, 0..100u16);
-        assert!(link.accept(30_000));
-        assert!(link.loss() < 0.5, "{}", link.loss());
-        assert!(link.accept(30_001));
     }
 }

@@ -100,6 +100,8 @@ struct State {
     closed: Option<String>,
     /// Packets sent since the last flush, in order.
     pending: Vec<(u16, Vec<u8>)>,
+    /// Moves when members join or leave, or the connection ends.
+    watch: crate::rt::Watch,
 }
 
 /// A path to the other members of a relay match.
@@ -233,9 +235,12 @@ impl RelaySocket {
         let driver_state = state.clone();
         let driver = async move {
             let result = drive(ws, rx, &driver_state).await;
+            let mut s = lock(&driver_state);
             if let Err(e) = &result {
-                lock(&driver_state).closed = Some(e.to_string());
+                s.closed = Some(e.to_string());
             }
+            s.watch.bump();
+            drop(s);
             result
         };
         Ok((
@@ -274,6 +279,22 @@ impl RelaySocket {
         let mut peers: Vec<PeerId> = lock(&self.state).by_peer.keys().copied().collect();
         peers.sort();
         peers
+    }
+
+    /// Waits until every peer in `peers` (other than this client) is in the relay match, or
+    /// the connection ends; woken by the relay's join events.
+    pub async fn wait_for_peers(&self, peers: &[PeerId]) {
+        loop {
+            let seen = {
+                let s = lock(&self.state);
+                let here = peers.iter().all(|p| s.by_peer.contains_key(p));
+                if here || s.closed.is_some() {
+                    return;
+                }
+                s.watch.version()
+            };
+            crate::rt::changed(&self.state, |s| &mut s.watch, seen).await;
+        }
     }
 
     /// Counters so far.
@@ -341,12 +362,14 @@ fn handle(state: &Mutex<State>, bytes: &[u8]) {
         Ok(Some(RelayEvent::Join { member, peer })) => {
             s.by_member.insert(member, peer);
             s.by_peer.insert(peer, member);
+            s.watch.bump();
         }
         Ok(Some(RelayEvent::Leave { member, peer })) => {
             s.by_member.remove(&member);
             if s.by_peer.get(&peer) == Some(&member) {
                 s.by_peer.remove(&peer);
             }
+            s.watch.bump();
         }
         Ok(Some(RelayEvent::Error { code, opcode })) => {
             s.stats.refused += 1;

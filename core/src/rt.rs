@@ -23,6 +23,21 @@ pub trait MaybeSend {}
 #[cfg(target_arch = "wasm32")]
 impl<T> MaybeSend for T {}
 
+/// A boxed future: `Send` on native, not necessarily on wasm32 (see [`MaybeSend`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed future: `Send` on native, not necessarily on wasm32 (see [`MaybeSend`]).
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + 'static>>;
+
+/// Boxes `future` as a [`BoxFuture`].
+pub fn boxed<F>(future: F) -> BoxFuture<F::Output>
+where
+    F: Future + MaybeSend + 'static,
+{
+    Box::pin(future)
+}
+
 /// Runs `task` in the background: a tokio task on native (inside a tokio runtime), a
 /// `spawn_local` task in the browser. Its output is dropped.
 pub fn spawn<F>(task: F)
@@ -44,6 +59,54 @@ pub async fn sleep(duration: Duration) {
     tokio::time::sleep(duration).await;
     #[cfg(target_arch = "wasm32")]
     futures_timer::Delay::new(duration).await;
+}
+
+/// A version number with the wakers of those waiting for it to change: shared state that a
+/// connection's driver updates keeps one, so that a future waiting on that state is woken by
+/// the change instead of looking every few milliseconds.
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    version: u64,
+    wakers: Vec<std::task::Waker>,
+}
+
+impl Watch {
+    /// Something changed: every waiter is woken.
+    pub(crate) fn bump(&mut self) {
+        self.version += 1;
+        for waker in self.wakers.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// The current version.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Ready if the version moved past `seen`; otherwise registers `cx`'s waker.
+    pub(crate) fn poll_changed(
+        &mut self,
+        seen: u64,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.version != seen {
+            return std::task::Poll::Ready(());
+        }
+        if !self.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            self.wakers.push(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
+}
+
+/// Waits until the [`Watch`] that `watch` reaches (under `mutex`) moves past `seen`.
+pub(crate) async fn changed<T>(
+    mutex: &std::sync::Mutex<T>,
+    watch: impl Fn(&mut T) -> &mut Watch,
+    seen: u64,
+) {
+    futures_util::future::poll_fn(|cx| watch(&mut crate::lock(mutex)).poll_changed(seen, cx)).await
 }
 
 /// `future` did not finish within the time given to [`timeout`].
@@ -70,6 +133,20 @@ mod tests {
         assert_eq!(timeout(Duration::from_secs(5), async { 7 }).await, Ok(7));
         let slow = timeout(Duration::from_millis(20), sleep(Duration::from_secs(5))).await;
         assert_eq!(slow, Err(Elapsed(Duration::from_millis(20))));
+    }
+
+    #[tokio::test]
+    async fn a_watch_wakes_its_waiters() {
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Watch::default()));
+        let seen = crate::lock(&shared).version();
+        let bumper = shared.clone();
+        spawn(async move {
+            sleep(Duration::from_millis(20)).await;
+            crate::lock(&bumper).bump();
+        });
+        let waited = timeout(Duration::from_secs(5), changed(&shared, |w| w, seen)).await;
+        assert_eq!(waited, Ok(()));
+        assert_eq!(crate::lock(&shared).version(), seen + 1);
     }
 
     #[tokio::test]

@@ -41,7 +41,7 @@ const SPECTATOR_LEAD: i32 = 64;
 /// Largest prediction window, in frames.
 pub const MAX_PREDICTION: usize = 32;
 /// Most players a session can have.
-pub const MAX_PLAYERS: usize = 16;
+pub const MAX_PLAYERS: usize = ricochet_protocol::MAX_PLAYERS;
 
 /// Anything that identifies a remote peer.
 pub trait Address: Clone + PartialEq + Eq + Hash + Debug + 'static {}
@@ -71,187 +71,19 @@ pub enum SessionError {
     /// A call the session cannot serve now (for example input for a handle that is not local).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// ggrs refused a call (for example input for a handle that is not local); its error is
+    /// kept as the source.
+    #[error("ggrs refused the request")]
+    Ggrs(#[source] GgrsError),
     /// Replay recording failed.
     #[error(transparent)]
     Replay(#[from] ReplayError),
 }
 
-fn from_ggrs(err: GgrsError) -> SessionError {
-    match err {
-        GgrsError::MismatchedChecksum {
-            current_frame,
-            mismatched_frames,
-        } => SessionError::NotDeterministic {
-            // ggrs numbers a saved state by the frame about to run; Ricochet names a frame by
-            // the state after its inputs, as desync reports do.
-            frame: mismatched_frames.into_iter().min().unwrap_or(current_frame) - 1,
-        },
-        GgrsError::SpectatorTooFarBehind => SessionError::SpectatorTooFarBehind,
-        other => SessionError::InvalidRequest(other.to_string()),
-    }
-}
-
-/// What one call to `advance` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Advance {
-    /// The game advanced one frame; if it first rolled back, `rollback` is how many frames
-    /// were re-simulated.
-    Advanced {
-        /// Frames rolled back and re-simulated before this frame (0 = none).
-        rollback: u32,
-    },
-    /// Still exchanging handshakes with the peers: nothing was simulated.
-    Synchronizing,
-    /// Waiting for remote inputs (the prediction window is full, or a lockstep frame is not
-    /// confirmed yet): no new frame was simulated, though inputs that arrived may have
-    /// corrected past frames by a rollback (counted in [`SessionStats`]). Call again next
-    /// step.
-    Waiting,
-}
-
-/// Something the game may want to react to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event<A> {
-    /// Handshake progress with a peer.
-    Synchronizing {
-        /// The peer.
-        peer: A,
-        /// Handshake round trips done.
-        count: u32,
-        /// Round trips needed.
-        total: u32,
-    },
-    /// The handshake with a peer is done.
-    Synchronized {
-        /// The peer.
-        peer: A,
-    },
-    /// No packets from a peer for a while; it will be disconnected after `timeout`.
-    Interrupted {
-        /// The peer.
-        peer: A,
-        /// Time left before it is disconnected.
-        timeout: Duration,
-    },
-    /// Packets from an interrupted peer flow again.
-    Resumed {
-        /// The peer.
-        peer: A,
-    },
-    /// A peer was disconnected; its inputs are all-zero (status `Disconnected`) from now on.
-    Disconnected {
-        /// The peer.
-        peer: A,
-    },
-    /// A peer computed a different state for a confirmed frame.
-    Desync(DesyncReport<A>),
-}
-
-/// Counters of a session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionStats {
-    /// Frames advanced (the frame the next `advance` simulates).
-    pub frame: i32,
-    /// Last frame whose inputs from every player are known.
-    pub confirmed_frame: i32,
-    /// Number of rollbacks.
-    pub rollbacks: u64,
-    /// Frames re-simulated by rollbacks, in all.
-    pub rollback_frames: u64,
-    /// Deepest rollback, in frames.
-    pub max_rollback: u32,
-    /// Calls to `advance` that had to wait for remote inputs.
-    pub waits: u64,
-    /// Desyncs detected.
-    pub desyncs: u64,
-    /// Packet counters of the transport (malformed packets included).
-    pub socket: SocketStats,
-}
-
-/// Settings for a session; start one with `start_p2p`, `start_sync_test` or
-/// `start_spectator`.
-#[derive(Debug, Clone)]
-pub struct SessionBuilder<A> {
-    players: usize,
-    local: Vec<usize>,
-    remote: Vec<(usize, A)>,
-    spectators: Vec<A>,
-    input_delay: usize,
-    max_prediction: usize,
-    fps: u32,
-    desync_interval: Option<u32>,
-    check_distance: usize,
-    disconnect_timeout: Duration,
-    disconnect_notify: Duration,
-    record_replay: bool,
-    checksum_interval: u32,
-}
-
-impl<A: Address> Default for SessionBuilder<A> {
-    fn default() -> Self {
-        SessionBuilder {
-            players: DEFAULT_PLAYERS,
-            local: Vec::new(),
-            remote: Vec::new(),
-            spectators: Vec::new(),
-            input_delay: DEFAULT_INPUT_DELAY,
-            max_prediction: DEFAULT_MAX_PREDICTION,
-            fps: DEFAULT_FPS,
-            desync_interval: Some(DEFAULT_DESYNC_INTERVAL),
-            check_distance: DEFAULT_CHECK_DISTANCE,
-            disconnect_timeout: DEFAULT_DISCONNECT_TIMEOUT,
-            disconnect_notify: DEFAULT_DISCONNECT_NOTIFY,
-            record_replay: false,
-            checksum_interval: DEFAULT_DESYNC_INTERVAL,
-        }
-    }
-}
-
-impl<A: Address> SessionBuilder<A> {
-    /// A builder with the defaults (`DEFAULT_*` constants of this module).
+impl SessionSettings {
+    /// The defaults (`DEFAULT_*` constants of this module).
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Number of players (1..=[`MAX_PLAYERS`]); handles are `0..players`.
-    pub fn with_players(mut self, players: usize) -> Result<Self, SessionError> {
-        if !(1..=MAX_PLAYERS).contains(&players) {
-            return Err(SessionError::InvalidConfig(format!(
-                "players must be 1..={MAX_PLAYERS}, got {players}"
-            )));
-        }
-        self.players = players;
-        Ok(self)
-    }
-
-    fn check_handle(&self, handle: usize) -> Result<(), SessionError> {
-        if self.local.contains(&handle) || self.remote.iter().any(|(h, _)| *h == handle) {
-            return Err(SessionError::InvalidConfig(format!(
-                "player handle {handle} is assigned twice"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Player `handle` plays on this machine.
-    pub fn add_local_player(mut self, handle: usize) -> Result<Self, SessionError> {
-        self.check_handle(handle)?;
-        self.local.push(handle);
-        Ok(self)
-    }
-
-    /// Player `handle` plays on the peer at `addr`.
-    pub fn add_remote_player(mut self, handle: usize, addr: A) -> Result<Self, SessionError> {
-        self.check_handle(handle)?;
-        self.remote.push((handle, addr));
-        Ok(self)
-    }
-
-    /// The peer at `addr` watches (receives confirmed inputs, sends none).
-    pub fn add_spectator(mut self, addr: A) -> Self {
-        self.spectators.push(addr);
-        self
     }
 
     /// Frames between pressing a button and its effect; higher hides more latency without
@@ -346,18 +178,329 @@ impl<A: Address> SessionBuilder<A> {
         self
     }
 
+    /// Frames between pressing a button and its effect.
+    pub fn input_delay(&self) -> usize {
+        self.input_delay
+    }
+
+    /// The prediction window in frames (0: lockstep).
+    pub fn max_prediction(&self) -> usize {
+        self.max_prediction
+    }
+
+    /// Whether frames wait for every input (a prediction window of 0).
+    pub fn is_lockstep(&self) -> bool {
+        self.max_prediction == 0
+    }
+
+    /// Simulation rate in frames per second.
+    pub fn fps(&self) -> u32 {
+        self.fps
+    }
+
+    /// Every how many confirmed frames checksums are compared (`None`: desync detection off).
+    pub fn desync_interval(&self) -> Option<u32> {
+        self.desync_interval
+    }
+
+    /// The sync test's check distance.
+    pub fn check_distance(&self) -> usize {
+        self.check_distance
+    }
+
+    /// Time without packets before a peer is disconnected.
+    pub fn disconnect_timeout(&self) -> Duration {
+        self.disconnect_timeout
+    }
+
+    /// Time without packets before the game is told a peer's connection is interrupted.
+    pub fn disconnect_notify(&self) -> Duration {
+        self.disconnect_notify
+    }
+
+    /// Whether confirmed inputs are recorded for a [`Replay`].
+    pub fn record_replay(&self) -> bool {
+        self.record_replay
+    }
+
+    /// Every how many confirmed frames a checksum is kept (the desync interval when desync
+    /// detection is on).
+    pub fn checksum_interval(&self) -> u32 {
+        self.desync_interval.unwrap_or(self.checksum_interval)
+    }
+}
+
+fn from_ggrs(err: GgrsError) -> SessionError {
+    match err {
+        GgrsError::MismatchedChecksum {
+            current_frame,
+            mismatched_frames,
+        } => SessionError::NotDeterministic {
+            // ggrs numbers a saved state by the frame about to run; Ricochet names a frame by
+            // the state after its inputs, as desync reports do.
+            frame: mismatched_frames.into_iter().min().unwrap_or(current_frame) - 1,
+        },
+        GgrsError::SpectatorTooFarBehind => SessionError::SpectatorTooFarBehind,
+        other => SessionError::Ggrs(other),
+    }
+}
+
+/// What one call to `advance` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// The game advanced one frame; if it first rolled back, `rollback` is how many frames
+    /// were re-simulated.
+    Advanced {
+        /// Frames rolled back and re-simulated before this frame (0 = none).
+        rollback: u32,
+    },
+    /// Still exchanging handshakes with the peers: nothing was simulated.
+    Synchronizing,
+    /// Waiting for remote inputs (the prediction window is full, or a lockstep frame is not
+    /// confirmed yet): no new frame was simulated, though inputs that arrived may have
+    /// corrected past frames by a rollback (counted in [`SessionStats`]). Call again next
+    /// step.
+    Waiting,
+}
+
+/// Something the game may want to react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<A> {
+    /// Handshake progress with a peer.
+    Synchronizing {
+        /// The peer.
+        peer: A,
+        /// Handshake round trips done.
+        count: u32,
+        /// Round trips needed.
+        total: u32,
+    },
+    /// The handshake with a peer is done.
+    Synchronized {
+        /// The peer.
+        peer: A,
+    },
+    /// No packets from a peer for a while; it will be disconnected after `timeout`.
+    Interrupted {
+        /// The peer.
+        peer: A,
+        /// Time left before it is disconnected.
+        timeout: Duration,
+    },
+    /// Packets from an interrupted peer flow again.
+    Resumed {
+        /// The peer.
+        peer: A,
+    },
+    /// A peer was disconnected; its inputs are all-zero (status `Disconnected`) from now on.
+    Disconnected {
+        /// The peer.
+        peer: A,
+    },
+    /// A peer computed a different state for a confirmed frame.
+    Desync(DesyncReport<A>),
+}
+
+/// Counters of a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Frames advanced (the frame the next `advance` simulates).
+    pub frame: i32,
+    /// Last frame whose inputs from every player are known.
+    pub confirmed_frame: i32,
+    /// Number of rollbacks.
+    pub rollbacks: u64,
+    /// Frames re-simulated by rollbacks, in all.
+    pub rollback_frames: u64,
+    /// Deepest rollback, in frames.
+    pub max_rollback: u32,
+    /// Calls to `advance` that had to wait for remote inputs.
+    pub waits: u64,
+    /// Desyncs detected.
+    pub desyncs: u64,
+    /// Packet counters of the transport (malformed packets included).
+    pub socket: SocketStats,
+}
+
+/// How a session plays, apart from who plays it: input delay, prediction window, rate, desync
+/// detection, timeouts, replay recording. Validating setters (`with_*`) and getters; a
+/// [`SessionBuilder`] holds one beside its roster, and [`crate::FrameClock::for_settings`]
+/// takes its rate from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSettings {
+    input_delay: usize,
+    max_prediction: usize,
+    fps: u32,
+    desync_interval: Option<u32>,
+    check_distance: usize,
+    disconnect_timeout: Duration,
+    disconnect_notify: Duration,
+    record_replay: bool,
+    checksum_interval: u32,
+}
+
+/// The players and spectators of a session, and its [`SessionSettings`]; start one with
+/// `start_p2p`, `start_sync_test` or `start_spectator`.
+#[derive(Debug, Clone)]
+pub struct SessionBuilder<A> {
+    players: usize,
+    local: Vec<usize>,
+    remote: Vec<(usize, A)>,
+    spectators: Vec<A>,
+    settings: SessionSettings,
+}
+
+impl<A: Address> Default for SessionBuilder<A> {
+    fn default() -> Self {
+        SessionBuilder {
+            players: DEFAULT_PLAYERS,
+            local: Vec::new(),
+            remote: Vec::new(),
+            spectators: Vec::new(),
+            settings: SessionSettings::default(),
+        }
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            input_delay: DEFAULT_INPUT_DELAY,
+            max_prediction: DEFAULT_MAX_PREDICTION,
+            fps: DEFAULT_FPS,
+            desync_interval: Some(DEFAULT_DESYNC_INTERVAL),
+            check_distance: DEFAULT_CHECK_DISTANCE,
+            disconnect_timeout: DEFAULT_DISCONNECT_TIMEOUT,
+            disconnect_notify: DEFAULT_DISCONNECT_NOTIFY,
+            record_replay: false,
+            checksum_interval: DEFAULT_DESYNC_INTERVAL,
+        }
+    }
+}
+
+impl<A: Address> SessionBuilder<A> {
+    /// A builder with the defaults (`DEFAULT_*` constants of this module).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces every setting with `settings`.
+    pub fn with_settings(mut self, settings: SessionSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The settings so far.
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
+    /// Frames between pressing a button and its effect (see
+    /// [`SessionSettings::with_input_delay`]).
+    pub fn with_input_delay(mut self, frames: usize) -> Result<Self, SessionError> {
+        self.settings = self.settings.with_input_delay(frames)?;
+        Ok(self)
+    }
+
+    /// The prediction window; 0 gives lockstep (see [`SessionSettings::with_max_prediction`]).
+    pub fn with_max_prediction(mut self, frames: usize) -> Result<Self, SessionError> {
+        self.settings = self.settings.with_max_prediction(frames)?;
+        Ok(self)
+    }
+
+    /// Simulation rate (see [`SessionSettings::with_fps`]).
+    pub fn with_fps(mut self, fps: u32) -> Result<Self, SessionError> {
+        self.settings = self.settings.with_fps(fps)?;
+        Ok(self)
+    }
+
+    /// Desync detection (see [`SessionSettings::with_desync_detection`]).
+    pub fn with_desync_detection(mut self, interval: Option<u32>) -> Result<Self, SessionError> {
+        self.settings = self.settings.with_desync_detection(interval)?;
+        Ok(self)
+    }
+
+    /// Sync-test check distance (see [`SessionSettings::with_check_distance`]).
+    pub fn with_check_distance(mut self, frames: usize) -> Self {
+        self.settings = self.settings.with_check_distance(frames);
+        self
+    }
+
+    /// Disconnect timeouts (see [`SessionSettings::with_disconnect_timeouts`]).
+    pub fn with_disconnect_timeouts(
+        mut self,
+        disconnect: Duration,
+        notify: Duration,
+    ) -> Result<Self, SessionError> {
+        self.settings = self.settings.with_disconnect_timeouts(disconnect, notify)?;
+        Ok(self)
+    }
+
+    /// Checksums with desync detection off (see [`SessionSettings::with_checksum_interval`]).
+    pub fn with_checksum_interval(mut self, interval: u32) -> Result<Self, SessionError> {
+        self.settings = self.settings.with_checksum_interval(interval)?;
+        Ok(self)
+    }
+
+    /// Replay recording (see [`SessionSettings::with_replay_recording`]).
+    pub fn with_replay_recording(mut self, record: bool) -> Self {
+        self.settings = self.settings.with_replay_recording(record);
+        self
+    }
+
+    /// Number of players (1..=[`MAX_PLAYERS`]); handles are `0..players`.
+    pub fn with_players(mut self, players: usize) -> Result<Self, SessionError> {
+        if !(1..=MAX_PLAYERS).contains(&players) {
+            return Err(SessionError::InvalidConfig(format!(
+                "players must be 1..={MAX_PLAYERS}, got {players}"
+            )));
+        }
+        self.players = players;
+        Ok(self)
+    }
+
+    fn check_handle(&self, handle: usize) -> Result<(), SessionError> {
+        if self.local.contains(&handle) || self.remote.iter().any(|(h, _)| *h == handle) {
+            return Err(SessionError::InvalidConfig(format!(
+                "player handle {handle} is assigned twice"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Player `handle` plays on this machine.
+    pub fn add_local_player(mut self, handle: usize) -> Result<Self, SessionError> {
+        self.check_handle(handle)?;
+        self.local.push(handle);
+        Ok(self)
+    }
+
+    /// Player `handle` plays on the peer at `addr`.
+    pub fn add_remote_player(mut self, handle: usize, addr: A) -> Result<Self, SessionError> {
+        self.check_handle(handle)?;
+        self.remote.push((handle, addr));
+        Ok(self)
+    }
+
+    /// The peer at `addr` watches (receives confirmed inputs, sends none).
+    pub fn add_spectator(mut self, addr: A) -> Self {
+        self.spectators.push(addr);
+        self
+    }
+
     fn ggrs_builder<G: Game>(
         &self,
     ) -> Result<ggrs::SessionBuilder<GgrsConfig<G, A>>, SessionError> {
         ggrs::SessionBuilder::new()
             .with_num_players(self.players)
-            .and_then(|b| b.with_fps(self.fps as usize))
+            .and_then(|b| b.with_fps(self.settings.fps as usize))
             .map(|b| {
-                b.with_input_delay(self.input_delay)
-                    .with_max_prediction_window(self.max_prediction)
-                    .with_disconnect_timeout(self.disconnect_timeout)
-                    .with_disconnect_notify_delay(self.disconnect_notify)
-                    .with_check_distance(self.check_distance)
+                b.with_input_delay(self.settings.input_delay)
+                    .with_max_prediction_window(self.settings.max_prediction)
+                    .with_disconnect_timeout(self.settings.disconnect_timeout)
+                    .with_disconnect_notify_delay(self.settings.disconnect_notify)
+                    .with_check_distance(self.settings.check_distance)
             })
             .map_err(|e| SessionError::InvalidConfig(e.to_string()))
     }
@@ -415,14 +558,15 @@ impl<A: Address> SessionBuilder<A> {
         let mut peers = remotes.clone();
         peers.sort_by_key(|a| format!("{a:?}"));
         peers.dedup();
-        let stall_limit = self.disconnect_timeout;
+        let stall_limit = self.settings.disconnect_timeout;
         Ok(Session {
             ggrs,
             socket,
-            core: Core::new(&self, self.desync_interval)?,
+            core: Core::new(&self, self.settings.desync_interval)?,
             peers,
             stalled: None,
             stall_limit,
+            settings: self.settings,
         })
     }
 
@@ -430,10 +574,12 @@ impl<A: Address> SessionBuilder<A> {
     /// re-simulated, and the checksums must agree. Proves a game deterministic; needs no
     /// network. All players are local.
     pub fn start_sync_test<G: Game>(self) -> Result<SyncTest<G, A>, SessionError> {
-        if self.check_distance == 0 || self.check_distance >= self.max_prediction {
+        if self.settings.check_distance == 0
+            || self.settings.check_distance >= self.settings.max_prediction
+        {
             return Err(SessionError::InvalidConfig(format!(
                 "check distance must be 1..{} (the prediction window), got {}",
-                self.max_prediction, self.check_distance
+                self.settings.max_prediction, self.settings.check_distance
             )));
         }
         let ggrs = self
@@ -443,7 +589,7 @@ impl<A: Address> SessionBuilder<A> {
         Ok(SyncTest {
             ggrs,
             core: Core::new(&self, None)?,
-            check_distance: self.check_distance as i32,
+            check_distance: self.settings.check_distance as i32,
         })
     }
 
@@ -495,7 +641,7 @@ struct Core<G: Game, A> {
 
 impl<G: Game, A: Address> Core<G, A> {
     fn new(b: &SessionBuilder<A>, desync_interval: Option<u32>) -> Result<Self, SessionError> {
-        let replay = if b.record_replay {
+        let replay = if b.settings.record_replay {
             Some(Replay::new(b.players, std::mem::size_of::<G::Input>())?)
         } else {
             None
@@ -504,7 +650,7 @@ impl<G: Game, A: Address> Core<G, A> {
         let checksum_every = if replay.is_some() {
             1
         } else {
-            desync_interval.unwrap_or(b.checksum_interval)
+            desync_interval.unwrap_or(b.settings.checksum_interval)
         };
         Ok(Core {
             frame: 0,
@@ -654,6 +800,7 @@ pub struct Session<G: Game, A: Address, S> {
     /// How long the match may wait at one confirmed frame before the peers holding it back
     /// are disconnected (the disconnect timeout).
     stall_limit: Duration,
+    settings: SessionSettings,
 }
 
 impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
@@ -662,6 +809,11 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
         self.ggrs
             .add_local_input(handle, PodInput(input))
             .map_err(from_ggrs)
+    }
+
+    /// The settings the session was started with.
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
     }
 
     /// Receives and sends packets without advancing (`advance` does it too; call this while
@@ -677,6 +829,18 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
     /// then advances `game` by one frame with every player's input. Local inputs for this
     /// frame must have been added with [`Session::add_local_input`].
     pub fn advance(&mut self, game: &mut G) -> Result<Advance, SessionError> {
+        self.advance_at(game, web_time::Instant::now())
+    }
+
+    /// [`Session::advance`] at `now`, for a caller that owns the clock (a simulation on a
+    /// virtual clock): the stall watchdog measures how long the match waits with it. ggrs
+    /// keeps its own timers on the wall clock (handshake resends, keep-alives, disconnect
+    /// timeouts); it is the one clock reader left.
+    pub fn advance_at(
+        &mut self,
+        game: &mut G,
+        now: web_time::Instant,
+    ) -> Result<Advance, SessionError> {
         let before = self.core.frame;
         self.set_bounds();
         let outcome = match self.ggrs.advance_frame() {
@@ -699,7 +863,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
         };
         self.core
             .confirm(self.ggrs.confirmed_frame().min(self.core.frame - 1));
-        self.watch_stall(outcome);
+        self.watch_stall(outcome, now);
         self.drain();
         self.socket.flush();
         Ok(outcome)
@@ -710,13 +874,12 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
     /// so will never get the inputs it needs). When the match has waited at the same
     /// confirmed frame for the disconnect timeout (wall time, as ggrs's own timers), the
     /// peers whose inputs are missing are disconnected so the others play on.
-    fn watch_stall(&mut self, outcome: Advance) {
+    fn watch_stall(&mut self, outcome: Advance, now: web_time::Instant) {
         let confirmed = self.ggrs.confirmed_frame();
         if outcome != Advance::Waiting {
             self.stalled = None;
             return;
         }
-        let now = web_time::Instant::now();
         let since = match self.stalled {
             Some((since, frame)) if frame == confirmed => since,
             _ => {

@@ -24,12 +24,20 @@ use crate::ws::{Incoming, Outgoing, WebSocket};
 /// What the signaling server told this client about its match (shared: clone freely).
 #[derive(Debug, Clone, Default)]
 pub struct MatchInfo {
-    inner: Arc<Mutex<MatchState>>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: MatchState,
+    watch: crate::rt::Watch,
 }
 
 /// A snapshot of [`MatchInfo`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MatchState {
+    /// This client's peer ID, once the server assigned it.
+    pub id: Option<PeerId>,
     /// The match's ID (also the relay ticket's match key), once welcomed.
     pub match_id: Option<String>,
     /// The room name the match was joined by, if any.
@@ -57,23 +65,50 @@ fn ice_config(servers: &[IceServer]) -> RtcIceServerConfig {
 }
 
 impl MatchInfo {
-    fn lock(&self) -> MutexGuard<'_, MatchState> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         crate::lock(&self.inner)
     }
 
     /// The current state.
     pub fn snapshot(&self) -> MatchState {
-        self.lock().clone()
+        self.lock().state.clone()
     }
 
     /// The latest relay grant, if any.
     pub fn relay(&self) -> Option<RelayGrant> {
-        self.lock().relay.clone()
+        self.lock().state.relay.clone()
     }
 
     /// The members' peer IDs, in join order.
     pub fn peers(&self) -> Vec<PeerId> {
-        self.lock().members.iter().map(|m| m.peer).collect()
+        self.lock().state.members.iter().map(|m| m.peer).collect()
+    }
+
+    /// This client's peer ID, once assigned.
+    pub fn id(&self) -> Option<PeerId> {
+        self.lock().state.id
+    }
+
+    /// The version of the state: it moves with every change.
+    pub(crate) fn version(&self) -> u64 {
+        self.lock().watch.version()
+    }
+
+    /// Waits until the state changes after version `seen` (woken by the change).
+    pub(crate) async fn changed(&self, seen: u64) {
+        crate::rt::changed(&self.inner, |i| &mut i.watch, seen).await
+    }
+
+    /// The server assigned this client's peer ID.
+    pub(crate) fn set_id(&self, id: PeerId) {
+        let mut inner = self.lock();
+        inner.state.id = Some(id);
+        inner.watch.bump();
+    }
+
+    /// The signaling connection ended: waiters are woken to see it.
+    pub(crate) fn touch(&self) {
+        self.lock().watch.bump();
     }
 
     /// A `matchbox_socket` builder for `room_url` that signals through Ricochet's signaller
@@ -90,7 +125,9 @@ impl MatchInfo {
     }
 
     fn apply(&self, msg: ServerMessage) {
-        let mut s = self.lock();
+        let mut inner = self.lock();
+        inner.watch.bump();
+        let s = &mut inner.state;
         match msg {
             ServerMessage::Welcome {
                 match_id,
@@ -248,6 +285,9 @@ impl Signaller for RicochetSignaller {
                 Some(Incoming::Error(e)) => return Err(error(e)),
             };
             if let Ok(event) = serde_json::from_str::<PeerEvent>(&text) {
+                if let PeerEvent::IdAssigned(id) = &event {
+                    self.info.set_id(*id);
+                }
                 if let PeerEvent::Signal { sender, data } = &event {
                     if !usable_signal(data) {
                         tracing::warn!(%sender, "dropped an unusable session description from a member");

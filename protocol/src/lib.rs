@@ -16,4 +16,8 @@ pub mod signaling;
 pub mod ticket;
 
 pub use matchbox_protocol::PeerId;
+
+/// Most players in one match, everywhere: the session, the signaling server's matches and the
+/// relay's. (Spectators are not players and are not counted.)
+pub const MAX_PLAYERS: usize = 16;
 pub use ticket::{Ticket, TicketClaims, TicketError};

@@ -41,7 +41,7 @@ pub const EXTENSION_TAG: &str = "Ricochet";
 /// Smallest `?next=N` group size.
 pub const MIN_QUICK_MATCH_SIZE: u8 = 2;
 /// Largest `?next=N` group size, and the largest player limit of any match.
-pub const MAX_MATCH_PLAYERS: u8 = 16;
+pub const MAX_MATCH_PLAYERS: u8 = crate::MAX_PLAYERS as u8;
 
 /// The ID of a match: 128 random bits chosen by the signaling server.
 ///

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ricochet::connect::{join, IceServer, JoinOptions};
+use ricochet::connect::{IceServer, JoinOptions, Match, TakeError};
 use ricochet::path::{PathConfig, PathMode};
 use ricochet_demo_client::Play;
 use ricochet_demo_game::{render, InputScript};
@@ -21,7 +21,8 @@ use crate::{to_rgba, PageOptions};
 const TICK_INTERVAL_MS: i32 = 8;
 
 enum Phase {
-    Joining,
+    /// The match's handle, while its driver (a `spawn_local` task) joins.
+    Joining(Match),
     Playing(Box<Play>),
     Failed(String),
 }
@@ -46,8 +47,26 @@ impl App {
         self.phase = Phase::Failed(message);
     }
 
-    /// Steps the match: the frames due now, with this player's input.
+    /// Steps the match: the frames due now, with this player's input. While joining, starts
+    /// the game once the match is ready.
     fn tick(&mut self) {
+        if let Phase::Joining(handle) = &mut self.phase {
+            let room = self.options.room.clone().unwrap_or_default();
+            match handle.take_joined() {
+                Ok(joined) => match Play::start(joined) {
+                    Ok(play) => {
+                        set_status(&format!(
+                            "Match {room}: you are player {} (arrows/WASD move, space fires, mouse or Q/E aims)",
+                            play.handle() + 1
+                        ));
+                        self.phase = Phase::Playing(Box::new(play));
+                    }
+                    Err(e) => return self.fail(format!("could not join match {room}: {e}")),
+                },
+                Err(TakeError::NotReady(_)) => return,
+                Err(e) => return self.fail(format!("could not join match {room}: {e}")),
+            }
+        }
         let Phase::Playing(play) = &mut self.phase else {
             return;
         };
@@ -103,7 +122,7 @@ impl App {
 
     fn status(&self) -> serde_json::Value {
         let mut status = match &self.phase {
-            Phase::Joining => serde_json::json!({ "state": "joining" }),
+            Phase::Joining(_) => serde_json::json!({ "state": "joining" }),
             Phase::Failed(e) => serde_json::json!({ "state": "failed", "error": e }),
             Phase::Playing(play) => {
                 let mut s = play.status();
@@ -202,10 +221,17 @@ pub fn start(
         "Joining match {room}: waiting for {} players...",
         options.players
     ));
+    // The match's connections run on the page's event loop; the game loop takes the match
+    // from the handle once it is ready.
+    let (joining, driver) = Match::new(join_options).map_err(|e| JsError::new(&e.to_string()))?;
+    wasm_bindgen_futures::spawn_local(async move {
+        // A failure is also in the handle, which the game loop reports.
+        let _ = driver.await;
+    });
     let app = Rc::new(RefCell::new(App {
         script: options.autoplay.map(InputScript::new),
         options,
-        phase: Phase::Joining,
+        phase: Phase::Joining(joining),
         controls: Controls::default(),
         checksum: None,
         canvas: canvas.clone(),
@@ -213,25 +239,6 @@ pub fn start(
         pixels: Vec::new(),
         rgba: Vec::new(),
     }));
-
-    let joining = app.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let result = match join(join_options).await {
-            Ok(joined) => Play::start(joined).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let mut app = joining.borrow_mut();
-        match result {
-            Ok(play) => {
-                set_status(&format!(
-                    "Match {room}: you are player {} (arrows/WASD move, space fires, mouse or Q/E aims)",
-                    play.handle() + 1
-                ));
-                app.phase = Phase::Playing(Box::new(play));
-            }
-            Err(e) => app.fail(format!("could not join match {room}: {e}")),
-        }
-    });
 
     let window = web_sys::window().ok_or_else(|| JsError::new("no window"))?;
     listen(&window, app.clone()).map_err(|_| JsError::new("could not listen to the keyboard"))?;

@@ -19,7 +19,7 @@ pub mod controls;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ricochet::connect::{Joined, MatchHandle};
+use ricochet::connect::Joined;
 use ricochet::path::Path;
 use ricochet::path_socket::CandidateType;
 use ricochet::path_socket::PathSocket;
@@ -35,7 +35,8 @@ pub const STATUS_CHECKSUM_EVERY: i32 = 100;
 /// One player's running match of the demo game.
 pub struct Play {
     session: Session<Arena, PeerId, PathSocket>,
-    handle: MatchHandle,
+    /// Who is who: this player's peer ID and handle, and the players in handle order.
+    roster: Roster,
     game: Arena,
     clock: FrameClock,
     input_delay: usize,
@@ -45,6 +46,13 @@ pub struct Play {
     first_confirmed: Option<Duration>,
     desyncs: Vec<DesyncReport<PeerId>>,
     disconnected: Vec<PeerId>,
+}
+
+/// This player's peer ID and handle, and the players in handle order.
+struct Roster {
+    me: PeerId,
+    handle: usize,
+    players: Vec<PeerId>,
 }
 
 impl Play {
@@ -66,12 +74,18 @@ impl Play {
     ) -> Result<Play, SessionError> {
         let started = Instant::now() - joined.elapsed;
         let players = joined.players.len();
-        let (session, handle) = joined.start::<Arena>(builder)?;
+        let roster = Roster {
+            me: joined.me,
+            handle: joined.handle,
+            players: joined.players.clone(),
+        };
+        let session = joined.start::<Arena>(builder)?;
+        let clock = FrameClock::for_settings(session.settings());
         Ok(Play {
             session,
-            handle,
+            roster,
             game: Arena::new(players),
-            clock: FrameClock::new(60),
+            clock,
             input_delay,
             last_rollback: 0,
             started,
@@ -90,7 +104,7 @@ impl Play {
             self.session.poll();
         }
         for _ in 0..steps {
-            self.session.add_local_input(self.handle.handle, input)?;
+            self.session.add_local_input(self.roster.handle, input)?;
             if let Advance::Advanced { rollback } = self.session.advance(&mut self.game)? {
                 self.last_rollback = rollback;
                 self.first_frame
@@ -118,12 +132,12 @@ impl Play {
 
     /// This player's handle (index in the arena's players).
     pub fn handle(&self) -> usize {
-        self.handle.handle
+        self.roster.handle
     }
 
     /// The players' peer IDs in handle order.
     pub fn players(&self) -> &[PeerId] {
-        &self.handle.players
+        &self.roster.players
     }
 
     /// The session, for everything else it reports.
@@ -162,9 +176,9 @@ impl Play {
     /// input delay and frame.
     pub fn overlay(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for (h, peer) in self.handle.players.iter().enumerate() {
+        for (h, peer) in self.roster.players.iter().enumerate() {
             let who = format!("P{}", h + 1);
-            if h == self.handle.handle {
+            if h == self.roster.handle {
                 lines.push(format!("{who} you"));
                 continue;
             }
@@ -251,8 +265,8 @@ impl Play {
         }
         let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
         serde_json::json!({
-            "peer": self.handle.me.to_string(),
-            "handle": self.handle.handle,
+            "peer": self.roster.me.to_string(),
+            "handle": self.roster.handle,
             "frame": self.session.current_frame(),
             "confirmed": confirmed,
             "checksums": checksums,
@@ -273,8 +287,8 @@ impl Play {
     }
 
     fn remote_peers(&self) -> impl Iterator<Item = &PeerId> {
-        let me = self.handle.me;
-        self.handle.players.iter().filter(move |p| **p != me)
+        let me = self.roster.me;
+        self.roster.players.iter().filter(move |p| **p != me)
     }
 }
 

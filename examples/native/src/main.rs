@@ -21,11 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use clap::Parser;
-use ricochet::connect::{join, JoinError, Joined};
+use ricochet::connect::{Match, TakeError};
 use ricochet_demo_client::cli::JoinArgs;
 use ricochet_demo_client::Play;
 use ricochet_demo_game::{render, Arena, InputScript, MAX_PLAYERS};
-use tokio::sync::oneshot;
 use winit::application::ApplicationHandler;
 use winit::dpi::LogicalSize;
 use winit::event::{ElementState, KeyEvent, MouseButton, WindowEvent};
@@ -103,10 +102,9 @@ fn run(args: Args) -> anyhow::Result<Option<serde_json::Value>> {
     let mut options = args.join.join_options();
     options.timeout = Duration::from_secs(args.join_timeout_secs);
     let room = options.room_url();
-    let (joined_tx, joined_rx) = oneshot::channel();
-    runtime.spawn(async move {
-        let _ = joined_tx.send(join(options).await);
-    });
+    // The match's connections run on the runtime; the handle tells the window how it goes.
+    let (joining, driver) = Match::new(options)?;
+    runtime.spawn(driver);
 
     // While joining, the players wait at their spawn points, dimmed.
     let mut waiting = Arena::new(args.join.players);
@@ -116,9 +114,8 @@ fn run(args: Args) -> anyhow::Result<Option<serde_json::Value>> {
         .for_each(|p| p.disconnected = true);
     let mut app = App {
         stage: Stage::Joining {
-            joined: joined_rx,
+            handle: joining,
             room,
-            since: Instant::now(),
         },
         waiting,
         script: args.autoplay.map(InputScript::new),
@@ -160,11 +157,7 @@ fn display_hint() -> String {
 /// Where the match is.
 enum Stage {
     /// Waiting for the servers and the other players.
-    Joining {
-        joined: oneshot::Receiver<Result<Joined, JoinError>>,
-        room: String,
-        since: Instant,
-    },
+    Joining { handle: Match, room: String },
     /// Playing.
     Playing(Box<Playing>),
 }
@@ -263,13 +256,13 @@ impl App {
             Stage::Playing(p) => {
                 graphics.draw(p.play.arena(), &p.play.overlay(), Some(p.play.handle()))
             }
-            Stage::Joining { room, since, .. } => {
+            Stage::Joining { room, handle } => {
                 let overlay = [
                     format!("joining {room}"),
                     format!(
                         "waiting for {} players ({}s)",
                         self.args.join.players,
-                        since.elapsed().as_secs()
+                        handle.elapsed().as_secs()
                     ),
                 ];
                 graphics.draw(&self.waiting, &overlay, None)
@@ -283,17 +276,16 @@ impl App {
     /// Advances the match; with `--frames`, returns the report once it is done.
     fn advance(&mut self) -> anyhow::Result<Option<serde_json::Value>> {
         match &mut self.stage {
-            Stage::Joining { joined, .. } => match joined.try_recv() {
+            Stage::Joining { handle, .. } => match handle.take_joined() {
                 Ok(joined) => {
-                    let joined = joined?;
                     let play = Play::start(joined).context("could not start the match")?;
                     self.stage = Stage::Playing(Box::new(Playing {
                         play,
                         finished: None,
                     }));
                 }
-                Err(oneshot::error::TryRecvError::Empty) => {}
-                Err(oneshot::error::TryRecvError::Closed) => bail!("joining the match failed"),
+                Err(TakeError::NotReady(_)) => {}
+                Err(e) => return Err(e.into()),
             },
             Stage::Playing(playing) => {
                 let play = &mut playing.play;

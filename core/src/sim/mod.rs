@@ -7,6 +7,11 @@
 //! from one ChaCha generator seeded at creation, so a run with the same seed and the same
 //! sequence of calls is the same run.
 //!
+//! [`paths`] puts two such networks under each peer, one for the direct channel and one for
+//! the relay, and runs Ricochet's path logic ([`crate::link::Links`]) over them: path switching,
+//! copies and the agreement between the two ends of a pair are tested there without root and
+//! without a real socket.
+//!
 //! (ggrs keeps its own timers on the wall clock, for handshake retries and disconnect
 //! timeouts; in a fast virtual run those see little time pass.)
 
@@ -19,6 +24,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::transport::PacketSocket;
+
+pub mod paths;
 
 /// Address of a simulated peer.
 pub type SimAddr = u16;

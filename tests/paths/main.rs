@@ -1,0 +1,12 @@
+//! Path scenarios on the simulator: no root and no real socket. Each peer runs a real
+//! session of the demo game over a [`SimPathSocket`](ricochet::sim::paths::SimPathSocket),
+//! the same per-peer path logic as the WebRTC and relay socket, over a simulated direct
+//! network and a simulated relay network; each file proves one thing, named after it.
+
+mod common;
+
+mod both_ends_of_every_pair_agree_on_the_path;
+mod direct_path_dies_mid_match_and_the_pair_moves_to_the_relay;
+mod flapping_direct_path_under_loss_is_held_off;
+mod ice_never_completes_and_the_match_plays_on_the_relay;
+mod stalled_direct_channel_is_covered_by_copies_over_the_relay;
