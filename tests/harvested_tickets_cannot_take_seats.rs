@@ -26,12 +26,12 @@ async fn start(ticket_ttl: Duration) -> (String, String) {
     let relay_url = in_process::start_relay().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = ricochet_signaling::Config {
-        relay_url: Some(relay_url.clone()),
-        secret: in_process::SECRET.to_vec(),
-        ticket_ttl,
-        ..ricochet_signaling::Config::default()
-    };
+    let mut config = ricochet_signaling::Config::new(in_process::SECRET.to_vec()).unwrap();
+    config
+        .set_relay_url(Some(relay_url.clone()))
+        .unwrap()
+        .set_ticket_ttl(ticket_ttl)
+        .unwrap();
     tokio::spawn(ricochet_signaling::run(
         listener,
         config,

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ricochet_server_kit::{in_range_usize, nonzero};
+
 /// Default largest client frame (header + payload), in bytes.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 4 * 1024;
 /// Default frames per second a client may send on average (token bucket refill rate). A
@@ -55,36 +57,28 @@ pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = ricochet_server_kit::DEFAULT_MAX_
 pub const DEFAULT_MAX_TCP_CONNECTIONS_PER_IP: usize =
     ricochet_server_kit::DEFAULT_MAX_TCP_CONNECTIONS_PER_IP;
 
-/// A setting was out of range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The shared ticket secret is shorter than [`MIN_SECRET_LEN`] bytes.
-    #[error("secret must be at least {MIN_SECRET_LEN} bytes")]
-    WeakSecret,
-    /// A limit that must be at least 1 (or a duration that must be non-zero) was 0.
-    #[error("{0} must be greater than zero")]
-    Zero(&'static str),
-    /// The maximum frame size is below the smallest frame or above 1 MiB.
-    #[error("max frame length must be 4..=1048576 bytes, got {0}")]
-    FrameLen(usize),
-    /// More than 1024 shard threads.
-    #[error("shards must be 0..=1024, got {0}")]
-    Shards(usize),
-    /// Members per match above 65,535 (member numbers are 16-bit, one value is the relay's).
-    #[error("members per match must be 1..=65535, got {0}")]
-    Members(usize),
-    /// The HTTP request head cap is outside 8 KiB..=1 MiB.
-    #[error("max request head must be 8192..=1048576 bytes, got {0}")]
-    RequestHead(usize),
-    /// A TCP connection cap is below its WebSocket counterpart (the WebSocket cap's own
-    /// answer could then never be given), or the per-address TCP cap is above the total.
-    #[error("{0}")]
-    TcpCaps(String),
-}
+pub use ricochet_server_kit::ConfigError;
 
-/// Relay settings. Build with [`Config::new`] (or `Default` and then [`Config::set_secret`]),
-/// then the validating setters.
+/// Relay settings. Build with [`Config::new`] (the ticket secret, every other limit at its
+/// `DEFAULT_*`), then change limits with the validating setters, which refuse an unusable value
+/// with a [`ConfigError`] naming the `ricochet-relay` flag that sets it; read them back with the
+/// getters. Settings that must fit together are checked by [`Config::validate`], which
+/// [`crate::run`] calls first.
+///
+/// ```
+/// use std::time::Duration;
+/// use ricochet_relay::Config;
+///
+/// let mut config = Config::new(b"a secret shared with signaling".to_vec())?;
+/// config
+///     .set_max_connections(5_000)?
+///     .set_idle_timeout(Duration::from_secs(30))?;
+/// assert_eq!(config.max_connections(), 5_000);
+/// let e = config.set_frame_rate(0, 10).unwrap_err();
+/// assert_eq!(e.to_string(), "--frames-per-second must be greater than zero");
+/// config.validate()?;
+/// # Ok::<(), ricochet_relay::ConfigError>(())
+/// ```
 #[derive(Clone)]
 pub struct Config {
     pub(crate) secret: Vec<u8>,
@@ -127,12 +121,11 @@ impl std::fmt::Debug for Config {
     }
 }
 
-impl Default for Config {
-    /// Every default limit and an empty secret, which refuses every ticket until
-    /// [`Config::set_secret`] is called.
-    fn default() -> Self {
+impl Config {
+    /// Every default limit, with `secret` (not checked here).
+    fn with_defaults(secret: Vec<u8>) -> Self {
         Config {
-            secret: Vec::new(),
+            secret,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             frames_per_second: DEFAULT_FRAMES_PER_SECOND,
             frame_burst: DEFAULT_FRAME_BURST,
@@ -158,73 +151,65 @@ impl Default for Config {
     }
 }
 
-fn nonzero<T: PartialEq + Default>(v: T, what: &'static str) -> Result<T, ConfigError> {
-    if v == T::default() {
-        Err(ConfigError::Zero(what))
-    } else {
-        Ok(v)
-    }
-}
-
 impl Config {
-    /// Default limits with the signaling server's ticket secret.
+    /// Default limits with the HMAC secret shared with the signaling server (`--secret`, at
+    /// least [`MIN_SECRET_LEN`] bytes; shorter: [`ConfigError::WeakSecret`]).
     pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, ConfigError> {
-        let mut c = Config::default();
-        c.set_secret(secret)?;
-        Ok(c)
+        Ok(Config::with_defaults(ricochet_server_kit::secret(
+            secret,
+            MIN_SECRET_LEN,
+        )?))
     }
 
-    /// The HMAC secret shared with the signaling server (at least [`MIN_SECRET_LEN`] bytes).
+    /// Replaces the ticket secret (`--secret`, at least [`MIN_SECRET_LEN`] bytes).
     pub fn set_secret(&mut self, secret: impl Into<Vec<u8>>) -> Result<&mut Self, ConfigError> {
-        let secret = secret.into();
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(ConfigError::WeakSecret);
-        }
-        self.secret = secret;
+        self.secret = ricochet_server_kit::secret(secret, MIN_SECRET_LEN)?;
         Ok(self)
     }
 
-    /// Largest client frame, header included, in bytes (4..=1 MiB). Larger messages close the
-    /// connection with 1009.
+    /// Largest client frame, header included, in bytes (`--max-frame-len`, 4..=1 MiB).
+    /// Larger messages close the connection with 1009.
     pub fn set_max_frame_len(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
-        if !(4..=1 << 20).contains(&bytes) {
-            return Err(ConfigError::FrameLen(bytes));
-        }
-        self.max_frame_len = bytes;
+        self.max_frame_len = in_range_usize(bytes, 4, 1 << 20, "max-frame-len")?;
         Ok(self)
     }
 
-    /// Average frames per second one client may send, and the burst above it, in frames.
+    /// Average frames per second one client may send (`--frames-per-second`), and the burst
+    /// above it, in frames (`--frame-burst`); both at least 1.
     pub fn set_frame_rate(
         &mut self,
         per_second: u32,
         burst: u32,
     ) -> Result<&mut Self, ConfigError> {
-        self.frames_per_second = nonzero(per_second, "frames per second")?;
-        self.frame_burst = nonzero(burst, "frame burst")?;
+        let per_second = nonzero(per_second, "frames-per-second")?;
+        self.frame_burst = nonzero(burst, "frame-burst")?;
+        self.frames_per_second = per_second;
         Ok(self)
     }
 
-    /// Average bytes per second one client may send (frames and WebSocket control frames),
-    /// and the burst above it, in bytes. A client over it is closed with 4007. The burst must
-    /// be at least the largest frame.
+    /// Average bytes per second one client may send, frames and WebSocket control frames
+    /// (`--bytes-per-second`), and the burst above it, in bytes (`--byte-burst`); both at
+    /// least 1. A client over it is closed with 4007. The burst must be at least the largest
+    /// frame, checked by [`Config::validate`].
     pub fn set_byte_rate(&mut self, per_second: u32, burst: u32) -> Result<&mut Self, ConfigError> {
-        self.bytes_per_second = nonzero(per_second, "bytes per second")?;
-        self.byte_burst = nonzero(burst, "byte burst")?;
+        let per_second = nonzero(per_second, "bytes-per-second")?;
+        self.byte_burst = nonzero(burst, "byte-burst")?;
+        self.bytes_per_second = per_second;
         Ok(self)
     }
 
-    /// Outbound queue per client, in frames per other member of its match. Keep it at least
-    /// the frame burst, or senders within their limits can overflow a reader that reads.
+    /// Outbound queue per client, in frames per other member of its match (`--outbound-queue`,
+    /// at least 1). Keep it at least the frame burst, or senders within their limits can
+    /// overflow a reader that reads.
     pub fn set_outbound_queue(&mut self, frames: usize) -> Result<&mut Self, ConfigError> {
-        self.outbound_queue = nonzero(frames, "outbound queue")?;
+        self.outbound_queue = nonzero(frames, "outbound-queue")?;
         Ok(self)
     }
 
-    /// Outbound queue per client, in bytes per other member of its match. Keep it at least
-    /// the byte burst.
+    /// Outbound queue per client, in bytes per other member of its match
+    /// (`--outbound-queue-bytes`, at least 1). Keep it at least the byte burst.
     pub fn set_outbound_queue_bytes(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
-        self.outbound_queue_bytes = nonzero(bytes, "outbound queue bytes")?;
+        self.outbound_queue_bytes = nonzero(bytes, "outbound-queue-bytes")?;
         Ok(self)
     }
 
@@ -236,50 +221,49 @@ impl Config {
         }
     }
 
-    /// Most members in one match (1..=65535).
+    /// Most members in one match (`--max-members`, 1..=65535: member numbers are 16-bit and
+    /// one value is the relay's).
     pub fn set_max_members_per_match(&mut self, members: usize) -> Result<&mut Self, ConfigError> {
-        if !(1..=65_535).contains(&members) {
-            return Err(ConfigError::Members(members));
-        }
-        self.max_members_per_match = members;
+        self.max_members_per_match = in_range_usize(members, 1, 65_535, "max-members")?;
         Ok(self)
     }
 
-    /// Most simultaneous connections from one IP address (further upgrades get HTTP 429).
+    /// Most simultaneous WebSocket connections from one address, an IPv4 address or an IPv6
+    /// /64 (`--max-connections-per-ip`, at least 1; further upgrades get HTTP 429).
     pub fn set_max_connections_per_ip(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
-        self.max_connections_per_ip = nonzero(conns, "connections per IP")?;
+        self.max_connections_per_ip = nonzero(conns, "max-connections-per-ip")?;
         Ok(self)
     }
 
-    /// Most simultaneous connections in total (further upgrades get HTTP 503).
+    /// Most simultaneous WebSocket connections in total (`--max-connections`, at least 1;
+    /// further upgrades get HTTP 503).
     pub fn set_max_connections(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
-        self.max_connections = nonzero(conns, "connections")?;
+        self.max_connections = nonzero(conns, "max-connections")?;
         Ok(self)
     }
 
-    /// Time without receiving anything before a client is disconnected with 4010.
+    /// Time without receiving anything before a client is disconnected with 4010
+    /// (`--idle-timeout-secs`, positive).
     pub fn set_idle_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
-        self.idle_timeout = nonzero(timeout, "idle timeout")?;
+        self.idle_timeout = nonzero(timeout, "idle-timeout-secs")?;
         Ok(self)
     }
 
     /// How long a client may be silent before the relay pings it; also how often each
-    /// connection checks its idle timeout.
+    /// connection checks its idle timeout (`--ping-interval-secs`, positive).
     pub fn set_ping_interval(&mut self, interval: Duration) -> Result<&mut Self, ConfigError> {
-        self.ping_interval = nonzero(interval, "ping interval")?;
+        self.ping_interval = nonzero(interval, "ping-interval-secs")?;
         Ok(self)
     }
 
-    /// Number of shard threads that carry the matches ([`DEFAULT_SHARDS`] by default). With
+    /// Number of shard threads that carry the matches (`--shards`, 0..=1024,
+    /// [`DEFAULT_SHARDS`] by default). With
     /// N > 0, a match lives on one of N dedicated single-threaded runtimes, chosen by a hash
     /// of its key, so forwarding never crosses threads; with 0, every connection runs on the
     /// runtime that called [`crate::run`] (with a multi-threaded runtime, tokio's work
     /// stealing spreads them over its workers).
     pub fn set_shards(&mut self, shards: usize) -> Result<&mut Self, ConfigError> {
-        if shards > 1024 {
-            return Err(ConfigError::Shards(shards));
-        }
-        self.shards = shards;
+        self.shards = in_range_usize(shards, 0, 1024, "shards")?;
         Ok(self)
     }
 
@@ -288,9 +272,64 @@ impl Config {
         self.max_frame_len
     }
 
+    /// Average frames per second one client may send.
+    pub fn frames_per_second(&self) -> u32 {
+        self.frames_per_second
+    }
+
+    /// Frames one client may send in a burst above its rate.
+    pub fn frame_burst(&self) -> u32 {
+        self.frame_burst
+    }
+
+    /// Average bytes per second one client may send.
+    pub fn bytes_per_second(&self) -> u32 {
+        self.bytes_per_second
+    }
+
+    /// Bytes one client may send in a burst above its byte rate.
+    pub fn byte_burst(&self) -> u32 {
+        self.byte_burst
+    }
+
     /// Outbound queue per client, in frames per other member.
     pub fn outbound_queue(&self) -> usize {
         self.outbound_queue
+    }
+
+    /// Outbound queue per client, in bytes per other member.
+    pub fn outbound_queue_bytes(&self) -> usize {
+        self.outbound_queue_bytes
+    }
+
+    /// Most members in one match.
+    pub fn max_members_per_match(&self) -> usize {
+        self.max_members_per_match
+    }
+
+    /// Most simultaneous WebSocket connections from one address.
+    pub fn max_connections_per_ip(&self) -> usize {
+        self.max_connections_per_ip
+    }
+
+    /// Most simultaneous WebSocket connections in total.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// Time without receiving anything before a client is disconnected.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Silence after which the relay pings a client.
+    pub fn ping_interval(&self) -> Duration {
+        self.ping_interval
+    }
+
+    /// Shard threads carrying the matches (0: the caller's runtime).
+    pub fn shards(&self) -> usize {
+        self.shards
     }
 
     /// What a member must be able to read, in bytes per second, so that other members sending
@@ -304,68 +343,335 @@ impl Config {
 impl Config {
     /// Time an HTTP client has to send a complete request head, counted from the TCP accept
     /// (or from the end of the previous response on a kept-alive connection); a client that
-    /// has not by then is disconnected, without a response.
+    /// has not by then is disconnected, without a response (`--http-header-timeout-secs`,
+    /// positive).
     pub fn set_http_header_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
-        self.front_door.header_read_timeout = nonzero(timeout, "HTTP header timeout")?;
+        self.front_door.set_header_read_timeout(timeout)?;
         Ok(self)
     }
 
     /// Time an HTTP connection (not yet upgraded) may go without a byte moving either way
     /// before it is closed: a stalled request, a response not read, a kept-alive connection
-    /// left open (the header timeout closes those first when it is shorter).
+    /// left open (the header timeout closes those first when it is shorter)
+    /// (`--http-idle-timeout-secs`, positive).
     pub fn set_http_idle_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
-        self.front_door.idle_timeout = nonzero(timeout, "HTTP idle timeout")?;
+        self.front_door.set_idle_timeout(timeout)?;
         Ok(self)
     }
 
-    /// Largest HTTP request head (request line and headers), in bytes (8 KiB..=1 MiB); a
-    /// larger one is answered `431` and the connection closed.
+    /// Largest HTTP request head (request line and headers), in bytes (`--max-request-head`,
+    /// 8 KiB..=1 MiB); a larger one is answered `431` and the connection closed.
     pub fn set_max_request_head(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
-        if !(ricochet_server_kit::MIN_MAX_REQUEST_HEAD..=ricochet_server_kit::MAX_MAX_REQUEST_HEAD)
-            .contains(&bytes)
-        {
-            return Err(ConfigError::RequestHead(bytes));
-        }
-        self.front_door.max_request_head = bytes;
+        self.front_door.set_max_request_head(bytes)?;
         Ok(self)
     }
 
     /// Most open TCP connections in total, HTTP and WebSocket together, counted from accept to
-    /// close; one over it is sent a bare `503` and closed at once. Must be at least the
-    /// WebSocket cap ([`Config::set_max_connections`]), checked when the relay starts.
+    /// close; one over it is sent a bare `503` and closed at once (`--max-tcp-connections`, at
+    /// least 1). Must be at least the WebSocket cap ([`Config::set_max_connections`]),
+    /// checked by [`Config::validate`].
     pub fn set_max_tcp_connections(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
-        self.front_door.max_connections = nonzero(conns, "TCP connections")?;
+        self.front_door.set_max_connections(conns)?;
         Ok(self)
     }
 
     /// Most open TCP connections from one address (an IPv4 address or an IPv6 /64), counted
-    /// like [`Config::set_max_tcp_connections`]; over it, the same bare `503`. Must be at least
-    /// the WebSocket cap per IP and at most the TCP total, checked when the relay starts.
+    /// like [`Config::set_max_tcp_connections`]; over it, the same bare `503`
+    /// (`--max-tcp-connections-per-ip`, at least 1). Must be at least the WebSocket cap per IP
+    /// and at most the TCP total, checked by [`Config::validate`].
     pub fn set_max_tcp_connections_per_ip(
         &mut self,
         conns: usize,
     ) -> Result<&mut Self, ConfigError> {
-        self.front_door.max_connections_per_ip = nonzero(conns, "TCP connections per IP")?;
+        self.front_door.set_max_connections_per_ip(conns)?;
         Ok(self)
     }
 
-    /// The front door's limits, once checked against each other and the WebSocket caps.
+    /// Time an HTTP client has to send a complete request head.
+    pub fn http_header_timeout(&self) -> Duration {
+        self.front_door.header_read_timeout
+    }
+
+    /// Time an HTTP connection may go without a byte moving before it is closed.
+    pub fn http_idle_timeout(&self) -> Duration {
+        self.front_door.idle_timeout
+    }
+
+    /// Largest HTTP request head, in bytes.
+    pub fn max_request_head(&self) -> usize {
+        self.front_door.max_request_head
+    }
+
+    /// Most open TCP connections in total.
+    pub fn max_tcp_connections(&self) -> usize {
+        self.front_door.max_connections
+    }
+
+    /// Most open TCP connections from one address.
+    pub fn max_tcp_connections_per_ip(&self) -> usize {
+        self.front_door.max_connections_per_ip
+    }
+
+    /// Checks the settings that must fit together: the TCP caps at least the WebSocket caps
+    /// (and the per-address TCP cap at most the total), and the byte burst at least the
+    /// largest frame (or a frame of that size could never be sent). [`crate::run`] calls it
+    /// first; the error names the flag to change.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.front_door
+            .check_websocket_caps(self.max_connections, self.max_connections_per_ip)?;
+        if (self.byte_burst as usize) < self.max_frame_len {
+            return Err(ConfigError::Invalid {
+                setting: "byte-burst",
+                problem: format!(
+                    "({}) must be at least --max-frame-len ({})",
+                    self.byte_burst, self.max_frame_len
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The front door's limits, once [`Config::validate`] has accepted them.
     pub(crate) fn front_door(&self) -> Result<ricochet_server_kit::FrontDoorConfig, ConfigError> {
-        let door = &self.front_door;
-        if door.max_connections < self.max_connections {
-            return Err(ConfigError::TcpCaps(format!(
-                "max TCP connections ({}) must be at least max connections ({})",
-                door.max_connections, self.max_connections
-            )));
+        self.validate()?;
+        Ok(self.front_door.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A setter call to try.
+    type Setter = fn(&mut Config) -> Result<&mut Config, ConfigError>;
+
+    const SECRET: &[u8] = b"relay unit test secret";
+
+    fn config() -> Config {
+        Config::new(SECRET.to_vec()).unwrap()
+    }
+
+    /// Each setter refuses what it cannot use, naming the flag; the value in force is kept.
+    #[test]
+    fn setters_refuse_unusable_values_naming_the_flag() {
+        assert_eq!(
+            Config::new(b"short".to_vec()).unwrap_err().to_string(),
+            "--secret must be at least 16 bytes"
+        );
+        assert_eq!(
+            config().set_secret(b"too short".to_vec()).unwrap_err(),
+            ConfigError::WeakSecret {
+                setting: "secret",
+                min: MIN_SECRET_LEN
+            }
+        );
+        let mut c = config();
+        let checks: [(Setter, &str); 19] = [
+            (
+                |c| c.set_max_frame_len(3),
+                "--max-frame-len must be in 4..=1048576, got 3",
+            ),
+            (
+                |c| c.set_max_frame_len(2 << 20),
+                "--max-frame-len must be in 4..=1048576, got 2097152",
+            ),
+            (
+                |c| c.set_frame_rate(0, 1),
+                "--frames-per-second must be greater than zero",
+            ),
+            (
+                |c| c.set_frame_rate(1, 0),
+                "--frame-burst must be greater than zero",
+            ),
+            (
+                |c| c.set_byte_rate(0, 1),
+                "--bytes-per-second must be greater than zero",
+            ),
+            (
+                |c| c.set_byte_rate(1, 0),
+                "--byte-burst must be greater than zero",
+            ),
+            (
+                |c| c.set_outbound_queue(0),
+                "--outbound-queue must be greater than zero",
+            ),
+            (
+                |c| c.set_outbound_queue_bytes(0),
+                "--outbound-queue-bytes must be greater than zero",
+            ),
+            (
+                |c| c.set_max_members_per_match(0),
+                "--max-members must be in 1..=65535, got 0",
+            ),
+            (
+                |c| c.set_max_members_per_match(70_000),
+                "--max-members must be in 1..=65535, got 70000",
+            ),
+            (
+                |c| c.set_max_connections_per_ip(0),
+                "--max-connections-per-ip must be greater than zero",
+            ),
+            (
+                |c| c.set_max_connections(0),
+                "--max-connections must be greater than zero",
+            ),
+            (
+                |c| c.set_idle_timeout(Duration::ZERO),
+                "--idle-timeout-secs must be greater than zero",
+            ),
+            (
+                |c| c.set_ping_interval(Duration::ZERO),
+                "--ping-interval-secs must be greater than zero",
+            ),
+            (
+                |c| c.set_shards(1025),
+                "--shards must be in 0..=1024, got 1025",
+            ),
+            (
+                |c| c.set_http_header_timeout(Duration::ZERO),
+                "--http-header-timeout-secs must be greater than zero",
+            ),
+            (
+                |c| c.set_http_idle_timeout(Duration::ZERO),
+                "--http-idle-timeout-secs must be greater than zero",
+            ),
+            (
+                |c| c.set_max_request_head(1024),
+                "--max-request-head must be in 8192..=1048576, got 1024",
+            ),
+            (
+                |c| c.set_max_tcp_connections(0),
+                "--max-tcp-connections must be greater than zero",
+            ),
+        ];
+        for (set, message) in checks {
+            let e = set(&mut c).map(|_| ()).unwrap_err();
+            assert_eq!(e.to_string(), message);
+            assert!(
+                message.starts_with(&format!("--{} ", e.setting())),
+                "{message}"
+            );
         }
-        if door.max_connections_per_ip < self.max_connections_per_ip {
-            return Err(ConfigError::TcpCaps(format!(
-                "max TCP connections per IP ({}) must be at least max connections per IP ({})",
-                door.max_connections_per_ip, self.max_connections_per_ip
-            )));
-        }
-        door.validate()
-            .map_err(|e| ConfigError::TcpCaps(e.to_string()))?;
-        Ok(door.clone())
+        assert_eq!(
+            c.set_max_tcp_connections_per_ip(0).unwrap_err().setting(),
+            "max-tcp-connections-per-ip"
+        );
+        // Nothing refused was applied.
+        let d = config();
+        assert_eq!(
+            (
+                c.max_frame_len(),
+                c.frames_per_second(),
+                c.max_members_per_match(),
+                c.shards()
+            ),
+            (
+                d.max_frame_len(),
+                d.frames_per_second(),
+                d.max_members_per_match(),
+                d.shards()
+            )
+        );
+        assert_eq!(c.max_request_head(), DEFAULT_MAX_REQUEST_HEAD);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn setters_apply_and_getters_read_back() {
+        let mut c = config();
+        c.set_max_frame_len(1024)
+            .unwrap()
+            .set_frame_rate(50, 60)
+            .unwrap()
+            .set_byte_rate(5_000, 6_000)
+            .unwrap()
+            .set_outbound_queue(7)
+            .unwrap()
+            .set_outbound_queue_bytes(8_000)
+            .unwrap()
+            .set_max_members_per_match(4)
+            .unwrap()
+            .set_max_connections(9)
+            .unwrap()
+            .set_max_connections_per_ip(3)
+            .unwrap()
+            .set_idle_timeout(Duration::from_secs(11))
+            .unwrap()
+            .set_ping_interval(Duration::from_secs(2))
+            .unwrap()
+            .set_shards(2)
+            .unwrap()
+            .set_http_header_timeout(Duration::from_secs(4))
+            .unwrap()
+            .set_http_idle_timeout(Duration::from_secs(5))
+            .unwrap()
+            .set_max_request_head(9_000)
+            .unwrap()
+            .set_max_tcp_connections(20)
+            .unwrap()
+            .set_max_tcp_connections_per_ip(6)
+            .unwrap();
+        assert_eq!(
+            (c.max_frame_len(), c.frames_per_second(), c.frame_burst()),
+            (1024, 50, 60)
+        );
+        assert_eq!((c.bytes_per_second(), c.byte_burst()), (5_000, 6_000));
+        assert_eq!((c.outbound_queue(), c.outbound_queue_bytes()), (7, 8_000));
+        assert_eq!(c.max_members_per_match(), 4);
+        assert_eq!((c.max_connections(), c.max_connections_per_ip()), (9, 3));
+        assert_eq!(
+            (c.idle_timeout(), c.ping_interval(), c.shards()),
+            (Duration::from_secs(11), Duration::from_secs(2), 2)
+        );
+        assert_eq!(
+            (
+                c.http_header_timeout(),
+                c.http_idle_timeout(),
+                c.max_request_head()
+            ),
+            (Duration::from_secs(4), Duration::from_secs(5), 9_000)
+        );
+        assert_eq!(
+            (c.max_tcp_connections(), c.max_tcp_connections_per_ip()),
+            (20, 6)
+        );
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    /// What only makes sense together is checked by `validate`, naming the flag to change.
+    #[test]
+    fn settings_that_must_fit_together_are_checked_by_validate() {
+        let err = |f: fn(&mut Config)| {
+            let mut c = config();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert_eq!(
+            err(|c| {
+                c.set_max_tcp_connections(10).unwrap();
+            }),
+            "--max-tcp-connections (10) must be at least --max-connections (20000)"
+        );
+        assert_eq!(
+            err(|c| {
+                c.set_max_tcp_connections_per_ip(10).unwrap();
+            }),
+            "--max-tcp-connections-per-ip (10) must be at least --max-connections-per-ip (64)"
+        );
+        assert_eq!(
+            err(|c| {
+                c.set_max_connections(100).unwrap();
+                c.set_max_connections_per_ip(100).unwrap();
+                c.set_max_tcp_connections(150).unwrap();
+                c.set_max_tcp_connections_per_ip(200).unwrap();
+            }),
+            "--max-tcp-connections-per-ip (200) must be at most --max-tcp-connections (150)"
+        );
+        assert_eq!(
+            err(|c| {
+                c.set_byte_rate(1000, 1000).unwrap();
+            }),
+            "--byte-burst (1000) must be at least --max-frame-len (4096)"
+        );
     }
 }

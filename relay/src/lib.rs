@@ -43,13 +43,11 @@ mod connection;
 mod matches;
 mod metrics;
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -58,7 +56,9 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use ricochet_server_kit::{Conn, FrontDoor, TcpSlot};
+use ricochet_server_kit::{
+    Conn, ConnectionSlot, ConnectionSlots, FrontDoor, SlotCaps, SlotRefusal,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -81,27 +81,25 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// moderately oversize message is read and answered with close 1009 rather than cut off.
 const WS_LIMIT_SLACK: usize = 64 * 1024;
 
-/// Why the relay stopped.
+/// Why the relay could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RelayError {
-    /// The configuration has no ticket secret.
-    #[error("no ticket secret configured")]
-    NoSecret,
-    /// Accepting or serving connections failed.
-    #[error("serving failed: {0}")]
-    Io(#[from] std::io::Error),
-    /// The settings do not fit together (e.g. a TCP connection cap below its WebSocket cap).
+pub enum Error {
+    /// The settings do not fit together (e.g. a TCP connection cap below its WebSocket cap);
+    /// the error names the flag to change.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// Accepting or serving connections failed.
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) matches: matches::Matches,
     pub(crate) metrics: metrics::Metrics,
-    connections: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Open WebSocket connections, in total and per address, under the WebSocket caps.
+    slots: ConnectionSlots,
     shutdown: watch::Receiver<bool>,
     shards: Vec<mpsc::UnboundedSender<Handoff>>,
 }
@@ -109,44 +107,30 @@ pub(crate) struct Shared {
 /// Holds one connection's place in the connection limits until dropped.
 struct Slot {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    /// Its place under the WebSocket caps.
+    _ws: ConnectionSlot,
     /// Its place in the front door's TCP caps, once the upgrade hands over the socket.
-    tcp: Option<TcpSlot>,
+    tcp: Option<ConnectionSlot>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.shared.connections.fetch_sub(1, Ordering::AcqRel);
         self.shared.metrics.connections.dec();
-        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
-            }
-        }
     }
 }
 
 impl Shared {
-    fn take_slot(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, (StatusCode, &'static str)> {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let n = per_ip.entry(ip).or_insert(0);
-        if *n >= self.config.max_connections_per_ip {
-            return Err((StatusCode::TOO_MANY_REQUESTS, "per_ip"));
-        }
-        if self.connections.fetch_add(1, Ordering::AcqRel) >= self.config.max_connections {
-            self.connections.fetch_sub(1, Ordering::AcqRel);
-            if *n == 0 {
-                per_ip.remove(&ip);
-            }
-            return Err((StatusCode::SERVICE_UNAVAILABLE, "capacity"));
-        }
-        *n += 1;
+    /// A place under the WebSocket caps for a connection from `addr`'s address (an IPv4
+    /// address or an IPv6 /64), or the answer to refuse it with.
+    fn take_slot(self: &Arc<Self>, addr: SocketAddr) -> Result<Slot, (StatusCode, &'static str)> {
+        let ws = self.slots.try_take(addr.ip()).map_err(|why| match why {
+            SlotRefusal::PerAddress => (StatusCode::TOO_MANY_REQUESTS, "per_ip"),
+            SlotRefusal::Total => (StatusCode::SERVICE_UNAVAILABLE, "capacity"),
+        })?;
         self.metrics.connections.inc();
         Ok(Slot {
             shared: self.clone(),
-            ip,
+            _ws: ws,
             tcp: None,
         })
     }
@@ -209,7 +193,7 @@ fn upgrade(shared: &Arc<Shared>, addr: SocketAddr, mut req: Request<Incoming>) -
             return r;
         }
     };
-    let slot = match shared.take_slot(addr.ip()) {
+    let slot = match shared.take_slot(addr) {
         Ok(s) => s,
         Err((status, reason)) => {
             shared
@@ -301,14 +285,12 @@ fn route(shared: &Arc<Shared>, addr: SocketAddr, req: Request<Incoming>) -> Resp
     }
     match req.uri().path() {
         "/" => upgrade(shared, addr, req),
-        "/health" => reply(StatusCode::OK, "ok"),
+        "/health" => reply(StatusCode::OK, ricochet_server_kit::HEALTH_BODY),
         "/metrics" => {
             let mut r = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                HeaderValue::from_static(ricochet_server_kit::OPENMETRICS_CONTENT_TYPE),
             );
             r
         }
@@ -389,9 +371,7 @@ fn shard(index: usize, mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Sha
         }
         // Shutting down: give this shard's connections time to send their close frames.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while shared.connections.load(Ordering::Acquire) > 0
-            && tokio::time::Instant::now() < deadline
-        {
+        while shared.slots.total() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
@@ -399,26 +379,30 @@ fn shard(index: usize, mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Sha
 
 /// Serves the relay on `listener` until `shutdown` completes, then closes every connection
 /// with 1001 (going away) and returns once they are closed or [`SHUTDOWN_GRACE`] has passed.
+///
+/// The one entry point, shaped like `ricochet_signaling::run`: the caller binds the listener
+/// (port 0 in tests) and chooses the shutdown signal (the binary uses
+/// [`ricochet_server_kit::shutdown_signal`]). Settings that do not fit together
+/// ([`Config::validate`]) are refused with [`Error::Config`] before anything is served.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), RelayError> {
-    if config.secret.is_empty() {
-        return Err(RelayError::NoSecret);
-    }
-    let front_door = FrontDoor::new(config.front_door()?)
-        .map_err(|e| RelayError::Config(ConfigError::TcpCaps(e.to_string())))?;
+) -> Result<(), Error> {
+    let front_door = FrontDoor::new(config.front_door()?)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (shard_txs, shard_rxs): (Vec<_>, Vec<_>) = (0..config.shards)
         .map(|_| mpsc::unbounded_channel())
         .unzip();
+    let slots = ConnectionSlots::new(SlotCaps {
+        total: config.max_connections,
+        per_address: config.max_connections_per_ip,
+    });
     let shared = Arc::new(Shared {
         config,
         matches: matches::Matches::default(),
         metrics: metrics::Metrics::new(),
-        connections: AtomicUsize::new(0),
-        per_ip: Mutex::new(HashMap::new()),
+        slots,
         shutdown: stop_rx,
         shards: shard_txs,
     });
@@ -449,7 +433,7 @@ pub async fn run(
         )
         .await;
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    while shared.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+    while shared.slots.total() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())

@@ -112,9 +112,6 @@ impl Metrics {
     }
 
     pub(crate) fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        ricochet_server_kit::encode_metrics(&self.registry)
     }
 }

@@ -46,16 +46,27 @@ async fn health_metrics_and_graceful_shutdown() {
     assert!(tokio::net::TcpStream::connect(relay.addr).await.is_err());
 }
 
+/// A config always has a usable secret (`Config::new` is the only way to make one), and
+/// settings that do not fit together stop `run` before it serves.
 #[tokio::test]
-async fn run_refuses_a_config_without_secret() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let r = ricochet_relay::run(listener, ricochet_relay::Config::default(), async {}).await;
-    assert!(matches!(r, Err(ricochet_relay::RelayError::NoSecret)));
-    assert!(ricochet_relay::Config::new(b"short".to_vec()).is_err());
+async fn run_refuses_settings_that_do_not_fit_together() {
+    assert!(matches!(
+        ricochet_relay::Config::new(b"short".to_vec()),
+        Err(ricochet_relay::ConfigError::WeakSecret { .. })
+    ));
     let mut c = config();
     assert!(c.set_max_frame_len(3).is_err());
     assert!(c.set_outbound_queue(0).is_err());
     assert!(c.set_max_members_per_match(70_000).is_err());
+    c.set_byte_rate(1_000, 1_000).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let r = ricochet_relay::run(listener, c, std::future::pending()).await;
+    match r {
+        Err(ricochet_relay::Error::Config(e)) => assert_eq!(e.setting(), "byte-burst"),
+        other => panic!("{other:?}"),
+    }
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

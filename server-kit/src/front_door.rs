@@ -1,13 +1,12 @@
 //! The front door: accepts TCP connections and serves HTTP/1.1 (hyper) on them, bounded in
 //! time, memory and number. See [`FrontDoor`].
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,8 +21,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::address::ip_prefix;
+use crate::config::{in_range_usize, nonzero, tcp_cap_covers, ConfigError};
 use crate::log_throttle::LogThrottle;
+use crate::slots::{ConnectionSlot, ConnectionSlots, SlotCaps, SlotRefusal};
 
 /// Default time a client has to send a complete request head (request line and headers):
 /// counted from the moment the server starts waiting for one, i.e. from the TCP accept for
@@ -56,28 +56,6 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// What a connection over a TCP cap is sent, without waiting, before it is closed.
 const REFUSAL: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-
-/// A [`FrontDoorConfig`] value is unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum FrontDoorError {
-    /// A timeout, or the shutdown grace's counterpart, was zero; the text says which.
-    #[error("{0} must be greater than zero")]
-    Zero(&'static str),
-    /// The request head cap is outside [`MIN_MAX_REQUEST_HEAD`]..=[`MAX_MAX_REQUEST_HEAD`].
-    #[error(
-        "max request head must be {MIN_MAX_REQUEST_HEAD}..={MAX_MAX_REQUEST_HEAD} bytes, got {0}"
-    )]
-    RequestHead(usize),
-    /// The per-address connection cap is above the total one.
-    #[error("max connections per IP ({per_ip}) must not exceed max connections ({total})")]
-    PerIpAboveTotal {
-        /// The per-address cap.
-        per_ip: usize,
-        /// The total cap.
-        total: usize,
-    },
-}
 
 /// The front door's limits. `Default` gives every `DEFAULT_*` constant of this module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,133 +97,121 @@ impl Default for FrontDoorConfig {
 impl FrontDoorConfig {
     /// Checks every value: timeouts and caps above zero, the head cap within
     /// [`MIN_MAX_REQUEST_HEAD`]..=[`MAX_MAX_REQUEST_HEAD`], the per-address cap at most the
-    /// total one.
-    pub fn validate(&self) -> Result<(), FrontDoorError> {
-        let zero = |what| Err(FrontDoorError::Zero(what));
-        if self.header_read_timeout.is_zero() {
-            return zero("header read timeout");
-        }
-        if self.idle_timeout.is_zero() {
-            return zero("HTTP idle timeout");
-        }
-        if self.shutdown_grace.is_zero() {
-            return zero("shutdown grace");
-        }
-        if self.max_connections == 0 {
-            return zero("max TCP connections");
-        }
-        if self.max_connections_per_ip == 0 {
-            return zero("max TCP connections per IP");
-        }
-        if !(MIN_MAX_REQUEST_HEAD..=MAX_MAX_REQUEST_HEAD).contains(&self.max_request_head) {
-            return Err(FrontDoorError::RequestHead(self.max_request_head));
-        }
+    /// total one. Errors name the servers' flags (`--http-header-timeout-secs`, ...;
+    /// `shutdown_grace` has none and is named `shutdown-grace`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        nonzero(self.header_read_timeout, "http-header-timeout-secs")?;
+        nonzero(self.idle_timeout, "http-idle-timeout-secs")?;
+        nonzero(self.shutdown_grace, "shutdown-grace")?;
+        nonzero(self.max_connections, "max-tcp-connections")?;
+        nonzero(self.max_connections_per_ip, "max-tcp-connections-per-ip")?;
+        in_range_usize(
+            self.max_request_head,
+            MIN_MAX_REQUEST_HEAD,
+            MAX_MAX_REQUEST_HEAD,
+            "max-request-head",
+        )?;
         if self.max_connections_per_ip > self.max_connections {
-            return Err(FrontDoorError::PerIpAboveTotal {
-                per_ip: self.max_connections_per_ip,
-                total: self.max_connections,
+            return Err(ConfigError::Invalid {
+                setting: "max-tcp-connections-per-ip",
+                problem: format!(
+                    "({}) must be at most --max-tcp-connections ({})",
+                    self.max_connections_per_ip, self.max_connections
+                ),
             });
         }
         Ok(())
     }
-}
 
-/// Open TCP connections, in total and per client address.
-#[derive(Debug, Default)]
-struct SlotTable {
-    total: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-}
-
-impl SlotTable {
-    fn per_ip(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.per_ip.lock().unwrap_or_else(|e| e.into_inner())
+    /// The TCP caps at least the WebSocket caps behind them (`ws_total`, set by
+    /// `--max-connections`; `ws_per_ip`, by `--max-connections-per-ip`), since below them the
+    /// WebSocket caps' own answers (503, 429) could never be given; then
+    /// [`validate`](Self::validate). Both servers check their settings with this at start.
+    pub fn check_websocket_caps(
+        &self,
+        ws_total: usize,
+        ws_per_ip: usize,
+    ) -> Result<(), ConfigError> {
+        tcp_cap_covers(
+            self.max_connections,
+            "max-tcp-connections",
+            ws_total,
+            "max-connections",
+        )?;
+        tcp_cap_covers(
+            self.max_connections_per_ip,
+            "max-tcp-connections-per-ip",
+            ws_per_ip,
+            "max-connections-per-ip",
+        )?;
+        self.validate()
     }
-}
 
-/// Why a connection was not let in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refused {
-    Total,
-    PerIp,
-}
-
-/// One TCP connection's place in the front door's caps, given back when dropped. It travels
-/// with the socket: inside [`Conn`], and out of it with [`Conn::into_parts`] (keep it as long
-/// as the socket is open, e.g. beside a WebSocket moved to another thread).
-#[derive(Debug)]
-pub struct TcpSlot {
-    table: Arc<SlotTable>,
-    key: IpAddr,
-}
-
-impl TcpSlot {
-    fn take(
-        table: &Arc<SlotTable>,
-        ip: IpAddr,
-        max_total: usize,
-        max_per_ip: usize,
-    ) -> Result<TcpSlot, Refused> {
-        let key = ip_prefix(ip);
-        let mut per_ip = table.per_ip();
-        let n = per_ip.get(&key).copied().unwrap_or(0);
-        if n >= max_per_ip {
-            return Err(Refused::PerIp);
-        }
-        if table.total.load(Ordering::Acquire) >= max_total {
-            return Err(Refused::Total);
-        }
-        // Both counters change under the lock, so the total cap holds exactly.
-        table.total.fetch_add(1, Ordering::AcqRel);
-        per_ip.insert(key, n + 1);
-        Ok(TcpSlot {
-            table: table.clone(),
-            key,
-        })
+    /// Time a client has to send a complete request head (`--http-header-timeout-secs`);
+    /// must be positive.
+    pub fn set_header_read_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
+        self.header_read_timeout = nonzero(timeout, "http-header-timeout-secs")?;
+        Ok(self)
     }
-}
 
-impl Drop for TcpSlot {
-    fn drop(&mut self) {
-        let mut per_ip = self.table.per_ip();
-        if let Some(n) = per_ip.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                per_ip.remove(&self.key);
-            }
-        }
-        self.table.total.fetch_sub(1, Ordering::AcqRel);
+    /// Time an HTTP connection may go without a byte moving (`--http-idle-timeout-secs`); must
+    /// be positive.
+    pub fn set_idle_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
+        self.idle_timeout = nonzero(timeout, "http-idle-timeout-secs")?;
+        Ok(self)
+    }
+
+    /// Largest request head, in bytes (`--max-request-head`,
+    /// [`MIN_MAX_REQUEST_HEAD`]..=[`MAX_MAX_REQUEST_HEAD`]).
+    pub fn set_max_request_head(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
+        self.max_request_head = in_range_usize(
+            bytes,
+            MIN_MAX_REQUEST_HEAD,
+            MAX_MAX_REQUEST_HEAD,
+            "max-request-head",
+        )?;
+        Ok(self)
+    }
+
+    /// Most open TCP connections in total (`--max-tcp-connections`); at least 1.
+    pub fn set_max_connections(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
+        self.max_connections = nonzero(conns, "max-tcp-connections")?;
+        Ok(self)
+    }
+
+    /// Most open TCP connections from one address (`--max-tcp-connections-per-ip`); at
+    /// least 1.
+    pub fn set_max_connections_per_ip(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
+        self.max_connections_per_ip = nonzero(conns, "max-tcp-connections-per-ip")?;
+        Ok(self)
     }
 }
 
 /// A read-only view of the front door's connection counts, for metrics and tests.
 #[derive(Debug, Clone)]
 pub struct OpenConnections {
-    table: Arc<SlotTable>,
+    slots: ConnectionSlots,
 }
 
 impl OpenConnections {
     /// Open TCP connections now, HTTP and upgraded.
     pub fn total(&self) -> usize {
-        self.table.total.load(Ordering::Acquire)
+        self.slots.total()
     }
 
     /// Open TCP connections now from `ip`'s address ([`crate::ip_prefix`]).
     pub fn from_ip(&self, ip: IpAddr) -> usize {
-        self.table
-            .per_ip()
-            .get(&ip_prefix(ip))
-            .copied()
-            .unwrap_or(0)
+        self.slots.from_ip(ip)
     }
 
     /// Client addresses with at least one open connection now.
     pub fn addresses(&self) -> usize {
-        self.table.per_ip().len()
+        self.slots.addresses()
     }
 }
 
-/// An accepted TCP connection as hyper sees it: the stream, its [`TcpSlot`], and a count of
+/// An accepted TCP connection as hyper sees it: the stream, its place in the TCP caps (a
+/// [`ConnectionSlot`]), and a count of
 /// the reads and writes that moved bytes (for the idle timeout).
 ///
 /// After an HTTP upgrade, `hyper::upgrade::Upgraded::downcast::<hyper_util::rt::TokioIo<Conn>>`
@@ -253,7 +219,7 @@ impl OpenConnections {
 #[derive(Debug)]
 pub struct Conn {
     stream: TcpStream,
-    slot: TcpSlot,
+    slot: ConnectionSlot,
     peer: SocketAddr,
     progress: Arc<AtomicU64>,
 }
@@ -271,7 +237,7 @@ impl Conn {
 
     /// The stream and its slot in the connection caps; keep the slot until the stream is
     /// closed.
-    pub fn into_parts(self) -> (TcpStream, TcpSlot) {
+    pub fn into_parts(self) -> (TcpStream, ConnectionSlot) {
         (self.stream, self.slot)
     }
 
@@ -377,23 +343,24 @@ impl AsyncWrite for Conn {
 #[derive(Debug)]
 pub struct FrontDoor {
     config: FrontDoorConfig,
-    table: Arc<SlotTable>,
+    slots: ConnectionSlots,
 }
 
 impl FrontDoor {
     /// A front door with these limits, once [`FrontDoorConfig::validate`] accepts them.
-    pub fn new(config: FrontDoorConfig) -> Result<FrontDoor, FrontDoorError> {
+    pub fn new(config: FrontDoorConfig) -> Result<FrontDoor, ConfigError> {
         config.validate()?;
-        Ok(FrontDoor {
-            config,
-            table: Arc::default(),
-        })
+        let slots = ConnectionSlots::new(SlotCaps {
+            total: config.max_connections,
+            per_address: config.max_connections_per_ip,
+        });
+        Ok(FrontDoor { config, slots })
     }
 
     /// A live view of the open connection counts.
     pub fn open_connections(&self) -> OpenConnections {
         OpenConnections {
-            table: self.table.clone(),
+            slots: self.slots.clone(),
         }
     }
 
@@ -447,12 +414,7 @@ impl FrontDoor {
                     continue;
                 }
             };
-            let slot = match TcpSlot::take(
-                &self.table,
-                peer.ip(),
-                config.max_connections,
-                config.max_connections_per_ip,
-            ) {
+            let slot = match self.slots.try_take(peer.ip()) {
                 Ok(slot) => slot,
                 Err(why) => {
                     // Best effort, never waiting: the send buffer of a fresh socket is empty.
@@ -460,8 +422,8 @@ impl FrontDoor {
                     drop(stream);
                     if let Some(suppressed) = refusal_log.record(Instant::now().into_std()) {
                         let cap = match why {
-                            Refused::Total => "max TCP connections",
-                            Refused::PerIp => "max TCP connections per IP",
+                            SlotRefusal::Total => "max TCP connections",
+                            SlotRefusal::PerAddress => "max TCP connections per IP",
                         };
                         tracing::warn!(%peer, cap, suppressed, "connection refused over a cap");
                     }
@@ -605,67 +567,68 @@ mod tests {
         let with = |f: fn(&mut FrontDoorConfig)| {
             let mut c = FrontDoorConfig::default();
             f(&mut c);
-            c.validate()
+            c.validate().map_err(|e| e.to_string())
         };
+        let err = |s: &str| Err(s.to_string());
         assert_eq!(
             with(|c| c.header_read_timeout = Duration::ZERO),
-            Err(FrontDoorError::Zero("header read timeout"))
+            err("--http-header-timeout-secs must be greater than zero")
         );
         assert_eq!(
             with(|c| c.idle_timeout = Duration::ZERO),
-            Err(FrontDoorError::Zero("HTTP idle timeout"))
+            err("--http-idle-timeout-secs must be greater than zero")
         );
         assert_eq!(
             with(|c| c.max_request_head = 8191),
-            Err(FrontDoorError::RequestHead(8191))
+            err("--max-request-head must be in 8192..=1048576, got 8191")
         );
         assert_eq!(with(|c| c.max_request_head = 8192), Ok(()));
         assert_eq!(
             with(|c| c.max_request_head = 2 << 20),
-            Err(FrontDoorError::RequestHead(2 << 20))
+            err("--max-request-head must be in 8192..=1048576, got 2097152")
         );
         assert_eq!(
             with(|c| c.max_connections = 0),
-            Err(FrontDoorError::Zero("max TCP connections"))
+            err("--max-tcp-connections must be greater than zero")
         );
         assert_eq!(
             with(|c| c.max_connections_per_ip = 0),
-            Err(FrontDoorError::Zero("max TCP connections per IP"))
+            err("--max-tcp-connections-per-ip must be greater than zero")
         );
         assert_eq!(
             with(|c| c.max_connections = 10),
-            Err(FrontDoorError::PerIpAboveTotal {
-                per_ip: DEFAULT_MAX_TCP_CONNECTIONS_PER_IP,
-                total: 10
-            })
+            err("--max-tcp-connections-per-ip (128) must be at most --max-tcp-connections (10)")
         );
     }
 
     #[test]
-    fn slots_count_per_address_and_in_total() {
-        let table = Arc::new(SlotTable::default());
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let a1 = TcpSlot::take(&table, a, 3, 2).unwrap();
-        let a2 = TcpSlot::take(&table, a, 3, 2).unwrap();
-        assert_eq!(TcpSlot::take(&table, a, 3, 2).unwrap_err(), Refused::PerIp);
-        let b1 = TcpSlot::take(&table, b, 3, 2).unwrap();
-        assert_eq!(TcpSlot::take(&table, b, 3, 2).unwrap_err(), Refused::Total);
-        let view = OpenConnections {
-            table: table.clone(),
-        };
-        assert_eq!((view.total(), view.from_ip(a), view.from_ip(b)), (3, 2, 1));
-        drop(a1);
-        let b2 = TcpSlot::take(&table, b, 3, 2).unwrap();
-        drop((a2, b1, b2));
-        assert_eq!((view.total(), view.addresses()), (0, 0));
-        // IPv6 addresses count per /64.
-        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
-        let v6b: IpAddr = "2001:db8::2".parse().unwrap();
-        let _x = TcpSlot::take(&table, v6a, 3, 1).unwrap();
+    fn setters_validate_and_the_tcp_caps_must_cover_the_websocket_caps() {
+        let mut c = FrontDoorConfig::default();
         assert_eq!(
-            TcpSlot::take(&table, v6b, 3, 1).unwrap_err(),
-            Refused::PerIp
+            c.set_header_read_timeout(Duration::ZERO)
+                .unwrap_err()
+                .setting(),
+            "http-header-timeout-secs"
+        );
+        assert_eq!(
+            c.set_idle_timeout(Duration::ZERO).unwrap_err().setting(),
+            "http-idle-timeout-secs"
+        );
+        assert!(c.set_max_request_head(4096).is_err());
+        assert!(c.set_max_connections(0).is_err());
+        assert!(c.set_max_connections_per_ip(0).is_err());
+        c.set_max_connections(100)
+            .unwrap()
+            .set_max_connections_per_ip(10)
+            .unwrap();
+        assert_eq!(c.check_websocket_caps(100, 10), Ok(()));
+        assert_eq!(
+            c.check_websocket_caps(101, 10).unwrap_err().to_string(),
+            "--max-tcp-connections (100) must be at least --max-connections (101)"
+        );
+        assert_eq!(
+            c.check_websocket_caps(100, 11).unwrap_err().to_string(),
+            "--max-tcp-connections-per-ip (10) must be at least --max-connections-per-ip (11)"
         );
     }
 

@@ -4,8 +4,16 @@
 //!   header-read timeout, an idle timeout, a request-head size cap, TCP connection caps in
 //!   total and per client address, throttled logging of `accept` failures and graceful
 //!   shutdown. WebSocket upgrades pass through.
+//! - [`ConnectionSlots`] and [`AddressCounts`]: open connections counted in total and per client
+//!   address under caps (the front door's TCP caps and both servers' WebSocket caps).
 //! - [`TokenBucket`] and [`RateMap`]: rate limits per connection and per key (client address)
 //!   with bounded memory; they take `now` and read no clock.
+//! - [`ConfigError`] and the checks both servers' validating `Config` setters are made of
+//!   ([`nonzero`], [`in_range`], [`secret`], ...): one error type naming the flag at fault.
+//! - [`HEALTH_BODY`], [`OPENMETRICS_CONTENT_TYPE`], [`encode_metrics`]: `/health` and
+//!   `/metrics` answers.
+//! - [`init_logging`], [`warn_renamed_env_vars`], [`shutdown_signal`]: what each binary does
+//!   around its `run` (stderr logs filtered by `RUST_LOG`; stop on Ctrl-C or SIGTERM).
 //! - [`LogThrottle`]: one log line per interval for a repeating event, with a count of the rest.
 //! - [`ip_prefix`]: the unit per-address limits count in (IPv4 address, IPv6 /64).
 //! - [`now_unix`], [`now_unix_ms`]: wall-clock readings for the edges (tickets).
@@ -42,17 +50,27 @@
 #![warn(missing_docs)]
 
 mod address;
+mod binary;
 mod clock;
+mod config;
+mod endpoints;
 mod front_door;
 mod log_throttle;
 mod open_files;
 mod rate;
+mod slots;
 
 pub use address::ip_prefix;
+pub use binary::{init_logging, shutdown_signal, warn_renamed_env_vars};
 pub use clock::{now_unix, now_unix_ms};
+pub use config::{
+    at_least, in_range, in_range_usize, nonzero, secret, tcp_cap_covers, whole_seconds, ConfigError,
+};
+pub use endpoints::{encode_metrics, HEALTH_BODY, OPENMETRICS_CONTENT_TYPE};
 pub use front_door::*;
 pub use log_throttle::LogThrottle;
 pub use open_files::{
     raise_and_log_open_file_limit, raise_open_file_limit, OpenFileLimit, FD_HEADROOM,
 };
 pub use rate::{RateError, RateMap, TokenBucket, MIN_RATE_PER_SEC};
+pub use slots::{AddressCounts, ConnectionSlot, ConnectionSlots, SlotCaps, SlotRefusal};

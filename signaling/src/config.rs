@@ -3,10 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Error;
 use ricochet_protocol::signaling::{MAX_MATCH_PLAYERS, MIN_QUICK_MATCH_SIZE};
-use ricochet_protocol::ticket::MIN_SECRET_LEN;
+pub use ricochet_server_kit::ConfigError;
+use ricochet_server_kit::{at_least, in_range, nonzero, whole_seconds};
 
+use crate::stun::StunLimits;
+
+/// Shortest accepted shared secret, in bytes (the ticket module's minimum).
+pub const MIN_SECRET_LEN: usize = ricochet_protocol::ticket::MIN_SECRET_LEN;
 /// Default cap on open WebSocket connections, whole server.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 /// Default cap on open WebSocket connections from one IP address.
@@ -99,101 +103,96 @@ pub(crate) const PRESENCE_FRAME_OVERHEAD: usize = 160;
 /// relay URL, room name and members, in bytes.
 const INITIAL_FRAMES_OVERHEAD: usize = 1024;
 
-/// Everything [`crate::run`] needs to know. `Default` gives a development setup: no relay URL,
-/// a random secret, no static files, every limit at its `DEFAULT_*` constant.
+/// Everything [`crate::run`] needs to know. Build with [`Config::new`] (the ticket secret,
+/// every other setting at its `DEFAULT_*` constant: no relay URL, no static files, any origin),
+/// then change settings with the validating setters, which refuse an unusable value with a
+/// [`ConfigError`] naming the `ricochet-signaling` flag that sets it; read them back with the
+/// getters. Settings that must fit together are checked by [`Config::validate`], which
+/// [`crate::run`] calls first. The same style as `ricochet_relay::Config`.
+///
+/// ```
+/// use std::time::Duration;
+/// use ricochet_signaling::Config;
+///
+/// let mut config = Config::new(b"a secret shared with the relay".to_vec())?;
+/// config
+///     .set_relay_url(Some("wss://relay.example.org/"))?
+///     .set_max_players(4)?
+///     .set_ticket_ttl(Duration::from_secs(120))?;
+/// assert_eq!(config.max_players(), 4);
+/// let e = config.set_max_players(1).unwrap_err();
+/// assert_eq!(e.to_string(), "--max-players must be in 2..=16, got 1");
+/// config.validate()?;
+/// # Ok::<(), ricochet_signaling::ConfigError>(())
+/// ```
 #[derive(Clone)]
 pub struct Config {
-    /// WebSocket URL of the relay handed to members with their tickets (`None`: tickets are still
-    /// issued, with `relay_url: null`).
-    pub relay_url: Option<String>,
-    /// Secret shared with the relay for signing tickets; at least 16 bytes.
-    pub secret: Vec<u8>,
-    /// Directory served as static files (see the crate docs for which paths reach it).
-    pub static_dir: Option<PathBuf>,
-    /// Allowed values of the `Origin` header for WebSocket upgrades; empty allows every origin
-    /// (and requests without one).
-    pub allowed_origins: Vec<String>,
+    /// WebSocket URL of the relay handed to members with their tickets.
+    pub(crate) relay_url: Option<String>,
+    /// Secret shared with the relay for signing tickets.
+    pub(crate) secret: Vec<u8>,
+    /// Directory served as static files.
+    pub(crate) static_dir: Option<PathBuf>,
+    /// Allowed values of the `Origin` header for WebSocket upgrades; empty allows all.
+    pub(crate) allowed_origins: Vec<String>,
     /// Cap on open WebSocket connections, whole server.
-    pub max_connections: usize,
-    /// Cap on open WebSocket connections per client IP address.
-    pub max_connections_per_ip: usize,
-    /// Cap on open TCP connections, whole server, from accept to close (plain HTTP and
-    /// WebSockets); one over it is sent a bare `503` and closed at once. At least
-    /// `max_connections`.
-    pub max_tcp_connections: usize,
-    /// Cap on open TCP connections per client address (an IPv4 address or an IPv6 /64), counted
-    /// like `max_tcp_connections`; over it, the same bare `503`. At least
-    /// `max_connections_per_ip`, at most `max_tcp_connections`.
-    pub max_tcp_connections_per_ip: usize,
-    /// Time an HTTP client has to send a complete request head, from the TCP accept (or the end
-    /// of the previous response on a kept-alive connection); then the connection is closed,
-    /// without a response.
-    pub http_header_timeout: Duration,
-    /// An HTTP connection (not yet upgraded) on which no byte moves either way for this long is
-    /// closed (a stalled request, a response not read, an idle kept-alive connection; the
-    /// header timeout closes the last kind first when it is shorter).
-    pub http_idle_timeout: Duration,
-    /// Largest HTTP request head (request line and headers), bytes, 8 KiB..=1 MiB; a larger one
-    /// is answered `431` and the connection closed.
-    pub max_request_head: usize,
+    pub(crate) max_connections: usize,
+    /// Cap on open WebSocket connections per client address.
+    pub(crate) max_connections_per_ip: usize,
+    /// The HTTP/TCP front door's limits (timeouts, head size, TCP caps).
+    pub(crate) front_door: ricochet_server_kit::FrontDoorConfig,
     /// Cap on live matches.
-    pub max_matches: usize,
-    /// Player limit of named rooms and default for created matches, `2..=16`.
-    pub max_players: u8,
+    pub(crate) max_matches: usize,
+    /// Player limit of named rooms and default for created matches.
+    pub(crate) max_players: u8,
     /// Largest WebSocket message or frame accepted from a client, bytes.
-    pub max_message_size: usize,
+    pub(crate) max_message_size: usize,
     /// Largest metadata object (compact JSON), bytes.
-    pub max_meta_size: usize,
-    /// A client that sends nothing (not even `KeepAlive`) for this long is disconnected.
-    pub idle_timeout: Duration,
+    pub(crate) max_meta_size: usize,
+    /// A client silent for this long is disconnected.
+    pub(crate) idle_timeout: Duration,
     /// Lifetime of each relay ticket.
-    pub ticket_ttl: Duration,
+    pub(crate) ticket_ttl: Duration,
     /// A created match nobody joins within this time is removed.
-    pub unjoined_match_ttl: Duration,
-    /// Sustained messages per second per connection; beyond the burst the client is disconnected.
-    pub messages_per_second: u32,
+    pub(crate) unjoined_match_ttl: Duration,
+    /// Sustained messages per second per connection.
+    pub(crate) messages_per_second: u32,
     /// Messages a connection may send at once above the sustained rate.
-    pub message_burst: u32,
-    /// Frames queued for one client before it is cut off as too slow to read; 0 (the default):
-    /// [`ReceiverLoad::queue_frames`] of [`Config::receiver_load`]. Any other value must be at
-    /// least that. Queued bytes are capped at [`ReceiverLoad::queue_bytes`].
-    pub outbound_queue: usize,
+    pub(crate) message_burst: u32,
+    /// Frames queued for one client before it is cut off; 0: sized from the other limits.
+    pub(crate) outbound_queue: usize,
     /// WebSocket read buffer per connection, bytes.
-    pub read_buffer_size: usize,
-    /// Sustained `POST /matches` per second per client address (IPv4 address or IPv6 /64);
-    /// beyond the burst: `429 create_rate_limited`.
-    pub create_rate_per_ip: u32,
-    /// `POST /matches` a client address may make at once above the sustained rate.
-    pub create_burst_per_ip: u32,
-    /// Live matches one client address may have created at once (each counts until removed);
-    /// beyond: `429 too_many_matches_from_ip`.
-    pub max_created_matches_per_ip: usize,
-    /// Sustained WebSocket joins per second per client address; beyond the burst:
-    /// `429 join_rate_limited`, before the upgrade.
-    pub join_rate_per_ip: u32,
-    /// WebSocket joins a client address may make at once above the sustained rate.
-    pub join_burst_per_ip: u32,
-    /// Sustained joins per second into one match, from every address together; beyond the
-    /// burst: `429 match_join_rate_limited`. Bounds the presence events churn can cause.
-    pub match_join_rate: u32,
-    /// Joins into one match at once above the sustained rate.
-    pub match_join_burst: u32,
-    /// Sustained `Signal`s per second from one member to one other member; beyond the burst the
-    /// signal is not delivered and the sender gets a `signal_rate_limited` error.
-    pub signal_rate: u32,
-    /// `Signal`s from one member to one other member at once above the sustained rate.
-    pub signal_burst: u32,
+    pub(crate) read_buffer_size: usize,
+    /// Sustained `POST /matches` per second per client address.
+    pub(crate) create_rate_per_ip: u32,
+    /// `POST /matches` a client address may make at once.
+    pub(crate) create_burst_per_ip: u32,
+    /// Live matches one client address may have created at once.
+    pub(crate) max_created_matches_per_ip: usize,
+    /// Sustained WebSocket joins per second per client address.
+    pub(crate) join_rate_per_ip: u32,
+    /// WebSocket joins a client address may make at once.
+    pub(crate) join_burst_per_ip: u32,
+    /// Sustained joins per second into one match.
+    pub(crate) match_join_rate: u32,
+    /// Joins into one match at once.
+    pub(crate) match_join_burst: u32,
+    /// Sustained `Signal`s per second from one member to one other member.
+    pub(crate) signal_rate: u32,
+    /// `Signal`s from one member to one other member at once.
+    pub(crate) signal_burst: u32,
     /// Sustained signal bytes per second from one member to one other member.
-    pub signal_byte_rate: u32,
-    /// Signal bytes from one member to one other member at once; at least `max_message_size`.
-    pub signal_byte_burst: u32,
-    /// Sustained metadata changes per second per member; beyond the burst the change is not
-    /// applied and the member gets a `meta_rate_limited` error.
-    pub meta_rate: u32,
-    /// Metadata changes a member may make at once above the sustained rate.
-    pub meta_burst: u32,
-    /// Client addresses each per-address rate limit remembers at once (bounds its memory).
-    pub max_tracked_addresses: usize,
+    pub(crate) signal_byte_rate: u32,
+    /// Signal bytes from one member to one other member at once.
+    pub(crate) signal_byte_burst: u32,
+    /// Sustained metadata changes per second per member.
+    pub(crate) meta_rate: u32,
+    /// Metadata changes a member may make at once.
+    pub(crate) meta_burst: u32,
+    /// Client addresses each per-address rate limit remembers at once.
+    pub(crate) max_tracked_addresses: usize,
+    /// The STUN responder's reply limits (used when [`crate::Listeners`] has a STUN socket).
+    pub(crate) stun_limits: StunLimits,
 }
 
 /// What one member's outbound queue must hold, and what the member must read, so that no sender
@@ -224,49 +223,6 @@ pub struct ReceiverLoad {
     pub bytes_per_sec: f64,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            relay_url: None,
-            secret: random_secret().into_bytes(),
-            static_dir: None,
-            allowed_origins: Vec::new(),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
-            max_tcp_connections: DEFAULT_MAX_TCP_CONNECTIONS,
-            max_tcp_connections_per_ip: DEFAULT_MAX_TCP_CONNECTIONS_PER_IP,
-            http_header_timeout: DEFAULT_HTTP_HEADER_TIMEOUT,
-            http_idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
-            max_request_head: DEFAULT_MAX_REQUEST_HEAD,
-            max_matches: DEFAULT_MAX_MATCHES,
-            max_players: DEFAULT_MAX_PLAYERS,
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            max_meta_size: DEFAULT_MAX_META_SIZE,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            ticket_ttl: DEFAULT_TICKET_TTL,
-            unjoined_match_ttl: DEFAULT_UNJOINED_MATCH_TTL,
-            messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
-            message_burst: DEFAULT_MESSAGE_BURST,
-            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
-            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
-            create_rate_per_ip: DEFAULT_CREATE_RATE_PER_IP,
-            create_burst_per_ip: DEFAULT_CREATE_BURST_PER_IP,
-            max_created_matches_per_ip: DEFAULT_MAX_CREATED_MATCHES_PER_IP,
-            join_rate_per_ip: DEFAULT_JOIN_RATE_PER_IP,
-            join_burst_per_ip: DEFAULT_JOIN_BURST_PER_IP,
-            match_join_rate: DEFAULT_MATCH_JOIN_RATE,
-            match_join_burst: DEFAULT_MATCH_JOIN_BURST,
-            signal_rate: DEFAULT_SIGNAL_RATE,
-            signal_burst: DEFAULT_SIGNAL_BURST,
-            signal_byte_rate: DEFAULT_SIGNAL_BYTE_RATE,
-            signal_byte_burst: DEFAULT_SIGNAL_BYTE_BURST,
-            meta_rate: DEFAULT_META_RATE,
-            meta_burst: DEFAULT_META_BURST,
-            max_tracked_addresses: DEFAULT_MAX_TRACKED_ADDRESSES,
-        }
-    }
-}
-
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -276,14 +232,7 @@ impl std::fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
-            .field("max_tcp_connections", &self.max_tcp_connections)
-            .field(
-                "max_tcp_connections_per_ip",
-                &self.max_tcp_connections_per_ip,
-            )
-            .field("http_header_timeout", &self.http_header_timeout)
-            .field("http_idle_timeout", &self.http_idle_timeout)
-            .field("max_request_head", &self.max_request_head)
+            .field("front_door", &self.front_door)
             .field("max_matches", &self.max_matches)
             .field("max_players", &self.max_players)
             .field("max_message_size", &self.max_message_size)
@@ -312,62 +261,588 @@ impl std::fmt::Debug for Config {
             .field("meta_rate", &self.meta_rate)
             .field("meta_burst", &self.meta_burst)
             .field("max_tracked_addresses", &self.max_tracked_addresses)
+            .field("stun_limits", &self.stun_limits)
             .finish()
     }
 }
 
 impl Config {
-    /// Checks that the values can work together; [`crate::run`] calls it first.
-    pub fn validate(&self) -> Result<(), Error> {
-        let bad = |what: &'static str| Err(Error::InvalidConfig(what));
-        if self.secret.len() < MIN_SECRET_LEN {
-            return bad("secret must be at least 16 bytes");
+    /// Every default setting, with `secret` (not checked here).
+    fn with_defaults(secret: Vec<u8>) -> Self {
+        Config {
+            relay_url: None,
+            secret,
+            static_dir: None,
+            allowed_origins: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            front_door: ricochet_server_kit::FrontDoorConfig {
+                header_read_timeout: DEFAULT_HTTP_HEADER_TIMEOUT,
+                idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
+                max_request_head: DEFAULT_MAX_REQUEST_HEAD,
+                max_connections: DEFAULT_MAX_TCP_CONNECTIONS,
+                max_connections_per_ip: DEFAULT_MAX_TCP_CONNECTIONS_PER_IP,
+                shutdown_grace: HTTP_SHUTDOWN_GRACE,
+            },
+            max_matches: DEFAULT_MAX_MATCHES,
+            max_players: DEFAULT_MAX_PLAYERS,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_meta_size: DEFAULT_MAX_META_SIZE,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            ticket_ttl: DEFAULT_TICKET_TTL,
+            unjoined_match_ttl: DEFAULT_UNJOINED_MATCH_TTL,
+            messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
+            message_burst: DEFAULT_MESSAGE_BURST,
+            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
+            create_rate_per_ip: DEFAULT_CREATE_RATE_PER_IP,
+            create_burst_per_ip: DEFAULT_CREATE_BURST_PER_IP,
+            max_created_matches_per_ip: DEFAULT_MAX_CREATED_MATCHES_PER_IP,
+            join_rate_per_ip: DEFAULT_JOIN_RATE_PER_IP,
+            join_burst_per_ip: DEFAULT_JOIN_BURST_PER_IP,
+            match_join_rate: DEFAULT_MATCH_JOIN_RATE,
+            match_join_burst: DEFAULT_MATCH_JOIN_BURST,
+            signal_rate: DEFAULT_SIGNAL_RATE,
+            signal_burst: DEFAULT_SIGNAL_BURST,
+            signal_byte_rate: DEFAULT_SIGNAL_BYTE_RATE,
+            signal_byte_burst: DEFAULT_SIGNAL_BYTE_BURST,
+            meta_rate: DEFAULT_META_RATE,
+            meta_burst: DEFAULT_META_BURST,
+            max_tracked_addresses: DEFAULT_MAX_TRACKED_ADDRESSES,
+            stun_limits: StunLimits::default(),
         }
-        if !(MIN_QUICK_MATCH_SIZE..=MAX_MATCH_PLAYERS).contains(&self.max_players) {
-            return bad("max_players must be in 2..=16");
+    }
+
+    /// Every default setting, with the HMAC secret shared with the relay for signing tickets
+    /// (`--secret`, at least [`MIN_SECRET_LEN`] bytes; shorter: [`ConfigError::WeakSecret`]).
+    /// For a development setup without a relay, [`random_secret`] makes one.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, ConfigError> {
+        Ok(Config::with_defaults(ricochet_server_kit::secret(
+            secret,
+            MIN_SECRET_LEN,
+        )?))
+    }
+
+    /// A config with a fixed test secret, for the crate's unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        Config::new(b"signaling unit test secret".to_vec()).expect("a 16+ byte secret")
+    }
+
+    /// Replaces the ticket secret (`--secret`, at least [`MIN_SECRET_LEN`] bytes).
+    pub fn set_secret(&mut self, secret: impl Into<Vec<u8>>) -> Result<&mut Self, ConfigError> {
+        self.secret = ricochet_server_kit::secret(secret, MIN_SECRET_LEN)?;
+        Ok(self)
+    }
+
+    /// WebSocket URL of the relay handed to members with their tickets (`--relay-url`, a
+    /// `ws://` or `wss://` URL; `None`, the default: tickets are still issued, with
+    /// `relay_url: null`).
+    pub fn set_relay_url(
+        &mut self,
+        url: Option<impl Into<String>>,
+    ) -> Result<&mut Self, ConfigError> {
+        let url = url.map(Into::into);
+        if let Some(u) = &url {
+            let rest = u
+                .strip_prefix("ws://")
+                .or_else(|| u.strip_prefix("wss://"))
+                .unwrap_or("");
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(ConfigError::Invalid {
+                    setting: "relay-url",
+                    problem: format!("must be a ws:// or wss:// URL with a host, got {u:?}"),
+                });
+            }
         }
-        if self.max_connections == 0 || self.max_connections_per_ip == 0 || self.max_matches == 0 {
-            return bad("connection and match limits must be at least 1");
-        }
-        self.validate_front_door()?;
-        if self.max_message_size < 256 || self.read_buffer_size < 256 {
-            return bad("max_message_size and read_buffer_size must be at least 256 bytes");
-        }
-        if self.messages_per_second == 0 || self.message_burst == 0 {
-            return bad("message rate and burst must be at least 1");
-        }
-        let rates = [
-            self.create_rate_per_ip,
-            self.create_burst_per_ip,
-            self.join_rate_per_ip,
-            self.join_burst_per_ip,
-            self.match_join_rate,
-            self.match_join_burst,
-            self.signal_rate,
-            self.signal_burst,
-            self.signal_byte_rate,
-            self.signal_byte_burst,
-            self.meta_rate,
-            self.meta_burst,
-        ];
-        if rates.contains(&0) {
-            return bad(
-                "every per-address, per-match and per-member rate and burst must be at least 1",
-            );
-        }
-        if self.max_created_matches_per_ip == 0 || self.max_tracked_addresses == 0 {
-            return bad("max_created_matches_per_ip and max_tracked_addresses must be at least 1");
-        }
+        self.relay_url = url;
+        Ok(self)
+    }
+
+    /// Directory served as static files (`--static`; see the crate docs for which paths reach
+    /// it); `None`, the default, serves none.
+    pub fn set_static_dir(&mut self, dir: Option<impl Into<PathBuf>>) -> &mut Self {
+        self.static_dir = dir.map(Into::into);
+        self
+    }
+
+    /// Allowed values of the `Origin` header for WebSocket upgrades (`--allowed-origins`);
+    /// empty, the default, allows every origin (and requests without one).
+    pub fn set_allowed_origins(
+        &mut self,
+        origins: impl IntoIterator<Item = impl Into<String>>,
+    ) -> &mut Self {
+        self.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Cap on open WebSocket connections, whole server (`--max-connections`, at least 1;
+    /// further joins get `503 server_full`).
+    pub fn set_max_connections(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
+        self.max_connections = nonzero(conns, "max-connections")?;
+        Ok(self)
+    }
+
+    /// Cap on open WebSocket connections per client address, an IPv4 address or an IPv6 /64
+    /// (`--max-connections-per-ip`, at least 1; further joins get
+    /// `429 too_many_connections_from_ip`).
+    pub fn set_max_connections_per_ip(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
+        self.max_connections_per_ip = nonzero(conns, "max-connections-per-ip")?;
+        Ok(self)
+    }
+
+    /// Cap on open TCP connections, whole server, from accept to close, plain HTTP and
+    /// WebSockets (`--max-tcp-connections`, at least 1); one over it is sent a bare `503` and
+    /// closed at once. Must be at least the WebSocket cap, checked by [`Config::validate`].
+    pub fn set_max_tcp_connections(&mut self, conns: usize) -> Result<&mut Self, ConfigError> {
+        self.front_door.set_max_connections(conns)?;
+        Ok(self)
+    }
+
+    /// Cap on open TCP connections per client address, counted like
+    /// [`Config::set_max_tcp_connections`] (`--max-tcp-connections-per-ip`, at least 1). Must
+    /// be at least the WebSocket cap per address and at most the TCP total, checked by
+    /// [`Config::validate`].
+    pub fn set_max_tcp_connections_per_ip(
+        &mut self,
+        conns: usize,
+    ) -> Result<&mut Self, ConfigError> {
+        self.front_door.set_max_connections_per_ip(conns)?;
+        Ok(self)
+    }
+
+    /// Time an HTTP client has to send a complete request head, from the TCP accept (or the end
+    /// of the previous response on a kept-alive connection); then the connection is closed,
+    /// without a response (`--http-header-timeout-secs`, positive).
+    pub fn set_http_header_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
+        self.front_door.set_header_read_timeout(timeout)?;
+        Ok(self)
+    }
+
+    /// An HTTP connection (not yet upgraded) on which no byte moves either way for this long is
+    /// closed (`--http-idle-timeout-secs`, positive).
+    pub fn set_http_idle_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
+        self.front_door.set_idle_timeout(timeout)?;
+        Ok(self)
+    }
+
+    /// Largest HTTP request head (request line and headers), in bytes (`--max-request-head`,
+    /// 8 KiB..=1 MiB); a larger one is answered `431` and the connection closed.
+    pub fn set_max_request_head(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
+        self.front_door.set_max_request_head(bytes)?;
+        Ok(self)
+    }
+
+    /// Cap on live matches, named, created and quick-matched together (`--max-matches`, at
+    /// least 1).
+    pub fn set_max_matches(&mut self, matches: usize) -> Result<&mut Self, ConfigError> {
+        self.max_matches = nonzero(matches, "max-matches")?;
+        Ok(self)
+    }
+
+    /// Player limit of named rooms and default for created matches (`--max-players`,
+    /// 2..=16).
+    pub fn set_max_players(&mut self, players: u8) -> Result<&mut Self, ConfigError> {
+        self.max_players = in_range(
+            players,
+            MIN_QUICK_MATCH_SIZE,
+            MAX_MATCH_PLAYERS,
+            "max-players",
+        )?;
+        Ok(self)
+    }
+
+    /// Largest WebSocket message or frame accepted from a client, in bytes
+    /// (`--max-message-size`, at least 256).
+    pub fn set_max_message_size(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
+        self.max_message_size = at_least(bytes, 256, "max-message-size")?;
+        Ok(self)
+    }
+
+    /// Largest metadata object (compact JSON), in bytes (`max-meta-size`, no flag; at least 1).
+    pub fn set_max_meta_size(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
+        self.max_meta_size = nonzero(bytes, "max-meta-size")?;
+        Ok(self)
+    }
+
+    /// A client that sends nothing (not even `KeepAlive`) for this long is disconnected
+    /// (`--idle-timeout-secs`, positive).
+    pub fn set_idle_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
+        self.idle_timeout = nonzero(timeout, "idle-timeout-secs")?;
+        Ok(self)
+    }
+
+    /// Lifetime of each relay ticket (`--ticket-ttl-secs`, at least 1 s: tickets expire in
+    /// whole seconds).
+    pub fn set_ticket_ttl(&mut self, ttl: Duration) -> Result<&mut Self, ConfigError> {
+        self.ticket_ttl = whole_seconds(ttl, "ticket-ttl-secs")?;
+        Ok(self)
+    }
+
+    /// A match created by `POST /matches` that nobody joins within this time is removed
+    /// (`unjoined-match-ttl`, no flag; positive).
+    pub fn set_unjoined_match_ttl(&mut self, ttl: Duration) -> Result<&mut Self, ConfigError> {
+        self.unjoined_match_ttl = nonzero(ttl, "unjoined-match-ttl")?;
+        Ok(self)
+    }
+
+    /// Sustained messages per second per connection (`--messages-per-second`) and the burst
+    /// above it (`--message-burst`), both at least 1; beyond the burst the client is
+    /// disconnected.
+    pub fn set_message_rate(
+        &mut self,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<&mut Self, ConfigError> {
+        let per_second = nonzero(per_second, "messages-per-second")?;
+        self.message_burst = nonzero(burst, "message-burst")?;
+        self.messages_per_second = per_second;
+        Ok(self)
+    }
+
+    /// Frames queued for one client before it is cut off as too slow to read
+    /// (`outbound-queue`, no flag). 0, the default: [`ReceiverLoad::queue_frames`] of
+    /// [`Config::receiver_load`]; any other value must be at least that, checked by
+    /// [`Config::validate`]. Queued bytes are capped at [`ReceiverLoad::queue_bytes`].
+    pub fn set_outbound_queue(&mut self, frames: usize) -> &mut Self {
+        self.outbound_queue = frames;
+        self
+    }
+
+    /// WebSocket read buffer per connection, in bytes (`read-buffer-size`, no flag; at least
+    /// 256).
+    pub fn set_read_buffer_size(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
+        self.read_buffer_size = at_least(bytes, 256, "read-buffer-size")?;
+        Ok(self)
+    }
+
+    /// Sustained `POST /matches` per second per client address (`--create-rate-per-ip`) and
+    /// the burst above it (`--create-burst-per-ip`), both at least 1; beyond the burst:
+    /// `429 create_rate_limited`.
+    pub fn set_create_rate_per_ip(
+        &mut self,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<&mut Self, ConfigError> {
+        let per_second = nonzero(per_second, "create-rate-per-ip")?;
+        self.create_burst_per_ip = nonzero(burst, "create-burst-per-ip")?;
+        self.create_rate_per_ip = per_second;
+        Ok(self)
+    }
+
+    /// Live matches one client address may have created at once, each counting until it is
+    /// removed (`--max-created-matches-per-ip`, at least 1); beyond:
+    /// `429 too_many_matches_from_ip`.
+    pub fn set_max_created_matches_per_ip(
+        &mut self,
+        matches: usize,
+    ) -> Result<&mut Self, ConfigError> {
+        self.max_created_matches_per_ip = nonzero(matches, "max-created-matches-per-ip")?;
+        Ok(self)
+    }
+
+    /// Sustained WebSocket joins per second per client address (`--join-rate-per-ip`) and the
+    /// burst above it (`--join-burst-per-ip`), both at least 1; beyond the burst:
+    /// `429 join_rate_limited`, before the upgrade.
+    pub fn set_join_rate_per_ip(
+        &mut self,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<&mut Self, ConfigError> {
+        let per_second = nonzero(per_second, "join-rate-per-ip")?;
+        self.join_burst_per_ip = nonzero(burst, "join-burst-per-ip")?;
+        self.join_rate_per_ip = per_second;
+        Ok(self)
+    }
+
+    /// Sustained joins per second into one match from every address together
+    /// (`--match-join-rate`) and the burst above it (`--match-join-burst`), both at least 1;
+    /// beyond the burst: `429 match_join_rate_limited`. Bounds the presence events churn can
+    /// cause.
+    pub fn set_match_join_rate(
+        &mut self,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<&mut Self, ConfigError> {
+        let per_second = nonzero(per_second, "match-join-rate")?;
+        self.match_join_burst = nonzero(burst, "match-join-burst")?;
+        self.match_join_rate = per_second;
+        Ok(self)
+    }
+
+    /// Sustained `Signal`s per second from one member to one other member (`--signal-rate`)
+    /// and the burst above it (`--signal-burst`), both at least 1; beyond the burst the signal
+    /// is not delivered and the sender gets a `signal_rate_limited` error.
+    pub fn set_signal_rate(
+        &mut self,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<&mut Self, ConfigError> {
+        let per_second = nonzero(per_second, "signal-rate")?;
+        self.signal_burst = nonzero(burst, "signal-burst")?;
+        self.signal_rate = per_second;
+        Ok(self)
+    }
+
+    /// Sustained signal bytes per second from one member to one other member
+    /// (`--signal-byte-rate`) and the burst above it (`--signal-byte-burst`), both at least 1;
+    /// the burst must be at least the largest message, checked by [`Config::validate`].
+    pub fn set_signal_byte_rate(
+        &mut self,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<&mut Self, ConfigError> {
+        let per_second = nonzero(per_second, "signal-byte-rate")?;
+        self.signal_byte_burst = nonzero(burst, "signal-byte-burst")?;
+        self.signal_byte_rate = per_second;
+        Ok(self)
+    }
+
+    /// Sustained metadata changes per second per member (`--meta-rate`) and the burst above
+    /// it (`--meta-burst`), both at least 1; beyond the burst the change is not applied and the
+    /// member gets a `meta_rate_limited` error.
+    pub fn set_meta_rate(&mut self, per_second: u32, burst: u32) -> Result<&mut Self, ConfigError> {
+        let per_second = nonzero(per_second, "meta-rate")?;
+        self.meta_burst = nonzero(burst, "meta-burst")?;
+        self.meta_rate = per_second;
+        Ok(self)
+    }
+
+    /// Client addresses each per-address rate limit remembers at once, bounding its memory
+    /// (`--max-tracked-addresses`, at least 1).
+    pub fn set_max_tracked_addresses(
+        &mut self,
+        addresses: usize,
+    ) -> Result<&mut Self, ConfigError> {
+        self.max_tracked_addresses = nonzero(addresses, "max-tracked-addresses")?;
+        Ok(self)
+    }
+
+    /// The STUN responder's reply limits (`--stun-per-source-per-second`,
+    /// `--stun-per-source-burst`, `--stun-global-per-second`, `--stun-max-sources`; a rate of 0
+    /// turns that limit off, at least one source must be remembered). Used when
+    /// [`crate::run`] is given a STUN socket ([`crate::Listeners::with_stun`]).
+    pub fn set_stun_limits(&mut self, limits: StunLimits) -> Result<&mut Self, ConfigError> {
+        nonzero(limits.max_sources, "stun-max-sources")?;
+        self.stun_limits = limits;
+        Ok(self)
+    }
+
+    /// WebSocket URL of the relay handed out with tickets.
+    pub fn relay_url(&self) -> Option<&str> {
+        self.relay_url.as_deref()
+    }
+
+    /// Directory served as static files.
+    pub fn static_dir(&self) -> Option<&std::path::Path> {
+        self.static_dir.as_deref()
+    }
+
+    /// Allowed `Origin`s for WebSocket upgrades (empty: all).
+    pub fn allowed_origins(&self) -> &[String] {
+        &self.allowed_origins
+    }
+
+    /// Cap on open WebSocket connections, whole server.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// Cap on open WebSocket connections per client address.
+    pub fn max_connections_per_ip(&self) -> usize {
+        self.max_connections_per_ip
+    }
+
+    /// Cap on open TCP connections, whole server.
+    pub fn max_tcp_connections(&self) -> usize {
+        self.front_door.max_connections
+    }
+
+    /// Cap on open TCP connections per client address.
+    pub fn max_tcp_connections_per_ip(&self) -> usize {
+        self.front_door.max_connections_per_ip
+    }
+
+    /// Time an HTTP client has to send a complete request head.
+    pub fn http_header_timeout(&self) -> Duration {
+        self.front_door.header_read_timeout
+    }
+
+    /// Time an HTTP connection may go without a byte moving before it is closed.
+    pub fn http_idle_timeout(&self) -> Duration {
+        self.front_door.idle_timeout
+    }
+
+    /// Largest HTTP request head, in bytes.
+    pub fn max_request_head(&self) -> usize {
+        self.front_door.max_request_head
+    }
+
+    /// Cap on live matches.
+    pub fn max_matches(&self) -> usize {
+        self.max_matches
+    }
+
+    /// Player limit of named rooms and default for created matches.
+    pub fn max_players(&self) -> u8 {
+        self.max_players
+    }
+
+    /// Largest WebSocket message accepted from a client, in bytes.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// Largest metadata object, in bytes.
+    pub fn max_meta_size(&self) -> usize {
+        self.max_meta_size
+    }
+
+    /// Silence after which a client is disconnected.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Lifetime of each relay ticket.
+    pub fn ticket_ttl(&self) -> Duration {
+        self.ticket_ttl
+    }
+
+    /// Time a created match waits for its first player.
+    pub fn unjoined_match_ttl(&self) -> Duration {
+        self.unjoined_match_ttl
+    }
+
+    /// Sustained messages per second per connection.
+    pub fn messages_per_second(&self) -> u32 {
+        self.messages_per_second
+    }
+
+    /// Messages a connection may send at once above its rate.
+    pub fn message_burst(&self) -> u32 {
+        self.message_burst
+    }
+
+    /// The configured outbound queue length in frames (0: sized automatically).
+    pub fn outbound_queue(&self) -> usize {
+        self.outbound_queue
+    }
+
+    /// WebSocket read buffer per connection, in bytes.
+    pub fn read_buffer_size(&self) -> usize {
+        self.read_buffer_size
+    }
+
+    /// Sustained `POST /matches` per second per client address.
+    pub fn create_rate_per_ip(&self) -> u32 {
+        self.create_rate_per_ip
+    }
+
+    /// `POST /matches` a client address may make at once.
+    pub fn create_burst_per_ip(&self) -> u32 {
+        self.create_burst_per_ip
+    }
+
+    /// Live matches one client address may have created at once.
+    pub fn max_created_matches_per_ip(&self) -> usize {
+        self.max_created_matches_per_ip
+    }
+
+    /// Sustained WebSocket joins per second per client address.
+    pub fn join_rate_per_ip(&self) -> u32 {
+        self.join_rate_per_ip
+    }
+
+    /// WebSocket joins a client address may make at once.
+    pub fn join_burst_per_ip(&self) -> u32 {
+        self.join_burst_per_ip
+    }
+
+    /// Sustained joins per second into one match.
+    pub fn match_join_rate(&self) -> u32 {
+        self.match_join_rate
+    }
+
+    /// Joins into one match at once.
+    pub fn match_join_burst(&self) -> u32 {
+        self.match_join_burst
+    }
+
+    /// Sustained `Signal`s per second from one member to one other member.
+    pub fn signal_rate(&self) -> u32 {
+        self.signal_rate
+    }
+
+    /// `Signal`s from one member to one other member at once.
+    pub fn signal_burst(&self) -> u32 {
+        self.signal_burst
+    }
+
+    /// Sustained signal bytes per second from one member to one other member.
+    pub fn signal_byte_rate(&self) -> u32 {
+        self.signal_byte_rate
+    }
+
+    /// Signal bytes from one member to one other member at once.
+    pub fn signal_byte_burst(&self) -> u32 {
+        self.signal_byte_burst
+    }
+
+    /// Sustained metadata changes per second per member.
+    pub fn meta_rate(&self) -> u32 {
+        self.meta_rate
+    }
+
+    /// Metadata changes a member may make at once.
+    pub fn meta_burst(&self) -> u32 {
+        self.meta_burst
+    }
+
+    /// Client addresses each per-address rate limit remembers at once.
+    pub fn max_tracked_addresses(&self) -> usize {
+        self.max_tracked_addresses
+    }
+
+    /// The STUN responder's reply limits.
+    pub fn stun_limits(&self) -> StunLimits {
+        self.stun_limits
+    }
+
+    /// Checks the settings that must fit together: the TCP caps at least the WebSocket caps
+    /// (and the per-address TCP cap at most the total), the signal byte burst at least the
+    /// largest message, and a fixed outbound queue at least what the other limits can fill.
+    /// [`crate::run`] calls it first; the error names the flag to change.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.front_door
+            .check_websocket_caps(self.max_connections, self.max_connections_per_ip)?;
         if (self.signal_byte_burst as usize) < self.max_message_size {
-            return bad("signal_byte_burst must be at least max_message_size, or large signals could never be delivered");
+            return Err(ConfigError::Invalid {
+                setting: "signal-byte-burst",
+                problem: format!(
+                    "({}) must be at least --max-message-size ({}), or large signals could \
+                     never be delivered",
+                    self.signal_byte_burst, self.max_message_size
+                ),
+            });
         }
-        if self.outbound_queue != 0 && self.outbound_queue < self.receiver_load().queue_frames {
-            return bad("outbound_queue must be 0 (sized automatically) or at least receiver_load().queue_frames, so that senders within their limits cannot overflow it");
-        }
-        if self.idle_timeout.is_zero() || self.ticket_ttl.is_zero() {
-            return bad("idle_timeout and ticket_ttl must be positive");
+        let needed = self.receiver_load().queue_frames;
+        if self.outbound_queue != 0 && self.outbound_queue < needed {
+            return Err(ConfigError::Invalid {
+                setting: "outbound-queue",
+                problem: format!(
+                    "({}) must be 0 (sized automatically) or at least {needed} \
+                     (receiver_load().queue_frames), so that senders within their limits \
+                     cannot overflow it",
+                    self.outbound_queue
+                ),
+            });
         }
         Ok(())
+    }
+
+    /// The front door's limits, as the server kit takes them.
+    pub(crate) fn front_door(&self) -> ricochet_server_kit::FrontDoorConfig {
+        self.front_door.clone()
     }
 
     /// What each member's outbound queue holds at most and what a member must read, from these
@@ -433,100 +908,64 @@ pub fn random_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The HTTP/TCP front door: what a connection may cost before it is a WebSocket.
-impl Config {
-    /// Checks the front door's limits: timeouts positive, the head cap within 8 KiB..=1 MiB, the
-    /// TCP caps at least their WebSocket counterparts (or those caps' 503/429 answers could never
-    /// be given) and the per-address TCP cap at most the total.
-    fn validate_front_door(&self) -> Result<(), Error> {
-        let bad = |what: &'static str| Err(Error::InvalidConfig(what));
-        if self.http_header_timeout.is_zero() || self.http_idle_timeout.is_zero() {
-            return bad("http_header_timeout and http_idle_timeout must be positive");
-        }
-        if !(ricochet_server_kit::MIN_MAX_REQUEST_HEAD..=ricochet_server_kit::MAX_MAX_REQUEST_HEAD)
-            .contains(&self.max_request_head)
-        {
-            return bad("max_request_head must be 8192..=1048576 bytes");
-        }
-        if self.max_tcp_connections < self.max_connections {
-            return bad("max_tcp_connections must be at least max_connections");
-        }
-        if self.max_tcp_connections_per_ip < self.max_connections_per_ip {
-            return bad("max_tcp_connections_per_ip must be at least max_connections_per_ip");
-        }
-        if self.max_tcp_connections_per_ip > self.max_tcp_connections {
-            return bad("max_tcp_connections_per_ip must be at most max_tcp_connections");
-        }
-        Ok(())
-    }
-
-    /// The front door's limits, as the server kit takes them.
-    pub(crate) fn front_door(&self) -> ricochet_server_kit::FrontDoorConfig {
-        ricochet_server_kit::FrontDoorConfig {
-            header_read_timeout: self.http_header_timeout,
-            idle_timeout: self.http_idle_timeout,
-            max_request_head: self.max_request_head,
-            max_connections: self.max_tcp_connections,
-            max_connections_per_ip: self.max_tcp_connections_per_ip,
-            shutdown_grace: HTTP_SHUTDOWN_GRACE,
-        }
-    }
-}
-
 #[cfg(test)]
 mod rate_limit_tests {
     use super::*;
 
+    /// A setter call to try.
+    type Setter = fn(&mut Config) -> Result<&mut Config, ConfigError>;
+
     #[test]
     fn the_default_receiver_load_is_what_the_protocol_docs_say() {
-        let load = Config::default().receiver_load();
+        let load = Config::for_tests().receiver_load();
         // docs/PROTOCOL.md, section 1.2, quotes these.
         assert_eq!(load.queue_frames, 1373);
         assert_eq!(load.queue_bytes, 1_326_720);
         assert_eq!(load.frames_per_sec, 535.0);
         assert_eq!(load.bytes_per_sec, 514_400.0);
-        let with_url = Config {
-            relay_url: Some("wss://relay.example".into()),
-            ..Config::default()
-        };
+        let mut with_url = Config::for_tests();
+        with_url.set_relay_url(Some("wss://relay.example")).unwrap();
         assert_eq!(with_url.receiver_load().queue_bytes, 1_326_720 + 19);
-        assert_eq!(Config::default().outbound_queue_frames(), 1373);
+        assert_eq!(Config::for_tests().outbound_queue_frames(), 1373);
     }
 
     #[test]
     fn rate_limits_are_validated() {
-        assert!(Config::default().validate().is_ok());
-        let zeroed: [fn(&mut Config); 14] = [
-            |c| c.create_rate_per_ip = 0,
-            |c| c.create_burst_per_ip = 0,
-            |c| c.join_rate_per_ip = 0,
-            |c| c.join_burst_per_ip = 0,
-            |c| c.match_join_rate = 0,
-            |c| c.match_join_burst = 0,
-            |c| c.signal_rate = 0,
-            |c| c.signal_burst = 0,
-            |c| c.signal_byte_rate = 0,
-            |c| c.signal_byte_burst = 0,
-            |c| c.meta_rate = 0,
-            |c| c.meta_burst = 0,
-            |c| c.max_created_matches_per_ip = 0,
-            |c| c.max_tracked_addresses = 0,
+        assert!(Config::for_tests().validate().is_ok());
+        let zeroed: [(Setter, &str); 14] = [
+            (|c| c.set_create_rate_per_ip(0, 1), "create-rate-per-ip"),
+            (|c| c.set_create_rate_per_ip(1, 0), "create-burst-per-ip"),
+            (|c| c.set_join_rate_per_ip(0, 1), "join-rate-per-ip"),
+            (|c| c.set_join_rate_per_ip(1, 0), "join-burst-per-ip"),
+            (|c| c.set_match_join_rate(0, 1), "match-join-rate"),
+            (|c| c.set_match_join_rate(1, 0), "match-join-burst"),
+            (|c| c.set_signal_rate(0, 1), "signal-rate"),
+            (|c| c.set_signal_rate(1, 0), "signal-burst"),
+            (|c| c.set_signal_byte_rate(0, 1), "signal-byte-rate"),
+            (|c| c.set_signal_byte_rate(1, 0), "signal-byte-burst"),
+            (|c| c.set_meta_rate(0, 1), "meta-rate"),
+            (|c| c.set_meta_rate(1, 0), "meta-burst"),
+            (
+                |c| c.set_max_created_matches_per_ip(0),
+                "max-created-matches-per-ip",
+            ),
+            (|c| c.set_max_tracked_addresses(0), "max-tracked-addresses"),
         ];
-        for (i, zero) in zeroed.iter().enumerate() {
-            let mut c = Config::default();
-            zero(&mut c);
-            assert!(c.validate().is_err(), "setting {i} to 0 was accepted");
+        for (zero, flag) in zeroed {
+            let mut c = Config::for_tests();
+            let e = zero(&mut c).map(|_| ()).unwrap_err();
+            assert_eq!(e, ConfigError::Zero { setting: flag });
+            assert_eq!(e.to_string(), format!("--{flag} must be greater than zero"));
         }
-        let c = Config {
-            signal_byte_burst: 4096,
-            ..Config::default()
-        };
-        assert!(
-            c.validate().is_err(),
-            "a byte budget below the message size"
+        let mut c = Config::for_tests();
+        c.set_signal_byte_rate(8192, 4096).unwrap();
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "--signal-byte-burst (4096) must be at least --max-message-size (8192), or large \
+             signals could never be delivered"
         );
         // The queue: automatic, or at least what the budgets need.
-        let needed = Config::default().receiver_load().queue_frames;
+        let needed = Config::for_tests().receiver_load().queue_frames;
         for (queue, ok) in [
             (0, true),
             (needed, true),
@@ -534,18 +973,160 @@ mod rate_limit_tests {
             (needed - 1, false),
             (256, false),
         ] {
-            let c = Config {
-                outbound_queue: queue,
-                ..Config::default()
-            };
-            assert_eq!(c.validate().is_ok(), ok, "outbound_queue {queue}");
+            let mut c = Config::for_tests();
+            c.set_outbound_queue(queue);
+            let r = c.validate();
+            assert_eq!(r.is_ok(), ok, "outbound_queue {queue}");
+            if let Err(e) = r {
+                assert_eq!(e.setting(), "outbound-queue");
+            }
         }
         // Raising a budget raises the automatic queue with it.
-        let c = Config {
-            signal_burst: 64,
-            ..Config::default()
-        };
+        let mut c = Config::for_tests();
+        c.set_signal_rate(DEFAULT_SIGNAL_RATE, 64).unwrap();
         assert!(c.validate().is_ok());
         assert_eq!(c.outbound_queue_frames(), needed + 35 * 32);
+    }
+
+    /// Each setter refuses what it cannot use, naming the flag, and keeps the value in force.
+    #[test]
+    fn setters_refuse_unusable_values_naming_the_flag() {
+        assert_eq!(
+            Config::new(b"short".to_vec()).unwrap_err().to_string(),
+            "--secret must be at least 16 bytes"
+        );
+        let checks: [(Setter, &str); 19] = [
+            (|c| c.set_secret(b"0123456789".to_vec()), "--secret must be at least 16 bytes"),
+            (
+                |c| c.set_relay_url(Some("http://relay.example/")),
+                "--relay-url must be a ws:// or wss:// URL with a host, got \"http://relay.example/\"",
+            ),
+            (
+                |c| c.set_relay_url(Some("wss://")),
+                "--relay-url must be a ws:// or wss:// URL with a host, got \"wss://\"",
+            ),
+            (|c| c.set_max_connections(0), "--max-connections must be greater than zero"),
+            (
+                |c| c.set_max_connections_per_ip(0),
+                "--max-connections-per-ip must be greater than zero",
+            ),
+            (
+                |c| c.set_max_tcp_connections(0),
+                "--max-tcp-connections must be greater than zero",
+            ),
+            (
+                |c| c.set_max_tcp_connections_per_ip(0),
+                "--max-tcp-connections-per-ip must be greater than zero",
+            ),
+            (
+                |c| c.set_http_header_timeout(Duration::ZERO),
+                "--http-header-timeout-secs must be greater than zero",
+            ),
+            (
+                |c| c.set_http_idle_timeout(Duration::ZERO),
+                "--http-idle-timeout-secs must be greater than zero",
+            ),
+            (
+                |c| c.set_max_request_head(4 << 20),
+                "--max-request-head must be in 8192..=1048576, got 4194304",
+            ),
+            (|c| c.set_max_matches(0), "--max-matches must be greater than zero"),
+            (|c| c.set_max_players(17), "--max-players must be in 2..=16, got 17"),
+            (
+                |c| c.set_max_message_size(255),
+                "--max-message-size must be at least 256, got 255",
+            ),
+            (
+                |c| c.set_idle_timeout(Duration::ZERO),
+                "--idle-timeout-secs must be greater than zero",
+            ),
+            (
+                |c| c.set_ticket_ttl(Duration::from_millis(999)),
+                "--ticket-ttl-secs must be at least 1 second, got 999ms",
+            ),
+            (
+                |c| c.set_message_rate(0, 5),
+                "--messages-per-second must be greater than zero",
+            ),
+            (|c| c.set_meta_rate(1, 0), "--meta-burst must be greater than zero"),
+            (
+                |c| c.set_read_buffer_size(10),
+                "--read-buffer-size must be at least 256, got 10",
+            ),
+            (
+                |c| {
+                    c.set_stun_limits(crate::stun::StunLimits {
+                        max_sources: 0,
+                        ..Default::default()
+                    })
+                },
+                "--stun-max-sources must be greater than zero",
+            ),
+        ];
+        let mut c = Config::for_tests();
+        for (set, message) in checks {
+            let e = set(&mut c).map(|_| ()).unwrap_err();
+            assert_eq!(e.to_string(), message);
+            assert!(message.starts_with(&format!("--{} ", e.setting())));
+        }
+        // Nothing refused was applied.
+        let d = Config::for_tests();
+        assert_eq!(c.secret, d.secret);
+        assert_eq!(
+            (
+                c.relay_url(),
+                c.max_players(),
+                c.ticket_ttl(),
+                c.max_request_head()
+            ),
+            (None, d.max_players(), d.ticket_ttl(), d.max_request_head())
+        );
+        assert_eq!(
+            (c.meta_rate(), c.meta_burst()),
+            (d.meta_rate(), d.meta_burst())
+        );
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn setters_apply_and_getters_read_back() {
+        let mut c = Config::for_tests();
+        c.set_relay_url(Some("ws://127.0.0.1:3537/"))
+            .unwrap()
+            .set_static_dir(Some("/srv/www"))
+            .set_allowed_origins(["https://game.example"])
+            .set_max_connections(100)
+            .unwrap()
+            .set_max_connections_per_ip(10)
+            .unwrap()
+            .set_max_players(4)
+            .unwrap()
+            .set_ticket_ttl(Duration::from_secs(30))
+            .unwrap()
+            .set_message_rate(10, 20)
+            .unwrap()
+            .set_signal_rate(3, 6)
+            .unwrap();
+        assert_eq!(c.relay_url(), Some("ws://127.0.0.1:3537/"));
+        assert_eq!(c.static_dir(), Some(std::path::Path::new("/srv/www")));
+        assert_eq!(c.allowed_origins(), ["https://game.example".to_string()]);
+        assert_eq!((c.max_connections(), c.max_connections_per_ip()), (100, 10));
+        assert_eq!(
+            (c.max_players(), c.ticket_ttl()),
+            (4, Duration::from_secs(30))
+        );
+        assert_eq!((c.messages_per_second(), c.message_burst()), (10, 20));
+        assert_eq!((c.signal_rate(), c.signal_burst()), (3, 6));
+        c.set_relay_url(None::<String>)
+            .unwrap()
+            .set_static_dir(None::<&str>);
+        assert_eq!((c.relay_url(), c.static_dir()), (None, None));
+        assert!(c.validate().is_ok());
+        // The TCP caps must cover the WebSocket caps.
+        c.set_max_tcp_connections(50).unwrap();
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "--max-tcp-connections (50) must be at least --max-connections (100)"
+        );
     }
 }

@@ -12,20 +12,18 @@
 //! | `GET /{room}` without upgrade | static file `room` if `--static` is set, else `426` |
 //! | `POST /matches` | creates a match, `201` with its ID (rate and share limited per address) |
 //! | `GET /matches?limit=N&after=ID&open=true` | one page of public matches and their player counts, with a cursor to the next |
-//! | `GET /health` | `200` |
+//! | `GET /health` | `200`, `ok` |
 //! | `GET /metrics` | Prometheus (OpenMetrics text) metrics |
 //! | anything else | static files if configured, else `404` |
 //!
 //! # Running
-//! The server is a library; the `ricochet-signaling` binary only parses flags and calls [`run`].
+//! The server is a library; the `ricochet-signaling` binary only parses flags and calls [`run`],
+//! the one entry point, shaped like `ricochet_relay::run`.
 //! ```no_run
 //! # async fn demo() -> Result<(), ricochet_signaling::Error> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3536").await?;
-//! let config = ricochet_signaling::Config {
-//!     relay_url: Some("ws://127.0.0.1:3537".into()),
-//!     secret: b"a secret shared with the relay".to_vec(),
-//!     ..Default::default()
-//! };
+//! let mut config = ricochet_signaling::Config::new(b"a secret shared with the relay".to_vec())?;
+//! config.set_relay_url(Some("ws://127.0.0.1:3537/"))?;
 //! ricochet_signaling::run(listener, config, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
@@ -33,9 +31,9 @@
 //! # }
 //! ```
 //!
-//! With `--stun-addr` (or [`run_with_stun`]) the same process also answers STUN Binding
-//! requests on a UDP port (see [`stun`]), so peers behind NAT learn their server-reflexive
-//! address from the server they already use.
+//! Given a UDP socket as well ([`Listeners::with_stun`]; `--stun-addr` on the binary), the same
+//! process also answers STUN Binding requests on it (see [`stun`]), so peers behind NAT learn
+//! their server-reflexive address from the server they already use.
 //!
 //! [matchbox]: https://github.com/johanhelsing/matchbox
 #![forbid(unsafe_code)]
@@ -51,41 +49,64 @@ pub mod stun;
 use std::future::Future;
 
 pub use config::*;
-pub use server::run;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A configuration value is unusable; the text says which.
+    /// The settings do not fit together ([`Config::validate`]); the error names the flag to
+    /// change.
     #[error("invalid configuration: {0}")]
-    InvalidConfig(&'static str),
+    Config(#[from] ConfigError),
     /// Accepting or serving connections failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Convenience for binaries and tests: binds `addr` and runs until `shutdown` completes.
-pub async fn bind_and_run(
-    addr: std::net::SocketAddr,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    run(listener, config, shutdown).await
+/// The sockets [`run`] serves: the TCP listener for HTTP and WebSockets, and optionally a UDP
+/// socket for the STUN responder. A bare `TcpListener` converts into one without STUN, so
+/// `run(listener, config, shutdown)` reads as the relay's `run` does.
+#[derive(Debug)]
+pub struct Listeners {
+    http: tokio::net::TcpListener,
+    stun: Option<tokio::net::UdpSocket>,
 }
 
-/// [`run`], plus the STUN responder on `stun` when given ([`stun::serve`] under `stun_limits`,
-/// counting into `stats`): both stop when `shutdown` completes, or when signaling stops on its
-/// own (an error).
-pub async fn run_with_stun(
-    listener: tokio::net::TcpListener,
-    stun: Option<tokio::net::UdpSocket>,
-    stun_limits: stun::StunLimits,
-    stats: stun::StunStats,
+impl Listeners {
+    /// HTTP and WebSockets on `http`, no STUN.
+    pub fn new(http: tokio::net::TcpListener) -> Self {
+        Listeners { http, stun: None }
+    }
+
+    /// Also answers STUN Binding requests on `socket`, under [`Config::set_stun_limits`].
+    pub fn with_stun(mut self, socket: tokio::net::UdpSocket) -> Self {
+        self.stun = Some(socket);
+        self
+    }
+}
+
+impl From<tokio::net::TcpListener> for Listeners {
+    fn from(http: tokio::net::TcpListener) -> Self {
+        Listeners::new(http)
+    }
+}
+
+/// Serves signaling on `listeners` until `shutdown` completes, then closes every WebSocket
+/// (close code 1001) and returns once all connections are gone; with a STUN socket
+/// ([`Listeners::with_stun`]), the STUN responder runs beside it under
+/// [`Config::stun_limits`], its counts in `/metrics`, and stops with it.
+///
+/// Settings that do not fit together ([`Config::validate`]) are refused with
+/// [`Error::Config`] before anything is served (the sockets are closed on return).
+pub async fn run(
+    listeners: impl Into<Listeners>,
     config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let Listeners { http, stun } = listeners.into();
+    config.validate()?;
+    let stun_limits = config.stun_limits();
+    let stats = stun::StunStats::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let exported = stun.is_some().then(|| stats.clone());
     let responder = stun.map(|socket| {
@@ -95,7 +116,7 @@ pub async fn run_with_stun(
             let _ = stop.wait_for(|stopped| *stopped).await;
         }))
     });
-    let result = server::serve(listener, config, exported.as_ref(), async move {
+    let result = server::serve(http, config, exported.as_ref(), async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     })

@@ -1,4 +1,10 @@
 //! `ricochet-signaling`: runs the Ricochet signaling server (see the library docs for routes).
+//!
+//! Every flag can also be set from an environment variable prefixed `RICOCHET_SIGNALING_`
+//! (`--max-connections` from `RICOCHET_SIGNALING_MAX_CONNECTIONS`), so that one environment can
+//! configure both servers without one's address or limits reaching the other; the ticket
+//! secret is the one shared variable, `RICOCHET_SECRET`, since both servers must hold the
+//! same secret.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,7 +12,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use ricochet_signaling::{Config, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP};
-use tracing_subscriber::EnvFilter;
 
 /// Ricochet signaling server: matchbox-compatible signaling with matches, presence and relay
 /// tickets.
@@ -14,25 +19,34 @@ use tracing_subscriber::EnvFilter;
 #[command(version, about)]
 struct Args {
     /// Address to listen on.
-    #[arg(long, env = "RICOCHET_ADDR", default_value = "127.0.0.1:3536")]
+    #[arg(
+        long,
+        env = "RICOCHET_SIGNALING_ADDR",
+        default_value = "127.0.0.1:3536"
+    )]
     addr: SocketAddr,
     /// WebSocket URL of the relay, handed to members with their tickets.
-    #[arg(long, env = "RICOCHET_RELAY_URL")]
+    #[arg(long, env = "RICOCHET_SIGNALING_RELAY_URL")]
     relay_url: Option<String>,
     /// Secret shared with the relay for signing tickets (at least 16 bytes); random if unset.
+    /// The one variable both servers read.
     #[arg(long, env = "RICOCHET_SECRET", hide_env_values = true)]
     secret: Option<String>,
     /// Directory of static files to serve (e.g. the browser example).
-    #[arg(long = "static", env = "RICOCHET_STATIC")]
+    #[arg(long = "static", env = "RICOCHET_SIGNALING_STATIC")]
     static_dir: Option<PathBuf>,
     /// Allowed WebSocket `Origin`s, comma-separated; empty allows all.
-    #[arg(long, env = "RICOCHET_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "RICOCHET_SIGNALING_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     allowed_origins: Vec<String>,
     /// Maximum open WebSocket connections.
-    #[arg(long, env = "RICOCHET_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "RICOCHET_SIGNALING_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Maximum open WebSocket connections per client IP.
-    #[arg(long, env = "RICOCHET_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    #[arg(long, env = "RICOCHET_SIGNALING_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
     max_connections_per_ip: usize,
     /// Maximum open TCP connections, HTTP and WebSocket (at least --max-connections).
     #[arg(long, env = "RICOCHET_SIGNALING_MAX_TCP_CONNECTIONS", default_value_t = ricochet_signaling::DEFAULT_MAX_TCP_CONNECTIONS)]
@@ -50,22 +64,22 @@ struct Args {
     #[arg(long, env = "RICOCHET_SIGNALING_MAX_REQUEST_HEAD", default_value_t = ricochet_signaling::DEFAULT_MAX_REQUEST_HEAD)]
     max_request_head: usize,
     /// Largest message accepted from a client, bytes.
-    #[arg(long, env = "RICOCHET_MAX_MESSAGE_SIZE", default_value_t = ricochet_signaling::DEFAULT_MAX_MESSAGE_SIZE)]
+    #[arg(long, env = "RICOCHET_SIGNALING_MAX_MESSAGE_SIZE", default_value_t = ricochet_signaling::DEFAULT_MAX_MESSAGE_SIZE)]
     max_message_size: usize,
     /// Disconnect a client silent for this many seconds.
-    #[arg(long, env = "RICOCHET_IDLE_TIMEOUT_SECS", default_value_t = ricochet_signaling::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    #[arg(long, env = "RICOCHET_SIGNALING_IDLE_TIMEOUT_SECS", default_value_t = ricochet_signaling::DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout_secs: u64,
     /// Lifetime of relay tickets, seconds.
-    #[arg(long, env = "RICOCHET_TICKET_TTL_SECS", default_value_t = ricochet_signaling::DEFAULT_TICKET_TTL.as_secs())]
+    #[arg(long, env = "RICOCHET_SIGNALING_TICKET_TTL_SECS", default_value_t = ricochet_signaling::DEFAULT_TICKET_TTL.as_secs())]
     ticket_ttl_secs: u64,
     /// Player limit of named rooms and default for created matches (2..=16).
-    #[arg(long, env = "RICOCHET_MAX_PLAYERS", default_value_t = ricochet_signaling::DEFAULT_MAX_PLAYERS)]
+    #[arg(long, env = "RICOCHET_SIGNALING_MAX_PLAYERS", default_value_t = ricochet_signaling::DEFAULT_MAX_PLAYERS)]
     max_players: u8,
     /// Maximum live matches.
-    #[arg(long, env = "RICOCHET_MAX_MATCHES", default_value_t = ricochet_signaling::DEFAULT_MAX_MATCHES)]
+    #[arg(long, env = "RICOCHET_SIGNALING_MAX_MATCHES", default_value_t = ricochet_signaling::DEFAULT_MAX_MATCHES)]
     max_matches: usize,
     /// Also answer STUN Binding requests on this UDP address (e.g. `0.0.0.0:3478`).
-    #[arg(long, env = "RICOCHET_STUN_ADDR")]
+    #[arg(long, env = "RICOCHET_SIGNALING_STUN_ADDR")]
     stun_addr: Option<SocketAddr>,
     /// STUN replies per second to one source (IPv4 address or IPv6 /64); 0 = no limit.
     #[arg(long, env = "RICOCHET_SIGNALING_STUN_PER_SOURCE_PER_SECOND", default_value_t = ricochet_signaling::stun::DEFAULT_PER_SOURCE_PER_SECOND)]
@@ -80,10 +94,10 @@ struct Args {
     #[arg(long, env = "RICOCHET_SIGNALING_STUN_MAX_SOURCES", default_value_t = ricochet_signaling::stun::DEFAULT_MAX_SOURCES)]
     stun_max_sources: usize,
     /// Sustained messages per second per client; beyond the burst the client is disconnected.
-    #[arg(long, env = "RICOCHET_MESSAGES_PER_SECOND", default_value_t = ricochet_signaling::DEFAULT_MESSAGES_PER_SECOND)]
+    #[arg(long, env = "RICOCHET_SIGNALING_MESSAGES_PER_SECOND", default_value_t = ricochet_signaling::DEFAULT_MESSAGES_PER_SECOND)]
     messages_per_second: u32,
     /// Messages a client may send at once above the sustained rate.
-    #[arg(long, env = "RICOCHET_MESSAGE_BURST", default_value_t = ricochet_signaling::DEFAULT_MESSAGE_BURST)]
+    #[arg(long, env = "RICOCHET_SIGNALING_MESSAGE_BURST", default_value_t = ricochet_signaling::DEFAULT_MESSAGE_BURST)]
     message_burst: u32,
     /// `POST /matches` per second per client address (IPv4 address or IPv6 /64); beyond the
     /// burst: 429 `create_rate_limited`.
@@ -132,60 +146,102 @@ struct Args {
     max_tracked_addresses: usize,
 }
 
+/// The environment variables this binary read before they were prefixed per binary, and
+/// what it reads instead (a warning names any that is still set).
+const RENAMED_ENV_VARS: &[(&str, &str)] = &[
+    ("RICOCHET_ADDR", "RICOCHET_SIGNALING_ADDR"),
+    ("RICOCHET_RELAY_URL", "RICOCHET_SIGNALING_RELAY_URL"),
+    ("RICOCHET_STATIC", "RICOCHET_SIGNALING_STATIC"),
+    (
+        "RICOCHET_ALLOWED_ORIGINS",
+        "RICOCHET_SIGNALING_ALLOWED_ORIGINS",
+    ),
+    (
+        "RICOCHET_MAX_CONNECTIONS",
+        "RICOCHET_SIGNALING_MAX_CONNECTIONS",
+    ),
+    (
+        "RICOCHET_MAX_CONNECTIONS_PER_IP",
+        "RICOCHET_SIGNALING_MAX_CONNECTIONS_PER_IP",
+    ),
+    (
+        "RICOCHET_MAX_MESSAGE_SIZE",
+        "RICOCHET_SIGNALING_MAX_MESSAGE_SIZE",
+    ),
+    (
+        "RICOCHET_IDLE_TIMEOUT_SECS",
+        "RICOCHET_SIGNALING_IDLE_TIMEOUT_SECS",
+    ),
+    (
+        "RICOCHET_TICKET_TTL_SECS",
+        "RICOCHET_SIGNALING_TICKET_TTL_SECS",
+    ),
+    ("RICOCHET_MAX_PLAYERS", "RICOCHET_SIGNALING_MAX_PLAYERS"),
+    ("RICOCHET_MAX_MATCHES", "RICOCHET_SIGNALING_MAX_MATCHES"),
+    ("RICOCHET_STUN_ADDR", "RICOCHET_SIGNALING_STUN_ADDR"),
+    (
+        "RICOCHET_MESSAGES_PER_SECOND",
+        "RICOCHET_SIGNALING_MESSAGES_PER_SECOND",
+    ),
+    ("RICOCHET_MESSAGE_BURST", "RICOCHET_SIGNALING_MESSAGE_BURST"),
+];
+
+impl Args {
+    /// The server's settings from the flags, with `secret`; an unusable value is refused
+    /// naming its flag.
+    fn config(&self, secret: Vec<u8>) -> Result<Config, ricochet_signaling::ConfigError> {
+        let mut config = Config::new(secret)?;
+        config
+            .set_relay_url(self.relay_url.clone())?
+            .set_static_dir(self.static_dir.clone())
+            .set_allowed_origins(self.allowed_origins.clone())
+            .set_max_connections(self.max_connections)?
+            .set_max_connections_per_ip(self.max_connections_per_ip)?
+            .set_max_tcp_connections(self.max_tcp_connections)?
+            .set_max_tcp_connections_per_ip(self.max_tcp_connections_per_ip)?
+            .set_http_header_timeout(Duration::from_secs(self.http_header_timeout_secs))?
+            .set_http_idle_timeout(Duration::from_secs(self.http_idle_timeout_secs))?
+            .set_max_request_head(self.max_request_head)?
+            .set_max_message_size(self.max_message_size)?
+            .set_idle_timeout(Duration::from_secs(self.idle_timeout_secs))?
+            .set_ticket_ttl(Duration::from_secs(self.ticket_ttl_secs))?
+            .set_max_players(self.max_players)?
+            .set_max_matches(self.max_matches)?
+            .set_message_rate(self.messages_per_second, self.message_burst)?
+            .set_create_rate_per_ip(self.create_rate_per_ip, self.create_burst_per_ip)?
+            .set_max_created_matches_per_ip(self.max_created_matches_per_ip)?
+            .set_join_rate_per_ip(self.join_rate_per_ip, self.join_burst_per_ip)?
+            .set_match_join_rate(self.match_join_rate, self.match_join_burst)?
+            .set_signal_rate(self.signal_rate, self.signal_burst)?
+            .set_signal_byte_rate(self.signal_byte_rate, self.signal_byte_burst)?
+            .set_meta_rate(self.meta_rate, self.meta_burst)?
+            .set_max_tracked_addresses(self.max_tracked_addresses)?
+            .set_stun_limits(ricochet_signaling::stun::StunLimits {
+                per_source_per_second: self.stun_per_source_per_second,
+                per_source_burst: self.stun_per_source_burst,
+                global_per_second: self.stun_global_per_second,
+                max_sources: self.stun_max_sources,
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    ricochet_server_kit::init_logging("info");
     let args = Args::parse();
-    let secret = match args.secret {
-        Some(s) => s.into_bytes(),
+    ricochet_server_kit::warn_renamed_env_vars(RENAMED_ENV_VARS);
+    let secret = match &args.secret {
+        Some(s) => s.clone().into_bytes(),
         None => {
             let s = ricochet_signaling::random_secret();
             tracing::warn!(secret = %s, "no --secret given: generated one; give the relay the same");
             s.into_bytes()
         }
     };
-    let config = Config {
-        relay_url: args.relay_url,
-        secret,
-        static_dir: args.static_dir,
-        allowed_origins: args.allowed_origins,
-        max_connections: args.max_connections,
-        max_connections_per_ip: args.max_connections_per_ip,
-        max_tcp_connections: args.max_tcp_connections,
-        max_tcp_connections_per_ip: args.max_tcp_connections_per_ip,
-        http_header_timeout: Duration::from_secs(args.http_header_timeout_secs),
-        http_idle_timeout: Duration::from_secs(args.http_idle_timeout_secs),
-        max_request_head: args.max_request_head,
-        max_message_size: args.max_message_size,
-        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-        ticket_ttl: Duration::from_secs(args.ticket_ttl_secs),
-        max_players: args.max_players,
-        max_matches: args.max_matches,
-        messages_per_second: args.messages_per_second,
-        message_burst: args.message_burst,
-        create_rate_per_ip: args.create_rate_per_ip,
-        create_burst_per_ip: args.create_burst_per_ip,
-        max_created_matches_per_ip: args.max_created_matches_per_ip,
-        join_rate_per_ip: args.join_rate_per_ip,
-        join_burst_per_ip: args.join_burst_per_ip,
-        match_join_rate: args.match_join_rate,
-        match_join_burst: args.match_join_burst,
-        signal_rate: args.signal_rate,
-        signal_burst: args.signal_burst,
-        signal_byte_rate: args.signal_byte_rate,
-        signal_byte_burst: args.signal_byte_burst,
-        meta_rate: args.meta_rate,
-        meta_burst: args.meta_burst,
-        max_tracked_addresses: args.max_tracked_addresses,
-        ..Config::default()
-    };
-    ricochet_server_kit::raise_and_log_open_file_limit(config.max_tcp_connections);
+    let config = args.config(secret)?;
+    ricochet_server_kit::raise_and_log_open_file_limit(config.max_tcp_connections());
     let stun = match args.stun_addr {
         Some(addr) => Some(
             tokio::net::UdpSocket::bind(addr)
@@ -195,17 +251,90 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     // After the STUN port, so that accepting connections means both are ready.
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    let stats = ricochet_signaling::stun::StunStats::default();
-    let stun_limits = ricochet_signaling::stun::StunLimits {
-        per_source_per_second: args.stun_per_source_per_second,
-        per_source_burst: args.stun_per_source_burst,
-        global_per_second: args.stun_global_per_second,
-        max_sources: args.stun_max_sources,
-    };
-    ricochet_signaling::run_with_stun(listener, stun, stun_limits, stats, config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    let mut listeners = ricochet_signaling::Listeners::new(listener);
+    if let Some(stun) = stun {
+        listeners = listeners.with_stun(stun);
+    }
+    ricochet_signaling::run(listeners, config, ricochet_server_kit::shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    /// Every flag's variable carries the binary's prefix, except the shared ticket secret.
+    #[test]
+    fn every_environment_variable_is_prefixed_for_this_binary() {
+        let command = Args::command();
+        let mut without = Vec::new();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            let Some(env) = arg.get_env() else {
+                without.push(id.to_string());
+                continue;
+            };
+            let env = env.to_str().unwrap();
+            assert!(
+                env == "RICOCHET_SECRET" || env.starts_with("RICOCHET_SIGNALING_"),
+                "--{id} reads {env}"
+            );
+        }
+        without.retain(|id| id != "help" && id != "version");
+        assert!(without.is_empty(), "flags without a variable: {without:?}");
+        for (old, new) in RENAMED_ENV_VARS {
+            assert!(
+                command
+                    .get_arguments()
+                    .any(|a| a.get_env().and_then(|e| e.to_str()) == Some(new)),
+                "{old} -> {new}: no flag reads {new}"
+            );
+        }
+    }
+
+    #[test]
+    fn flags_make_a_valid_config_and_bad_ones_name_the_flag() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ricochet-signaling"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+                .unwrap()
+                .config(b"a test secret of 16+ bytes".to_vec())
+        };
+        let config = parse(&["--max-players", "4", "--relay-url", "wss://relay.example/"]).unwrap();
+        assert_eq!(config.max_players(), 4);
+        assert_eq!(config.relay_url(), Some("wss://relay.example/"));
+        for (flags, says) in [
+            (
+                &["--max-players", "1"][..],
+                "--max-players must be in 2..=16, got 1",
+            ),
+            (
+                &["--ticket-ttl-secs", "0"],
+                "--ticket-ttl-secs must be at least 1 second, got 0ns",
+            ),
+            (
+                &["--meta-burst", "0"],
+                "--meta-burst must be greater than zero",
+            ),
+            (
+                &["--stun-max-sources", "0"],
+                "--stun-max-sources must be greater than zero",
+            ),
+            (
+                &["--relay-url", "relay.example:3537"],
+                "--relay-url must be a ws:// or wss:// URL with a host, got \"relay.example:3537\"",
+            ),
+            (
+                &["--max-tcp-connections-per-ip", "10"],
+                "--max-tcp-connections-per-ip (10) must be at least --max-connections-per-ip (64)",
+            ),
+        ] {
+            assert_eq!(parse(flags).unwrap_err().to_string(), says, "{flags:?}");
+        }
+    }
 }

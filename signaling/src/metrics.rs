@@ -1,6 +1,5 @@
 //! Prometheus metrics served at `/metrics`.
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -152,9 +151,6 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub(crate) fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        ricochet_server_kit::encode_metrics(&self.registry)
     }
 }

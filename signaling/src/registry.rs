@@ -21,7 +21,7 @@ use std::time::Instant;
 use axum::extract::ws::Utf8Bytes;
 use ricochet_protocol::signaling::{MatchId, Member, RelayGrant, ServerFrame, ServerMessage};
 use ricochet_protocol::{PeerId, Ticket, TicketClaims};
-use ricochet_server_kit::{RateMap, TokenBucket};
+use ricochet_server_kit::{AddressCounts, RateMap, SlotCaps, SlotRefusal, TokenBucket};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -306,7 +306,8 @@ pub(crate) struct Registry {
     matches: HashMap<MatchId, Match>,
     names: HashMap<String, MatchId>,
     filling: HashMap<(String, u8), MatchId>,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Open connections (members) in total and per address, under the WebSocket caps.
+    connections: AddressCounts,
     /// Public created matches in ID order, for listing pages (the only record of which
     /// matches are public).
     public: BTreeSet<MatchId>,
@@ -338,7 +339,7 @@ impl Registry {
             matches: HashMap::new(),
             names: HashMap::new(),
             filling: HashMap::new(),
-            per_ip: HashMap::new(),
+            connections: AddressCounts::default(),
             public: BTreeSet::new(),
             created_per_ip: HashMap::new(),
             limits,
@@ -500,12 +501,15 @@ impl Registry {
     /// Checks whether `target` could be joined right now, without joining (used to answer with
     /// an HTTP error before upgrading).
     pub(crate) fn check(&self, target: &Target, ip: IpAddr) -> Result<(), Refusal> {
-        if self.peers.len() >= self.limits.max_connections {
-            return Err(Refusal::ServerFull);
-        }
-        if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.limits.max_connections_per_ip {
-            return Err(Refusal::TooManyConnectionsFromIp);
-        }
+        let caps = SlotCaps {
+            total: self.limits.max_connections,
+            per_address: self.limits.max_connections_per_ip,
+        };
+        // The address's own share first, as the relay and the front door do.
+        self.connections.check(ip, caps).map_err(|why| match why {
+            SlotRefusal::PerAddress => Refusal::TooManyConnectionsFromIp,
+            SlotRefusal::Total => Refusal::ServerFull,
+        })?;
         let existing = match target {
             Target::Id(id) => Some(self.matches.get(id).ok_or(Refusal::UnknownMatch)?),
             Target::Name(name) => self.names.get(name).and_then(|id| self.matches.get(id)),
@@ -673,7 +677,7 @@ impl Registry {
                 signal_budgets: Vec::new(),
             },
         );
-        *self.per_ip.entry(ip).or_insert(0) += 1;
+        self.connections.add(ip);
         self.metrics.connections_total.inc();
         let new_peer = frame(ServerFrame::NewPeer(new_peer_id));
         let joined = ext(ServerMessage::PeerJoined(Member {
@@ -757,12 +761,7 @@ impl Registry {
         let Some(slot) = self.peers.remove(&peer) else {
             return cut;
         };
-        if let Some(n) = self.per_ip.get_mut(&slot.ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_ip.remove(&slot.ip);
-            }
-        }
+        self.connections.remove(slot.ip);
         let Some(m) = self.matches.get_mut(&slot.match_id) else {
             return cut;
         };
@@ -894,14 +893,13 @@ mod tests {
     /// A registry with small caps, 4-player rooms, the default rates and an
     /// `outbound_queue`-frame queue.
     fn registry(outbound_queue: usize) -> Registry {
-        with_config(
-            100,
-            Config {
-                outbound_queue,
-                max_players: 4,
-                ..Config::default()
-            },
-        )
+        with_config(100, {
+            let mut c = Config::for_tests();
+            c.set_outbound_queue(outbound_queue)
+                .set_max_players(4)
+                .unwrap();
+            c
+        })
     }
 
     /// A registry whose connection and match caps are all `max`, with the rest of `config`.
@@ -986,7 +984,8 @@ mod tests {
         assert_eq!(drain(&mut a.rx)[0], ServerFrame::PeerLeft(b.peer));
         assert!(drain(&mut a.rx).is_empty());
         r.leave(a.peer);
-        assert!(r.matches.is_empty() && r.names.is_empty() && r.per_ip.is_empty());
+        assert!(r.matches.is_empty() && r.names.is_empty() && r.connections.addresses() == 0);
+        assert_eq!(r.connections.total(), 0);
     }
 
     fn seat_of(r: &Registry, peer: PeerId) -> u8 {
@@ -1152,7 +1151,7 @@ mod tests {
     #[test]
     fn creations_are_limited_per_address_and_the_table_stays_open_to_others() {
         // Defaults: 2 per second per address, 10 at once, 32 live per address.
-        let mut r = with_config(1000, Config::default());
+        let mut r = with_config(1000, Config::for_tests());
         let t0 = Instant::now();
         let (a, b) = (ip(1), ip(2));
         let mut n = 0;
@@ -1211,7 +1210,7 @@ mod tests {
 
     #[test]
     fn the_server_match_cap_still_applies() {
-        let mut r = with_config(3, Config::default());
+        let mut r = with_config(3, Config::for_tests());
         let t0 = Instant::now();
         for n in 1..=3 {
             r.create(mid(n), true, 2, None, ip(n as u32), t0).unwrap();
@@ -1225,7 +1224,7 @@ mod tests {
     #[test]
     fn joins_are_limited_per_address_and_per_match() {
         // Defaults: 5 joins per second per address (20 at once), 10 per second per match (20).
-        let mut r = with_config(1000, Config::default());
+        let mut r = with_config(1000, Config::for_tests());
         let t0 = Instant::now();
         let mut n = 0;
         let mut fresh = || {
@@ -1287,7 +1286,7 @@ mod tests {
             max_created_matches_per_ip: 1_000_000,
             join_rate_per_ip: 1_000_000,
             join_burst_per_ip: 1_000_000,
-            ..Config::default()
+            ..Config::for_tests()
         };
         let mut r = with_config(10_000, config);
         let t0 = Instant::now();
@@ -1353,7 +1352,7 @@ mod tests {
         // The default limits, in a 16-player room, with a long relay URL.
         let config = Config {
             relay_url: Some(format!("wss://{}.example:3537/relay", "r".repeat(100))),
-            ..Config::default()
+            ..Config::for_tests()
         };
         let load = config.receiver_load();
         let mut r = with_config(1000, config.clone());

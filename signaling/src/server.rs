@@ -1,4 +1,5 @@
-//! HTTP side: routes, the checks made before a WebSocket upgrade, and [`run`].
+//! HTTP side: routes, the checks made before a WebSocket upgrade, and [`serve`] (what
+//! [`crate::run`] runs).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -69,23 +70,14 @@ pub(crate) fn now_unix_ms() -> u64 {
 }
 
 /// Serves signaling on `listener` until `shutdown` completes, then closes every WebSocket
-/// (close code 1001) and returns once all connections are gone.
-pub async fn run(
-    listener: tokio::net::TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    serve(listener, config, None, shutdown).await
-}
-
-/// [`run`], with a STUN responder's counters in `/metrics`.
+/// (close code 1001) and returns once all connections are gone; a STUN responder's counters,
+/// if any, go into `/metrics`. `config` has passed [`Config::validate`].
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     config: Config,
     stun: Option<&crate::stun::StunStats>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    config.validate()?;
     let metrics = Arc::new(Metrics::new(stun));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let limits = Limits {
@@ -134,8 +126,7 @@ pub(crate) async fn serve(
     // address, header and idle timeouts, request head size) and sets TCP_NODELAY: signaling is
     // many small frames written back to back (IdAssigned, welcome, ticket; NewPeer,
     // peer_joined), which Nagle would hold for the client's delayed ACK.
-    let door = ricochet_server_kit::FrontDoor::new(shared.config.front_door())
-        .map_err(|_| Error::InvalidConfig("HTTP front door limits are invalid"))?;
+    let door = ricochet_server_kit::FrontDoor::new(shared.config.front_door())?;
     door.serve(
         listener,
         move |addr: SocketAddr| {
@@ -261,15 +252,15 @@ fn retry_later(mut response: Response) -> Response {
     response
 }
 
-async fn health() -> StatusCode {
-    StatusCode::OK
+async fn health() -> &'static str {
+    ricochet_server_kit::HEALTH_BODY
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ricochet_server_kit::OPENMETRICS_CONTENT_TYPE,
         )],
         shared.metrics.render(),
     )

@@ -97,7 +97,7 @@ async fn signals_never_cross_matches() {
 #[tokio::test]
 async fn oversize_messages_close_only_that_socket() {
     let mut cfg = config();
-    cfg.max_message_size = 4096;
+    cfg.set_max_message_size(4096).unwrap();
     let server = start(cfg).await;
     let (mut a1, mut a2, mut b1, mut b2) = two_matches(&server).await;
     // Just under the limit is fine.
@@ -167,8 +167,7 @@ async fn nobody_can_claim_another_peers_id() {
 #[tokio::test]
 async fn floods_disconnect_the_flooder_only() {
     let mut cfg = config();
-    cfg.messages_per_second = 20;
-    cfg.message_burst = 50;
+    cfg.set_message_rate(20, 50).unwrap();
     let server = start(cfg).await;
     let (mut a1, mut a2, mut b1, mut b2) = two_matches(&server).await;
     let mut sent = 0;

@@ -159,7 +159,7 @@ async fn churn_from_many_addresses_is_bounded_by_the_match_join_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_members_bursting_signals_at_a_reading_fifth_do_not_get_it_cut_off() {
     let cfg = config();
-    let (message_burst, signal_burst) = (cfg.message_burst as usize, cfg.signal_burst as usize);
+    let (message_burst, signal_burst) = (cfg.message_burst() as usize, cfg.signal_burst() as usize);
     let server = start(cfg).await;
     let mut receiver = join(&server.url("/burst")).await;
     welcome(&mut receiver.ws).await;

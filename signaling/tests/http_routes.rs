@@ -38,7 +38,7 @@ async fn health_and_metrics() {
 #[tokio::test]
 async fn static_files_do_not_shadow_rooms() {
     let mut cfg = config();
-    cfg.static_dir = Some(static_dir());
+    cfg.set_static_dir(Some(static_dir()));
     let server = start(cfg).await;
     let (status, body) = http(server.addr, "GET", "/", None).await;
     assert_eq!((status, body.as_str()), (200, "<h1>ricochet</h1>"));

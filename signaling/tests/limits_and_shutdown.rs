@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 #[tokio::test]
 async fn per_ip_and_total_connection_caps() {
     let mut cfg = config();
-    cfg.max_connections_per_ip = 2;
+    cfg.set_max_connections_per_ip(2).unwrap();
     let server = start(cfg).await;
     let a = join(&server.url("/capped")).await;
     let _b = join(&server.url("/other")).await;
@@ -26,7 +26,7 @@ async fn per_ip_and_total_connection_caps() {
     server.stop().await.unwrap();
 
     let mut cfg = config();
-    cfg.max_connections = 1;
+    cfg.set_max_connections(1).unwrap();
     let server = start(cfg).await;
     let _a = join(&server.url("/one")).await;
     let (status, body) = refused(&server.url("/two")).await;
@@ -37,7 +37,7 @@ async fn per_ip_and_total_connection_caps() {
 #[tokio::test]
 async fn origin_allowlist() {
     let mut cfg = config();
-    cfg.allowed_origins = vec!["https://game.example".into()];
+    cfg.set_allowed_origins(["https://game.example"]);
     let server = start(cfg).await;
     let mut req = server.url("/o").into_client_request().unwrap();
     req.headers_mut()
@@ -64,7 +64,7 @@ async fn origin_allowlist() {
 #[tokio::test]
 async fn silent_clients_time_out_but_keep_alive_counts() {
     let mut cfg = config();
-    cfg.idle_timeout = Duration::from_millis(600);
+    cfg.set_idle_timeout(Duration::from_millis(600)).unwrap();
     let server = start(cfg).await;
     let mut quiet = join(&server.url("/idle")).await;
     let mut chatty = join(&server.url("/idle2")).await;
@@ -101,14 +101,17 @@ async fn slow_readers_are_cut_off_without_slowing_others() {
     let mut cfg = config();
     // Budgets that refill at once, and an outbound queue sized from the smallest bursts: the
     // slow member's queue overflows as soon as its socket buffers are full.
-    cfg.messages_per_second = 1_000_000;
-    cfg.message_burst = 1_000_000;
-    cfg.signal_rate = 1_000_000;
-    cfg.signal_burst = 1;
-    cfg.signal_byte_rate = 1_000_000_000;
-    cfg.signal_byte_burst = cfg.max_message_size as u32;
-    cfg.match_join_burst = 2;
-    cfg.meta_burst = 1;
+    let message_size = cfg.max_message_size() as u32;
+    cfg.set_message_rate(1_000_000, 1_000_000)
+        .unwrap()
+        .set_signal_rate(1_000_000, 1)
+        .unwrap()
+        .set_signal_byte_rate(1_000_000_000, message_size)
+        .unwrap()
+        .set_match_join_rate(ricochet_signaling::DEFAULT_MATCH_JOIN_RATE, 2)
+        .unwrap()
+        .set_meta_rate(ricochet_signaling::DEFAULT_META_RATE, 1)
+        .unwrap();
     let server = start(cfg).await;
     let mut fast = join(&server.url("/slow")).await;
     welcome(&mut fast.ws).await;

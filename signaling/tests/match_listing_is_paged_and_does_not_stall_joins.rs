@@ -98,13 +98,16 @@ fn p99(mut samples: Vec<Duration>) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_public_matches_are_listed_in_bounded_pages_without_stalling_joins() {
     let mut cfg = config();
-    cfg.max_matches = MATCHES + 100;
-    cfg.create_rate_per_ip = 1_000_000;
-    cfg.create_burst_per_ip = 1_000_000;
-    cfg.max_created_matches_per_ip = 1_000_000;
-    cfg.join_rate_per_ip = 1_000_000;
-    cfg.join_burst_per_ip = 1_000_000;
-    cfg.unjoined_match_ttl = Duration::from_secs(600);
+    cfg.set_max_matches(MATCHES + 100)
+        .unwrap()
+        .set_create_rate_per_ip(1_000_000, 1_000_000)
+        .unwrap()
+        .set_max_created_matches_per_ip(1_000_000)
+        .unwrap()
+        .set_join_rate_per_ip(1_000_000, 1_000_000)
+        .unwrap()
+        .set_unjoined_match_ttl(Duration::from_secs(600))
+        .unwrap();
     let server = start(cfg).await;
 
     // 20,000 public matches, over 4 pipelined connections.

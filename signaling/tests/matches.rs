@@ -138,7 +138,7 @@ async fn unknown_ids_and_bad_create_bodies_are_refused() {
 #[tokio::test]
 async fn named_rooms_have_a_player_limit() {
     let mut cfg = config();
-    cfg.max_players = 2;
+    cfg.set_max_players(2).unwrap();
     let server = start(cfg).await;
     let _a = join(&server.url("/small")).await;
     let _b = join(&server.url("/small")).await;

@@ -76,10 +76,12 @@ async fn one_address_is_held_to_its_creation_rate_with_the_default_limits() {
 async fn one_address_creates_until_refused_and_another_still_can() {
     // A small table (64) and a fast rate, so the per-address share (32) is reached quickly.
     let mut cfg = config();
-    cfg.max_matches = 64;
-    cfg.create_rate_per_ip = 1000;
-    cfg.create_burst_per_ip = 1000;
-    cfg.max_created_matches_per_ip = 32;
+    cfg.set_max_matches(64)
+        .unwrap()
+        .set_create_rate_per_ip(1000, 1000)
+        .unwrap()
+        .set_max_created_matches_per_ip(32)
+        .unwrap();
     let server = start(cfg).await;
     let mut created = 0;
     for attempt in 0..200 {
@@ -118,8 +120,10 @@ async fn one_address_creates_until_refused_and_another_still_can() {
 #[tokio::test]
 async fn a_removed_match_no_longer_counts_against_its_creator() {
     let mut cfg = config();
-    cfg.max_created_matches_per_ip = 2;
-    cfg.unjoined_match_ttl = Duration::from_secs(1);
+    cfg.set_max_created_matches_per_ip(2)
+        .unwrap()
+        .set_unjoined_match_ttl(Duration::from_secs(1))
+        .unwrap();
     let server = start(cfg).await;
     let (status, _, body) = create(&server, A).await;
     assert_eq!(status, 201, "{body}");

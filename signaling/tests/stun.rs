@@ -139,18 +139,12 @@ async fn the_responder_stops_with_the_signaling_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let server = socket.local_addr().unwrap();
-    let stats = StunStats::default();
-    let config = ricochet_signaling::Config {
-        secret: b"test secret shared with the relay".to_vec(),
-        ..Default::default()
-    };
+    let config =
+        ricochet_signaling::Config::new(b"test secret shared with the relay".to_vec()).unwrap();
     let http = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(ricochet_signaling::run_with_stun(
-        listener,
-        Some(socket),
-        StunLimits::default(),
-        stats.clone(),
+    let task = tokio::spawn(ricochet_signaling::run(
+        ricochet_signaling::Listeners::new(listener).with_stun(socket),
         config,
         async {
             let _ = stopped.await;
@@ -180,7 +174,6 @@ async fn the_responder_stops_with_the_signaling_server() {
         .unwrap()
         .unwrap();
     UdpSocket::bind(server).await.unwrap();
-    assert_eq!(stats.answered(), 1);
 }
 
 #[tokio::test]
@@ -188,27 +181,26 @@ async fn a_bad_config_stops_the_responder_too() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let server = socket.local_addr().unwrap();
-    let config = ricochet_signaling::Config {
-        secret: b"short".to_vec(),
-        ..Default::default()
-    };
+    let mut config =
+        ricochet_signaling::Config::new(b"test secret shared with the relay".to_vec()).unwrap();
+    // Settings that do not fit together: a TCP cap below the WebSocket cap.
+    config.set_max_tcp_connections(10).unwrap();
     let result = tokio::time::timeout(
         ANSWER_TIMEOUT,
-        ricochet_signaling::run_with_stun(
-            listener,
-            Some(socket),
-            StunLimits::default(),
-            StunStats::default(),
+        ricochet_signaling::run(
+            ricochet_signaling::Listeners::new(listener).with_stun(socket),
             config,
             std::future::pending(),
         ),
     )
     .await
-    .expect("run_with_stun hung after a config error");
-    assert!(matches!(
-        result,
-        Err(ricochet_signaling::Error::InvalidConfig(_))
-    ));
+    .expect("run hung after a config error");
+    match result {
+        Err(ricochet_signaling::Error::Config(e)) => {
+            assert_eq!(e.setting(), "max-tcp-connections")
+        }
+        other => panic!("{other:?}"),
+    }
     UdpSocket::bind(server).await.unwrap();
 }
 

@@ -80,7 +80,8 @@ async fn quick_match_tickets_name_the_group_not_the_room() {
 #[tokio::test]
 async fn tickets_renew_over_the_same_socket() {
     let mut cfg = config();
-    cfg.ticket_ttl = std::time::Duration::from_secs(5);
+    cfg.set_ticket_ttl(std::time::Duration::from_secs(5))
+        .unwrap();
     let server = start(cfg).await;
     let mut a = join(&server.url("/renew")).await;
     let (_, t) = welcome(&mut a.ws).await;

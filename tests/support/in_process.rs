@@ -27,11 +27,8 @@ pub async fn start_relay() -> String {
 pub async fn start_signaling(relay_url: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = ricochet_signaling::Config {
-        relay_url: Some(relay_url.to_string()),
-        secret: SECRET.to_vec(),
-        ..ricochet_signaling::Config::default()
-    };
+    let mut config = ricochet_signaling::Config::new(SECRET.to_vec()).unwrap();
+    config.set_relay_url(Some(relay_url)).unwrap();
     tokio::spawn(ricochet_signaling::run(
         listener,
         config,

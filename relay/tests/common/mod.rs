@@ -21,7 +21,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub struct Relay {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    pub task: JoinHandle<Result<(), ricochet_relay::RelayError>>,
+    pub task: JoinHandle<Result<(), ricochet_relay::Error>>,
 }
 
 impl Relay {

@@ -28,11 +28,9 @@ pub struct Server {
 }
 
 pub fn config() -> Config {
-    Config {
-        relay_url: Some("ws://relay.test:3537".into()),
-        secret: SECRET.to_vec(),
-        ..Config::default()
-    }
+    let mut config = Config::new(SECRET.to_vec()).unwrap();
+    config.set_relay_url(Some("ws://relay.test:3537")).unwrap();
+    config
 }
 
 pub async fn start(config: Config) -> Server {
