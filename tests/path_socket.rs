@@ -8,10 +8,10 @@ mod in_process;
 
 use std::time::{Duration, Instant};
 
-use ricochet::path::{Path, PathConfig, PathMode};
-use ricochet::path_socket::PathSocket;
-use ricochet::relay_client::{RelaySocket, DEFAULT_CONNECT_TIMEOUT};
-use ricochet::signaller::MatchInfo;
+use ricochet::link::{Path, PathConfig, PathMode};
+use ricochet::net::path_socket::PathSocket;
+use ricochet::net::relay_client::{RelaySocket, DEFAULT_CONNECT_TIMEOUT};
+use ricochet::net::signaller::MatchInfo;
 use ricochet::{Advance, FrameClock, SessionBuilder};
 use ricochet_demo_game::{Arena, InputScript};
 

@@ -8,8 +8,8 @@ mod in_process;
 
 use std::time::Duration;
 
+use ricochet::net::relay_client::{RelayClientError, RelaySocket, DEFAULT_CONNECT_TIMEOUT};
 use ricochet::protocol::{PeerId, Ticket, TicketClaims};
-use ricochet::relay_client::{RelayClientError, RelaySocket, DEFAULT_CONNECT_TIMEOUT};
 use ricochet::{Advance, SessionBuilder};
 use ricochet_demo_game::{Arena, InputScript};
 

@@ -8,8 +8,8 @@ mod in_process;
 use std::time::{Duration, Instant};
 
 use matchbox_socket::{Packet, PeerState, WebRtcSocket};
+use ricochet::net::signaller::MatchInfo;
 use ricochet::protocol::Ticket;
-use ricochet::signaller::MatchInfo;
 
 use in_process::{start_signaling, SECRET};
 

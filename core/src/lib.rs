@@ -58,33 +58,26 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod clock;
-pub mod connect;
-pub mod desync;
+// The layers, from the bottom up; each uses only those above it in this list.
 pub mod game;
+pub mod limits;
 pub mod link;
-pub mod path;
-pub mod path_socket;
-pub mod relay_client;
-pub mod replay;
-pub mod rt;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod session;
-pub mod signaller;
 pub mod sim;
-pub mod transport;
 pub mod wire;
-mod ws;
 
-pub use clock::FrameClock;
-pub use desync::DesyncReport;
 pub use game::{Game, InputStatus, PodInput};
-pub use replay::{Replay, ReplayError};
+pub use limits::MAX_PLAYERS;
+#[cfg(feature = "net")]
+pub use net::{join, JoinOptions, Joined, Match, MatchDriver, PathSocket};
 pub use ricochet_protocol as protocol;
 pub use session::{
-    Advance, Event, PeerStats, Session, SessionBuilder, SessionError, SessionSettings,
-    SessionStats, Spectator, SyncTest,
+    Advance, DesyncReport, Event, FrameClock, PeerStats, Replay, ReplayError, Session,
+    SessionBuilder, SessionError, SessionSettings, SessionStats, Spectator, SyncTest,
 };
-pub use transport::{GgrsSocket, PacketSocket, SocketStats};
+pub use wire::{GgrsSocket, PacketSocket, SocketStats};
 
 /// Locks `mutex`, going on through poisoning: the state behind Ricochet's locks is plain data
 /// (queues, counters, membership) that a panic elsewhere cannot leave half-updated in a way

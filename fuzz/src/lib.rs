@@ -417,7 +417,7 @@ pub fn ggrs_guard(data: &[u8]) {
 /// packets it rejected (so tests can check the seeds reach both sides of the guard).
 fn ggrs_guard_run(data: &[u8]) -> (usize, u64) {
     use ggrs::NonBlockingSocket as _;
-    use ricochet::transport::{
+    use ricochet::wire::socket::{
         Bounds, GgrsSocket, MAX_DECODED_INPUTS, MAX_FRAMES_AHEAD, MAX_INPUT_LEAD,
     };
     use ricochet::wire::{self, BodyView, MessageView, Packet};
@@ -545,7 +545,7 @@ fn ggrs_guard_run(data: &[u8]) -> (usize, u64) {
 // ---------------------------------------------------------------------------------------------
 // The path header (core/src/path_socket.rs) and path choice (core/src/path.rs).
 
-/// A plain model of [`ricochet::path_socket::SequenceWindow`]'s copy detection: sequence
+/// A plain model of [`ricochet::link::SequenceWindow`]'s copy detection: sequence
 /// numbers unwrapped to a running position; a packet is a copy if its number was accepted at
 /// the same position and is still within 64 of the highest.
 #[derive(Default)]
@@ -596,8 +596,8 @@ pub fn path_header(data: &[u8]) {
 
 /// [`path_header`], returning whether the path went direct at some point.
 fn path_header_run(data: &[u8]) -> bool {
-    use ricochet::path::{Path, PathConfig, PathMode, PeerPath};
-    use ricochet::path_socket::{split_header, SequenceWindow, FLAG_COPIES_WANTED, HEADER_LEN};
+    use ricochet::link::{split_header, SequenceWindow, FLAG_COPIES_WANTED, HEADER_LEN};
+    use ricochet::link::{Path, PathConfig, PathMode, PeerPath};
 
     let mut r = Reader::new(data);
     let mode = match r.u8() % 3 {
@@ -881,7 +881,7 @@ pub fn stun_limiter(data: &[u8]) {
 /// fingerprint).
 pub fn session_description(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if ricochet::signaller::usable_session_description(&text) {
+    if ricochet::net::signaller::usable_session_description(&text) {
         assert!(text.starts_with("v=0"));
         for needed in ["a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "\nm="] {
             assert!(text.contains(needed), "{needed} missing but accepted");

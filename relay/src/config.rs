@@ -26,7 +26,7 @@ pub const DEFAULT_OUTBOUND_QUEUE: usize = DEFAULT_FRAME_BURST as usize;
 /// burst).
 pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = DEFAULT_BYTE_BURST as usize;
 /// Default most members in one match.
-pub const DEFAULT_MAX_MEMBERS_PER_MATCH: usize = 16;
+pub const DEFAULT_MAX_MEMBERS_PER_MATCH: usize = ricochet_protocol::MAX_PLAYERS;
 /// Default most simultaneous connections from one IP address.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
 /// Default most simultaneous connections in total.

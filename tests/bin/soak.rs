@@ -3,7 +3,7 @@
 //! this one process, starting a new match as each one finishes, until `--minutes` have
 //! passed; then it lets the running matches finish and exits.
 //!
-//! Every player runs the code path of `ricochet-bot`: [`ricochet::connect::join`], then the
+//! Every player runs the code path of `ricochet-bot`: [`ricochet::net::connect::join`], then the
 //! demo game's client loop ([`Play`]) with seeded inputs, the checksum of confirmed frame
 //! `frames - 1` taken, 2 s of lingering so the others confirm too, desync events counted. A
 //! match fails when one of its players cannot join, errors, times out, or confirms a checksum
@@ -40,8 +40,8 @@ use clap::Parser;
 use futures_util::{SinkExt as _, StreamExt as _};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use ricochet::connect::{join, JoinOptions};
-use ricochet::path::{PathConfig, PathMode};
+use ricochet::link::{PathConfig, PathMode};
+use ricochet::net::connect::{join, JoinOptions};
 use ricochet::protocol::signaling::{RelayGrant, ServerFrame, ServerMessage};
 use ricochet::protocol::PeerId;
 use ricochet_demo_client::Play;

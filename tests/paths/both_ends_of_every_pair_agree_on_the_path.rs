@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ricochet::path::{Path, PathConfig};
+use ricochet::link::{Path, PathConfig};
 
 use crate::common::{dead, direct_link, PathMatch};
 

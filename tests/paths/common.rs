@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use ricochet::path::{Path, PathConfig};
-use ricochet::path_socket::PathStats;
+use ricochet::link::PathStats;
+use ricochet::link::{Path, PathConfig};
 use ricochet::sim::paths::{SimPathSocket, SimPaths};
 use ricochet::sim::{LinkConditions, SimAddr};
 use ricochet::{Advance, Event, Session, SessionBuilder};

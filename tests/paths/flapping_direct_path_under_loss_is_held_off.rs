@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ricochet::path::{Path, PathConfig};
+use ricochet::link::{Path, PathConfig};
 
 use crate::common::{direct_link, PathMatch};
 

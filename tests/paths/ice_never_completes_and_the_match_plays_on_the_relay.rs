@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ricochet::path::{DirectFailure, Path, PathConfig};
+use ricochet::link::{DirectFailure, Path, PathConfig};
 
 use crate::common::PathMatch;
 

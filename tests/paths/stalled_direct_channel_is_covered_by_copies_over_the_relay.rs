@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use ricochet::path::{Path, PathConfig};
+use ricochet::link::{Path, PathConfig};
 
 use crate::common::PathMatch;
 

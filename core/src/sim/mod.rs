@@ -23,7 +23,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::transport::PacketSocket;
+use crate::wire::socket::PacketSocket;
 
 pub mod paths;
 

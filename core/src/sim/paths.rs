@@ -1,6 +1,6 @@
 //! Ricochet's two paths on the simulator: a direct network and a relay network under every
 //! peer, and [`SimPathSocket`], which runs the same per-peer logic as the real
-//! [`PathSocket`](crate::path_socket::PathSocket) ([`Links`]) over them.
+//! [`PathSocket`](crate::net::path_socket::PathSocket) ([`Links`]) over them.
 //!
 //! The test is the WebRTC stack: it opens and closes each pair's data channel
 //! ([`SimPaths::open_channel`], [`SimPaths::close_channel`]), and shapes each network with
@@ -8,7 +8,7 @@
 //! or loses packets; a relay with its own latency). Time is the networks' virtual clock.
 //!
 //! ```
-//! use ricochet::path::{Path, PathConfig};
+//! use ricochet::link::{Path, PathConfig};
 //! use ricochet::sim::paths::SimPaths;
 //! use ricochet::sim::LinkConditions;
 //! use ricochet::PacketSocket;
@@ -36,10 +36,8 @@ use std::time::Duration;
 use web_time::Instant;
 
 use super::{LinkConditions, SimAddr, SimNetwork, SimSocket};
-use crate::link::Links;
-use crate::path::{Path, PathConfig};
-use crate::path_socket::PathStats;
-use crate::transport::PacketSocket;
+use crate::link::{Links, Path, PathConfig, PathStats};
+use crate::wire::socket::PacketSocket;
 
 /// The simulated direct and relay networks, and the state of each pair's data channel.
 #[derive(Clone)]

@@ -4,8 +4,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ricochet::connect::{IceServer, JoinOptions, Match, TakeError};
-use ricochet::path::{PathConfig, PathMode};
+use ricochet::link::{PathConfig, PathMode};
+use ricochet::net::connect::{JoinOptions, Match, TakeError};
+use ricochet::net::IceServer;
 use ricochet_demo_client::Play;
 use ricochet_demo_game::{render, InputScript};
 use wasm_bindgen::prelude::*;

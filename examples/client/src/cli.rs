@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use ricochet::connect::{IceServer, JoinOptions};
-use ricochet::path::{PathConfig, PathMode};
+use ricochet::link::{PathConfig, PathMode};
+use ricochet::net::connect::JoinOptions;
+use ricochet::net::IceServer;
 
 /// The signaling server `scripts/run` starts.
 pub const DEFAULT_SIGNALING: &str = "ws://127.0.0.1:3536";
@@ -58,9 +59,9 @@ pub struct JoinArgs {
 }
 
 impl JoinArgs {
-    /// The options for [`ricochet::connect::join`]: the STUN servers, then one ICE server for
+    /// The options for [`ricochet::net::connect::join`]: the STUN servers, then one ICE server for
     /// all the TURN URLs (with the user name and credential), if any. The timeout is
-    /// [`ricochet::connect::DEFAULT_JOIN_TIMEOUT`]; binaries with a timeout flag set
+    /// [`ricochet::net::connect::DEFAULT_JOIN_TIMEOUT`]; binaries with a timeout flag set
     /// `timeout` themselves.
     pub fn join_options(&self) -> JoinOptions {
         let mut options = JoinOptions::new(&self.signaling, &self.match_name, self.players);
@@ -88,7 +89,7 @@ impl JoinArgs {
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory as _, Parser};
-    use ricochet::connect::DEFAULT_JOIN_TIMEOUT;
+    use ricochet::net::connect::DEFAULT_JOIN_TIMEOUT;
 
     use super::*;
 

@@ -1,7 +1,7 @@
 //! The demo game's client loop, shared by `ricochet-bot`, the native window and the browser.
 //!
 //! [`Play`] owns one player's running match of *Ricochet Arena*: the session over the joined
-//! match's [`PathSocket`](ricochet::path_socket::PathSocket), the game state and a
+//! match's [`PathSocket`](ricochet::net::path_socket::PathSocket), the game state and a
 //! [`FrameClock`]. Call [`Play::tick`] every animation frame with the local input; it advances
 //! as many 60 Hz frames as are due. [`Play::overlay`] gives the lines the examples draw over
 //! the game (each player's path, RTT and loss, the rollback depth and input delay), and
@@ -19,10 +19,10 @@ pub mod controls;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ricochet::connect::Joined;
-use ricochet::path::Path;
-use ricochet::path_socket::CandidateType;
-use ricochet::path_socket::PathSocket;
+use ricochet::link::CandidateType;
+use ricochet::link::Path;
+use ricochet::net::connect::Joined;
+use ricochet::net::path_socket::PathSocket;
 use ricochet::protocol::PeerId;
 use ricochet::session::DEFAULT_INPUT_DELAY;
 use ricochet::{Advance, DesyncReport, Event, FrameClock, Session, SessionBuilder, SessionError};
@@ -146,7 +146,7 @@ impl Play {
     }
 
     /// Mutable access to the socket, e.g. for
-    /// [`PathSocket::set_direct_blocked`](ricochet::path_socket::PathSocket::set_direct_blocked).
+    /// [`PathSocket::set_direct_blocked`](ricochet::net::path_socket::PathSocket::set_direct_blocked).
     pub fn with_socket<R>(&self, f: impl FnOnce(&mut PathSocket) -> R) -> R {
         self.session.with_socket(f)
     }

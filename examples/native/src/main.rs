@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use clap::Parser;
-use ricochet::connect::{Match, TakeError};
+use ricochet::net::connect::{Match, TakeError};
 use ricochet_demo_client::cli::JoinArgs;
 use ricochet_demo_client::Play;
 use ricochet_demo_game::{render, Arena, InputScript, MAX_PLAYERS};

@@ -1,5 +1,5 @@
 //! A `matchbox_socket` signaller that also understands Ricochet's signaling extensions
-//! (native and wasm32: only the WebSocket underneath differs, see `crate::ws`).
+//! (native and wasm32: only the WebSocket underneath differs, see `crate::net::ws`).
 //!
 //! `matchbox_socket` runs WebRTC and asks a [`Signaller`] for the signaling traffic. A stock
 //! signaller ignores the extension messages `ricochet-signaling` sends beside matchbox's own
@@ -18,8 +18,28 @@ use matchbox_socket::{
 use ricochet_protocol::signaling::{Member, RelayGrant, ServerFrame, ServerMessage};
 use ricochet_protocol::PeerId;
 
-use crate::connect::IceServer;
-use crate::ws::{Incoming, Outgoing, WebSocket};
+use crate::net::ws::{Incoming, Outgoing, WebSocket};
+
+/// A STUN or TURN server for the direct path's ICE.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:HOST:PORT`, `turn:HOST:PORT?transport=udp`, ...
+    pub urls: Vec<String>,
+    /// TURN user name.
+    pub username: Option<String>,
+    /// TURN credential.
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// A STUN server at `url` (`stun:HOST:PORT`).
+    pub fn stun(url: impl Into<String>) -> Self {
+        IceServer {
+            urls: vec![url.into()],
+            ..IceServer::default()
+        }
+    }
+}
 
 /// What the signaling server told this client about its match (shared: clone freely).
 #[derive(Debug, Clone, Default)]
@@ -30,7 +50,7 @@ pub struct MatchInfo {
 #[derive(Debug, Default)]
 struct Inner {
     state: MatchState,
-    watch: crate::rt::Watch,
+    watch: crate::net::rt::Watch,
 }
 
 /// A snapshot of [`MatchInfo`].
@@ -96,7 +116,7 @@ impl MatchInfo {
 
     /// Waits until the state changes after version `seen` (woken by the change).
     pub(crate) async fn changed(&self, seen: u64) {
-        crate::rt::changed(&self.inner, |i| &mut i.watch, seen).await
+        crate::net::rt::changed(&self.inner, |i| &mut i.watch, seen).await
     }
 
     /// The server assigned this client's peer ID.
@@ -114,7 +134,7 @@ impl MatchInfo {
     /// A `matchbox_socket` builder for `room_url` that signals through Ricochet's signaller
     /// (reporting into this `MatchInfo`), uses exactly `ice` as ICE servers (none: host
     /// candidates only, rather than matchbox's default public STUN servers), and has one
-    /// unreliable channel, channel 0, the one [`crate::path_socket::PathSocket`] uses.
+    /// unreliable channel, channel 0, the one [`crate::net::path_socket::PathSocket`] uses.
     pub fn socket_builder(&self, room_url: &str, ice: &[IceServer]) -> WebRtcSocketBuilder {
         WebRtcSocket::builder(room_url)
             .ice_server(ice_config(ice))
@@ -213,7 +233,7 @@ impl SignallerBuilder for RicochetSignallerBuilder {
                         Some(n) => *n -= 1,
                         None => {}
                     }
-                    crate::rt::sleep(DEFAULT_RETRY_INTERVAL).await;
+                    crate::net::rt::sleep(DEFAULT_RETRY_INTERVAL).await;
                 }
             }
         }

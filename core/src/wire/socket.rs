@@ -10,6 +10,21 @@
 //! undecodable packets, so nothing a remote peer sends can crash the game. It also carries
 //! Ricochet's control messages (desync reports) beside ggrs's traffic, which is why the session
 //! keeps a second handle to it.
+//!
+//! # Without a Ricochet session
+//!
+//! A [`GgrsSocket`] also works under a ggrs session that something else drives (bevy_ggrs, or
+//! ggrs directly). Every received ggrs message is still checked before ggrs sees it:
+//! - the frame limits ([`Bounds`]), which a Ricochet session sets before every poll, are then
+//!   taken from the socket's own outgoing ggrs `Input` messages (our newest input frame, and
+//!   the connection statuses from which ggrs computes its confirmed frame), from our first
+//!   input on;
+//! - the roster (which address plays which handle) is given with [`GgrsSocket::with_roster`];
+//! - ggrs's own checksum reports pass once our own ggrs has sent one (its desync detection is
+//!   on, so it takes the peers' reports, and a desync shows as `GgrsEvent::DesyncDetected`);
+//!   reports arriving before that are held for it, since a ggrs with desync detection off
+//!   asserts on a report. Under a Ricochet session (which leaves ggrs's detection off and
+//!   runs its own) they are refused, as before.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -67,6 +82,9 @@ pub struct SocketStats {
     /// ggrs messages passed on without a disconnection report that ggrs could not have
     /// handled (see `Bounds`).
     pub edited_packets: u64,
+    /// ggrs checksum reports held because our own ggrs had not sent one yet (see the
+    /// [module docs](self)); passed on, or counted in `rejected_packets`, later.
+    pub held_checksum_reports: u64,
 }
 
 /// What the session tells its socket so that it can check ggrs messages before ggrs sees
@@ -88,12 +106,15 @@ pub struct Bounds {
 pub const MAX_FRAMES_AHEAD: i32 = 256;
 /// How far beyond our current frame plus the prediction window a peer's inputs may reach.
 /// An honest peer's inputs reach at most our frame plus the prediction window plus both
-/// sides' input delays ([`crate::session::MAX_INPUT_DELAY`] each), and a little more while we
+/// sides' input delays ([`crate::limits::MAX_INPUT_DELAY`] each), and a little more while we
 /// catch up; ggrs's input queue holds 128 frames, which a single crafted message could
 /// otherwise overrun (32 + 2 × 16 + 16 stays well inside).
-pub const MAX_INPUT_LEAD: i32 = 2 * crate::session::MAX_INPUT_DELAY as i32 + 16;
+pub const MAX_INPUT_LEAD: i32 = 2 * crate::limits::MAX_INPUT_DELAY as i32 + 16;
 /// Largest decoded size of the inputs in one message, in bytes.
 pub const MAX_DECODED_INPUTS: usize = 16 * 1024;
+/// Most ggrs checksum reports held until our own ggrs sends its first (see the
+/// [module docs](self)); the oldest is dropped beyond this.
+pub const MAX_HELD_CHECKSUM_REPORTS: usize = 64;
 
 /// Walks ggrs's encoding of a batch of inputs (an RLE bitfield, as the `bitfield-rle` crate
 /// writes it, of delta-encoded inputs each prefixed by a little-endian `u16` length) and
@@ -175,10 +196,18 @@ fn count_inputs(rle: &[u8]) -> Result<usize, &'static str> {
 
 /// What the socket remembers to check ggrs messages before ggrs sees them.
 struct Guard<A> {
-    /// Set by the session before every poll; some checks need it.
+    /// Set by the session before every poll, or else derived from our own `Input` messages;
+    /// some checks need it.
     bounds: Option<Bounds>,
-    /// Calls to `set_bounds` so far: the guard's notion of time.
+    /// Whether a Ricochet session drives the socket (it has called `set_bounds`).
+    driven: bool,
+    /// Calls to `set_bounds` so far (without a session: calls to `receive_all_messages`):
+    /// the guard's notion of time.
     polls: u64,
+    /// Whether our own ggrs has sent a checksum report: its desync detection is on.
+    reports_sent: bool,
+    /// Peers' checksum reports waiting for our ggrs's first, oldest first.
+    held_reports: VecDeque<(A, Vec<u8>)>,
     /// Player handle -> the remote address playing it (`None`: a local player). Empty for a
     /// spectator session, whose only peer is the host.
     roster: Vec<Option<A>>,
@@ -207,9 +236,15 @@ impl<A: Clone + Eq + Hash> Guard<A> {
         // Checks that need nothing but the message and what we sent.
         let mut input_count = 0;
         match &view.body {
-            // Ricochet runs its own desync detection; ggrs's, left off, asserts on a report.
-            wire::BodyView::ChecksumReport { .. } => {
+            // A Ricochet session runs its own desync detection; ggrs's, left off, asserts on a
+            // report. (Without a session, reports reach this check only once our ggrs has sent
+            // one.)
+            wire::BodyView::ChecksumReport { .. } if self.driven => {
                 return Err("ggrs checksum reports are not used")
+            }
+            // ggrs subtracts from the frame to prune its history.
+            wire::BodyView::ChecksumReport { frame, .. } if *frame < 0 => {
+                return Err("checksum report frame out of range")
             }
             // ggrs turns the echoed timestamp into a round-trip time and multiplies it: only an
             // echo of a timestamp we really sent is believable.
@@ -275,8 +310,41 @@ impl<A: Clone + Eq + Hash> Guard<A> {
             wire::BodyView::InputAck { ack_frame } if *ack_frame < -1 || *ack_frame > limit => {
                 Err("ack frame out of range")
             }
+            wire::BodyView::ChecksumReport { frame, .. } if *frame > limit => {
+                Err("checksum report frame out of range")
+            }
             _ => Ok(false),
         }
+    }
+
+    /// Without a session, takes the bounds from an `Input` message our ggrs sends: its newest
+    /// input is for our current frame plus the input delay, and its connection statuses are
+    /// those from which ggrs computes its confirmed frame (the lowest last frame of the
+    /// players still connected). The prediction window is taken as the largest a Ricochet
+    /// session allows.
+    fn observe_sent_input(&mut self, input: &wire::InputView) {
+        let Ok(count) = count_inputs(&input.bytes) else {
+            return;
+        };
+        let newest = input
+            .start_frame
+            .saturating_add(i32::try_from(count).unwrap_or(i32::MAX))
+            .saturating_sub(1);
+        let current_frame = self.bounds.map_or(newest, |b| b.current_frame.max(newest));
+        let confirmed_frame = input
+            .peer_connect_status
+            .iter()
+            .filter(|(disconnected, _)| !disconnected)
+            .map(|&(_, last_frame)| last_frame)
+            .min()
+            .unwrap_or(current_frame)
+            .min(current_frame);
+        self.bounds = Some(Bounds {
+            current_frame,
+            confirmed_frame,
+            max_prediction: crate::session::MAX_PREDICTION as i32,
+            players: input.peer_connect_status.len(),
+        });
     }
 
     fn filter_disconnect_reports(
@@ -362,7 +430,10 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
                 socket,
                 guard: Guard {
                     bounds: None,
+                    driven: false,
                     polls: 0,
+                    reports_sent: false,
+                    held_reports: VecDeque::new(),
                     roster: Vec::new(),
                     disconnected_at: Vec::new(),
                     pings: VecDeque::with_capacity(PINGS_REMEMBERED),
@@ -380,19 +451,44 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
         crate::lock(&self.inner)
     }
 
-    /// Sets the limits against which received ggrs messages are checked (the session calls
-    /// this before every frame). Without bounds, messages are only decoded, not checked.
+    /// Sets the limits against which received ggrs messages are checked (a Ricochet session
+    /// calls this before every frame). From the first call on, the socket is driven by a
+    /// Ricochet session: its limits are no longer derived from our own `Input` messages, and
+    /// ggrs checksum reports are refused (see the [module docs](self)). Without bounds from
+    /// either, messages are only decoded, not checked against frame limits.
     pub fn set_bounds(&self, bounds: Bounds) {
         let mut inner = self.lock();
         inner.guard.bounds = Some(bounds);
+        inner.guard.driven = true;
         inner.guard.polls += 1;
+        inner.guard.held_reports.clear();
     }
 
     /// Tells the socket which remote address plays each player handle (`None` for local
-    /// players), so that it can refuse a peer's claim that a player who is visibly still
-    /// here has disconnected.
+    /// players; empty for a spectator), so that it can refuse inputs from an address that
+    /// plays no player, and a peer's claim that a player who is visibly still here has
+    /// disconnected. A Ricochet session sets it; under another ggrs driver, give it the
+    /// players as they were added to ggrs's `SessionBuilder` (see [`GgrsSocket::with_roster`]).
     pub fn set_roster(&self, roster: Vec<Option<A>>) {
         self.lock().guard.roster = roster;
+    }
+
+    /// [`GgrsSocket::set_roster`] as a builder: `roster[handle]` is the remote address playing
+    /// `handle`, or `None` for a local player.
+    ///
+    /// ```
+    /// # use ricochet::wire::{GgrsSocket, PacketSocket};
+    /// # struct Udp;
+    /// # impl PacketSocket<u32> for Udp {
+    /// #     fn send_packet(&mut self, _: &u32, _: &[u8]) {}
+    /// #     fn receive_packets(&mut self, _: &mut Vec<(u32, Vec<u8>)>) {}
+    /// # }
+    /// // Handle 0 is local, handle 1 is played by the peer at address 7.
+    /// let socket = GgrsSocket::new(Udp).with_roster(vec![None, Some(7)]);
+    /// ```
+    pub fn with_roster(self, roster: Vec<Option<A>>) -> Self {
+        self.set_roster(roster);
+        self
     }
 
     /// Counters so far.
@@ -448,7 +544,20 @@ where
         let inner = &mut *inner;
         match wire::encode_ggrs(msg, &mut inner.scratch) {
             Ok(()) => {
-                if inner.scratch.get(2) == Some(&QUALITY_REPORT_VARIANT) {
+                let kind = inner.scratch.get(2).copied();
+                if kind == Some(CHECKSUM_REPORT_VARIANT) {
+                    inner.guard.reports_sent = true;
+                }
+                if kind == Some(INPUT_VARIANT) && !inner.guard.driven {
+                    if let Ok(wire::MessageView {
+                        body: wire::BodyView::Input(input),
+                        ..
+                    }) = wire::decode_view(&inner.scratch)
+                    {
+                        inner.guard.observe_sent_input(&input);
+                    }
+                }
+                if kind == Some(QUALITY_REPORT_VARIANT) {
                     if let Ok(wire::MessageView {
                         body: wire::BodyView::QualityReport { ping, .. },
                         ..
@@ -473,17 +582,47 @@ where
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.received.clear();
+        let guard = &mut inner.guard;
+        if !guard.driven {
+            guard.polls += 1;
+        }
+        // Held checksum reports go through the checks below once our ggrs takes reports (they
+        // were counted in `bytes_received` when they arrived).
+        let mut held = 0;
+        if guard.reports_sent {
+            held = guard.held_reports.len();
+            inner.received.extend(guard.held_reports.drain(..));
+        }
         inner.socket.receive_packets(&mut inner.received);
         let mut messages = Vec::with_capacity(inner.received.len());
-        for (from, bytes) in inner.received.drain(..) {
-            inner.stats.bytes_received += bytes.len() as u64;
+        for (i, (from, bytes)) in inner.received.drain(..).enumerate() {
+            if i >= held {
+                inner.stats.bytes_received += bytes.len() as u64;
+            }
             let mut bytes = bytes;
             // Only these ggrs messages carry values ggrs trusts; the rest need no second look.
             let checked_kind = matches!(
                 bytes.get(2),
                 Some(&(INPUT_VARIANT..=CHECKSUM_REPORT_VARIANT))
             );
-            if checked_kind && bytes[..2] != wire::CONTROL_PREFIX {
+            let ggrs_message = bytes.len() >= 2 && bytes[..2] != wire::CONTROL_PREFIX;
+            let guard = &mut inner.guard;
+            if ggrs_message
+                && bytes.get(2) == Some(&CHECKSUM_REPORT_VARIANT)
+                && !guard.driven
+                && !guard.reports_sent
+            {
+                // Our ggrs may have desync detection off (it asserts on a report then): keep
+                // the report until it shows otherwise by sending one.
+                if guard.held_reports.len() == MAX_HELD_CHECKSUM_REPORTS {
+                    guard.held_reports.pop_front();
+                    inner.stats.rejected_packets += 1;
+                }
+                guard.held_reports.push_back((from, bytes));
+                inner.stats.held_checksum_reports += 1;
+                continue;
+            }
+            if checked_kind && ggrs_message {
                 {
                     if let Ok(mut view) = wire::decode_view(&bytes) {
                         match inner.guard.check(&from, &mut view) {
@@ -533,6 +672,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use ggrs::NonBlockingSocket as _;
+
     use super::*;
 
     #[test]
@@ -555,5 +696,183 @@ mod tests {
         // header then a repeat of three zero bytes, then [len=1][ff] as literal + repeat.
         let rle = [4, 3, 0, 3 << 2 | 1, 4, 1, 0, 1 << 2 | 3];
         assert_eq!(count_inputs(&rle), Ok(2));
+    }
+
+    /// A socket whose peers are the test: it delivers what the test queues and keeps what is
+    /// sent.
+    #[derive(Default)]
+    struct Loopback {
+        inbox: Vec<(u32, Vec<u8>)>,
+        sent: Vec<(u32, Vec<u8>)>,
+    }
+
+    impl PacketSocket<u32> for Loopback {
+        fn send_packet(&mut self, to: &u32, packet: &[u8]) {
+            self.sent.push((*to, packet.to_vec()));
+        }
+        fn receive_packets(&mut self, out: &mut Vec<(u32, Vec<u8>)>) {
+            out.append(&mut self.inbox);
+        }
+    }
+
+    const MAGIC: u16 = 0x5151;
+
+    fn encode(body: wire::BodyView) -> Vec<u8> {
+        let mut out = Vec::new();
+        wire::encode_view(&wire::MessageView { magic: MAGIC, body }, &mut out).unwrap();
+        out
+    }
+
+    /// `body` as the `ggrs::Message` our own ggrs would hand the socket.
+    fn message(body: wire::BodyView) -> ggrs::Message {
+        match wire::decode(&encode(body)).unwrap() {
+            Packet::Ggrs(msg) => msg,
+            Packet::Control(_) => unreachable!(),
+        }
+    }
+
+    fn report(frame: i32) -> wire::BodyView {
+        wire::BodyView::ChecksumReport {
+            checksum: 0xfeed,
+            frame,
+        }
+    }
+
+    /// An input message for `players` players (all connected, each at `last_frame`) with
+    /// `count` one-byte inputs from `start_frame` on.
+    fn input(start_frame: i32, count: usize, players: usize, last_frame: i32) -> wire::BodyView {
+        let mut decoded = Vec::new();
+        for i in 0..count {
+            decoded.extend_from_slice(&[1, 0, i as u8]);
+        }
+        assert!(decoded.len() < 64, "one literal run with a one-byte header");
+        let mut bytes = vec![(decoded.len() as u8) << 1];
+        bytes.extend_from_slice(&decoded);
+        wire::BodyView::Input(wire::InputView {
+            peer_connect_status: vec![(false, last_frame); players],
+            disconnect_requested: false,
+            start_frame,
+            ack_frame: -1,
+            bytes,
+        })
+    }
+
+    /// Delivers `bodies` from `from` and returns how many reached ggrs.
+    fn deliver(
+        socket: &mut GgrsSocket<u32, Loopback>,
+        from: u32,
+        bodies: Vec<wire::BodyView>,
+    ) -> usize {
+        socket.with_socket(|s| {
+            s.inbox
+                .extend(bodies.into_iter().map(|body| (from, encode(body))))
+        });
+        socket.receive_all_messages().len()
+    }
+
+    fn bounds() -> Bounds {
+        Bounds {
+            current_frame: 100,
+            confirmed_frame: 90,
+            max_prediction: 8,
+            players: 2,
+        }
+    }
+
+    #[test]
+    fn checksum_reports_reach_a_ggrs_that_sends_them_and_no_other() {
+        // Not driven by a Ricochet session: a peer's reports wait until our ggrs shows that
+        // its desync detection is on by sending one, then reach it (those held, and later
+        // ones). A negative frame never does (ggrs prunes its history below it).
+        let mut socket = GgrsSocket::new(Loopback::default());
+        assert_eq!(deliver(&mut socket, 1, vec![report(10), report(11)]), 0);
+        assert_eq!(socket.stats().held_checksum_reports, 2);
+        socket.send_to(&message(report(10)), &1);
+        assert_eq!(deliver(&mut socket, 1, vec![report(12), report(-1)]), 3);
+        // Once our inputs give the frame limits, a report far ahead of them is refused too.
+        socket.send_to(&message(input(0, 1, 2, -1)), &1);
+        let far = report(MAX_FRAMES_AHEAD + 1);
+        assert_eq!(deliver(&mut socket, 1, vec![far, report(13)]), 1);
+        let stats = socket.stats();
+        assert_eq!(
+            (stats.rejected_packets, stats.held_checksum_reports),
+            (2, 2)
+        );
+
+        // A ggrs that never sends one (detection off: it asserts on a report) never gets one,
+        // and the held ones are bounded.
+        let mut socket = GgrsSocket::new(Loopback::default());
+        let flood = (0..MAX_HELD_CHECKSUM_REPORTS as i32 + 10)
+            .map(report)
+            .collect();
+        assert_eq!(deliver(&mut socket, 1, flood), 0);
+        assert_eq!(socket.stats().rejected_packets, 10);
+        assert_eq!(
+            socket.lock().guard.held_reports.len(),
+            MAX_HELD_CHECKSUM_REPORTS
+        );
+
+        // Under a Ricochet session (it sets the bounds before every poll) they are refused,
+        // even if its ggrs sent one.
+        let mut socket = GgrsSocket::new(Loopback::default());
+        socket.set_bounds(bounds());
+        socket.send_to(&message(report(10)), &1);
+        assert_eq!(deliver(&mut socket, 1, vec![report(10), report(11)]), 0);
+        let stats = socket.stats();
+        assert_eq!(
+            (stats.rejected_packets, stats.held_checksum_reports),
+            (2, 0)
+        );
+    }
+
+    #[test]
+    fn without_a_session_the_frame_limits_come_from_our_own_inputs() {
+        let mut socket = GgrsSocket::new(Loopback::default()).with_roster(vec![None, Some(1)]);
+        let far = 50 + MAX_FRAMES_AHEAD + 1;
+        // Before our first input there is nothing to measure against; the roster applies.
+        assert_eq!(deliver(&mut socket, 1, vec![input(far, 1, 2, -1)]), 1);
+        assert_eq!(deliver(&mut socket, 9, vec![input(0, 1, 2, -1)]), 0);
+        assert_eq!(socket.stats().rejected_packets, 1);
+
+        // Our ggrs sends inputs 40..=50 (its frame plus input delay is 50); everyone has
+        // confirmed 45.
+        socket.send_to(&message(input(40, 11, 2, 45)), &1);
+        assert_eq!(
+            socket.lock().guard.bounds,
+            Some(Bounds {
+                current_frame: 50,
+                confirmed_frame: 45,
+                max_prediction: crate::session::MAX_PREDICTION as i32,
+                players: 2,
+            })
+        );
+        // Frames a peer cannot honestly send now are refused, as under a session.
+        let refused = vec![
+            input(far, 1, 2, 45),
+            input(0, 1, 3, 45),
+            wire::BodyView::InputAck { ack_frame: far },
+        ];
+        assert_eq!(deliver(&mut socket, 1, refused), 0);
+        assert_eq!(socket.stats().rejected_packets, 1 + 3);
+        assert_eq!(deliver(&mut socket, 1, vec![input(0, 20, 2, 45)]), 1);
+        assert_eq!(socket.last_input_frame(&1), Some(19));
+
+        // A claim that our own player 0 has disconnected is removed.
+        let wire::BodyView::Input(mut claim) = input(20, 1, 2, 45) else {
+            unreachable!()
+        };
+        claim.peer_connect_status[0] = (true, 48);
+        assert_eq!(
+            deliver(&mut socket, 1, vec![wire::BodyView::Input(claim)]),
+            1
+        );
+        assert_eq!(socket.stats().edited_packets, 1);
+
+        // Under a session, its bounds stand: our inputs do not move them.
+        let socket = GgrsSocket::new(Loopback::default());
+        socket.set_bounds(bounds());
+        let mut ggrs_side = socket.clone();
+        ggrs_side.send_to(&message(input(500, 1, 2, 499)), &1);
+        assert_eq!(socket.lock().guard.bounds, Some(bounds()));
     }
 }

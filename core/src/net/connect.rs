@@ -14,7 +14,7 @@
 //! The session's socket owns the match from then on: dropping the session (or the handle or
 //! the `Joined`, before) ends the driver, which closes every connection.
 //!
-//! [`join`] is the async convenience: it spawns the driver with [`crate::rt::spawn`] (on
+//! [`join`] is the async convenience: it spawns the driver with [`crate::net::rt::spawn`] (on
 //! native, inside a tokio runtime) and waits for the match to be ready.
 //!
 //! With [`PathMode::ForceRelay`] no WebRTC connection is made at all, so no other player learns
@@ -24,7 +24,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use ricochet::connect::{JoinOptions, Match};
+//! use ricochet::net::{JoinOptions, Match};
 //! let (mut handle, driver) = Match::new(JoinOptions::new("ws://127.0.0.1:3536", "duel", 2))?;
 //! tokio::spawn(driver); // or spawn_local in the browser
 //! handle.ready().await?; // woken when both players are in and the relay is connected
@@ -46,12 +46,12 @@ use ricochet_protocol::PeerId;
 use web_time::Instant;
 
 use crate::game::Game;
-use crate::path::{PathConfig, PathMode};
-use crate::path_socket::PathSocket;
-use crate::relay_client::{RelayClientError, RelaySocket, DEFAULT_CONNECT_TIMEOUT};
-use crate::rt;
+use crate::link::path::{PathConfig, PathMode};
+use crate::net::path_socket::PathSocket;
+use crate::net::relay_client::{RelayClientError, RelaySocket, DEFAULT_CONNECT_TIMEOUT};
+use crate::net::rt;
+use crate::net::signaller::{IceServer, MatchInfo, RicochetSignallerBuilder};
 use crate::session::{Session, SessionBuilder, SessionError};
-use crate::signaller::{MatchInfo, RicochetSignallerBuilder};
 
 /// How long joining waits for the match to fill, by default.
 pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -60,32 +60,11 @@ pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// and resent 200 ms later; a player that takes longer is reached when it arrives.
 pub const RELAY_PEERS_WAIT: Duration = Duration::from_secs(2);
 /// Most players in one match (the signaling server's and the relay's default limit).
-pub const MAX_PLAYERS: usize = ricochet_protocol::MAX_PLAYERS;
+pub const MAX_PLAYERS: usize = crate::limits::MAX_PLAYERS;
 /// How often a signaling-only connection (force-relay mode) sends `KeepAlive`, as matchbox's
 /// socket does: signaling closes a silent client after its idle timeout (60 s by default), and
 /// with it would go the fresh relay tickets that keep this player's relay membership alive.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
-
-/// A STUN or TURN server for the direct path's ICE.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IceServer {
-    /// `stun:HOST:PORT`, `turn:HOST:PORT?transport=udp`, ...
-    pub urls: Vec<String>,
-    /// TURN user name.
-    pub username: Option<String>,
-    /// TURN credential.
-    pub credential: Option<String>,
-}
-
-impl IceServer {
-    /// A STUN server at `url` (`stun:HOST:PORT`).
-    pub fn stun(url: impl Into<String>) -> Self {
-        IceServer {
-            urls: vec![url.into()],
-            ..IceServer::default()
-        }
-    }
-}
 
 /// What joining a match needs ([`Match::new`], [`join`]).
 #[derive(Debug, Clone)]
@@ -484,7 +463,7 @@ pub enum StartError {
     Session(#[from] SessionError),
 }
 
-/// Joins `options.room`, running the driver with [`crate::rt::spawn`] (on native, inside a
+/// Joins `options.room`, running the driver with [`crate::net::rt::spawn`] (on native, inside a
 /// tokio runtime), and waits until the match is ready; see the [module docs](self).
 pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
     let (mut handle, driver) = Match::new(options)?;

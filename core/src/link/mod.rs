@@ -4,7 +4,7 @@
 //! [`Links`] is a state machine in the style of quinn-proto and str0m: the caller passes
 //! time (`now`) and bytes in, and takes packets and deadlines out. It reads no clock and owns
 //! no socket, so the same logic runs over WebRTC and the relay
-//! ([`PathSocket`](crate::path_socket::PathSocket)) and over two simulated links per pair
+//! ([`PathSocket`](crate::net::path_socket::PathSocket)) and over two simulated links per pair
 //! ([`SimPathSocket`](crate::sim::paths::SimPathSocket)), where a test decides exactly how time
 //! passes and what the network does.
 //!
@@ -17,14 +17,16 @@
 //!   [`Links::handle_timeout`] at [`Links::poll_timeout`] or whenever it likes.
 //!
 //! The round-trip time is not measured here: ggrs measures it on its own quality reports, and
-//! [`LinkStats`](crate::path_socket::LinkStats) joins the two.
+//! [`LinkStats`](crate::net::path_socket::LinkStats) joins the two.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 use web_time::Instant;
 
-use crate::path::{Path, PathConfig, PathMode, PeerPath};
+pub mod path;
+
+pub use path::{DirectFailure, Path, PathConfig, PathMode, PeerPath, Route};
 
 /// Bytes of the header before each packet: the sequence number (big-endian `u16`) and flags.
 pub const HEADER_LEN: usize = 3;
@@ -115,6 +117,55 @@ impl SequenceWindow {
             0.0
         }
     }
+}
+
+/// The type of an ICE candidate a direct channel runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CandidateType {
+    /// The address of a network interface.
+    Host,
+    /// The public address of the NAT in front of that end, learned from a STUN server.
+    ServerReflexive,
+    /// An address learned from a packet the peer sent.
+    PeerReflexive,
+    /// An address on a TURN server, which relays the traffic.
+    Relay,
+}
+
+/// What the game can read about the path to one peer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathStats {
+    /// The path packets take now.
+    pub path: Path,
+    /// How many times it changed.
+    pub switches: u32,
+    /// Why the direct path was last given up, if it was.
+    pub last_failure: Option<DirectFailure>,
+    /// Whether the peer's newest packet said it is ready for the direct path (the pair uses
+    /// it while both ends are).
+    pub peer_ready: bool,
+    /// Estimated share of this peer's packets lost on the way (0.0 to 1.0), over roughly the
+    /// last 256 packets.
+    pub loss: f32,
+    /// Packets sent to the peer (a packet sent over both paths counts once).
+    pub packets_sent: u64,
+    /// Packets received from the peer (copies not counted).
+    pub packets_received: u64,
+    /// Bytes sent to the peer, headers included, per path taken.
+    pub bytes_sent: u64,
+    /// Bytes received from the peer, headers included, copies included.
+    pub bytes_received: u64,
+    /// Copies dropped (the same packet over both paths).
+    pub duplicates: u64,
+    /// Packets sent over the relay as well while the path was direct, because one side heard
+    /// nothing over the direct channel for a moment.
+    pub relay_copies: u64,
+    /// Packets too short to carry the header, dropped.
+    pub malformed: u64,
+    /// The ICE candidate types the direct channel runs over (ours, the peer's), once known:
+    /// `ServerReflexive` on the peer's side means it is reached through its NAT's public
+    /// address, learned from STUN.
+    pub candidates: Option<(CandidateType, CandidateType)>,
 }
 
 /// Counters of one peer's link.
@@ -404,19 +455,20 @@ impl<A: Clone + Eq + Hash> Links<A> {
         }
     }
 
-    /// Fault injection: while `blocked`, the direct path to `peer` drops every packet both
-    /// ways, as if a firewall dropped the UDP between the two; the path fails over to the
+    /// Fault injection (feature `testing`): while `blocked`, the direct path to `peer` drops
+    /// every packet both ways, as if a firewall dropped the UDP between the two; the path fails over to the
     /// relay exactly as a real dead path would.
+    #[cfg(feature = "testing")]
     pub fn set_direct_blocked(&mut self, now: Instant, peer: &A, blocked: bool) {
         self.link(peer, now).direct_blocked = blocked;
     }
 
     /// The path state and counters of `peer` (without the ICE candidates, which only the
     /// WebRTC adapter knows).
-    pub fn stats(&self, peer: &A) -> Option<crate::path_socket::PathStats> {
+    pub fn stats(&self, peer: &A) -> Option<PathStats> {
         let link = self.peers.get(peer)?;
         let c = link.counters;
-        Some(crate::path_socket::PathStats {
+        Some(PathStats {
             path: link.path.path(),
             switches: link.path.switches(),
             last_failure: link.path.last_failure(),

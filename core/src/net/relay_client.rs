@@ -25,10 +25,10 @@ use ricochet_protocol::relay::{ClientFrame, Opcode, RelayEvent, RelayFrame};
 use ricochet_protocol::{PeerId, Ticket};
 
 use crate::lock;
-use crate::rt::MaybeSend;
-use crate::signaller::MatchInfo;
-use crate::transport::PacketSocket;
-use crate::ws::{Incoming, Outgoing, WebSocket};
+use crate::net::rt::MaybeSend;
+use crate::net::signaller::MatchInfo;
+use crate::net::ws::{Incoming, Outgoing, WebSocket};
+use crate::wire::socket::PacketSocket;
 
 /// The game opcode of a relay frame that carries one peer-to-peer packet as its payload.
 pub const PACKET_OPCODE: Opcode = Opcode(0x01);
@@ -101,7 +101,7 @@ struct State {
     /// Packets sent since the last flush, in order.
     pending: Vec<(u16, Vec<u8>)>,
     /// Moves when members join or leave, or the connection ends.
-    watch: crate::rt::Watch,
+    watch: crate::net::rt::Watch,
 }
 
 /// A path to the other members of a relay match.
@@ -170,7 +170,7 @@ async fn drive(
 impl RelaySocket {
     /// Connects to the relay at `url` (`ws://` or `wss://`, as the signaling server hands it
     /// out) with `ticket`, and waits for the welcome. Returns the socket and its driver: spawn
-    /// it (on native inside a tokio runtime, e.g. with [`crate::rt::spawn`]; on wasm32 it is
+    /// it (on native inside a tokio runtime, e.g. with [`crate::net::rt::spawn`]; on wasm32 it is
     /// `!Send` and runs with `wasm_bindgen_futures::spawn_local`); it ends when the connection
     /// does.
     pub async fn connect(
@@ -219,7 +219,7 @@ impl RelaySocket {
                 }
             }
         };
-        let (ws, me, members) = crate::rt::timeout(timeout, connect)
+        let (ws, me, members) = crate::net::rt::timeout(timeout, connect)
             .await
             .map_err(|_| RelayClientError::Timeout(timeout))??;
         let mut state = State {
@@ -293,7 +293,7 @@ impl RelaySocket {
                 }
                 s.watch.version()
             };
-            crate::rt::changed(&self.state, |s| &mut s.watch, seen).await;
+            crate::net::rt::changed(&self.state, |s| &mut s.watch, seen).await;
         }
     }
 

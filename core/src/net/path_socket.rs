@@ -13,56 +13,16 @@
 //! [`FLAG_COPIES_WANTED`] says "nothing reaches me directly from you: send copies over the
 //! relay" ([`PeerPath::wants_copies`]).
 
-pub use matchbox_socket::CandidateType;
 use matchbox_socket::{PeerState, WebRtcSocket};
 use ricochet_protocol::PeerId;
 use web_time::Instant;
 
 use crate::game::Game;
-use crate::link::Links;
-pub use crate::link::{
-    split_header, SequenceWindow, FLAG_COPIES_WANTED, FLAG_DIRECT_READY, HEADER_LEN,
-};
-use crate::path::{DirectFailure, Path, PathConfig};
-use crate::relay_client::RelaySocket;
+use crate::link::{CandidateType, Links, PathStats};
+use crate::link::{Path, PathConfig};
+use crate::net::relay_client::RelaySocket;
 use crate::session::Session;
-use crate::transport::PacketSocket;
-
-/// What the game can read about the path to one peer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PathStats {
-    /// The path packets take now.
-    pub path: Path,
-    /// How many times it changed.
-    pub switches: u32,
-    /// Why the direct path was last given up, if it was.
-    pub last_failure: Option<DirectFailure>,
-    /// Whether the peer's newest packet said it is ready for the direct path (the pair uses
-    /// it while both ends are).
-    pub peer_ready: bool,
-    /// Estimated share of this peer's packets lost on the way (0.0 to 1.0), over roughly the
-    /// last 256 packets.
-    pub loss: f32,
-    /// Packets sent to the peer (a packet sent over both paths counts once).
-    pub packets_sent: u64,
-    /// Packets received from the peer (copies not counted).
-    pub packets_received: u64,
-    /// Bytes sent to the peer, headers included, per path taken.
-    pub bytes_sent: u64,
-    /// Bytes received from the peer, headers included, copies included.
-    pub bytes_received: u64,
-    /// Copies dropped (the same packet over both paths).
-    pub duplicates: u64,
-    /// Packets sent over the relay as well while the path was direct, because one side heard
-    /// nothing over the direct channel for a moment.
-    pub relay_copies: u64,
-    /// Packets too short to carry the header, dropped.
-    pub malformed: u64,
-    /// The ICE candidate types the direct channel runs over (ours, the peer's), once known:
-    /// `ServerReflexive` on the peer's side means it is reached through its NAT's public
-    /// address, learned from STUN.
-    pub candidates: Option<(CandidateType, CandidateType)>,
-}
+use crate::wire::socket::PacketSocket;
 
 /// [`PathStats`] and the round-trip time the session measures, for one peer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,7 +42,7 @@ pub struct PathSocket {
     links: Links<PeerId>,
     scratch: Vec<(PeerId, Vec<u8>)>,
     /// Ends the match's driver (and so every connection) when the socket is dropped.
-    _leave: Option<crate::connect::Leave>,
+    _leave: Option<crate::net::connect::Leave>,
 }
 
 impl PathSocket {
@@ -103,7 +63,7 @@ impl PathSocket {
     }
 
     /// Owns the match from now on: dropping the socket ends its driver.
-    pub(crate) fn keep(&mut self, leave: crate::connect::Leave) {
+    pub(crate) fn keep(&mut self, leave: crate::net::connect::Leave) {
         self._leave = Some(leave);
     }
 
@@ -115,7 +75,7 @@ impl PathSocket {
             .webrtc
             .as_ref()
             .and_then(|w| w.candidate_pair(*peer))
-            .map(|pair| (pair.local, pair.remote));
+            .map(|pair| (candidate(pair.local), candidate(pair.remote)));
         Some(stats)
     }
 
@@ -129,17 +89,19 @@ impl PathSocket {
         self.relay.as_ref()
     }
 
-    /// Fault injection, for tests and demonstrations: while `blocked`, the direct path to
+    /// Fault injection, for tests and demonstrations (feature `testing`): while `blocked`, the direct path to
     /// `peer` drops every packet both ways, as if a firewall dropped the UDP between the two.
     /// The path then fails over to the relay exactly as a real dead path would.
+    #[cfg(feature = "testing")]
     pub fn set_direct_blocked(&mut self, peer: PeerId, blocked: bool) {
         self.links
             .set_direct_blocked(Instant::now(), &peer, blocked);
     }
 
-    /// Fault injection, for tests of hostile peers: sends `bytes` to `peer` over `path` as
+    /// Fault injection, for tests of hostile peers (feature `testing`): sends `bytes` to `peer` over `path` as
     /// they are, without the path header (a relay frame still wraps them). Counts
     /// nothing and ignores the path state.
+    #[cfg(feature = "testing")]
     pub fn send_raw(&mut self, peer: PeerId, bytes: &[u8], path: Path) {
         match path {
             Path::Direct => {
@@ -164,6 +126,16 @@ impl PathSocket {
                 relay.send_packet(&to, &packet);
             }
         }
+    }
+}
+
+/// matchbox's candidate type, as the link layer names it.
+fn candidate(t: matchbox_socket::CandidateType) -> CandidateType {
+    match t {
+        matchbox_socket::CandidateType::Host => CandidateType::Host,
+        matchbox_socket::CandidateType::ServerReflexive => CandidateType::ServerReflexive,
+        matchbox_socket::CandidateType::PeerReflexive => CandidateType::PeerReflexive,
+        matchbox_socket::CandidateType::Relay => CandidateType::Relay,
     }
 }
 

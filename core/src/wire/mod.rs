@@ -18,6 +18,10 @@
 //! Decoding never panics: short, long or garbled input gives a [`WireError`], and lengths are
 //! checked against the bytes actually present before anything is allocated.
 
+pub mod socket;
+
+pub use socket::{GgrsSocket, PacketSocket, SocketStats};
+
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use serde::{ser, Deserialize, Serialize};
 
@@ -804,7 +808,7 @@ mod tests {
     fn mirror_matches_ggrs() {
         // Capture real ggrs traffic of a short two-peer session and decode it both ways.
         use crate::sim::{LinkConditions, SimNetwork};
-        use crate::transport::PacketSocket;
+        use crate::wire::socket::PacketSocket;
         struct Tap(
             crate::sim::SimSocket,
             std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,

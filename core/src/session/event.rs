@@ -1,0 +1,98 @@
+//! What the game reads from a session: [`Advance`], [`Event`], [`SessionStats`], [`PeerStats`].
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use crate::session::desync::DesyncReport;
+use crate::wire::socket::SocketStats;
+
+/// What one call to `advance` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// The game advanced one frame; if it first rolled back, `rollback` is how many frames
+    /// were re-simulated.
+    Advanced {
+        /// Frames rolled back and re-simulated before this frame (0 = none).
+        rollback: u32,
+    },
+    /// Still exchanging handshakes with the peers: nothing was simulated.
+    Synchronizing,
+    /// Waiting for remote inputs (the prediction window is full, or a lockstep frame is not
+    /// confirmed yet): no new frame was simulated, though inputs that arrived may have
+    /// corrected past frames by a rollback (counted in [`SessionStats`]). Call again next
+    /// step.
+    Waiting,
+}
+
+/// Something the game may want to react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<A> {
+    /// Handshake progress with a peer.
+    Synchronizing {
+        /// The peer.
+        peer: A,
+        /// Handshake round trips done.
+        count: u32,
+        /// Round trips needed.
+        total: u32,
+    },
+    /// The handshake with a peer is done.
+    Synchronized {
+        /// The peer.
+        peer: A,
+    },
+    /// No packets from a peer for a while; it will be disconnected after `timeout`.
+    Interrupted {
+        /// The peer.
+        peer: A,
+        /// Time left before it is disconnected.
+        timeout: Duration,
+    },
+    /// Packets from an interrupted peer flow again.
+    Resumed {
+        /// The peer.
+        peer: A,
+    },
+    /// A peer was disconnected; its inputs are all-zero (status `Disconnected`) from now on.
+    Disconnected {
+        /// The peer.
+        peer: A,
+    },
+    /// A peer computed a different state for a confirmed frame.
+    Desync(DesyncReport<A>),
+}
+
+/// Counters of a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Frames advanced (the frame the next `advance` simulates).
+    pub frame: i32,
+    /// Last frame whose inputs from every player are known.
+    pub confirmed_frame: i32,
+    /// Number of rollbacks.
+    pub rollbacks: u64,
+    /// Frames re-simulated by rollbacks, in all.
+    pub rollback_frames: u64,
+    /// Deepest rollback, in frames.
+    pub max_rollback: u32,
+    /// Calls to `advance` that had to wait for remote inputs.
+    pub waits: u64,
+    /// Desyncs detected.
+    pub desyncs: u64,
+    /// Packet counters of the transport (malformed packets included).
+    pub socket: SocketStats,
+}
+
+/// Per-peer connection quality as ggrs measures it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Round-trip time in milliseconds.
+    pub rtt_ms: u64,
+    /// Inputs sent but not yet acknowledged.
+    pub send_queue: usize,
+    /// How many frames we are behind this peer (negative: ahead).
+    pub local_frames_behind: i32,
+    /// How many frames this peer is behind us (negative: ahead).
+    pub remote_frames_behind: i32,
+}

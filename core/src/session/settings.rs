@@ -1,0 +1,209 @@
+//! [`SessionSettings`]: how a session plays, apart from who plays it, and the defaults and
+//! limits of each setting.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+pub use crate::limits::{MAX_INPUT_DELAY, MAX_PLAYERS, MAX_PREDICTION};
+use crate::session::*;
+
+/// Default number of players.
+pub const DEFAULT_PLAYERS: usize = 2;
+/// Default input delay, in frames.
+pub const DEFAULT_INPUT_DELAY: usize = 2;
+/// Default prediction window, in frames (0 means lockstep).
+pub const DEFAULT_MAX_PREDICTION: usize = 8;
+/// Default simulation rate, in frames per second.
+pub const DEFAULT_FPS: u32 = 60;
+/// Default desync check interval, in frames (every 10th confirmed frame is compared).
+pub const DEFAULT_DESYNC_INTERVAL: u32 = 10;
+/// Default sync-test check distance, in frames.
+pub const DEFAULT_CHECK_DISTANCE: usize = 7;
+/// Default time without packets after which a peer is declared disconnected.
+pub const DEFAULT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time without packets after which the game is told a peer's connection is
+/// interrupted.
+pub const DEFAULT_DISCONNECT_NOTIFY: Duration = Duration::from_millis(750);
+
+/// How a session plays, apart from who plays it: input delay, prediction window, rate, desync
+/// detection, timeouts, replay recording. Validating setters (`with_*`) and getters; a
+/// [`SessionBuilder`] holds one beside its roster, and [`crate::FrameClock::for_settings`]
+/// takes its rate from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub(crate) input_delay: usize,
+    pub(crate) max_prediction: usize,
+    pub(crate) fps: u32,
+    pub(crate) desync_interval: Option<u32>,
+    pub(crate) check_distance: usize,
+    pub(crate) disconnect_timeout: Duration,
+    pub(crate) disconnect_notify: Duration,
+    pub(crate) record_replay: bool,
+    pub(crate) checksum_interval: u32,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            input_delay: DEFAULT_INPUT_DELAY,
+            max_prediction: DEFAULT_MAX_PREDICTION,
+            fps: DEFAULT_FPS,
+            desync_interval: Some(DEFAULT_DESYNC_INTERVAL),
+            check_distance: DEFAULT_CHECK_DISTANCE,
+            disconnect_timeout: DEFAULT_DISCONNECT_TIMEOUT,
+            disconnect_notify: DEFAULT_DISCONNECT_NOTIFY,
+            record_replay: false,
+            checksum_interval: DEFAULT_DESYNC_INTERVAL,
+        }
+    }
+}
+
+impl SessionSettings {
+    /// The defaults (`DEFAULT_*` constants of this module).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Frames between pressing a button and its effect; higher hides more latency without
+    /// rollbacks. Applies to local players.
+    pub fn with_input_delay(mut self, frames: usize) -> Result<Self, SessionError> {
+        if frames > MAX_INPUT_DELAY {
+            return Err(SessionError::InvalidConfig(format!(
+                "input delay must be 0..={MAX_INPUT_DELAY} frames, got {frames}"
+            )));
+        }
+        self.input_delay = frames;
+        Ok(self)
+    }
+
+    /// How many frames may be predicted ahead of confirmed inputs. 0 gives lockstep: a frame
+    /// runs only once every player's input for it has arrived, and nothing is rolled back.
+    pub fn with_max_prediction(mut self, frames: usize) -> Result<Self, SessionError> {
+        if frames > MAX_PREDICTION {
+            return Err(SessionError::InvalidConfig(format!(
+                "prediction window must be 0..={MAX_PREDICTION} frames, got {frames}"
+            )));
+        }
+        self.max_prediction = frames;
+        Ok(self)
+    }
+
+    /// Simulation rate in frames per second (1..=1000).
+    pub fn with_fps(mut self, fps: u32) -> Result<Self, SessionError> {
+        if !(1..=1000).contains(&fps) {
+            return Err(SessionError::InvalidConfig(format!(
+                "fps must be 1..=1000, got {fps}"
+            )));
+        }
+        self.fps = fps;
+        Ok(self)
+    }
+
+    /// Compare the checksum of every `interval`-th confirmed frame with the peers (`None`
+    /// turns desync detection off). Interval 1 names the exact first frame that differs.
+    pub fn with_desync_detection(mut self, interval: Option<u32>) -> Result<Self, SessionError> {
+        if interval == Some(0) {
+            return Err(SessionError::InvalidConfig(
+                "desync interval must be >= 1".into(),
+            ));
+        }
+        self.desync_interval = interval;
+        Ok(self)
+    }
+
+    /// Sync-test check distance: how many frames each frame is rolled back and re-simulated
+    /// (must be less than the prediction window).
+    pub fn with_check_distance(mut self, frames: usize) -> Self {
+        self.check_distance = frames;
+        self
+    }
+
+    /// Time without packets before a peer is disconnected, and before the game is told the
+    /// connection is interrupted.
+    /// Both must be between 1 ms and one hour, and `notify` shorter than `disconnect`.
+    pub fn with_disconnect_timeouts(
+        mut self,
+        disconnect: Duration,
+        notify: Duration,
+    ) -> Result<Self, SessionError> {
+        let range = Duration::from_millis(1)..=Duration::from_secs(3600);
+        if !range.contains(&disconnect) || !range.contains(&notify) || notify >= disconnect {
+            return Err(SessionError::InvalidConfig(format!(
+                "disconnect timeouts must be 1 ms..=1 h with notify < disconnect, got {disconnect:?} and {notify:?}"
+            )));
+        }
+        self.disconnect_timeout = disconnect;
+        self.disconnect_notify = notify;
+        Ok(self)
+    }
+
+    /// With desync detection off, how often confirmed frames are still checksummed for
+    /// [`Session::checksum_at`] (every `interval`-th frame; default
+    /// [`DEFAULT_DESYNC_INTERVAL`]). With detection on, its interval is used.
+    pub fn with_checksum_interval(mut self, interval: u32) -> Result<Self, SessionError> {
+        if interval == 0 {
+            return Err(SessionError::InvalidConfig(
+                "checksum interval must be >= 1".into(),
+            ));
+        }
+        self.checksum_interval = interval;
+        Ok(self)
+    }
+
+    /// Records confirmed inputs and checksums for a [`Replay`].
+    pub fn with_replay_recording(mut self, record: bool) -> Self {
+        self.record_replay = record;
+        self
+    }
+
+    /// Frames between pressing a button and its effect.
+    pub fn input_delay(&self) -> usize {
+        self.input_delay
+    }
+
+    /// The prediction window in frames (0: lockstep).
+    pub fn max_prediction(&self) -> usize {
+        self.max_prediction
+    }
+
+    /// Whether frames wait for every input (a prediction window of 0).
+    pub fn is_lockstep(&self) -> bool {
+        self.max_prediction == 0
+    }
+
+    /// Simulation rate in frames per second.
+    pub fn fps(&self) -> u32 {
+        self.fps
+    }
+
+    /// Every how many confirmed frames checksums are compared (`None`: desync detection off).
+    pub fn desync_interval(&self) -> Option<u32> {
+        self.desync_interval
+    }
+
+    /// The sync test's check distance.
+    pub fn check_distance(&self) -> usize {
+        self.check_distance
+    }
+
+    /// Time without packets before a peer is disconnected.
+    pub fn disconnect_timeout(&self) -> Duration {
+        self.disconnect_timeout
+    }
+
+    /// Time without packets before the game is told a peer's connection is interrupted.
+    pub fn disconnect_notify(&self) -> Duration {
+        self.disconnect_notify
+    }
+
+    /// Whether confirmed inputs are recorded for a [`Replay`].
+    pub fn record_replay(&self) -> bool {
+        self.record_replay
+    }
+
+    /// Every how many confirmed frames a checksum is kept (the desync interval when desync
+    /// detection is on).
+    pub fn checksum_interval(&self) -> u32 {
+        self.desync_interval.unwrap_or(self.checksum_interval)
+    }
+}
