@@ -342,7 +342,7 @@ impl<A: Clone + Eq + Hash> Guard<A> {
         self.bounds = Some(Bounds {
             current_frame,
             confirmed_frame,
-            max_prediction: crate::session::MAX_PREDICTION as i32,
+            max_prediction: crate::limits::MAX_PREDICTION as i32,
             players: input.peer_connect_status.len(),
         });
     }
@@ -842,7 +842,7 @@ mod tests {
             Some(Bounds {
                 current_frame: 50,
                 confirmed_frame: 45,
-                max_prediction: crate::session::MAX_PREDICTION as i32,
+                max_prediction: crate::limits::MAX_PREDICTION as i32,
                 players: 2,
             })
         );
