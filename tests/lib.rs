@@ -14,7 +14,7 @@ use ricochet_demo_game::{Arena, Input, InputScript};
 
 /// The transport of a test peer: usually a plain [`SimSocket`], sometimes one wrapped to
 /// misbehave.
-pub type PeerSocket = Box<dyn PacketSocket<SimAddr>>;
+pub type PeerSocket = Box<dyn PacketSocket<SimAddr> + Send>;
 
 /// One frame at 60 Hz.
 pub const FRAME: Duration = Duration::from_micros(16_667);

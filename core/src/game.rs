@@ -42,9 +42,9 @@ pub trait Game: 'static {
     /// One player's input for one frame: plain old data, the only game data that crosses the
     /// network. All-zero bytes mean "no input" (used before a player's first input arrives
     /// and for disconnected players).
-    type Input: bytemuck::Pod + PartialEq;
+    type Input: bytemuck::Pod + PartialEq + Send + Sync;
     /// A snapshot of the simulation, taken before frames that may be rolled back.
-    type State: Clone;
+    type State: Clone + Send + Sync;
 
     /// Advances the simulation by one frame with one input per player, in player order.
     /// `InputStatus::Predicted` inputs are guesses that may be corrected by a rollback;
@@ -105,11 +105,11 @@ impl<'de, I: bytemuck::Pod> Deserialize<'de> for PodInput<I> {
 }
 
 /// The ggrs configuration for a game `G` talking to peers addressed by `A`.
-pub struct GgrsConfig<G, A>(PhantomData<(G, A)>);
+pub struct GgrsConfig<G, A>(PhantomData<fn() -> (G, A)>);
 
 impl<G: Game, A> ggrs::Config for GgrsConfig<G, A>
 where
-    A: Clone + PartialEq + Eq + std::hash::Hash + std::fmt::Debug + 'static,
+    A: Clone + PartialEq + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static,
 {
     type Input = PodInput<G::Input>;
     type InputPredictor = ggrs::PredictRepeatLast;

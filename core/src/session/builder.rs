@@ -13,8 +13,8 @@ use crate::session::*;
 use crate::wire::socket::{GgrsSocket, PacketSocket};
 
 /// Anything that identifies a remote peer.
-pub trait Address: Clone + PartialEq + Eq + Hash + Debug + 'static {}
-impl<T: Clone + PartialEq + Eq + Hash + Debug + 'static> Address for T {}
+pub trait Address: Clone + PartialEq + Eq + Hash + Debug + Send + Sync + 'static {}
+impl<T: Clone + PartialEq + Eq + Hash + Debug + Send + Sync + 'static> Address for T {}
 
 /// The players and spectators of a session, and its [`SessionSettings`]; start one with
 /// `start_p2p`, `start_sync_test` or `start_spectator`.
@@ -169,7 +169,7 @@ impl<A: Address> SessionBuilder<A> {
     /// remote.
     pub fn start_p2p<G: Game, S>(self, socket: S) -> Result<Session<G, A, S>, SessionError>
     where
-        S: PacketSocket<A> + 'static,
+        S: PacketSocket<A> + Send + 'static,
     {
         let mut handles: Vec<usize> = self
             .local
@@ -260,7 +260,7 @@ impl<A: Address> SessionBuilder<A> {
         socket: S,
     ) -> Result<Spectator<G, A, S>, SessionError>
     where
-        S: PacketSocket<A> + 'static,
+        S: PacketSocket<A> + Send + 'static,
     {
         let socket = GgrsSocket::new(socket);
         let ggrs = self

@@ -534,10 +534,12 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
     }
 }
 
+// `Send` (and `Sync` for `A`) so that this holds with ggrs's `sync-send` feature too, which
+// bevy_ggrs turns on for every crate built with it.
 impl<A, S> ggrs::NonBlockingSocket<A> for GgrsSocket<A, S>
 where
-    A: Clone + PartialEq + Eq + Hash,
-    S: PacketSocket<A>,
+    A: Clone + PartialEq + Eq + Hash + Send + Sync,
+    S: PacketSocket<A> + Send,
 {
     fn send_to(&mut self, msg: &ggrs::Message, addr: &A) {
         let mut inner = self.lock();
