@@ -9,6 +9,20 @@
 //! Packets travel over any [`PacketSocket`]; [`sim`] is a seeded in-memory network with
 //! latency, jitter, loss, duplication, reordering and partitions on a virtual clock.
 //!
+//! # Layers
+//! - [`game`]: what a game implements ([`Game`]).
+//! - [`session`]: sessions over ggrs ([`Session`], [`SessionBuilder`], [`SessionSettings`],
+//!   [`FrameClock`], desync detection, replays, spectators, sync tests).
+//! - [`wire`]: the encoding and [`GgrsSocket`], ggrs's socket over any [`PacketSocket`]
+//!   (also usable alone, under bevy_ggrs).
+//! - [`link`]: the per-peer path logic without I/O (sequence numbers, copies, relay or direct,
+//!   agreement between the two ends).
+//! - [`sim`]: the simulated network, and both paths on it.
+//! - `net` (default feature `net`): joining a match ([`Match`],
+//!   [`join`]), the signaling and relay clients, and
+//!   [`PathSocket`] over WebRTC and the relay.
+//! - [`limits`] and [`protocol`]: the limits and wire types shared with the servers.
+//!
 //! # A run loop
 //! ```
 //! use ricochet::sim::{LinkConditions, SimNetwork};
@@ -78,6 +92,11 @@ pub use session::{
     SessionBuilder, SessionError, SessionSettings, SessionStats, Spectator, SyncTest,
 };
 pub use wire::{GgrsSocket, PacketSocket, SocketStats};
+
+/// The README's integration snippet, compiled as a doctest.
+#[cfg(all(doctest, feature = "net", not(target_arch = "wasm32")))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 /// Locks `mutex`, going on through poisoning: the state behind Ricochet's locks is plain data
 /// (queues, counters, membership) that a panic elsewhere cannot leave half-updated in a way

@@ -1,5 +1,5 @@
 //! One [`PacketSocket`] over both paths: the WebRTC data channel and the relay, chosen per peer
-//! by [`PeerPath`].
+//! by [`PeerPath`](crate::link::PeerPath).
 //!
 //! Packets to a peer go over the relay from the first one on, so the session starts as soon as
 //! the relay connects and never waits on ICE; once the direct channel carries traffic they go
@@ -10,8 +10,8 @@
 //! arrive over both paths around a switch, or while a quiet direct path is covered by copies
 //! over the relay) and estimates loss from the gaps, so the game can show each peer's path,
 //! RTT, loss and traffic ([`PathStats`], [`LinkStats`]). The flag
-//! [`FLAG_COPIES_WANTED`] says "nothing reaches me directly from you: send copies over the
-//! relay" ([`PeerPath::wants_copies`]).
+//! [`FLAG_COPIES_WANTED`](crate::link::FLAG_COPIES_WANTED) says "nothing reaches me directly from you: send copies over the
+//! relay" ([`PeerPath::wants_copies`](crate::link::PeerPath::wants_copies)).
 
 use matchbox_socket::{PeerState, WebRtcSocket};
 use ricochet_protocol::PeerId;

@@ -14,7 +14,7 @@ pub enum SessionError {
     #[error("invalid session configuration: {0}")]
     InvalidConfig(String),
     /// A sync test found that re-simulating a frame gave a different checksum: the game is not
-    /// deterministic. Frames are numbered as in [`DesyncReport`]: `frame` is the first frame
+    /// deterministic. Frames are numbered as in [`DesyncReport`](crate::session::DesyncReport): `frame` is the first frame
     /// whose resulting state differed.
     #[error("sync test: frame {frame} gave a different checksum when re-simulated (game is not deterministic)")]
     NotDeterministic {
