@@ -532,9 +532,25 @@ async fn drive(
             .reconnect_attempts(Some(3))
             .build();
         let ended = async move {
-            match message_loop.await {
-                Ok(()) => "the signaling connection closed".to_string(),
-                Err(e) => e.to_string(),
+            // matchbox 0.15's loop panics when a peer goes away in the middle of a handshake
+            // ("Sender closed before channel was ready"): that ends the WebRTC socket (its
+            // direct paths fall back to the relay), never the driver and the relay with it.
+            use futures_util::FutureExt as _;
+            match std::panic::AssertUnwindSafe(message_loop)
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(())) => "the signaling connection closed".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(%what, "matchbox's message loop panicked; direct paths are gone");
+                    format!("matchbox's message loop panicked: {what}")
+                }
             }
         };
         (Some(socket), rt::boxed(ended))
