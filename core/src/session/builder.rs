@@ -162,7 +162,7 @@ impl<A: Address> SessionBuilder<A> {
                     .with_disconnect_notify_delay(self.settings.disconnect_notify)
                     .with_check_distance(self.settings.check_distance)
             })
-            .map_err(|e| SessionError::InvalidConfig(e.to_string()))
+            .map_err(SessionError::Ggrs)
     }
 
     /// Starts a peer-to-peer session over `socket`. Every handle `0..players` must be local or
@@ -193,17 +193,17 @@ impl<A: Address> SessionBuilder<A> {
         for &h in &self.local {
             builder = builder
                 .add_player(PlayerType::Local, h)
-                .map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
+                .map_err(SessionError::Ggrs)?;
         }
         for (h, addr) in &self.remote {
             builder = builder
                 .add_player(PlayerType::Remote(addr.clone()), *h)
-                .map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
+                .map_err(SessionError::Ggrs)?;
         }
         for (i, addr) in self.spectators.iter().enumerate() {
             builder = builder
                 .add_player(PlayerType::Spectator(addr.clone()), self.players + i)
-                .map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
+                .map_err(SessionError::Ggrs)?;
         }
         let socket = GgrsSocket::new(socket);
         let mut roster = vec![None; self.players];
@@ -213,7 +213,7 @@ impl<A: Address> SessionBuilder<A> {
         socket.set_roster(roster);
         let ggrs = builder
             .start_p2p_session(socket.clone())
-            .map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
+            .map_err(SessionError::Ggrs)?;
         let remotes: Vec<A> = self.remote.iter().map(|(_, a)| a.clone()).collect();
         let mut peers = remotes.clone();
         peers.sort_by_key(|a| format!("{a:?}"));
@@ -245,7 +245,7 @@ impl<A: Address> SessionBuilder<A> {
         let ggrs = self
             .ggrs_builder::<G>()?
             .start_synctest_session()
-            .map_err(|e| SessionError::InvalidConfig(e.to_string()))?;
+            .map_err(SessionError::Ggrs)?;
         Ok(SyncTest {
             ggrs,
             core: Core::new(&self, None)?,

@@ -30,9 +30,9 @@ pub enum SessionError {
     /// A call the session cannot serve now (for example input for a handle that is not local).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// ggrs refused a call (for example input for a handle that is not local); its error is
-    /// kept as the source.
-    #[error("ggrs refused the request")]
+    /// ggrs refused a call or a setting (for example input for a handle that is not local);
+    /// its error is kept as the source.
+    #[error("ggrs refused: {0}")]
     Ggrs(#[source] GgrsError),
     /// Replay recording failed.
     #[error(transparent)]
