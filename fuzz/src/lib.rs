@@ -534,7 +534,10 @@ fn ggrs_guard_run(data: &[u8]) -> (usize, u64) {
     }
     let stats = socket.stats();
     assert_eq!(
-        stats.packets_received + stats.malformed_packets + stats.rejected_packets,
+        stats.packets_received
+            + stats.malformed_packets
+            + stats.rejected_packets
+            + socket.held_reports() as u64,
         fed,
         "a packet went uncounted: {stats:?}"
     );
@@ -589,14 +592,17 @@ impl WindowModel {
 /// path, interleaved with channel events and time: the copy detection agrees with a plain model,
 /// the loss estimate stays in `0..=1`, and the path choice keeps its promises (a forced relay
 /// never goes direct, direct-only never uses the relay, a reachable peer's packets always go
-/// somewhere, direct only after a direct packet arrived).
+/// somewhere, direct only after a direct packet arrived and while the newest packet from the
+/// peer says it is ready).
 pub fn path_header(data: &[u8]) {
     path_header_run(data);
 }
 
 /// [`path_header`], returning whether the path went direct at some point.
 fn path_header_run(data: &[u8]) -> bool {
-    use ricochet::link::{split_header, SequenceWindow, FLAG_COPIES_WANTED, HEADER_LEN};
+    use ricochet::link::{
+        split_header, SequenceWindow, FLAG_COPIES_WANTED, FLAG_DIRECT_READY, HEADER_LEN,
+    };
     use ricochet::link::{Path, PathConfig, PathMode, PeerPath};
 
     let mut r = Reader::new(data);
@@ -623,6 +629,8 @@ fn path_header_run(data: &[u8]) -> bool {
     let mut switches = 0;
     let mut events = 0;
     let mut went_direct = false;
+    // What the newest packet said: the peer is ready for the direct path.
+    let mut peer_ready = false;
     while !r.is_empty() && events < 256 {
         events += 1;
         match r.u8() % 9 {
@@ -647,6 +655,10 @@ fn path_header_run(data: &[u8]) -> bool {
                         );
                         if flags & FLAG_COPIES_WANTED != 0 {
                             path.on_copies_requested(now);
+                        }
+                        if window.highest() == Some(seq) {
+                            peer_ready = flags & FLAG_DIRECT_READY != 0;
+                            path.on_peer_state(now, peer_ready);
                         }
                     }
                 }
@@ -684,6 +696,10 @@ fn path_header_run(data: &[u8]) -> bool {
         path.poll(now);
         if path.path() == Path::Direct {
             assert!(direct_seen, "direct before any direct packet");
+            assert!(
+                peer_ready,
+                "direct while the peer's newest packet said it is not ready"
+            );
             assert_ne!(mode, PathMode::ForceRelay);
             went_direct = true;
         }

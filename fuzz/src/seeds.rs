@@ -348,12 +348,21 @@ fn ggrs_guard_inputs() -> Vec<Vec<u8>> {
 
 fn path_inputs() -> Vec<Vec<u8>> {
     // [mode] [ice_timeout, direct_silence, probe_every, return_holdoff, hedge_after] events...
-    // Channel open, then 40 packets (op 0: length 4, header, a body byte, direct or not),
+    // Channel open, then 40 packets (op 0: length 4, header (flags: copies wanted now and then,
+    // the sender ready for the direct path always), a body byte, direct or not),
     // each followed by 17 ms (op 3) and a route (op 8).
     let mut v = vec![0, 40, 120, 8, 250, 20, 4];
     for seq in 0u16..40 {
         let [hi, lo] = seq.to_be_bytes();
-        v.extend_from_slice(&[0, 4, hi, lo, (seq % 7 == 0) as u8, 0xAA, (seq > 3) as u8]);
+        v.extend_from_slice(&[
+            0,
+            4,
+            hi,
+            lo,
+            (seq % 7 == 0) as u8 | 0x02,
+            0xAA,
+            (seq > 3) as u8,
+        ]);
         v.extend_from_slice(&[3, 0, 17, 8]);
     }
     v.extend_from_slice(&[3, 0x0F, 0xFF, 8, 5, 8, 2, 0xFF, 0xF0, 100, 1]);

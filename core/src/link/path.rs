@@ -304,9 +304,8 @@ impl PeerPath {
                 self.direct_since = Some(now);
                 self.switch(Path::Direct);
             }
-            Path::Direct if !self.peer_ready && self.ready(now) => {
-                self.fail(DirectFailure::PeerFellBack)
-            }
+            // (This side's own silence is `poll`'s, with its hold-off.)
+            Path::Direct if !self.peer_ready => self.fail(DirectFailure::PeerFellBack),
             _ => {}
         }
     }

@@ -461,7 +461,15 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
         inner.guard.bounds = Some(bounds);
         inner.guard.driven = true;
         inner.guard.polls += 1;
+        // A Ricochet session refuses ggrs checksum reports: those held are dropped.
+        inner.stats.rejected_packets += inner.guard.held_reports.len() as u64;
         inner.guard.held_reports.clear();
+    }
+
+    /// ggrs checksum reports held now, until our own ggrs sends its first (each is counted
+    /// in [`SocketStats::packets_received`] or [`SocketStats::rejected_packets`] once decided).
+    pub fn held_reports(&self) -> usize {
+        self.lock().guard.held_reports.len()
     }
 
     /// Tells the socket which remote address plays each player handle (`None` for local
