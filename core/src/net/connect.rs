@@ -5,7 +5,7 @@
 //! and a [`MatchDriver`] future that the caller runs on its executor (a tokio task on native,
 //! `wasm_bindgen_futures::spawn_local` in the browser, or any other executor that polls it
 //! inside a tokio runtime context on native, since webrtc-rs and the WebSockets there are
-//! tokio's; bevy's task pools do with `async-compat`). Nothing is spawned behind the caller's
+//! tokio's; `examples/bevy` spawns it on a tokio runtime beside bevy's loop). Nothing is spawned behind the caller's
 //! back and nothing polls: the driver runs every connection the match
 //! needs (signaling, relay, WebRTC) and is woken by them. The handle says who is present and
 //! when the match is ready; [`Match::take_joined`] then gives the [`Joined`] match (the socket,
