@@ -5,13 +5,13 @@
 //! and a [`MatchDriver`] future that the caller runs on its executor (a tokio task on native,
 //! `wasm_bindgen_futures::spawn_local` in the browser, or any other executor that polls it
 //! inside a tokio runtime context on native, since webrtc-rs and the WebSockets there are
-//! tokio's; `examples/bevy` spawns it on a tokio runtime beside bevy's loop). Nothing is spawned behind the caller's
-//! back and nothing polls: the driver runs every connection the match
-//! needs (signaling, relay, WebRTC) and is woken by them. The handle says who is present and
-//! when the match is ready; [`Match::take_joined`] then gives the [`Joined`] match (the socket,
-//! this player's handle and the players in handle order, sorted by peer ID so every player
-//! numbers them the same way), and [`Joined::start`] starts the session. The match never
-//! waits on ICE: the relay carries it until a direct channel opens.
+//! tokio's; `examples/bevy` spawns it on a tokio runtime beside bevy's loop). Nothing is
+//! spawned behind the caller's back and nothing polls: the driver runs every connection the
+//! match needs (signaling, relay, WebRTC) and is woken by them. The handle says who is present
+//! and when the match is ready; [`Match::take_joined`] then gives the [`Joined`] match (the
+//! socket, this player's handle and the players in handle order, sorted by peer ID so every
+//! player numbers them the same way), and [`Joined::start`] starts the session. The match
+//! never waits on ICE: the relay carries it until a direct channel opens.
 //!
 //! The session's socket owns the match from then on: dropping the session (or the handle or
 //! the `Joined`, before) ends the driver, which closes every connection.
