@@ -5,7 +5,9 @@
 
 use std::process::{Command, Stdio};
 
-use ricochet_tests::processes::{bin, bot_report, free_port, serial, servers, Proc};
+use ricochet_tests::processes::{
+    assert_every_path, bin, bot_report, free_port, serial, servers, Proc,
+};
 
 /// Runs `players` bots with the same extra arguments.
 fn bots(
@@ -30,14 +32,11 @@ fn agree(reports: &[serde_json::Value]) {
     }
 }
 
-/// [`agree`], and every path of every bot is `path`.
+/// [`agree`], and both ends of every pair report `path`: each bot has a path to every other
+/// bot (and no one else), and every one is `path`.
 fn check(reports: &[serde_json::Value], path: &str) {
     agree(reports);
-    for r in reports {
-        for (_, p) in r["paths"].as_object().unwrap() {
-            assert_eq!(p, path, "{r}");
-        }
-    }
+    assert_every_path(&reports.iter().collect::<Vec<_>>(), path);
 }
 
 /// The path bot `from` reports to bot `to`.

@@ -3,10 +3,13 @@
 //! `ricochet-bot` in one match, all playing seeded inputs for 600 frames. Every participant
 //! reports the same checksum of frame 599 and no desync; each tab's screenshot shows the game.
 //! Once over direct WebRTC channels (browser to browser and browser to the native bot), once
-//! forced to the relay. Cross-play: one tab and the native window (`ricochet-native` under
-//! Xvfb) in one match, direct and forced to the relay. The page's "New private match" button:
-//! the link it makes brings a second tab into the same (server-created, unlisted) match. And a
-//! relay that refuses the tickets: each tab gives up with the relay's close code and reason.
+//! forced to the relay. Two players in two separate Chromium processes (not tabs of one
+//! browser) both play over the direct channel. Cross-play: one tab and the native window
+//! (`ricochet-native` under Xvfb) in one match, direct and forced to the relay. The page's
+//! "New private match" button: the link it makes brings a second tab into the same
+//! (server-created, unlisted) match. And a relay that refuses the tickets: each tab gives up
+//! with the relay's close code and reason. Every test that checks paths checks both ends of
+//! every pair.
 
 #[path = "browser/support.rs"]
 mod support;
@@ -14,7 +17,7 @@ mod support;
 use std::process::{Command, Stdio};
 
 use ricochet_tests::processes::{
-    bin, bot_report, serial, servers, servers_with_relay_secret, xvfb, Proc,
+    assert_every_path, bin, bot_report, serial, servers, servers_with_relay_secret, xvfb, Proc,
 };
 
 /// Frames every participant plays; the checksum compared is frame `FRAMES - 1`'s.
@@ -63,15 +66,13 @@ fn two_tabs_and_a_bot(name: &str, force_relay: bool) {
     println!("bot: {bot}");
 
     let want = if force_relay { "relay" } else { "direct" };
-    for s in drive.statuses.iter().chain([&bot]) {
+    let everyone: Vec<&serde_json::Value> = drive.statuses.iter().chain([&bot]).collect();
+    for s in &everyone {
         assert_eq!(s["checksum"], bot["checksum"], "checksums differ: {s}");
         assert_eq!(s["desyncs"], 0, "desync: {s}");
-        let paths = s["paths"].as_object().expect("paths");
-        assert_eq!(paths.len(), PLAYERS - 1, "{s}");
-        for path in paths.values() {
-            assert_eq!(path, want, "{s}");
-        }
     }
+    // Both ends of each of the three pairs.
+    assert_every_path(&everyone, want);
     assert!(bot["checksum"].as_str().is_some_and(|c| c.len() == 16));
     assert_eq!(drive.screenshots.len(), 2);
     for shot in &drive.screenshots {
@@ -88,6 +89,57 @@ fn two_tabs_and_a_bot_play_over_direct_channels() {
 #[test]
 fn two_tabs_and_a_bot_play_forced_to_the_relay() {
     two_tabs_and_a_bot("browser-relay", true);
+}
+
+/// Two players as two people on one machine would start them: each page in its own Chromium
+/// process (its own profile), not two tabs of one browser. Both play the match to the end over
+/// the direct channel, and both ends report the pair on `direct` with no direct failure, read
+/// while both still play. Then the first player quits (its browser closes): the second reports
+/// that player as `left`, not as a direct path that failed over to the relay (how a status read
+/// after the other player had quit was once taken for a failed direct path).
+#[test]
+fn two_chromium_processes_both_play_direct() {
+    let _serial = serial();
+    let web = support::web_dir();
+    let servers = servers(&["--static", web.to_str().unwrap()]);
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let room = format!("browser-processes-{}", std::process::id());
+    let urls: Vec<String> = (1..=2)
+        .map(|seed| format!("{http}/?match={room}&players=2&autoplay={seed}&frames={FRAMES}"))
+        .collect();
+    let drive = support::drive_with(
+        &["--processes", "--close-first"],
+        &support::artifacts("browser-processes"),
+        "checksum",
+        240,
+        &urls,
+    );
+    for s in &drive.statuses {
+        println!("tab: {s}");
+    }
+    assert!(drive.ok, "the pages did not finish: {:?}", drive.statuses);
+    assert_eq!(drive.statuses.len(), 2);
+    let [a, b] = [&drive.statuses[0], &drive.statuses[1]];
+    assert_ne!(a["handle"], b["handle"]);
+    for s in [a, b] {
+        assert_eq!(s["checksum"], a["checksum"], "checksums differ: {s}");
+        assert!(s["checksum"].as_str().is_some_and(|c| c.len() == 16), "{s}");
+        assert_eq!(s["desyncs"], 0, "desync: {s}");
+        assert_eq!(
+            s["direct_failures"],
+            serde_json::json!([]),
+            "the direct path never failed: {s}"
+        );
+    }
+    assert_every_path(&[a, b], "direct");
+    for shot in &drive.screenshots {
+        support::check_screenshot(shot);
+    }
+    let after = &drive.after[1];
+    println!("second tab once the first quit: {after}");
+    let first = a["peer"].as_str().unwrap();
+    assert_eq!(after["paths"][first], "left", "{after}");
+    assert_eq!(after["left"], serde_json::json!([first]), "{after}");
 }
 
 #[test]
@@ -249,10 +301,8 @@ fn a_tab_and_the_native_window(name: &str, force_relay: bool) {
     for s in [tab, &native] {
         assert_eq!(s["checksum"], native["checksum"], "checksums differ: {s}");
         assert_eq!(s["desyncs"], 0, "desync: {s}");
-        let paths = s["paths"].as_object().expect("paths");
-        assert_eq!(paths.len(), 1, "{s}");
-        assert!(paths.values().all(|p| p == want), "{s}");
     }
+    assert_every_path(&[tab, &native], want);
     assert_ne!(tab["handle"], native["handle"]);
     support::check_screenshot(&drive.screenshots[0]);
 }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ricochet_tests::netns::{spawn_peer, Host, NatLab, TURN_PORT};
-use ricochet_tests::processes::{bin, bot_report, serial};
+use ricochet_tests::processes::{assert_every_path, bin, bot_report, serial};
 use serde_json::Value;
 
 /// Frames each scenario plays (20 s at 60 Hz).
@@ -111,19 +111,31 @@ fn wait_until_direct(lab: &NatLab) {
     }
 }
 
-/// Same checksum, no desync, and (if given) every peer on `path` at the end.
+/// Same checksum, no desync, and (if given) both ends on `path` at the end: each bot reports
+/// `path` to the other.
 fn check(reports: &[Value], path: Option<&str>) {
     for r in reports {
         assert_eq!(r["checksum"], reports[0]["checksum"], "checksums differ");
         assert_eq!(r["desyncs"], 0, "desync: {r}");
         let paths = r["paths"].as_object().expect("paths");
         assert_eq!(paths.len(), 1, "{r}");
-        if let Some(path) = path {
-            for p in paths.values() {
-                assert_eq!(p, path, "{r}");
-            }
-        }
     }
+    if let Some(path) = path {
+        assert_every_path(&reports.iter().collect::<Vec<_>>(), path);
+    }
+}
+
+/// Both ends report the same path to each other at the end (whichever it is): under loss the
+/// pair may be on either, but the two ends agree (see `FLAG_DIRECT_READY`). Each bot reports
+/// when its last frame is confirmed, within a few packets' trip of the other.
+fn check_ends_agree(reports: &[Value]) {
+    let [a, b] = reports else {
+        panic!("two reports, not {}", reports.len())
+    };
+    let peer = |r: &Value| r["peer"].as_str().expect("peer").to_string();
+    let (a_to_b, b_to_a) = (&a["paths"][peer(b)], &b["paths"][peer(a)]);
+    assert!(a_to_b.is_string(), "no path to the other bot: {a}");
+    assert_eq!(a_to_b, b_to_a, "the two ends disagree: {a} {b}");
 }
 
 /// The match kept pace under loss: `frames` frames took at most 4 s longer than at 60 Hz
@@ -186,10 +198,12 @@ fn udp_allowed_with_five_percent_loss_peers_still_go_direct() {
         wait_until_direct(&lab);
         lab.lose_udp_between_homes(0.05).unwrap();
     });
-    // Where each peer is at the end is not checked: with 5% loss the direct channel sometimes
-    // goes silent for the path's silence timeout (data-channel stalls), the pair falls back to
-    // the relay and comes back, so the final path can be either.
+    // Which path the pair is on at the end is not fixed: with 5% loss the direct channel
+    // sometimes goes silent for the path's silence timeout (data-channel stalls), the pair
+    // falls back to the relay and comes back, so the final path can be either. Both ends agree
+    // on it.
     check(&reports, None);
+    check_ends_agree(&reports);
     check_went_direct_via_srflx(&reports);
     check_kept_pace(&reports, 1500);
     let dropped = lab.udp_dropped_between_homes().unwrap();
@@ -213,6 +227,7 @@ fn udp_lossy_from_the_start_the_match_plays_out() {
     lab.lose_udp_between_homes(0.05).unwrap();
     let reports = play(&lab, "srflx-lossy-start", FRAMES, true, || {});
     check(&reports, None);
+    check_ends_agree(&reports);
     check_kept_pace(&reports, FRAMES);
     let dropped = lab.udp_dropped_between_homes().unwrap();
     let forwarded = lab.udp_forwarded_between_homes().unwrap();

@@ -1,6 +1,6 @@
 //! Real processes for end-to-end tests: the workspace's binaries (built on first use), children
 //! killed when dropped, free loopback ports, and the signaling and relay servers started with a
-//! shared secret.
+//! shared secret; and [`assert_every_path`], the check of both ends of every pair's path.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -191,5 +191,36 @@ pub fn xvfb() -> Xvfb {
     Xvfb {
         display: format!(":{number}"),
         proc: child,
+    }
+}
+
+/// Checks both ends of every pair: each report (a bot's, a tab's or a window's status, with
+/// `peer` and `paths`) has a path to every other participant and to no one else, and every
+/// one of them is `want` (`"direct"` or `"relay"`). A pair where one end reports `direct` and
+/// the other `relay` fails here, whichever end it is.
+pub fn assert_every_path(reports: &[&serde_json::Value], want: &str) {
+    for (i, a) in reports.iter().enumerate() {
+        let paths = a["paths"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no paths: {a}"));
+        assert_eq!(
+            paths.len(),
+            reports.len() - 1,
+            "participant {i} reports paths to {} peers, not {}: {a}",
+            paths.len(),
+            reports.len() - 1
+        );
+        for (j, b) in reports.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let peer = b["peer"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no peer ID: {b}"));
+            assert_eq!(
+                a["paths"][peer], want,
+                "participant {i}'s path to participant {j} ({peer}): {a}"
+            );
+        }
     }
 }

@@ -1,9 +1,12 @@
 // Drives Debian's headless Chromium through playwright-core (never a downloaded browser) for
-// the Rust browser tests: opens each URL in its own tab, waits until every tab is done, takes a
-// screenshot of each tab's canvas, and prints one JSON line:
-// {"tabs": [{"status": ..., "shown": the page's status line, "screenshot": path, "url": ...}]}.
+// the Rust browser tests: opens each URL in its own tab (or, with --processes, its own
+// browser), waits until every tab is done, takes a screenshot of each tab's canvas, and prints
+// one JSON line:
+// {"tabs": [{"status": ..., "shown": the page's status line, "screenshot": path, "url": ...,
+// "after": with --close-first, the status once the first tab is gone}]}.
 //
-//   node drive.mjs --out DIR [--until checksum|frame:N|failed] [--timeout SECS] [--private] URL...
+//   node drive.mjs --out DIR [--until checksum|frame:N|failed] [--timeout SECS] [--private]
+//                  [--processes] [--mdns] [--close-first] URL...
 //
 // --private: the first tab clicks "New private match" on the (single) URL and the second tab
 // opens the link it shows, as a player would send it to a friend.
@@ -12,6 +15,13 @@
 // --until failed: every tab has given up ("failed", with its error); for tests of refusals.
 // Otherwise a tab whose status says "failed", or a timeout, ends the run with exit code 1 and
 // the statuses.
+// --processes: each URL opens in its own Chromium process (its own persistent context and
+// profile directory), as two players on one machine would run two browsers, instead of as
+// tabs of one browser.
+// --mdns: keep Chromium's default of hiding local addresses behind mDNS names in WebRTC ICE
+// candidates (by default drive.mjs turns it off with WebRtcHideLocalIpsWithMdns).
+// --close-first: once every tab is done, close the first tab (with --processes, its whole
+// browser, as a player quitting would), wait 3 s and read the other tabs' statuses again.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,13 +30,16 @@ import { join } from 'node:path';
 const CHROMIUM = process.env.RICOCHET_CHROMIUM || '/usr/bin/chromium';
 
 function parseArgs(argv) {
-  const args = { out: null, until: 'checksum', timeout: 180, private: false, urls: [] };
+  const args = { out: null, until: 'checksum', timeout: 180, private: false, processes: false, mdns: false, closeFirst: false, urls: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') args.out = argv[++i];
     else if (a === '--until') args.until = argv[++i];
     else if (a === '--timeout') args.timeout = Number(argv[++i]);
     else if (a === '--private') args.private = true;
+    else if (a === '--processes') args.processes = true;
+    else if (a === '--mdns') args.mdns = true;
+    else if (a === '--close-first') args.closeFirst = true;
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else args.urls.push(a);
   }
@@ -46,29 +59,50 @@ function done(until, status) {
 
 const args = parseArgs(process.argv.slice(2));
 mkdirSync(args.out, { recursive: true });
-const profile = mkdtempSync(join(tmpdir(), 'ricochet-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  viewport: { width: 1000, height: 900 },
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--disable-features=WebRtcHideLocalIpsWithMdns', '--enable-logging=stderr',
-    // Tabs other than the front one keep their timers and animation frames running.
-    '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-    '--disable-backgrounding-occluded-windows',
-  ],
-});
+// One browser (persistent context, own profile directory) per process.
+const browsers = [];
+async function launch() {
+  const profile = mkdtempSync(join(tmpdir(), 'ricochet-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1000, height: 900 },
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...(args.mdns ? [] : ['--disable-features=WebRtcHideLocalIpsWithMdns']),
+      '--enable-logging=stderr',
+      // Tabs other than the front one keep their timers and animation frames running.
+      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows',
+    ],
+  });
+  browsers.push({ context, profile });
+  return context;
+}
+// A page: the browser's first one if it has not been used yet, a new tab otherwise.
+const used = new Set();
+async function open(context) {
+  const first = context.pages()[0];
+  if (first && !used.has(first)) {
+    used.add(first);
+    return first;
+  }
+  const page = await context.newPage();
+  used.add(page);
+  return page;
+}
 let code = 0;
 const tabs = [];
 try {
+  const shared = args.processes ? null : await launch();
   for (const [i, url] of args.urls.entries()) {
-    const page = i === 0 && context.pages().length > 0 ? context.pages()[0] : await context.newPage();
+    const context = shared || (await launch());
+    const page = await open(context);
     page.on('console', (m) => process.stderr.write(`[tab ${i}] ${m.type()}: ${m.text()}\n`));
     page.on('pageerror', (e) => process.stderr.write(`[tab ${i}] page error: ${e.message}\n`));
     await page.goto(url);
-    tabs.push({ page, status: null });
+    tabs.push({ page, context, status: null });
   }
   if (args.private) {
     const first = tabs[0].page;
@@ -78,10 +112,11 @@ try {
     await box.waitFor({ state: 'visible' });
     const link = await box.inputValue();
     process.stderr.write(`drive: private match link ${link}\n`);
-    const page = await context.newPage();
+    const context = shared || (await launch());
+    const page = await open(context);
     page.on('console', (m) => process.stderr.write(`[tab 1] ${m.type()}: ${m.text()}\n`));
     await page.goto(link);
-    tabs.push({ page, status: null, link });
+    tabs.push({ page, context, status: null, link });
   }
   const deadline = Date.now() + args.timeout * 1000;
   for (;;) {
@@ -103,12 +138,27 @@ try {
     tab.screenshot = join(args.out, `tab-${i}.png`);
     await tab.page.locator('#game').screenshot({ path: tab.screenshot });
   }
+  if (args.closeFirst && code === 0) {
+    const [first, ...rest] = tabs;
+    first.url = first.page.url();
+    if (args.processes) await first.context.close();
+    else await first.page.close();
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const tab of rest) {
+      tab.after = JSON.parse(await tab.page.evaluate(() => window.ricochet.status()));
+    }
+  }
 } catch (e) {
   process.stderr.write(`drive: ${e.stack || e}\n`);
   code = 1;
 } finally {
-  console.log(JSON.stringify({ tabs: tabs.map((t) => ({ status: t.status, shown: t.shown, screenshot: t.screenshot, url: t.page.url() })) }));
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  const tabReport = (t) => ({
+    status: t.status, shown: t.shown, screenshot: t.screenshot, url: t.url || t.page.url(), after: t.after,
+  });
+  console.log(JSON.stringify({ tabs: tabs.map(tabReport) }));
+  for (const { context, profile } of browsers) {
+    await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
 }
 process.exit(code);

@@ -110,15 +110,21 @@ pub struct Drive {
     pub screenshots: Vec<PathBuf>,
     /// Each tab's address at the end.
     pub urls: Vec<String>,
+    /// With `--close-first`: each tab's status once the first tab was closed (`null` for the
+    /// first tab itself).
+    #[allow(dead_code)] // Not every test binary that includes this file reads it.
+    pub after: Vec<serde_json::Value>,
 }
 
-/// Opens `urls` in tabs of one headless Chromium until each is done (`until`: `checksum`,
+/// Opens `urls` in tabs of one headless Chromium (with the flag `--processes`, each in its own
+/// Chromium) until each is done (`until`: `checksum`,
 /// `frame:N` or `failed`, see `drive.mjs`) or `timeout_secs` pass, screenshots into `out`.
 pub fn drive(out: &Path, until: &str, timeout_secs: u32, urls: &[String]) -> Drive {
     drive_with(&[], out, until, timeout_secs, urls)
 }
 
-/// [`drive`] with extra `drive.mjs` flags (`--private`).
+/// [`drive`] with extra `drive.mjs` flags (`--private`, `--processes`, `--mdns`,
+/// `--close-first`).
 pub fn drive_with(
     flags: &[&str],
     out: &Path,
@@ -158,6 +164,7 @@ pub fn drive_with(
             .iter()
             .map(|t| t["url"].as_str().unwrap_or_default().to_string())
             .collect(),
+        after: tabs.iter().map(|t| t["after"].clone()).collect(),
     }
 }
 

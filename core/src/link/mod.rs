@@ -575,4 +575,83 @@ mod tests {
         assert_eq!(a.receive(at(301), &1, Path::Relay, &[1]), None);
         assert_eq!(a.stats(&1).unwrap().malformed, 1);
     }
+
+    /// One packet each way at `now` between `a` (peer 1 to `b`) and `b` (peer 0 to `a`), over
+    /// the paths each sender's route names; the direct copies are lost unless `direct_works`.
+    fn trade(a: &mut Links<u8>, b: &mut Links<u8>, now: Instant, direct_works: bool) {
+        one_way(a, 1, b, 0, now, direct_works);
+        one_way(b, 0, a, 1, now, direct_works);
+    }
+
+    fn one_way(
+        tx: &mut Links<u8>,
+        to: u8,
+        rx: &mut Links<u8>,
+        from: u8,
+        now: Instant,
+        direct_works: bool,
+    ) {
+        let sent = tx.send(now, &to, b"frame");
+        let (packet, direct, relay) = (sent.packet.to_vec(), sent.direct, sent.relay);
+        if direct && direct_works {
+            rx.receive(now, &from, Path::Direct, &packet);
+        }
+        if relay {
+            rx.receive(now, &from, Path::Relay, &packet);
+        }
+    }
+
+    fn paths(a: &Links<u8>, b: &Links<u8>) -> (Path, Path) {
+        (a.stats(&1).unwrap().path, b.stats(&0).unwrap().path)
+    }
+
+    #[test]
+    fn a_closed_channel_stays_closed_unless_packets_keep_coming_over_it() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for still_delivers in [false, true] {
+            let mut a: Links<u8> = Links::new(PathConfig::default());
+            let mut b: Links<u8> = Links::new(PathConfig::default());
+            a.on_channel_open(t0, &1);
+            b.on_channel_open(t0, &0);
+            for t in (0..500).step_by(16) {
+                trade(&mut a, &mut b, at(t), true);
+            }
+            assert_eq!(paths(&a, &b), (Path::Direct, Path::Direct));
+            // The adapter hands over the packets that were queued, then the close: those
+            // packets (sent before it) leave the channel closed.
+            a.on_channel_closed(at(500), &1);
+            let stats = a.stats(&1).unwrap();
+            assert_eq!(stats.path, Path::Relay);
+            assert_eq!(stats.last_failure, Some(DirectFailure::ChannelClosed));
+            assert!(
+                !a.send(at(501), &1, b"x").direct,
+                "nothing into a closed channel"
+            );
+            // Either the channel is gone (nothing comes over it), or only the peer's signaling
+            // was (matchbox reports that as a disconnection too) and the channel still
+            // delivers: then the pair finds it again, and both ends agree throughout.
+            let mut apart_since = None;
+            for t in (502..4000).step_by(16) {
+                trade(&mut a, &mut b, at(t), still_delivers);
+                let (pa, pb) = paths(&a, &b);
+                if pa == pb {
+                    apart_since = None;
+                } else {
+                    let since = *apart_since.get_or_insert(t);
+                    assert!(t - since <= 16, "apart since {since} ms at {t} ms");
+                }
+            }
+            let want = if still_delivers {
+                Path::Direct
+            } else {
+                Path::Relay
+            };
+            assert_eq!(
+                paths(&a, &b),
+                (want, want),
+                "still delivers: {still_delivers}"
+            );
+        }
+    }
 }

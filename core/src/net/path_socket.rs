@@ -166,6 +166,15 @@ impl PacketSocket<PeerId> for PathSocket {
     fn receive_packets(&mut self, out: &mut Vec<(PeerId, Vec<u8>)>) {
         let now = Instant::now();
         if let Some(mut webrtc) = self.webrtc.take() {
+            // The packets first, then the peer states: a packet still queued when its channel
+            // closed was sent before the close, and must not count as proof that the channel
+            // works after it (a packet that arrives in a later call does: matchbox reports a
+            // peer who left signaling as disconnected while its data channel still delivers).
+            for (peer, packet) in webrtc.channel_mut(0).receive() {
+                if let Some(body) = self.links.receive(now, &peer, Path::Direct, &packet) {
+                    out.push((peer, body.to_vec()));
+                }
+            }
             let mut stopped = false;
             let changes = match webrtc.try_update_peers() {
                 Ok(changes) => changes,
@@ -185,11 +194,6 @@ impl PacketSocket<PeerId> for PathSocket {
                 match state {
                     PeerState::Connected => self.links.on_channel_open(now, &peer),
                     PeerState::Disconnected => self.links.on_channel_closed(now, &peer),
-                }
-            }
-            for (peer, packet) in webrtc.channel_mut(0).receive() {
-                if let Some(body) = self.links.receive(now, &peer, Path::Direct, &packet) {
-                    out.push((peer, body.to_vec()));
                 }
             }
             if !stopped {

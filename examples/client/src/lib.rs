@@ -23,6 +23,7 @@ use ricochet::link::CandidateType;
 use ricochet::link::Path;
 use ricochet::net::connect::Joined;
 use ricochet::net::path_socket::PathSocket;
+use ricochet::net::MatchInfo;
 use ricochet::protocol::PeerId;
 use ricochet::session::DEFAULT_INPUT_DELAY;
 use ricochet::{Advance, DesyncReport, Event, FrameClock, Session, SessionBuilder, SessionError};
@@ -46,6 +47,8 @@ pub struct Play {
     first_confirmed: Option<Duration>,
     desyncs: Vec<DesyncReport<PeerId>>,
     disconnected: Vec<PeerId>,
+    /// What signaling says about the match: who is still in it.
+    info: MatchInfo,
 }
 
 /// This player's peer ID and handle, and the players in handle order.
@@ -74,6 +77,7 @@ impl Play {
     ) -> Result<Play, SessionError> {
         let started = Instant::now() - joined.elapsed;
         let players = joined.players.len();
+        let info = joined.info.clone();
         let roster = Roster {
             me: joined.me,
             handle: joined.handle,
@@ -93,6 +97,7 @@ impl Play {
             first_confirmed: None,
             desyncs: Vec::new(),
             disconnected: Vec::new(),
+            info,
         })
     }
 
@@ -189,7 +194,9 @@ impl Play {
                     link.rtt_ms
                         .map_or_else(|| "--".to_string(), |rtt| format!("{rtt}ms")),
                     (link.path.loss * 100.0).round() as u32,
-                    if self.disconnected.contains(peer) {
+                    if self.has_left(peer) {
+                        " left"
+                    } else if self.disconnected.contains(peer) {
                         " gone"
                     } else {
                         ""
@@ -215,9 +222,10 @@ impl Play {
     /// confirmed frames every [`STATUS_CHECKSUM_EVERY`] (frame → hex), `last_checksum`,
     /// `desyncs`, `rollbacks`, `max_rollback`, `paths` and `links` per remote peer (path, RTT,
     /// loss, counters, ICE candidate types as `local/remote`, e.g. `host/srflx`),
-    /// `path_switches`, `direct_failures`, `time_to_first_frame_ms`,
-    /// `time_to_first_confirmed_ms`, `elapsed_ms` (since joining began: 60 frames take 1,000 ms
-    /// when nothing stalls), `malformed_packets`.
+    /// `path_switches`, `direct_failures`, `left` (the players signaling says have left the
+    /// match: their path shows as `left`, and the closing of their channel is among the
+    /// `direct_failures`), `time_to_first_frame_ms`, `time_to_first_confirmed_ms`, `elapsed_ms`
+    /// (since joining began: 60 frames take 1,000 ms when nothing stalls), `malformed_packets`.
     pub fn status(&self) -> serde_json::Value {
         let stats = self.session.stats();
         let mut checksums = BTreeMap::new();
@@ -234,16 +242,28 @@ impl Play {
         let mut links = serde_json::Map::new();
         let mut switches = 0;
         let mut failures = Vec::new();
+        let mut left = Vec::new();
         for peer in self.remote_peers() {
+            // A player who left has no path: its channel closing is not the direct path
+            // failing (and what comes after is not play over the relay).
+            let gone = self.has_left(peer);
+            if gone {
+                left.push(peer.to_string());
+            }
             let Some(link) = self.session.link_stats(peer) else {
-                paths.insert(peer.to_string(), "relay".into());
+                paths.insert(peer.to_string(), if gone { "left" } else { "relay" }.into());
                 continue;
             };
             switches += link.path.switches;
             if let Some(f) = link.path.last_failure {
                 failures.push(format!("{peer}: {f:?}"));
             }
-            paths.insert(peer.to_string(), path_name(link.path.path).into());
+            let path = if gone {
+                "left"
+            } else {
+                path_name(link.path.path)
+            };
+            paths.insert(peer.to_string(), path.into());
             links.insert(
                 peer.to_string(),
                 serde_json::json!({
@@ -279,11 +299,17 @@ impl Play {
             "links": links,
             "path_switches": switches,
             "direct_failures": failures,
+            "left": left,
             "time_to_first_frame_ms": ms(self.first_frame),
             "time_to_first_confirmed_ms": ms(self.first_confirmed),
             "elapsed_ms": ms(Some(self.started.elapsed())),
             "malformed_packets": stats.socket.malformed_packets,
         })
+    }
+
+    /// Whether signaling says `peer` has left the match.
+    fn has_left(&self, peer: &PeerId) -> bool {
+        !self.info.peers().contains(peer)
     }
 
     fn remote_peers(&self) -> impl Iterator<Item = &PeerId> {
