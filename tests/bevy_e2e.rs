@@ -7,23 +7,13 @@
 
 use std::process::{Command, Stdio};
 
-use ricochet_tests::processes::{bin, bot_report, serial, servers, target_dir, Proc};
+use ricochet_tests::processes::{bin, bot_report, serial, servers, Proc};
 
 const FRAMES: u32 = 1200;
 
-/// The path of `ricochet-bevy`, built (debug) on first use. It is built on its own: bevy_ggrs
-/// turns on ggrs's `sync-send` feature for everything built with it.
+/// The path of `ricochet-bevy`, built (debug) with the other binaries on first use.
 fn bevy_bin() -> std::path::PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "ricochet-bevy"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building ricochet-bevy failed");
-    });
-    target_dir().join("ricochet-bevy")
+    bin("ricochet-bevy")
 }
 
 /// Starts `program` in `room` for a 2-player match of `frames` frames with `seed` and `extra`

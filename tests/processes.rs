@@ -8,7 +8,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binaries the end-to-end tests start; [`bin`] builds them all once per test process.
-pub const BINARIES: [&str; 3] = ["ricochet-signaling", "ricochet-relay", "ricochet-bot"];
+///
+/// All in one `cargo build`, so that they share one feature resolution: `ricochet-bevy`'s
+/// bevy_ggrs turns on ggrs's `sync-send`, and building it apart would compile the core and its
+/// dependencies a second time.
+pub const BINARIES: [&str; 4] = [
+    "ricochet-signaling",
+    "ricochet-relay",
+    "ricochet-bot",
+    "ricochet-bevy",
+];
 
 /// The secret the test servers share (tickets from signaling verify at the relay).
 pub const TEST_SECRET: &str = "ricochet-e2e-secret-0123456789abcdef";
