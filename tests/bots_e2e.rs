@@ -268,3 +268,68 @@ fn a_bot_without_servers_fails_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("could not join"), "{err}");
 }
+
+/// Issue 12, never a silent split: one of three bots is killed (SIGKILL) mid-match. The two
+/// others play on without it, and each says so: its report lists the lost player with the
+/// frame, and a bot not told to expect it exits with code 3 after printing its report (one
+/// told, `--expect-disconnect`, exits 0). Both still agree on the checksum.
+#[test]
+fn a_match_that_loses_a_player_says_so_and_fails_unless_told() {
+    use std::io::{BufRead as _, BufReader};
+    let _one = serial();
+    let servers = servers(&[]);
+    let start = |seed: usize, extra: &[&str]| {
+        Proc(
+            Command::new(bin("ricochet-bot"))
+                .args(["--signaling", &servers.signaling_url, "--room", "lost-one"])
+                .args(["--players", "3", "--frames", "1500"])
+                .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start ricochet-bot"),
+        )
+    };
+    let told = start(1, &["--expect-disconnect"]);
+    let untold = start(2, &[]);
+    let mut victim = start(3, &[]);
+    // Killed well into the match (joining takes a second or two; 1,500 frames take 25 s).
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let victim_pid = victim.0.id();
+    victim.0.kill().expect("kill the third bot");
+    let _ = victim.0.wait();
+
+    let told = bot_report(told);
+    let mut untold = untold;
+    let line = BufReader::new(untold.0.stdout.take().unwrap())
+        .lines()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let status = untold.0.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "a bot not told to expect it fails: {line}"
+    );
+    let untold: serde_json::Value = serde_json::from_str(&line).unwrap();
+    println!("told: {told}\nuntold: {untold} (victim pid {victim_pid})");
+    assert_eq!(told["checksum"], untold["checksum"], "the two left agree");
+    for r in [&told, &untold] {
+        let lost = r["disconnected"].as_array().expect("disconnected");
+        assert_eq!(lost.len(), 1, "one player lost: {r}");
+        let frame = lost[0]["frame"].as_i64().expect("frame");
+        assert!(
+            (100..1500).contains(&frame),
+            "lost mid-match, at frame {frame}: {r}"
+        );
+        let peer = lost[0]["peer"].as_str().unwrap();
+        assert_ne!(peer, told["peer"].as_str().unwrap());
+        assert_ne!(peer, untold["peer"].as_str().unwrap());
+    }
+    assert_eq!(
+        told["disconnected"][0]["peer"], untold["disconnected"][0]["peer"],
+        "both name the same player"
+    );
+}

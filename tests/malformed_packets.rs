@@ -137,7 +137,7 @@ fn survive(bit_flips: bool) {
             hostile_dropped |= p
                 .events_seen
                 .iter()
-                .any(|e| matches!(e, ricochet::Event::Disconnected { peer: 2 }));
+                .any(|e| matches!(e, ricochet::Event::Disconnected { peer: 2, .. }));
         }
         net.advance(FRAME);
         if all[..2]

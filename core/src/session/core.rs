@@ -158,7 +158,10 @@ impl<G: Game, A: Address> Core<G, A> {
                 total,
             },
             GgrsEvent::Synchronized { addr } => Event::Synchronized { peer: addr },
-            GgrsEvent::Disconnected { addr } => Event::Disconnected { peer: addr },
+            GgrsEvent::Disconnected { addr } => Event::Disconnected {
+                peer: addr,
+                frame: self.frame,
+            },
             GgrsEvent::NetworkInterrupted {
                 addr,
                 disconnect_timeout,

@@ -58,6 +58,10 @@ pub enum Event<A> {
     Disconnected {
         /// The peer.
         peer: A,
+        /// The frame this session was at when the peer was disconnected: from about there on,
+        /// its players' inputs are the all-zero input with status `Disconnected`. Every other
+        /// participant gets its own event, so none of them plays on without knowing.
+        frame: i32,
     },
     /// A peer computed a different state for a confirmed frame.
     Desync(DesyncReport<A>),

@@ -127,9 +127,10 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
                     "peer holds the match back; disconnecting it"
                 );
                 if self.ggrs.disconnect_player(handle).is_ok() {
-                    self.core
-                        .events
-                        .push_back(Event::Disconnected { peer: peer.clone() });
+                    self.core.events.push_back(Event::Disconnected {
+                        peer: peer.clone(),
+                        frame: self.core.frame,
+                    });
                 }
             }
         }

@@ -50,7 +50,14 @@ struct Args {
     /// player, over the direct path and through the relay.
     #[arg(long, default_value_t = 0)]
     garbage: u32,
+    /// Exit 0 even if the match lost a player (by default a match that went on without one of
+    /// its players is a failure: exit code 3, after the report).
+    #[arg(long)]
+    expect_disconnect: bool,
 }
+
+/// Exit code when the match lost a player and `--expect-disconnect` was not given.
+const EXIT_LOST_A_PLAYER: i32 = 3;
 
 #[tokio::main]
 async fn main() {
@@ -59,8 +66,20 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let expect_disconnect = args.expect_disconnect;
     match run(args).await {
-        Ok(line) => println!("{line}"),
+        Ok(line) => {
+            println!("{line}");
+            let lost = line["disconnected"].as_array().map_or(0, Vec::len);
+            if lost > 0 && !expect_disconnect {
+                eprintln!(
+                    "ricochet-bot: the match lost {lost} player(s) and went on without them: {} \
+                     (--expect-disconnect if that is expected)",
+                    line["disconnected"]
+                );
+                std::process::exit(EXIT_LOST_A_PLAYER);
+            }
+        }
         Err(e) => {
             eprintln!("ricochet-bot: {e:#}");
             std::process::exit(1);

@@ -35,6 +35,8 @@ struct App {
     script: Option<InputScript>,
     /// The checksum of frame `frames - 1`, once confirmed.
     checksum: Option<u64>,
+    /// Disconnected players already named in the page's status line.
+    lost_shown: usize,
     canvas: HtmlCanvasElement,
     ctx: CanvasRenderingContext2d,
     pixels: Vec<u32>,
@@ -89,6 +91,28 @@ impl App {
             for _ in before..play.frame() {
                 script.next_input();
             }
+        }
+        // Never a silent split: a player the match went on without is named on the page.
+        let lost = play.disconnected();
+        if lost.len() > self.lost_shown {
+            self.lost_shown = lost.len();
+            let names: Vec<String> = lost
+                .iter()
+                .map(|(peer, frame)| {
+                    let who = play
+                        .players()
+                        .iter()
+                        .position(|p| p == peer)
+                        .map_or_else(|| peer.to_string(), |h| format!("player {}", h + 1));
+                    format!("{who} (frame {frame})")
+                })
+                .collect();
+            let message = format!(
+                "The match goes on without {}: disconnected.",
+                names.join(", ")
+            );
+            web_sys::console::warn_1(&JsValue::from_str(&message));
+            set_status(&message);
         }
         if let (None, Some(frames)) = (self.checksum, self.options.frames) {
             self.checksum = play.checksum_at(frames - 1);
@@ -235,6 +259,7 @@ pub fn start(
         phase: Phase::Joining(joining),
         controls: Controls::default(),
         checksum: None,
+        lost_shown: 0,
         canvas: canvas.clone(),
         ctx,
         pixels: Vec::new(),

@@ -46,7 +46,8 @@ pub struct Play {
     first_frame: Option<Duration>,
     first_confirmed: Option<Duration>,
     desyncs: Vec<DesyncReport<PeerId>>,
-    disconnected: Vec<PeerId>,
+    /// Players disconnected from the session, with the frame it was at.
+    disconnected: Vec<(PeerId, i32)>,
     /// What signaling says about the match: who is still in it.
     info: MatchInfo,
 }
@@ -123,7 +124,7 @@ impl Play {
         for event in self.session.events() {
             match event {
                 Event::Desync(report) => self.desyncs.push(report),
-                Event::Disconnected { peer } => self.disconnected.push(peer),
+                Event::Disconnected { peer, frame } => self.disconnected.push((peer, frame)),
                 _ => {}
             }
         }
@@ -171,6 +172,12 @@ impl Play {
         &self.desyncs
     }
 
+    /// Players disconnected from the session so far, with the frame it was at: from there on
+    /// the match plays on without their inputs.
+    pub fn disconnected(&self) -> &[(PeerId, i32)] {
+        &self.disconnected
+    }
+
     /// Time from joining to the first frame simulated, and to the first frame confirmed
     /// (every player's input known).
     pub fn time_to_first_frame(&self) -> (Option<Duration>, Option<Duration>) {
@@ -194,12 +201,11 @@ impl Play {
                     link.rtt_ms
                         .map_or_else(|| "--".to_string(), |rtt| format!("{rtt}ms")),
                     (link.path.loss * 100.0).round() as u32,
-                    if self.has_left(peer) {
-                        " left"
-                    } else if self.disconnected.contains(peer) {
-                        " gone"
-                    } else {
-                        ""
+                    match self.disconnected.iter().find(|(p, _)| p == peer) {
+                        // The match goes on without this player: say since when.
+                        Some((_, frame)) => format!(" gone at {frame}"),
+                        None if self.has_left(peer) => " left".to_string(),
+                        None => String::new(),
                     }
                 ),
                 None => format!("{who} connecting"),
@@ -222,7 +228,8 @@ impl Play {
     /// confirmed frames every [`STATUS_CHECKSUM_EVERY`] (frame → hex), `last_checksum`,
     /// `desyncs`, `rollbacks`, `max_rollback`, `paths` and `links` per remote peer (path, RTT,
     /// loss, counters, ICE candidate types as `local/remote`, e.g. `host/srflx`),
-    /// `path_switches`, `direct_failures`, `left` (the players signaling says have left the
+    /// `path_switches`, `direct_failures`, `disconnected` (players the session disconnected,
+    /// each `{"peer", "frame"}`: the match went on without them from that frame), `left` (the players signaling says have left the
     /// match: their path shows as `left`, and the closing of their channel is among the
     /// `direct_failures`), `time_to_first_frame_ms`, `time_to_first_confirmed_ms`, `elapsed_ms`
     /// (since joining began: 60 frames take 1,000 ms when nothing stalls), `malformed_packets`.
@@ -300,6 +307,11 @@ impl Play {
             "path_switches": switches,
             "direct_failures": failures,
             "left": left,
+            "disconnected": self
+                .disconnected
+                .iter()
+                .map(|(peer, frame)| serde_json::json!({ "peer": peer.to_string(), "frame": frame }))
+                .collect::<Vec<_>>(),
             "time_to_first_frame_ms": ms(self.first_frame),
             "time_to_first_confirmed_ms": ms(self.first_confirmed),
             "elapsed_ms": ms(Some(self.started.elapsed())),
