@@ -158,33 +158,8 @@ mod tests {
     /// Every flag's variable carries the binary's prefix, except the shared ticket secret.
     #[test]
     fn every_environment_variable_is_prefixed_for_this_binary() {
-        let command = Args::command();
-        let mut seen = 0;
-        for arg in command.get_arguments() {
-            let Some(env) = arg.get_env() else { continue };
-            let env = env.to_str().unwrap();
-            seen += 1;
-            assert!(
-                env == "RICOCHET_SECRET" || env.starts_with("RICOCHET_RELAY_"),
-                "--{} reads {env}",
-                arg.get_id()
-            );
-        }
-        assert_eq!(
-            seen,
-            command
-                .get_arguments()
-                .filter(|a| a.get_id() != "help" && a.get_id() != "version")
-                .count()
-        );
-        for (old, new) in RENAMED_ENV_VARS {
-            assert!(
-                command
-                    .get_arguments()
-                    .any(|a| a.get_env().and_then(|e| e.to_str()) == Some(new)),
-                "{old} -> {new}: no flag reads {new}"
-            );
-        }
+        ricochet_server_kit::check_env_vars(&Args::command(), "RICOCHET_RELAY_", RENAMED_ENV_VARS)
+            .unwrap();
     }
 
     #[test]

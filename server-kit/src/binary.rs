@@ -56,3 +56,73 @@ pub async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
 }
+
+/// Checks a binary's command line against the environment convention: every flag (help and
+/// version apart) is read from an environment variable, each variable carries `prefix` (the
+/// shared ticket secret, `RICOCHET_SECRET`, apart), and the new name of each renamed variable
+/// is read by a flag. For the binaries' tests; the error says what is wrong.
+pub fn check_env_vars(
+    command: &clap::Command,
+    prefix: &str,
+    renamed: &[(&str, &str)],
+) -> Result<(), String> {
+    let mut without = Vec::new();
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        if id == "help" || id == "version" {
+            continue;
+        }
+        let Some(env) = arg.get_env() else {
+            without.push(id.to_string());
+            continue;
+        };
+        let env = env.to_string_lossy();
+        if env != "RICOCHET_SECRET" && !env.starts_with(prefix) {
+            return Err(format!("--{id} reads {env}"));
+        }
+    }
+    if !without.is_empty() {
+        return Err(format!("flags without a variable: {without:?}"));
+    }
+    for (old, new) in renamed {
+        let read = command
+            .get_arguments()
+            .any(|a| a.get_env().and_then(|e| e.to_str()) == Some(*new));
+        if !read {
+            return Err(format!("{old} -> {new}: no flag reads {new}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Arg;
+
+    fn command(envs: &[&'static str]) -> clap::Command {
+        const FLAGS: [&str; 2] = ["flag0", "flag1"];
+        envs.iter()
+            .zip(FLAGS)
+            .fold(clap::Command::new("x"), |c, (env, flag)| {
+                c.arg(Arg::new(flag).long(flag).env(env))
+            })
+    }
+
+    #[test]
+    fn env_var_names_are_checked() {
+        let good = command(&["RICOCHET_SECRET", "RICOCHET_X_ADDR"]);
+        assert_eq!(
+            check_env_vars(&good, "RICOCHET_X_", &[("OLD", "RICOCHET_X_ADDR")]),
+            Ok(())
+        );
+        let other = command(&["RICOCHET_Y_ADDR"]);
+        assert_eq!(
+            check_env_vars(&other, "RICOCHET_X_", &[]),
+            Err("--flag0 reads RICOCHET_Y_ADDR".into())
+        );
+        let bare = good.clone().arg(Arg::new("bare").long("bare"));
+        assert!(check_env_vars(&bare, "RICOCHET_X_", &[]).is_err());
+        assert!(check_env_vars(&good, "RICOCHET_X_", &[("OLD", "RICOCHET_X_PORT")]).is_err());
+    }
+}

@@ -13,7 +13,8 @@
 //! - [`HEALTH_BODY`], [`OPENMETRICS_CONTENT_TYPE`], [`encode_metrics`]: `/health` and
 //!   `/metrics` answers.
 //! - [`init_logging`], [`warn_renamed_env_vars`], [`shutdown_signal`]: what each binary does
-//!   around its `run` (stderr logs filtered by `RUST_LOG`; stop on Ctrl-C or SIGTERM).
+//!   around its `run` (stderr logs filtered by `RUST_LOG`; stop on Ctrl-C or SIGTERM), and
+//!   [`check_env_vars`], the binaries' test of their environment variables' names.
 //! - [`LogThrottle`]: one log line per interval for a repeating event, with a count of the rest.
 //! - [`ip_prefix`]: the unit per-address limits count in (IPv4 address, IPv6 /64).
 //! - [`now_unix`], [`now_unix_ms`]: wall-clock readings for the edges (tickets).
@@ -61,7 +62,7 @@ mod rate;
 mod slots;
 
 pub use address::ip_prefix;
-pub use binary::{init_logging, shutdown_signal, warn_renamed_env_vars};
+pub use binary::{check_env_vars, init_logging, shutdown_signal, warn_renamed_env_vars};
 pub use clock::{now_unix, now_unix_ms};
 pub use config::{
     at_least, in_range, in_range_usize, nonzero, secret, tcp_cap_covers, whole_seconds, ConfigError,

@@ -270,30 +270,12 @@ mod tests {
     /// Every flag's variable carries the binary's prefix, except the shared ticket secret.
     #[test]
     fn every_environment_variable_is_prefixed_for_this_binary() {
-        let command = Args::command();
-        let mut without = Vec::new();
-        for arg in command.get_arguments() {
-            let id = arg.get_id().as_str();
-            let Some(env) = arg.get_env() else {
-                without.push(id.to_string());
-                continue;
-            };
-            let env = env.to_str().unwrap();
-            assert!(
-                env == "RICOCHET_SECRET" || env.starts_with("RICOCHET_SIGNALING_"),
-                "--{id} reads {env}"
-            );
-        }
-        without.retain(|id| id != "help" && id != "version");
-        assert!(without.is_empty(), "flags without a variable: {without:?}");
-        for (old, new) in RENAMED_ENV_VARS {
-            assert!(
-                command
-                    .get_arguments()
-                    .any(|a| a.get_env().and_then(|e| e.to_str()) == Some(new)),
-                "{old} -> {new}: no flag reads {new}"
-            );
-        }
+        ricochet_server_kit::check_env_vars(
+            &Args::command(),
+            "RICOCHET_SIGNALING_",
+            RENAMED_ENV_VARS,
+        )
+        .unwrap();
     }
 
     #[test]
