@@ -12,6 +12,17 @@
 //! fresh ticket at half the ticket's lifetime; [`RelaySocket::renew_from`] makes the socket
 //! pass each new one to the relay (at its next flush), and [`RelaySocket::renew`] sends one
 //! by hand.
+//!
+//! With [`RelaySocket::renew_from`] the socket also **reconnects**: when the connection drops
+//! (the relay restarted, the network blipped, the relay closed it going away), the driver
+//! connects again with backoff ([`backoff`]: 100 ms doubling to 1 s, ±25% jitter) with the
+//! newest ticket, for up to [`RECONNECT_GIVE_UP`]. If the relay refuses that ticket because it
+//! expired or because the seat is still held by this player's old, half-open connection (close
+//! 4005: only a later ticket takes a seat over), it asks signaling for a fresh one
+//! ([`MatchInfo::request_ticket`]). Packets sent while the connection is down are dropped (the
+//! session resends what matters); the relay's welcome and join events rebuild the member map.
+//! Closes that say retrying cannot help end it: 4004 (a newer connection of this player took
+//! the seat), 4003 (full), protocol violations.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -46,6 +57,67 @@ const READ_BUFFER: usize = 8 * 1024;
 /// Packets held for the session between two polls; more are dropped (and counted), so a
 /// flood through the relay cannot grow memory.
 pub const MAX_INBOX: usize = 4096;
+/// First wait before reconnecting to the relay; it doubles with every failed attempt.
+pub const RECONNECT_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between two reconnect attempts (before jitter).
+pub const RECONNECT_MAX: Duration = Duration::from_secs(1);
+/// How long the client keeps trying to reconnect to the relay before giving up (the relay
+/// path is then gone for good: [`RelaySocket::closed`] says why).
+pub const RECONNECT_GIVE_UP: Duration = Duration::from_secs(60);
+
+/// The wait before reconnect attempt `attempt` (0 for the first): [`RECONNECT_MIN`] doubled
+/// per attempt up to [`RECONNECT_MAX`], times a factor in [0.75, 1.25) drawn from `seed` and
+/// `attempt`, so that the clients of a restarted relay do not all come back in the same
+/// instant.
+pub fn backoff(attempt: u32, seed: u64) -> Duration {
+    let base = RECONNECT_MIN
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(RECONNECT_MAX);
+    // splitmix64 of the seed and the attempt: a fraction in [0, 1).
+    let mut z = seed.wrapping_add(u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let fraction = (z >> 11) as f64 / (1u64 << 53) as f64;
+    base.mul_f64(0.75 + 0.5 * fraction)
+}
+
+/// What to do after the relay connection ended with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Connect again with the newest ticket (the relay went away, the network dropped, the
+    /// relay closed an idle or too-fast connection).
+    Reconnect,
+    /// Connect again, with a fresh ticket from signaling: the ticket expired or was refused,
+    /// or the seat is still held by this player's old connection (4005).
+    FreshTicket,
+    /// Retrying cannot help: another connection of this player took the seat (4004), the match
+    /// is full, or one side broke the protocol.
+    GiveUp,
+}
+
+impl RelayClientError {
+    /// Whether and how to reconnect after this error (see the module docs).
+    pub fn retry(&self) -> Retry {
+        use ricochet_protocol::relay::close;
+        match self {
+            RelayClientError::Connect(_) | RelayClientError::Timeout(_) => Retry::Reconnect,
+            RelayClientError::Protocol(_) => Retry::GiveUp,
+            RelayClientError::Closed { code, .. } => match *code {
+                close::TICKET_INVALID | close::TICKET_EXPIRED | close::SEAT_TAKEN => {
+                    Retry::FreshTicket
+                }
+                close::TICKET_MISSING
+                | close::MATCH_FULL
+                | close::REPLACED
+                | close::PROTOCOL_ERROR
+                | close::UNSUPPORTED_DATA
+                | close::MESSAGE_TOO_BIG => Retry::GiveUp,
+                _ => Retry::Reconnect,
+            },
+        }
+    }
+}
 
 /// Why the relay connection could not be made or ended.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +160,12 @@ pub struct RelayStats {
     pub malformed_bundles: u64,
     /// Frames the relay refused (its ERROR events).
     pub refused: u64,
+    /// Times the connection dropped and was made again ([`RelaySocket::renew_from`]).
+    pub reconnects: u64,
+    /// Relay frames dropped because they were sent while the connection was down.
+    pub dropped_while_down: u64,
+    /// Fresh tickets asked of signaling while reconnecting (the relay refused the one held).
+    pub tickets_requested: u64,
 }
 
 #[derive(Default)]
@@ -98,18 +176,23 @@ struct State {
     inbox: Vec<(PeerId, Vec<u8>)>,
     stats: RelayStats,
     closed: Option<String>,
+    /// Why the connection is down while the driver reconnects.
+    down: Option<String>,
     /// Packets sent since the last flush, in order.
     pending: Vec<(u16, Vec<u8>)>,
     /// Moves when members join or leave, or the connection ends.
     watch: crate::net::rt::Watch,
+    /// Where fresh tickets come from (signaling): set by [`RelaySocket::renew_from`], which
+    /// also makes the driver reconnect.
+    info: Option<MatchInfo>,
+    /// The newest ticket the relay has (connected with or renewed to).
+    ticket: Option<Ticket>,
 }
 
 /// A path to the other members of a relay match.
 pub struct RelaySocket {
     state: Arc<Mutex<State>>,
     outbox: mpsc::UnboundedSender<Vec<Vec<u8>>>,
-    /// Where fresh tickets come from (signaling), and the last one passed to the relay.
-    renewals: Option<(MatchInfo, Ticket)>,
 }
 
 /// The error for how a connection ended (a close frame, a transport error).
@@ -127,7 +210,7 @@ fn ended(incoming: Incoming) -> RelayClientError {
 /// `handle`, until either side ends.
 async fn drive(
     ws: WebSocket,
-    mut outbox: mpsc::UnboundedReceiver<Vec<Vec<u8>>>,
+    outbox: &mut mpsc::UnboundedReceiver<Vec<Vec<u8>>>,
     state: &Mutex<State>,
 ) -> Result<(), RelayClientError> {
     let (mut sink, mut stream) = ws.split();
@@ -167,12 +250,167 @@ async fn drive(
     }
 }
 
+/// Opens a connection to the relay at `url` with `ticket` and waits for the welcome: the
+/// WebSocket, this client's member number and the members already there.
+async fn open(
+    url: &str,
+    ticket: &Ticket,
+    timeout: Duration,
+) -> Result<(WebSocket, u16, Vec<(u16, PeerId)>), RelayClientError> {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let full = format!("{url}{sep}ticket={}", ticket.as_str());
+    let connect = async {
+        // tungstenite zero-fills its whole read buffer (128 KiB by default) before every
+        // read; relay frames are small.
+        let mut ws = WebSocket::connect(&full, Some(READ_BUFFER))
+            .await
+            .map_err(|e| RelayClientError::Connect(e.to_string()))?;
+        loop {
+            match ws.next().await {
+                Some(Incoming::Binary(bytes)) => {
+                    let frame = RelayFrame::parse(&bytes)
+                        .map_err(|e| RelayClientError::Protocol(e.to_string()))?;
+                    match frame.event() {
+                        Ok(Some(RelayEvent::Welcome { you, members })) => {
+                            return Ok((ws, you, members))
+                        }
+                        other => {
+                            return Err(RelayClientError::Protocol(format!(
+                                "expected a welcome, got {other:?}"
+                            )))
+                        }
+                    }
+                }
+                Some(Incoming::Text(_)) => continue,
+                Some(incoming) => return Err(ended(incoming)),
+                None => {
+                    return Err(ended(Incoming::Closed {
+                        code: 1006,
+                        reason: "connection lost".into(),
+                    }))
+                }
+            }
+        }
+    };
+    crate::net::rt::timeout(timeout, connect)
+        .await
+        .map_err(|_| RelayClientError::Timeout(timeout))?
+}
+
+impl State {
+    /// A (new) connection's welcome: this client's number and the members there.
+    fn welcomed(&mut self, me: u16, members: Vec<(u16, PeerId)>) {
+        self.me = me;
+        self.by_member.clear();
+        self.by_peer.clear();
+        for (member, peer) in members {
+            self.by_member.insert(member, peer);
+            self.by_peer.insert(peer, member);
+        }
+        self.down = None;
+        self.watch.bump();
+    }
+}
+
+/// Drops what was queued for a connection that is gone (member numbers change with a new
+/// one); `false` once the socket itself is gone.
+fn discard_queued(
+    outbox: &mut mpsc::UnboundedReceiver<Vec<Vec<u8>>>,
+    state: &Mutex<State>,
+) -> bool {
+    loop {
+        match outbox.try_recv() {
+            Ok(frames) => lock(state).stats.dropped_while_down += frames.len() as u64,
+            Err(mpsc::TryRecvError::Closed) => return false,
+            Err(mpsc::TryRecvError::Empty) => return true,
+        }
+    }
+}
+
+/// The driver: runs the connection, and (once [`RelaySocket::renew_from`] gave it a ticket
+/// source) reconnects when it drops; see the module docs.
+async fn run(
+    url: String,
+    first: WebSocket,
+    mut outbox: mpsc::UnboundedReceiver<Vec<Vec<u8>>>,
+    state: Arc<Mutex<State>>,
+    timeout: Duration,
+) -> Result<(), RelayClientError> {
+    let mut ws = first;
+    loop {
+        let error = match drive(ws, &mut outbox, &state).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let Some(info) = lock(&state).info.clone() else {
+            return Err(error);
+        };
+        tracing::warn!(%error, "the relay connection dropped; reconnecting");
+        {
+            let mut s = lock(&state);
+            s.down = Some(error.to_string());
+            s.by_member.clear();
+            s.by_peer.clear();
+            s.watch.bump();
+        }
+        let seed = info.id().map_or(0, |id| id.0.as_u64_pair().0);
+        let since = web_time::Instant::now();
+        let mut last = error;
+        let mut attempt = 0u32;
+        ws = loop {
+            match last.retry() {
+                Retry::GiveUp => return Err(last),
+                Retry::FreshTicket => {
+                    lock(&state).stats.tickets_requested += 1;
+                    info.request_ticket();
+                }
+                Retry::Reconnect => {}
+            }
+            if since.elapsed() >= RECONNECT_GIVE_UP {
+                return Err(last);
+            }
+            crate::net::rt::sleep(backoff(attempt, seed)).await;
+            attempt = attempt.saturating_add(1);
+            if !discard_queued(&mut outbox, &state) {
+                return Ok(());
+            }
+            let (url, ticket) = match (info.relay(), lock(&state).ticket.clone()) {
+                (Some(grant), _) => (grant.relay_url.unwrap_or_else(|| url.clone()), grant.ticket),
+                (None, Some(ticket)) => (url.clone(), ticket),
+                (None, None) => return Err(last),
+            };
+            match open(&url, &ticket, timeout).await {
+                Ok((ws, me, members)) => {
+                    let mut s = lock(&state);
+                    s.stats.reconnects += 1;
+                    s.ticket = Some(ticket);
+                    s.welcomed(me, members);
+                    tracing::info!(
+                        after_ms = since.elapsed().as_millis() as u64,
+                        attempts = attempt,
+                        "reconnected to the relay"
+                    );
+                    break ws;
+                }
+                Err(e) => {
+                    tracing::debug!(%e, attempt, "relay reconnect attempt failed");
+                    last = e;
+                }
+            }
+        };
+        if !discard_queued(&mut outbox, &state) {
+            return Ok(());
+        }
+    }
+}
+
 impl RelaySocket {
     /// Connects to the relay at `url` (`ws://` or `wss://`, as the signaling server hands it
     /// out) with `ticket`, and waits for the welcome. Returns the socket and its driver: spawn
     /// it (on native inside a tokio runtime, e.g. with [`crate::net::rt::spawn`]; on wasm32 it is
-    /// `!Send` and runs with `wasm_bindgen_futures::spawn_local`); it ends when the connection
-    /// does.
+    /// `!Send` and runs with `wasm_bindgen_futures::spawn_local`). It ends when the connection
+    /// does, or, after [`RelaySocket::renew_from`], when reconnecting gives up or the socket is
+    /// dropped.
     pub async fn connect(
         url: &str,
         ticket: &Ticket,
@@ -184,80 +422,38 @@ impl RelaySocket {
         ),
         RelayClientError,
     > {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let full = format!("{url}{sep}ticket={}", ticket.as_str());
-        let connect = async {
-            // tungstenite zero-fills its whole read buffer (128 KiB by default) before every
-            // read; relay frames are small.
-            let mut ws = WebSocket::connect(&full, Some(READ_BUFFER))
-                .await
-                .map_err(|e| RelayClientError::Connect(e.to_string()))?;
-            loop {
-                match ws.next().await {
-                    Some(Incoming::Binary(bytes)) => {
-                        let frame = RelayFrame::parse(&bytes)
-                            .map_err(|e| RelayClientError::Protocol(e.to_string()))?;
-                        match frame.event() {
-                            Ok(Some(RelayEvent::Welcome { you, members })) => {
-                                return Ok((ws, you, members))
-                            }
-                            other => {
-                                return Err(RelayClientError::Protocol(format!(
-                                    "expected a welcome, got {other:?}"
-                                )))
-                            }
-                        }
-                    }
-                    Some(Incoming::Text(_)) => continue,
-                    Some(incoming) => return Err(ended(incoming)),
-                    None => {
-                        return Err(ended(Incoming::Closed {
-                            code: 1006,
-                            reason: "connection lost".into(),
-                        }))
-                    }
-                }
-            }
-        };
-        let (ws, me, members) = crate::net::rt::timeout(timeout, connect)
-            .await
-            .map_err(|_| RelayClientError::Timeout(timeout))??;
+        let (ws, me, members) = open(url, ticket, timeout).await?;
         let mut state = State {
-            me,
+            ticket: Some(ticket.clone()),
             ..State::default()
         };
-        for (member, peer) in members {
-            state.by_member.insert(member, peer);
-            state.by_peer.insert(peer, member);
-        }
+        state.welcomed(me, members);
         let state = Arc::new(Mutex::new(state));
         let (outbox, rx) = mpsc::unbounded::<Vec<Vec<u8>>>();
         let driver_state = state.clone();
+        let url = url.to_string();
         let driver = async move {
-            let result = drive(ws, rx, &driver_state).await;
+            let result = run(url, ws, rx, driver_state.clone(), timeout).await;
             let mut s = lock(&driver_state);
             if let Err(e) = &result {
                 s.closed = Some(e.to_string());
             }
+            s.down = None;
             s.watch.bump();
             drop(s);
             result
         };
-        Ok((
-            RelaySocket {
-                state,
-                outbox,
-                renewals: None,
-            },
-            driver,
-        ))
+        Ok((RelaySocket { state, outbox }, driver))
     }
 
-    /// Passes every new ticket signaling hands out in `info` on to the relay (at the next
-    /// [`PacketSocket::flush`]), so the membership outlives its first ticket. `current` is the
-    /// ticket the socket connected with.
+    /// Keeps the membership alive with the tickets signaling hands out in `info`: passes each
+    /// new one on to the relay (at the next [`PacketSocket::flush`]), so the membership
+    /// outlives its first ticket, and reconnects with the newest one when the connection
+    /// drops (see the module docs). `current` is the ticket the socket connected with.
     pub fn renew_from(&mut self, info: MatchInfo, current: Ticket) {
-        self.renewals = Some((info, current));
+        let mut s = lock(&self.state);
+        s.info = Some(info);
+        s.ticket = Some(current);
     }
 
     /// Sends `ticket` to the relay to extend this membership ([`Opcode::RENEW`]). The relay
@@ -302,9 +498,15 @@ impl RelaySocket {
         lock(&self.state).stats
     }
 
-    /// Why the connection ended, if it has.
+    /// Why the connection ended for good, if it has.
     pub fn closed(&self) -> Option<String> {
         lock(&self.state).closed.clone()
+    }
+
+    /// Why the connection is down, while the driver reconnects (see
+    /// [`RelaySocket::renew_from`]); `None` when connected or ended for good.
+    pub fn down(&self) -> Option<String> {
+        lock(&self.state).down.clone()
     }
 }
 
@@ -427,15 +629,19 @@ impl PacketSocket<PeerId> for RelaySocket {
     }
 
     fn flush(&mut self) {
-        if let Some((info, last)) = &mut self.renewals {
+        let mut s = lock(&self.state);
+        // A new ticket from signaling goes to the relay; while the connection is down the
+        // driver reconnects with the newest one instead.
+        if let (Some(info), None) = (s.info.clone(), &s.down) {
             if let Some(grant) = info.relay() {
-                if grant.ticket != *last {
-                    *last = grant.ticket.clone();
+                if s.ticket.as_ref() != Some(&grant.ticket) {
+                    s.ticket = Some(grant.ticket.clone());
+                    drop(s);
                     self.renew(&grant.ticket);
+                    s = lock(&self.state);
                 }
             }
         }
-        let mut s = lock(&self.state);
         if s.pending.is_empty() {
             return;
         }
@@ -451,6 +657,72 @@ impl PacketSocket<PeerId> for RelaySocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_bounded_jitter_that_differs_between_clients() {
+        for seed in [0, 1, 0xdead_beef, u64::MAX] {
+            for attempt in 0..40 {
+                let base = RECONNECT_MIN
+                    .saturating_mul(1 << attempt.min(16))
+                    .min(RECONNECT_MAX);
+                let wait = backoff(attempt, seed);
+                assert!(
+                    wait >= base.mul_f64(0.75) && wait < base.mul_f64(1.25),
+                    "{attempt}: {wait:?}"
+                );
+            }
+        }
+        assert!(backoff(0, 1) < Duration::from_millis(125));
+        assert!(backoff(30, 1) < Duration::from_millis(1250));
+        let first: std::collections::HashSet<_> = (0..50).map(|seed| backoff(3, seed)).collect();
+        assert!(first.len() > 40, "clients of one relay spread out");
+    }
+
+    #[test]
+    fn only_errors_that_a_retry_can_mend_are_retried() {
+        use ricochet_protocol::relay::close;
+        let closed = |code| RelayClientError::Closed {
+            code,
+            reason: String::new(),
+        };
+        assert_eq!(
+            RelayClientError::Connect("refused".into()).retry(),
+            Retry::Reconnect
+        );
+        assert_eq!(
+            RelayClientError::Timeout(DEFAULT_CONNECT_TIMEOUT).retry(),
+            Retry::Reconnect
+        );
+        assert_eq!(
+            RelayClientError::Protocol("?".into()).retry(),
+            Retry::GiveUp
+        );
+        for code in [
+            1000,
+            close::GOING_AWAY,
+            1006,
+            close::RATE_LIMITED,
+            close::SLOW_READER,
+            close::IDLE_TIMEOUT,
+        ] {
+            assert_eq!(closed(code).retry(), Retry::Reconnect, "{code}");
+        }
+        for code in [
+            close::TICKET_INVALID,
+            close::TICKET_EXPIRED,
+            close::SEAT_TAKEN,
+        ] {
+            assert_eq!(closed(code).retry(), Retry::FreshTicket, "{code}");
+        }
+        for code in [
+            close::REPLACED,
+            close::MATCH_FULL,
+            close::TICKET_MISSING,
+            close::PROTOCOL_ERROR,
+        ] {
+            assert_eq!(closed(code).retry(), Retry::GiveUp, "{code}");
+        }
+    }
 
     #[test]
     fn bundles_group_per_member_and_round_trip() {

@@ -9,13 +9,16 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures_util::future::{self, Either};
 use futures_util::{SinkExt as _, StreamExt as _};
 use matchbox_socket::async_trait::async_trait;
 use matchbox_socket::{
     PeerEvent, PeerRequest, PeerSignal, RtcIceServerConfig, SignalingError, Signaller,
     SignallerBuilder, WebRtcSocket, WebRtcSocketBuilder,
 };
-use ricochet_protocol::signaling::{Member, RelayGrant, ServerFrame, ServerMessage};
+use ricochet_protocol::signaling::{
+    ClientFrame, ClientMessage, Member, RelayGrant, ServerFrame, ServerMessage,
+};
 use ricochet_protocol::PeerId;
 
 use crate::net::ws::{Incoming, Outgoing, WebSocket};
@@ -51,6 +54,10 @@ pub struct MatchInfo {
 struct Inner {
     state: MatchState,
     watch: crate::net::rt::Watch,
+    /// A fresh ticket was asked for ([`MatchInfo::request_ticket`]) and not yet sent.
+    ticket_wanted: bool,
+    /// Moves when a ticket is asked for: the signaller waits on it beside its WebSocket.
+    requests: crate::net::rt::Watch,
 }
 
 /// A snapshot of [`MatchInfo`].
@@ -124,6 +131,27 @@ impl MatchInfo {
         let mut inner = self.lock();
         inner.state.id = Some(id);
         inner.watch.bump();
+    }
+
+    /// Asks signaling for a fresh relay ticket (`renew_ticket`), sent by the signaller over its
+    /// connection; the answer arrives as a new [`MatchInfo::relay`] grant. Asking again before
+    /// the request went out asks once. Used by the relay client when the relay refuses the
+    /// ticket it holds (expired, or its seat still held by this player's half-open old
+    /// connection, which only a later ticket takes over).
+    pub fn request_ticket(&self) {
+        let mut inner = self.lock();
+        inner.ticket_wanted = true;
+        inner.requests.bump();
+    }
+
+    /// Takes a pending ticket request, or returns the version to wait on for the next one.
+    fn take_ticket_request(&self) -> Result<(), u64> {
+        let mut inner = self.lock();
+        if std::mem::take(&mut inner.ticket_wanted) {
+            Ok(())
+        } else {
+            Err(inner.requests.version())
+        }
     }
 
     /// The signaling connection ended: waiters are woken to see it.
@@ -294,9 +322,25 @@ impl Signaller for RicochetSignaller {
 
     async fn next_message(&mut self) -> Result<PeerEvent, SignalingError> {
         loop {
-            // Each await here is on the stream alone, so matchbox may cancel this future
-            // between messages without losing one.
-            let text = match self.ws.next().await {
+            // Each await here is on the stream or the request watch alone, so matchbox may
+            // cancel this future between messages without losing one. A ticket request is
+            // sent from here (matchbox only calls `send` with its own requests).
+            let next = match self.info.take_ticket_request() {
+                Ok(()) => {
+                    let text = ClientFrame::Ricochet(ClientMessage::RenewTicket).to_json();
+                    self.ws.send(Outgoing::Text(text)).await.map_err(error)?;
+                    continue;
+                }
+                Err(seen) => {
+                    let requested =
+                        crate::net::rt::changed(&self.info.inner, |i| &mut i.requests, seen);
+                    match future::select(self.ws.next(), std::pin::pin!(requested)).await {
+                        Either::Left((next, _)) => next,
+                        Either::Right(((), _)) => continue,
+                    }
+                }
+            };
+            let text = match next {
                 Some(Incoming::Text(text)) => text,
                 Some(Incoming::Closed { .. }) | None => {
                     return Err(SignalingError::StreamExhausted)
