@@ -2,7 +2,9 @@
 //! demo game with seeded pseudo-random inputs for a number of frames, and prints one JSON line:
 //! `frames`, `checksum` (of the confirmed state after the last frame), `desyncs`, `rollbacks`,
 //! `paths` (peer -> "direct"/"relay"), `path_switches`, `time_to_first_frame_ms`,
-//! `time_to_first_confirmed_ms` and more (see [`ricochet_demo_client::Play::status`]).
+//! `time_to_first_confirmed_ms` and more (see [`ricochet_demo_client::Play::status`]), and
+//! `longest_stall_ms` (the longest time the confirmed frame stood still) with
+//! `resumed_at_unix_ms` (when it moved again after that stall).
 //! It exits non-zero with a message when it cannot join or play.
 //!
 //! Fault injection for tests: `--block-direct N` drops everything on the direct path to N of
@@ -114,6 +116,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     let mut done_at = None;
     let mut report = None;
     let mut cut = false;
+    let mut stall = Stall::default();
     loop {
         let now = Instant::now();
         if now > deadline {
@@ -126,6 +129,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         }
         let before = play.frame();
         play.tick(web_time::Instant::now(), script.clone().next_input())?;
+        stall.observe(play.session().confirmed_frame(), now);
         for _ in before..play.frame() {
             script.next_input();
             if args.garbage > 0 {
@@ -144,6 +148,8 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
                 let mut status = play.status();
                 status["frames"] = args.frames.into();
                 status["checksum"] = format!("{checksum:016x}").into();
+                status["longest_stall_ms"] = (stall.longest.as_millis() as u64).into();
+                status["resumed_at_unix_ms"] = stall.resumed_at_unix_ms.into();
                 report = Some(status);
             }
         }
@@ -163,6 +169,38 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     report["desyncs"] = play.desyncs().len().into();
     report["malformed_packets"] = play.status()["malformed_packets"].clone();
     Ok(report)
+}
+
+/// The longest time the confirmed frame stood still once it had started moving (e.g. while the
+/// relay restarted), and the wall-clock time (Unix ms) it moved again after it: what the relay
+/// reconnect benchmark compares with the time the relay came back.
+#[derive(Default)]
+struct Stall {
+    confirmed: Option<(i32, Instant)>,
+    longest: Duration,
+    resumed_at_unix_ms: Option<u64>,
+}
+
+impl Stall {
+    fn observe(&mut self, confirmed: i32, now: Instant) {
+        if confirmed < 0 {
+            return;
+        }
+        match self.confirmed {
+            Some((frame, _)) if frame == confirmed => {}
+            Some((_, since)) => {
+                if now - since > self.longest {
+                    self.longest = now - since;
+                    self.resumed_at_unix_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_millis() as u64);
+                }
+                self.confirmed = Some((confirmed, now));
+            }
+            None => self.confirmed = Some((confirmed, now)),
+        }
+    }
 }
 
 /// Sends `count` packets of random bytes (1 to 64 bytes) to each of `peers` over both paths.

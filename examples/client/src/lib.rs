@@ -229,10 +229,12 @@ impl Play {
     /// `desyncs`, `rollbacks`, `max_rollback`, `paths` and `links` per remote peer (path, RTT,
     /// loss, counters, ICE candidate types as `local/remote`, e.g. `host/srflx`),
     /// `path_switches`, `direct_failures`, `disconnected` (players the session disconnected,
-    /// each `{"peer", "frame"}`: the match went on without them from that frame), `left` (the players signaling says have left the
-    /// match: their path shows as `left`, and the closing of their channel is among the
+    /// each `{"peer", "frame"}`: the match went on without them from that frame), `left` (the players who left the
+    /// match, by signaling and the relay: their path shows as `left`, and the closing of their channel is among the
     /// `direct_failures`), `time_to_first_frame_ms`, `time_to_first_confirmed_ms`, `elapsed_ms`
-    /// (since joining began: 60 frames take 1,000 ms when nothing stalls), `malformed_packets`.
+    /// (since joining began: 60 frames take 1,000 ms when nothing stalls), `malformed_packets`,
+    /// `relay` (`null` without one: `reconnects`, `dropped_while_down`, `down` (why, while
+    /// reconnecting), `closed` (why, once given up)).
     pub fn status(&self) -> serde_json::Value {
         let stats = self.session.stats();
         let mut checksums = BTreeMap::new();
@@ -316,12 +318,25 @@ impl Play {
             "time_to_first_confirmed_ms": ms(self.first_confirmed),
             "elapsed_ms": ms(Some(self.started.elapsed())),
             "malformed_packets": stats.socket.malformed_packets,
+            "relay": self.with_socket(|s| s.relay().map(|r| {
+                let st = r.stats();
+                serde_json::json!({
+                    "reconnects": st.reconnects,
+                    "dropped_while_down": st.dropped_while_down,
+                    "down": r.down(),
+                    "closed": r.closed(),
+                })
+            })),
         })
     }
 
     /// Whether signaling says `peer` has left the match.
+    /// Signaling says the player left, and the relay does not have it either: a player whose
+    /// signaling connection dropped (e.g. with matchbox's socket, which owns it) but who still
+    /// plays over the relay has not left.
     fn has_left(&self, peer: &PeerId) -> bool {
         !self.info.peers().contains(peer)
+            && !self.with_socket(|s| s.relay().is_some_and(|r| r.peers().contains(peer)))
     }
 
     fn remote_peers(&self) -> impl Iterator<Item = &PeerId> {
