@@ -333,3 +333,51 @@ fn a_match_that_loses_a_player_says_so_and_fails_unless_told() {
         "both name the same player"
     );
 }
+
+/// The relay is the only path and it is killed (SIGKILL) 8 s into the match and restarted
+/// 1 s later: every bot reconnects to the new relay process with its ticket and the match
+/// finishes with equal checksums and nobody lost (a bot that loses a player exits 3).
+#[test]
+fn a_relay_restarted_mid_match_is_reconnected_and_the_match_finishes() {
+    let _one = serial();
+    let mut servers = servers(&[]);
+    let children: Vec<Proc> = (0..3)
+        .map(|i| {
+            Proc(
+                Command::new(bin("ricochet-bot"))
+                    .args([
+                        "--signaling",
+                        &servers.signaling_url,
+                        "--room",
+                        "relay-restart",
+                    ])
+                    .args(["--players", "3", "--frames", "1500", "--force-relay"])
+                    .args(["--seed", &(i + 1).to_string(), "--timeout-secs", "90"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("start ricochet-bot"),
+            )
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let back_at = servers.restart_relay(std::time::Duration::from_secs(1));
+    let reports: Vec<_> = children.into_iter().map(bot_report).collect();
+    check(&reports, "relay");
+    for r in &reports {
+        assert_eq!(r["relay"]["reconnects"], 1, "one reconnect: {r}");
+        assert_eq!(r["disconnected"], serde_json::json!([]), "{r}");
+        let resumed = r["resumed_at_unix_ms"]
+            .as_u64()
+            .expect("resumed_at_unix_ms");
+        println!(
+            "stalled {} ms; confirming again {} ms after the relay came back",
+            r["longest_stall_ms"],
+            resumed as i64 - back_at as i64
+        );
+        assert!(
+            resumed >= back_at,
+            "the longest stall is the outage (it ended after the relay came back): {r}"
+        );
+    }
+}

@@ -90,8 +90,45 @@ pub struct Servers {
     pub signaling_url: String,
     /// The relay's URL as signaling hands it out.
     pub relay_url: String,
-    _relay: Proc,
+    relay_addr: String,
+    relay_secret: String,
+    relay: Proc,
     _signaling: Proc,
+}
+
+/// Starts `ricochet-relay` on `addr` (not waiting for it to listen).
+fn start_relay(addr: &str, secret: &str) -> Proc {
+    Proc(
+        Command::new(bin("ricochet-relay"))
+            .args(["--addr", addr])
+            .env("RICOCHET_SECRET", secret)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ricochet-relay"),
+    )
+}
+
+impl Servers {
+    /// Kills the relay (SIGKILL: no close frames, every membership gone with the process),
+    /// waits `down`, starts a new one on the same address, and returns once it listens: the
+    /// Unix time in milliseconds at which it did.
+    pub fn restart_relay(&mut self, down: Duration) -> u64 {
+        let _ = self.relay.0.kill();
+        let _ = self.relay.0.wait();
+        std::thread::sleep(down);
+        self.relay = start_relay(&self.relay_addr, &self.relay_secret);
+        wait_listening(&self.relay_addr);
+        unix_ms()
+    }
+}
+
+/// The wall-clock time in milliseconds since the Unix epoch (what bots report times in).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
 }
 
 /// Starts relay and signaling on free loopback ports with [`TEST_SECRET`]; `signaling_args`
@@ -107,15 +144,7 @@ pub fn servers_with_relay_secret(signaling_args: &[&str], relay_secret: &str) ->
     let relay_addr = format!("127.0.0.1:{}", free_port());
     let signaling_addr = format!("127.0.0.1:{}", free_port());
     let relay_url = format!("ws://{relay_addr}/");
-    let relay = Proc(
-        Command::new(bin("ricochet-relay"))
-            .args(["--addr", &relay_addr])
-            .env("RICOCHET_SECRET", relay_secret)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ricochet-relay"),
-    );
+    let relay = start_relay(&relay_addr, relay_secret);
     let signaling = Proc(
         Command::new(bin("ricochet-signaling"))
             .args(["--addr", &signaling_addr, "--relay-url", &relay_url])
@@ -131,7 +160,9 @@ pub fn servers_with_relay_secret(signaling_args: &[&str], relay_secret: &str) ->
     Servers {
         signaling_url: format!("ws://{signaling_addr}"),
         relay_url,
-        _relay: relay,
+        relay_addr,
+        relay_secret: relay_secret.to_string(),
+        relay,
         _signaling: signaling,
     }
 }

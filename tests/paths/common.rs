@@ -83,6 +83,7 @@ impl PathMatch {
                     .unwrap()
                     .with_desync_detection(Some(CHECK_EVERY))
                     .unwrap()
+                    .with_replay_recording(true)
                     // ggrs's timers run on the wall clock, which barely moves in a virtual run.
                     .with_disconnect_timeouts(Duration::from_secs(60), Duration::from_secs(30))
                     .unwrap();
@@ -305,6 +306,33 @@ impl PathMatch {
             }
         }
         (frame, sums[0])
+    }
+}
+
+impl PathMatch {
+    /// Sets every relay link, both directions, to `conditions` (the relay's network: dead
+    /// while the relay is down).
+    pub fn set_all_relay(&self, conditions: LinkConditions) {
+        let n = self.players.len() as SimAddr;
+        for a in 0..n {
+            for b in (0..n).filter(|&b| b != a) {
+                self.sim.relay().set_link(a, b, conditions);
+            }
+        }
+    }
+
+    /// Every player's recorded inputs, played offline through a fresh game, give the
+    /// checksums the player saw after every confirmed frame, and cover at least `frames`
+    /// frames.
+    pub fn assert_replays_match(&self, frames: u32) {
+        let n = self.players.len();
+        for (i, p) in self.players.iter().enumerate() {
+            let replay = p.session.replay().expect("replays are recorded");
+            let played = replay
+                .play(&mut Arena::new(n))
+                .unwrap_or_else(|e| panic!("player {i}'s replay: {e}"));
+            assert!(played >= frames, "player {i} recorded {played} frames");
+        }
     }
 }
 
