@@ -169,6 +169,10 @@ fn signaling_server_frames() -> Vec<Vec<u8>> {
                     meta: None,
                 },
             ],
+            rejoin: Some(ricochet_protocol::signaling::Rejoin {
+                token: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+                grace_secs: 10,
+            }),
         }),
         ServerFrame::Ricochet(ServerMessage::PeerJoined(member.clone())),
         ServerFrame::Ricochet(ServerMessage::PeerLeft { peer: peer(5) }),

@@ -154,6 +154,17 @@ pub struct RelayGrant {
     pub expires_at: u64,
 }
 
+/// The credential of [`ServerMessage::Welcome`]: a client whose connection dropped (not closed)
+/// connects again to `ws://HOST/{anything}?rejoin=TOKEN` within `grace_secs` and gets its
+/// membership back: the same peer ID, seat and presence; the others see no leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejoin {
+    /// The rejoin token (see [`crate::ticket::issue_rejoin`]); opaque to clients.
+    pub token: String,
+    /// How long the server keeps a dropped member's place, in seconds.
+    pub grace_secs: u64,
+}
+
 /// A Ricochet extension message from the server (sent as `{"Ricochet": <message>}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -170,6 +181,10 @@ pub enum ServerMessage {
         max_players: u8,
         /// Current members in join order, the receiver included.
         members: Vec<Member>,
+        /// How to take this membership back after the connection drops (absent when the
+        /// server keeps no memberships of dropped connections).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rejoin: Option<Rejoin>,
     },
     /// Someone joined the match (sent after matchbox's `NewPeer`).
     PeerJoined(Member),
@@ -263,6 +278,9 @@ pub enum ErrorCode {
     SignalRateLimited,
     /// A `set_meta` was not applied: the sender changes its metadata faster than allowed.
     MetaRateLimited,
+    /// `?rejoin=`: the token does not verify, or the membership it names is gone (it left,
+    /// or its grace period ran out). HTTP 404 before the upgrade: join afresh.
+    RejoinRefused,
     /// A code this version does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
