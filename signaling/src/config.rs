@@ -42,6 +42,9 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024;
 pub const DEFAULT_MAX_META_SIZE: usize = 512;
 /// Default time without any frame from a client before it is disconnected.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time a member whose connection dropped (without a close) keeps its place, presence
+/// and seat, for its client to reconnect with the rejoin token of its welcome.
+pub const DEFAULT_REJOIN_GRACE: Duration = Duration::from_secs(10);
 /// Default lifetime of a relay ticket.
 pub const DEFAULT_TICKET_TTL: Duration = Duration::from_secs(60);
 /// Default time a match created by `POST /matches` waits for its first player before removal.
@@ -151,6 +154,8 @@ pub struct Config {
     pub(crate) max_meta_size: usize,
     /// A client silent for this long is disconnected.
     pub(crate) idle_timeout: Duration,
+    /// A dropped member's place is kept this long for a rejoin (zero: not at all).
+    pub(crate) rejoin_grace: Duration,
     /// Lifetime of each relay ticket.
     pub(crate) ticket_ttl: Duration,
     /// A created match nobody joins within this time is removed.
@@ -238,6 +243,7 @@ impl std::fmt::Debug for Config {
             .field("max_message_size", &self.max_message_size)
             .field("max_meta_size", &self.max_meta_size)
             .field("idle_timeout", &self.idle_timeout)
+            .field("rejoin_grace", &self.rejoin_grace)
             .field("ticket_ttl", &self.ticket_ttl)
             .field("unjoined_match_ttl", &self.unjoined_match_ttl)
             .field("messages_per_second", &self.messages_per_second)
@@ -289,6 +295,7 @@ impl Config {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_meta_size: DEFAULT_MAX_META_SIZE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            rejoin_grace: DEFAULT_REJOIN_GRACE,
             ticket_ttl: DEFAULT_TICKET_TTL,
             unjoined_match_ttl: DEFAULT_UNJOINED_MATCH_TTL,
             messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
@@ -469,6 +476,22 @@ impl Config {
     /// (`--idle-timeout-secs`, positive).
     pub fn set_idle_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
         self.idle_timeout = nonzero(timeout, "idle-timeout-secs")?;
+        Ok(self)
+    }
+
+    /// How long a member whose connection dropped without a close (a lost network, a killed
+    /// process, a half-open TCP connection) keeps its place in the match, its seat and its
+    /// presence, for its client to come back with the rejoin token of its welcome
+    /// (`--rejoin-grace-secs`, whole seconds; zero turns rejoining off: a dropped member leaves
+    /// at once). The others see the member leave only when the grace runs out.
+    pub fn set_rejoin_grace(&mut self, grace: Duration) -> Result<&mut Self, ConfigError> {
+        if grace.subsec_nanos() != 0 {
+            return Err(ConfigError::Invalid {
+                setting: "rejoin-grace-secs",
+                problem: format!("must be whole seconds, got {grace:?}"),
+            });
+        }
+        self.rejoin_grace = grace;
         Ok(self)
     }
 
@@ -701,6 +724,11 @@ impl Config {
     /// Silence after which a client is disconnected.
     pub fn idle_timeout(&self) -> Duration {
         self.idle_timeout
+    }
+
+    /// How long a dropped member's place is kept for a rejoin.
+    pub fn rejoin_grace(&self) -> Duration {
+        self.rejoin_grace
     }
 
     /// Lifetime of each relay ticket.

@@ -33,9 +33,14 @@ mod close_code {
 pub(crate) struct Membership {
     shared: Arc<Shared>,
     peer: PeerId,
+    /// This connection's number in the registry (see [`crate::registry::Registry::leave`]).
+    conn: u64,
     rx: mpsc::Receiver<Outbound>,
     /// Bytes in `rx`, counted by the registry; what is taken out is subtracted here.
     queued: Arc<AtomicUsize>,
+    /// The connection dropped without a close (lost network, killed process): the member
+    /// waits out the rejoin grace instead of leaving at once.
+    dropped: bool,
 }
 
 impl Membership {
@@ -44,19 +49,44 @@ impl Membership {
         Membership {
             shared,
             peer: joined.peer,
+            conn: joined.conn,
             rx: joined.rx,
             queued: joined.queued,
+            dropped: false,
         }
     }
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.shared.registry().leave(self.peer);
+        let grace = self.shared.config.rejoin_grace;
+        let (peer, conn) = (self.peer, self.conn);
+        let away = self.dropped
+            && !grace.is_zero()
+            && !*self.shared.shutdown.borrow()
+            && self.shared.registry().dropped(peer, conn);
+        if away {
+            self.shared.metrics.dropped_total.inc();
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "connection dropped; the place is kept for a rejoin"
+            );
+            let shared = self.shared.clone();
+            // Outside a runtime (never in the server) the member leaves now.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    shared.registry().leave(peer, conn);
+                })),
+                Err(_) => self.shared.registry().leave(peer, conn),
+            }
+        } else {
+            self.shared.registry().leave(peer, conn);
+            tracing::info!("left");
+        }
         if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.idle.notify_waiters();
         }
-        tracing::info!("left");
     }
 }
 
@@ -99,7 +129,11 @@ pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Memb
                         break None;
                     }
                 }
-                // The registry dropped our queue: we were cut off as too slow.
+                // The registry dropped our queue: a rejoin took the membership to a new
+                // connection, or we were cut off as too slow.
+                None if shared.registry().replaced(membership.peer, membership.conn) => {
+                    break Some((close_code::NORMAL, "replaced by a rejoin"))
+                }
                 None => break Some((close_code::POLICY, "too slow: outbound queue overflowed")),
             },
             incoming = socket.recv() => match incoming {
@@ -138,6 +172,10 @@ pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Memb
             }
         }
     };
+    // No close from either side: the connection dropped. (A client that closes and resets
+    // its connection while the server is writing to it looks the same: the close frame it
+    // sent cannot be read after the failed write.)
+    membership.dropped = end.is_none();
     if let Some((code, reason)) = end {
         let frame = CloseFrame {
             code,

@@ -69,6 +69,9 @@ struct Args {
     /// Disconnect a client silent for this many seconds.
     #[arg(long, env = "RICOCHET_SIGNALING_IDLE_TIMEOUT_SECS", default_value_t = ricochet_signaling::DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout_secs: u64,
+    /// Seconds a member whose connection dropped keeps its place for a rejoin (0: none).
+    #[arg(long, env = "RICOCHET_SIGNALING_REJOIN_GRACE_SECS", default_value_t = ricochet_signaling::DEFAULT_REJOIN_GRACE.as_secs())]
+    rejoin_grace_secs: u64,
     /// Lifetime of relay tickets, seconds.
     #[arg(long, env = "RICOCHET_SIGNALING_TICKET_TTL_SECS", default_value_t = ricochet_signaling::DEFAULT_TICKET_TTL.as_secs())]
     ticket_ttl_secs: u64,
@@ -204,6 +207,7 @@ impl Args {
             .set_max_request_head(self.max_request_head)?
             .set_max_message_size(self.max_message_size)?
             .set_idle_timeout(Duration::from_secs(self.idle_timeout_secs))?
+            .set_rejoin_grace(Duration::from_secs(self.rejoin_grace_secs))?
             .set_ticket_ttl(Duration::from_secs(self.ticket_ttl_secs))?
             .set_max_players(self.max_players)?
             .set_max_matches(self.max_matches)?

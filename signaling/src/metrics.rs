@@ -29,6 +29,7 @@ pub(crate) enum Rejection {
     MatchJoinRateLimited,
     SignalRateLimited,
     MetaRateLimited,
+    RejoinRefused,
 }
 
 impl Rejection {
@@ -55,6 +56,7 @@ impl Rejection {
             Rejection::MatchJoinRateLimited => "match_join_rate_limited",
             Rejection::SignalRateLimited => "signal_rate_limited",
             Rejection::MetaRateLimited => "meta_rate_limited",
+            Rejection::RejoinRefused => "rejoin_refused",
         }
     }
 }
@@ -90,6 +92,10 @@ pub(crate) struct Metrics {
     pub(crate) connections_total: Counter,
     /// Live matches.
     pub(crate) matches: Gauge,
+    /// Memberships taken back by a rejoin since start.
+    pub(crate) rejoins_total: Counter,
+    /// Memberships whose connection dropped and that waited for a rejoin, since start.
+    pub(crate) dropped_total: Counter,
     messages: Family<Labels, Counter>,
     rejections: Family<Labels, Counter>,
 }
@@ -104,6 +110,8 @@ impl Metrics {
         let connections = Gauge::default();
         let connections_total = Counter::default();
         let matches = Gauge::default();
+        let rejoins_total = Counter::default();
+        let dropped_total = Counter::default();
         let messages = Family::<Labels, Counter>::default();
         let rejections = Family::<Labels, Counter>::default();
         registry.register(
@@ -117,6 +125,16 @@ impl Metrics {
             connections_total.clone(),
         );
         registry.register("matches", "Live matches", matches.clone());
+        registry.register(
+            "rejoins",
+            "Memberships taken back with a rejoin token since start",
+            rejoins_total.clone(),
+        );
+        registry.register(
+            "dropped_connections",
+            "Member connections that dropped without a close and waited for a rejoin, since start",
+            dropped_total.clone(),
+        );
         registry.register(
             "messages_received",
             "Frames received from clients, by kind",
@@ -132,6 +150,8 @@ impl Metrics {
             connections,
             connections_total,
             matches,
+            rejoins_total,
+            dropped_total,
             messages,
             rejections,
         }

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
-use ricochet_protocol::signaling::{MatchId, Member, RelayGrant, ServerFrame, ServerMessage};
+use ricochet_protocol::signaling::{
+    MatchId, Member, Rejoin, RelayGrant, ServerFrame, ServerMessage,
+};
 use ricochet_protocol::{PeerId, Ticket, TicketClaims};
 use ricochet_server_kit::{AddressCounts, RateMap, SlotCaps, SlotRefusal, TokenBucket};
 use serde_json::Value;
@@ -86,6 +88,13 @@ struct Slot {
     /// This member's signals to each other member it has signalled (at most 15; an entry goes
     /// when its receiver leaves).
     signal_budgets: Vec<(PeerId, SignalBudget)>,
+    /// Which connection holds the membership (a rejoin moves it to a new one; the old one's
+    /// end then changes nothing).
+    conn: u64,
+    /// The connection dropped and the member waits out its rejoin grace: still a member,
+    /// still present to the others, and still counted as a connection of its address (so
+    /// dropping connections on purpose holds no more places than keeping them open).
+    away: bool,
 }
 
 /// What one member may still signal to one other member: frames and bytes.
@@ -192,6 +201,8 @@ pub(crate) enum Refusal {
     JoinRateLimited,
     /// Joins into this match faster than the per-match rate.
     MatchJoinRateLimited,
+    /// A rejoin token that does not verify, or whose membership is gone.
+    RejoinRefused,
 }
 
 impl Refusal {
@@ -206,6 +217,7 @@ impl Refusal {
             Refusal::TooManyMatchesFromIp => Rejection::TooManyMatchesFromIp,
             Refusal::JoinRateLimited => Rejection::JoinRateLimited,
             Refusal::MatchJoinRateLimited => Rejection::MatchJoinRateLimited,
+            Refusal::RejoinRefused => Rejection::RejoinRefused,
         }
     }
 }
@@ -228,6 +240,8 @@ pub(crate) struct Ticketing {
     /// The last issue time handed out, Unix milliseconds: every ticket is strictly later than
     /// the one before, so the relay can always tell the fresher of two tickets for a seat.
     pub(crate) last_issued_ms: std::sync::atomic::AtomicU64,
+    /// How long a dropped member's place is kept (whole seconds; 0: no rejoin tokens).
+    pub(crate) rejoin_grace_secs: u64,
 }
 
 impl Ticketing {
@@ -237,7 +251,38 @@ impl Ticketing {
             relay_url,
             ttl_secs,
             last_issued_ms: std::sync::atomic::AtomicU64::new(0),
+            rejoin_grace_secs: 0,
         }
+    }
+
+    /// The same, handing out rejoin tokens for a grace of `grace_secs` (0: none).
+    pub(crate) fn with_rejoin_grace(mut self, grace_secs: u64) -> Ticketing {
+        self.rejoin_grace_secs = grace_secs;
+        self
+    }
+
+    /// The rejoin credential of `peer` in `match_id`, if rejoining is on.
+    pub(crate) fn rejoin(&self, match_id: MatchId, peer: PeerId) -> Option<Rejoin> {
+        if self.rejoin_grace_secs == 0 {
+            return None;
+        }
+        let token =
+            ricochet_protocol::ticket::issue_rejoin(&self.secret, match_id.as_bytes(), peer)
+                .ok()?;
+        Some(Rejoin {
+            token,
+            grace_secs: self.rejoin_grace_secs,
+        })
+    }
+
+    /// The match and peer a rejoin token names, if it verifies and rejoining is on.
+    pub(crate) fn verify_rejoin(&self, token: &str) -> Option<(MatchId, PeerId)> {
+        if self.rejoin_grace_secs == 0 {
+            return None;
+        }
+        let (match_id, peer) =
+            ricochet_protocol::ticket::verify_rejoin(&self.secret, token).ok()?;
+        Some((MatchId::from_bytes(match_id), peer))
     }
 
     /// A ticket for `peer` in `seat` of a `max_players` match, issued at `now_ms` (Unix
@@ -284,6 +329,8 @@ pub(crate) struct Joined {
     pub(crate) rx: mpsc::Receiver<Outbound>,
     /// Bytes queued in `rx`: the connection subtracts each frame's length as it takes it.
     pub(crate) queued: Arc<AtomicUsize>,
+    /// The connection's number: pass it to [`Registry::leave`] and [`Registry::dropped`].
+    pub(crate) conn: u64,
 }
 
 /// Result of routing a signal.
@@ -316,6 +363,8 @@ pub(crate) struct Registry {
     limits: Limits,
     policy: Policy,
     metrics: std::sync::Arc<Metrics>,
+    /// The number of the next connection to take a membership.
+    next_conn: u64,
 }
 
 fn frame(f: ServerFrame) -> Outbound {
@@ -345,6 +394,7 @@ impl Registry {
             limits,
             policy: Policy::new(config),
             metrics,
+            next_conn: 1,
         }
     }
 
@@ -655,6 +705,7 @@ impl Registry {
                 name,
                 max_players,
                 members,
+                rejoin: ticketing.rejoin(match_id, new_peer_id),
             }),
         ];
         if let Some(grant) = ticketing.grant(match_id, new_peer_id, seat, max_players, now_ms) {
@@ -675,8 +726,12 @@ impl Registry {
                 queued: queued.clone(),
                 meta_budget: bucket(self.policy.meta, now),
                 signal_budgets: Vec::new(),
+                conn: self.next_conn,
+                away: false,
             },
         );
+        let conn = self.next_conn;
+        self.next_conn += 1;
         self.connections.add(ip);
         self.metrics.connections_total.inc();
         let new_peer = frame(ServerFrame::NewPeer(new_peer_id));
@@ -696,7 +751,99 @@ impl Registry {
             match_id,
             rx,
             queued,
+            conn,
         })
+    }
+
+    /// Gives the membership a rejoin token names back to a new connection from `ip`: the same
+    /// peer ID, seat, metadata and place in the match, and for the others nothing changes (no
+    /// leave, no join). The member may be away (its connection dropped, within the grace) or
+    /// still connected (a half-open connection the server has not noticed: that connection is
+    /// cut loose and its end changes nothing). The new connection gets `IdAssigned`, a welcome
+    /// and a fresh ticket, and no `NewPeer`s: its client already knows the others.
+    pub(crate) fn rejoin(
+        &mut self,
+        token: &str,
+        ip: IpAddr,
+        ticketing: &Ticketing,
+        now_ms: u64,
+    ) -> Result<Joined, Refusal> {
+        let (match_id, peer) = ticketing
+            .verify_rejoin(token)
+            .ok_or(Refusal::RejoinRefused)?;
+        let Some(slot) = self.peers.get(&peer).filter(|s| s.match_id == match_id) else {
+            return Err(Refusal::RejoinRefused);
+        };
+        let Some(m) = self.matches.get(&match_id) else {
+            return Err(Refusal::RejoinRefused);
+        };
+        let members: Vec<Member> = m
+            .members
+            .iter()
+            .map(|p| Member {
+                peer: *p,
+                meta: self.peers.get(p).and_then(|s| s.meta.clone()),
+            })
+            .collect();
+        let name = match &m.kind {
+            Kind::Named(n) => Some(n.clone()),
+            Kind::Quick { room, .. } => Some(room.clone()),
+            Kind::Created => None,
+        };
+        let welcome = [
+            frame(ServerFrame::IdAssigned(peer)),
+            ext(ServerMessage::Welcome {
+                match_id,
+                name,
+                max_players: m.max_players,
+                members,
+                rejoin: ticketing.rejoin(match_id, peer),
+            }),
+        ];
+        let grant = ticketing.grant(match_id, peer, slot.seat, m.max_players, now_ms);
+        let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(self.policy.queue_frames));
+        let queued = Arc::new(AtomicUsize::new(0));
+        for text in welcome
+            .into_iter()
+            .chain(grant.map(|g| ext(ServerMessage::Ticket(g))))
+        {
+            queued.fetch_add(text.len(), Ordering::Relaxed);
+            let _ = tx.try_send(text);
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let slot = self.peers.get_mut(&peer).expect("checked above");
+        let old_ip = slot.ip;
+        // Dropping the old sender ends the old connection (if any) as "replaced".
+        slot.tx = tx;
+        slot.queued = queued.clone();
+        slot.conn = conn;
+        slot.away = false;
+        slot.ip = ip;
+        // The membership's one connection count moves to the new address.
+        self.connections.remove(old_ip);
+        self.connections.add(ip);
+        self.metrics.rejoins_total.inc();
+        self.update_gauges();
+        Ok(Joined {
+            peer,
+            match_id,
+            rx,
+            queued,
+            conn,
+        })
+    }
+
+    /// Connection `conn` of `peer` dropped without a close: the member stays (present to the
+    /// others, its seat kept) for its rejoin grace. `false` if that connection no longer holds
+    /// the membership (it left, or a rejoin replaced it). Call [`Registry::leave`] with the
+    /// same `conn` once the grace is over: it removes the member only if nobody rejoined.
+    pub(crate) fn dropped(&mut self, peer: PeerId, conn: u64) -> bool {
+        let Some(slot) = self.peers.get_mut(&peer).filter(|s| s.conn == conn) else {
+            return false;
+        };
+        slot.away = true;
+        true
     }
 
     fn insert_match(&mut self, id: MatchId, kind: Kind, max_players: u8, now: Instant) {
@@ -747,12 +894,20 @@ impl Registry {
         }
     }
 
-    /// Removes a member (idempotent): `PeerLeft` + `peer_left` to the rest of its match; the
-    /// match goes away when it is empty.
-    pub(crate) fn leave(&mut self, peer: PeerId) {
+    /// Removes a member (idempotent) if connection `conn` still holds its membership:
+    /// `PeerLeft` + `peer_left` to the rest of its match; the match goes away when it is empty.
+    pub(crate) fn leave(&mut self, peer: PeerId, conn: u64) {
+        if self.peers.get(&peer).is_none_or(|s| s.conn != conn) {
+            return;
+        }
         let cut = self.remove(peer);
         self.cut_off(cut);
         self.update_gauges();
+    }
+
+    /// Whether a rejoin moved `peer`'s membership from connection `conn` to another one.
+    pub(crate) fn replaced(&self, peer: PeerId, conn: u64) -> bool {
+        self.peers.get(&peer).is_some_and(|s| s.conn != conn)
     }
 
     /// Removes `peer` and notifies; returns members whose queues overflowed meanwhile.
@@ -950,6 +1105,82 @@ mod tests {
         out
     }
 
+    /// The rejoin token in a member's welcome (the test ticketing has rejoining on).
+    fn rejoin_token(first: &[ServerFrame]) -> String {
+        match &first[1] {
+            ServerFrame::Ricochet(ServerMessage::Welcome {
+                rejoin: Some(rejoin),
+                ..
+            }) => rejoin.token.clone(),
+            other => panic!("no rejoin token: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dropped_member_stays_present_and_takes_its_place_back_with_its_token() {
+        let mut r = registry(64);
+        let tickets = ticketing().with_rejoin_grace(10);
+        let room = Target::Name("r".into());
+        let mut a = join(&mut r, &room, 1);
+        drain(&mut a.rx);
+        let mut b = r
+            .join(&room, IP, None, ids(2), &tickets, 1_000_000, Instant::now())
+            .unwrap();
+        let token = rejoin_token(&drain(&mut b.rx));
+        drain(&mut a.rx);
+        assert!(r.rejoin("garbage", IP, &tickets, 0).is_err());
+        assert!(
+            matches!(
+                r.rejoin(&token, IP, &ticketing(), 0),
+                Err(Refusal::RejoinRefused)
+            ),
+            "a server with rejoining off refuses"
+        );
+
+        // b's connection drops: it stays, nobody hears of it, and it still counts.
+        assert!(r.dropped(b.peer, b.conn));
+        assert_eq!(r.connections.total(), 2);
+        assert!(drain(&mut a.rx).is_empty());
+        let mut b2 = r.rejoin(&token, IP, &tickets, 2_000_000).unwrap();
+        assert_eq!((b2.peer, b2.match_id), (b.peer, b.match_id));
+        let welcome = drain(&mut b2.rx);
+        assert_eq!(welcome[0], ServerFrame::IdAssigned(b.peer));
+        assert_eq!(
+            welcome.len(),
+            3,
+            "id, welcome, ticket; no NewPeer: {welcome:?}"
+        );
+        assert!(matches!(
+            &welcome[2],
+            ServerFrame::Ricochet(ServerMessage::Ticket(_))
+        ));
+        assert!(drain(&mut a.rx).is_empty(), "the others see nothing");
+        assert_eq!(r.connections.total(), 2);
+        // The grace of the old connection ends: nothing happens, the new one holds the place.
+        r.leave(b.peer, b.conn);
+        assert!(r.peers.contains_key(&b.peer));
+
+        // A second rejoin while the first connection is still open (half-open): the old one
+        // is cut loose (its queue closes) and its end changes nothing.
+        let mut b3 = r.rejoin(&token, IP, &tickets, 3_000_000).unwrap();
+        assert!(b2.rx.try_recv().is_err() && b2.rx.is_closed());
+        assert!(r.replaced(b.peer, b2.conn));
+        r.leave(b.peer, b2.conn);
+        assert!(!r.dropped(b.peer, b2.conn));
+        assert_eq!(r.connections.total(), 2);
+        drain(&mut b3.rx);
+
+        // Dropped again and the grace runs out: now everyone hears it left.
+        assert!(r.dropped(b.peer, b3.conn));
+        r.leave(b.peer, b3.conn);
+        assert_eq!(drain(&mut a.rx)[0], ServerFrame::PeerLeft(b.peer));
+        assert!(matches!(
+            r.rejoin(&token, IP, &tickets, 0),
+            Err(Refusal::RejoinRefused)
+        ));
+        assert_eq!(r.connections.total(), 1);
+    }
+
     #[test]
     fn join_order_and_announcements() {
         let mut r = registry(64);
@@ -979,11 +1210,11 @@ mod tests {
         let to_a = drain(&mut a.rx);
         assert_eq!(to_a[0], ServerFrame::NewPeer(b.peer));
         assert_eq!(to_a.len(), 2);
-        r.leave(b.peer);
-        r.leave(b.peer); // idempotent
+        r.leave(b.peer, b.conn);
+        r.leave(b.peer, b.conn); // idempotent
         assert_eq!(drain(&mut a.rx)[0], ServerFrame::PeerLeft(b.peer));
         assert!(drain(&mut a.rx).is_empty());
-        r.leave(a.peer);
+        r.leave(a.peer, a.conn);
         assert!(r.matches.is_empty() && r.names.is_empty() && r.connections.addresses() == 0);
         assert_eq!(r.connections.total(), 0);
     }
@@ -1004,13 +1235,13 @@ mod tests {
         let b = join(&mut r, &room, 2);
         let c = join(&mut r, &room, 3);
         assert_eq!([a.peer, b.peer, c.peer].map(|p| seat_of(&r, p)), [0, 1, 2]);
-        r.leave(b.peer);
+        r.leave(b.peer, b.conn);
         // Joining and leaving again and again always lands in the same free seat: harvested
         // tickets all name seat 1, so they can hold at most that one seat on the relay.
         for n in 10..20 {
             let d = join(&mut r, &room, n);
             assert_eq!(seat_of(&r, d.peer), 1);
-            r.leave(d.peer);
+            r.leave(d.peer, d.conn);
         }
         let grant = r.grant(a.peer, &ticketing(), 5_000_000).unwrap();
         let claims = ricochet_protocol::Ticket::from_text(grant.ticket.as_str())
@@ -1049,7 +1280,7 @@ mod tests {
         let c = join(&mut r, &pairs, 3);
         assert_ne!(c.match_id, a.match_id, "a full group takes no one else");
         // A full group that loses a member is not refilled.
-        r.leave(b.peer);
+        r.leave(b.peer, b.conn);
         let d = join(&mut r, &pairs, 4);
         assert_eq!(d.match_id, c.match_id);
         // A group still filling keeps filling after someone leaves it.
@@ -1060,12 +1291,12 @@ mod tests {
         let e = join(&mut r, &trios, 5);
         let f = join(&mut r, &trios, 6);
         assert_ne!(e.match_id, a.match_id, "another size is another queue");
-        r.leave(f.peer);
+        r.leave(f.peer, f.conn);
         let g = join(&mut r, &trios, 7);
         assert_eq!(g.match_id, e.match_id);
         // The last member leaving removes the group.
-        r.leave(e.peer);
-        r.leave(g.peer);
+        r.leave(e.peer, e.conn);
+        r.leave(g.peer, g.conn);
         assert!(!r.matches.contains_key(&e.match_id));
         assert!(!r.filling.contains_key(&("q".to_string(), 3)));
     }
@@ -1118,7 +1349,7 @@ mod tests {
         let a = join(&mut r, &Target::Id(id), 1);
         r.expire_unjoined(id);
         assert_eq!(r.list_all()[0].players, 1);
-        r.leave(a.peer);
+        r.leave(a.peer, a.conn);
         assert!(r.list_all().is_empty());
         let (_, id2) = ids(11);
         r.create(id2, false, 2, None, IP, Instant::now()).unwrap();
@@ -1198,7 +1429,7 @@ mod tests {
                 t,
             )
             .unwrap();
-        r.leave(j.peer);
+        r.leave(j.peer, j.conn);
         assert!(create(&mut r, a, t).is_ok());
         assert_eq!(r.created_per_ip[&a], 32);
         // Everything removed: nothing is left counted.
@@ -1236,7 +1467,7 @@ mod tests {
             let j = r
                 .join(&room, ip(1), None, fresh(), &ticketing(), 0, t0)
                 .unwrap();
-            r.leave(j.peer);
+            r.leave(j.peer, j.conn);
         }
         let room = Target::Name("own-x".into());
         assert_eq!(
@@ -1261,7 +1492,7 @@ mod tests {
                 match r.join(&busy, ip(from + k), None, fresh(), &ticketing(), 0, at) {
                     Ok(j) => {
                         accepted += 1;
-                        r.leave(j.peer);
+                        r.leave(j.peer, j.conn);
                     }
                     Err(Refusal::MatchJoinRateLimited) => {}
                     Err(other) => panic!("{other:?}"),
@@ -1408,7 +1639,8 @@ mod tests {
         loop {
             for sender in present.drain(..) {
                 spend(&mut r, sender, receiver.peer, t1);
-                r.leave(sender);
+                let conn = r.peers[&sender].conn;
+                r.leave(sender, conn);
                 assert!(
                     r.peers.contains_key(&receiver.peer),
                     "the receiver was cut off"

@@ -91,7 +91,8 @@ pub(crate) async fn serve(
         config.secret.clone(),
         config.relay_url.clone(),
         config.ticket_ttl.as_secs().max(1),
-    );
+    )
+    .with_rejoin_grace(config.rejoin_grace.as_secs());
     let static_files = config
         .static_dir
         .as_ref()
@@ -233,6 +234,12 @@ fn refusal(shared: &Shared, r: Refusal) -> Response {
                 shared.config.join_burst_per_ip, shared.config.join_rate_per_ip
             ),
         )),
+        Refusal::RejoinRefused => error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::RejoinRefused,
+            "this rejoin token names no membership here (it left, its grace ran out, or the \
+             token is not this server's): join afresh",
+        ),
         Refusal::MatchJoinRateLimited => retry_later(error(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::MatchJoinRateLimited,
@@ -545,6 +552,33 @@ async fn room(
             );
         }
     };
+    let ip: IpAddr = addr.ip();
+    if let Some(token) = query.get("rejoin") {
+        // A member whose connection dropped takes its membership back; the room path and
+        // any other parameter are ignored (the token names the match).
+        let rejoined =
+            shared
+                .registry()
+                .rejoin(token, ip_prefix(ip), &shared.ticketing, now_unix_ms());
+        return match rejoined {
+            Ok(joined) => {
+                let span = tracing::info_span!(
+                    "connection",
+                    peer = %joined.peer,
+                    %ip,
+                    match_id = %joined.match_id,
+                );
+                span.in_scope(|| tracing::info!("rejoined"));
+                upgrade(
+                    ws,
+                    Membership::new(shared.clone(), joined),
+                    &shared.config,
+                    span,
+                )
+            }
+            Err(r) => refusal(&shared, r),
+        };
+    }
     let (target, meta) = match parse_join(&room, &query, shared.config.max_meta_size) {
         Ok(t) => t,
         Err((code, message)) => {
@@ -552,7 +586,6 @@ async fn room(
             return error(StatusCode::BAD_REQUEST, code, message);
         }
     };
-    let ip: IpAddr = addr.ip();
     let joined = {
         let (peer_id, match_id) = {
             let mut rng = rand::thread_rng();
@@ -582,8 +615,21 @@ async fn room(
         match_id = %joined.match_id,
     );
     span.in_scope(|| tracing::info!(room = %room, "joined"));
-    let membership = Membership::new(shared.clone(), joined);
-    let config = &shared.config;
+    upgrade(
+        ws,
+        Membership::new(shared.clone(), joined),
+        &shared.config,
+        span,
+    )
+}
+
+/// Completes the WebSocket upgrade of a member's connection with the server's limits.
+fn upgrade(
+    ws: WebSocketUpgrade,
+    membership: Membership,
+    config: &Config,
+    span: tracing::Span,
+) -> Response {
     ws.read_buffer_size(config.read_buffer_size)
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_WRITE_BUFFER)

@@ -1,0 +1,130 @@
+//! Rejoin: a member whose connection drops without a close keeps its place for the rejoin
+//! grace and takes it back with the token of its welcome; the others see nothing. A second
+//! rejoin replaces a connection that is still open (half-open), a bad token is refused, a
+//! place nobody comes back to is given up when the grace runs out, and a clean close leaves at
+//! once.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use ricochet_protocol::signaling::{Member, ServerMessage};
+use serde_json::json;
+
+fn token(welcome: &ServerMessage) -> String {
+    match welcome {
+        ServerMessage::Welcome {
+            rejoin: Some(r), ..
+        } => {
+            assert_eq!(r.grace_secs, 2);
+            r.token.clone()
+        }
+        other => panic!("no rejoin credential: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_member_takes_its_place_back_and_nobody_sees_it_leave() {
+    let mut cfg = config();
+    cfg.set_rejoin_grace(Duration::from_secs(2)).unwrap();
+    let server = start(cfg).await;
+    let mut a = join(&server.url("/room")).await;
+    welcome(&mut a.ws).await;
+    let b = join(&server.url("/room")).await;
+    let mut b_ws = b.ws;
+    let (w, _) = welcome(&mut b_ws).await;
+    let token = token(&w);
+    expect_joined(&mut a.ws, b.id).await;
+
+    // Dropped without a close (the TCP connection just ends): the others hear nothing.
+    drop(b_ws);
+    silent(&mut a.ws, 500).await;
+    let rejoin_url = server.url(&format!("/anything?rejoin={token}"));
+    let mut b2 = join(&rejoin_url).await;
+    assert_eq!(b2.id, b.id, "the same peer ID");
+    let (w, t) = welcome(&mut b2.ws).await;
+    let ServerMessage::Welcome { members, .. } = &w else {
+        unreachable!()
+    };
+    assert_eq!(
+        members,
+        &vec![
+            Member {
+                peer: a.id,
+                meta: None
+            },
+            Member {
+                peer: b.id,
+                meta: None
+            }
+        ]
+    );
+    assert!(matches!(t, ServerMessage::Ticket(_)));
+    silent(&mut a.ws, 300).await;
+    // Signals reach the rejoined member.
+    signal(&mut a.ws, b.id, json!({"IceCandidate": "c"})).await;
+    expect_signal(&mut b2.ws, a.id, json!({"IceCandidate": "c"})).await;
+
+    // Rejoining while the old connection is still open (the server had not noticed it was
+    // gone): the new one takes over and the old one is closed.
+    let mut b3 = join(&rejoin_url).await;
+    assert_eq!(closed(&mut b2.ws).await, Some(1000));
+    welcome(&mut b3.ws).await;
+    silent(&mut a.ws, 300).await;
+
+    // Tokens that name nobody are refused before the upgrade.
+    for bad in ["garbage", "AAAA", &token[..token.len() - 2]] {
+        let (status, body) = refused(&server.url(&format!("/room?rejoin={bad}"))).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("rejoin_refused")),
+            "{bad}"
+        );
+    }
+
+    // Dropped again and nobody comes back: after the grace the others hear it left, and the
+    // token is refused.
+    drop(b3.ws);
+    let dropped = Instant::now();
+    expect_left(&mut a.ws, b.id).await;
+    assert!(
+        dropped.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        dropped.elapsed()
+    );
+    let (status, _) = refused(&rejoin_url).await;
+    assert_eq!(status, 404);
+
+    // A clean close leaves at once.
+    let mut c = join(&server.url("/room")).await;
+    welcome(&mut c.ws).await;
+    expect_joined(&mut a.ws, c.id).await;
+    c.ws.close(None).await.unwrap();
+    let closing = Instant::now();
+    expect_left(&mut a.ws, c.id).await;
+    assert!(
+        closing.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        closing.elapsed()
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_no_grace_there_is_no_token_and_a_drop_leaves_at_once() {
+    let mut cfg = config();
+    cfg.set_rejoin_grace(Duration::ZERO).unwrap();
+    let server = start(cfg).await;
+    let mut a = join(&server.url("/room")).await;
+    let (w, _) = welcome(&mut a.ws).await;
+    assert!(
+        matches!(w, ServerMessage::Welcome { rejoin: None, .. }),
+        "{w:?}"
+    );
+    let mut b = join(&server.url("/room")).await;
+    welcome(&mut b.ws).await;
+    expect_joined(&mut a.ws, b.id).await;
+    drop(b.ws);
+    expect_left(&mut a.ws, b.id).await;
+    server.stop().await.unwrap();
+}
