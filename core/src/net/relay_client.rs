@@ -15,7 +15,7 @@
 //!
 //! With [`RelaySocket::renew_from`] the socket also **reconnects**: when the connection drops
 //! (the relay restarted, the network blipped, the relay closed it going away), the driver
-//! connects again with backoff ([`backoff`]: 100 ms doubling to 1 s, ±25% jitter) with the
+//! connects again with backoff ([`backoff`]: 100 ms doubling to 500 ms, ±25% jitter) with the
 //! newest ticket, for up to [`RECONNECT_GIVE_UP`]. If the relay refuses that ticket because it
 //! expired or because the seat is still held by this player's old, half-open connection (close
 //! 4005: only a later ticket takes a seat over), it asks signaling for a fresh one
@@ -60,7 +60,7 @@ pub const MAX_INBOX: usize = 4096;
 /// First wait before reconnecting to the relay; it doubles with every failed attempt.
 pub const RECONNECT_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between two reconnect attempts (before jitter).
-pub const RECONNECT_MAX: Duration = Duration::from_secs(1);
+pub const RECONNECT_MAX: Duration = Duration::from_millis(500);
 /// How long the client keeps trying to reconnect to the relay before giving up (the relay
 /// path is then gone for good: [`RelaySocket::closed`] says why).
 pub const RECONNECT_GIVE_UP: Duration = Duration::from_secs(60);
@@ -673,7 +673,7 @@ mod tests {
             }
         }
         assert!(backoff(0, 1) < Duration::from_millis(125));
-        assert!(backoff(30, 1) < Duration::from_millis(1250));
+        assert!(backoff(30, 1) < Duration::from_millis(625));
         let first: std::collections::HashSet<_> = (0..50).map(|seed| backoff(3, seed)).collect();
         assert!(first.len() > 40, "clients of one relay spread out");
     }

@@ -17,7 +17,7 @@ use matchbox_socket::{
     SignallerBuilder, WebRtcSocket, WebRtcSocketBuilder,
 };
 use ricochet_protocol::signaling::{
-    ClientFrame, ClientMessage, Member, RelayGrant, ServerFrame, ServerMessage,
+    ClientFrame, ClientMessage, Member, Rejoin, RelayGrant, ServerFrame, ServerMessage,
 };
 use ricochet_protocol::PeerId;
 
@@ -75,6 +75,11 @@ pub struct MatchState {
     pub relay: Option<RelayGrant>,
     /// The last error the server reported on this socket.
     pub last_error: Option<String>,
+    /// How to take the membership back if the connection drops (from the welcome; `None`
+    /// when the server keeps no places for dropped members).
+    pub rejoin: Option<Rejoin>,
+    /// Times the signaller lost its connection and took its membership back.
+    pub reconnects: u64,
 }
 
 /// matchbox takes one ICE server entry: all URLs, with the first credentials given (TURN
@@ -181,11 +186,13 @@ impl MatchInfo {
                 match_id,
                 name,
                 members,
+                rejoin,
                 ..
             } => {
                 s.match_id = Some(match_id.to_string());
                 s.name = name;
                 s.members = members;
+                s.rejoin = rejoin;
             }
             ServerMessage::PeerJoined(member) => {
                 s.members.retain(|m| m.peer != member.peer);
@@ -226,9 +233,17 @@ impl RicochetSignallerBuilder {
 pub const DEFAULT_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The signaller: one WebSocket to `ricochet-signaling` (or any matchbox server).
+///
+/// When the connection drops and the server's welcome carried a rejoin credential, the
+/// signaller connects again (`?rejoin=TOKEN`, backoff as the relay client's:
+/// [`crate::net::relay_client::backoff`]) for up to the server's grace, and matchbox never
+/// learns of it: the peer ID, the match and presence stay, and tickets keep coming.
 pub struct RicochetSignaller {
     ws: WebSocket,
     info: MatchInfo,
+    room_url: String,
+    /// The `IdAssigned` of a rejoined connection repeats the ID matchbox has: not passed on.
+    swallow_id: bool,
 }
 
 fn error(e: impl std::fmt::Display) -> SignalingError {
@@ -250,6 +265,8 @@ impl SignallerBuilder for RicochetSignallerBuilder {
                     return Ok(Box::new(RicochetSignaller {
                         ws,
                         info: self.info.clone(),
+                        room_url,
+                        swallow_id: false,
                     }))
                 }
                 Err(e) => {
@@ -312,11 +329,61 @@ fn usable_signal(signal: &PeerSignal) -> bool {
     }
 }
 
+impl RicochetSignaller {
+    /// Connects again with the rejoin credential of the welcome, with backoff, until the
+    /// server's grace has passed. `Err` when there is no credential or the server did not take
+    /// the membership back in time.
+    async fn rejoin(&mut self) -> Result<(), SignalingError> {
+        let Some(rejoin) = self.info.snapshot().rejoin else {
+            return Err(SignalingError::StreamExhausted);
+        };
+        tracing::warn!("the signaling connection dropped; rejoining");
+        let grace = std::time::Duration::from_secs(rejoin.grace_secs);
+        let since = web_time::Instant::now();
+        let seed = self.info.id().map_or(0, |id| id.0.as_u64_pair().1);
+        let sep = if self.room_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let url = format!("{}{sep}rejoin={}", self.room_url, rejoin.token);
+        let mut attempt = 0;
+        while since.elapsed() < grace {
+            crate::net::rt::sleep(crate::net::relay_client::backoff(attempt, seed)).await;
+            attempt += 1;
+            match WebSocket::connect(&url, None).await {
+                Ok(ws) => {
+                    self.ws = ws;
+                    self.swallow_id = true;
+                    let mut inner = self.info.lock();
+                    inner.state.reconnects += 1;
+                    inner.watch.bump();
+                    drop(inner);
+                    tracing::info!(
+                        after_ms = since.elapsed().as_millis() as u64,
+                        attempts = attempt,
+                        "rejoined signaling"
+                    );
+                    return Ok(());
+                }
+                Err(e) => tracing::debug!(%e, attempt, "signaling rejoin attempt failed"),
+            }
+        }
+        tracing::warn!("could not rejoin signaling within the server's grace");
+        Err(SignalingError::StreamExhausted)
+    }
+}
+
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 impl Signaller for RicochetSignaller {
     async fn send(&mut self, request: PeerRequest) -> Result<(), SignalingError> {
         let text = serde_json::to_string(&request).map_err(error)?;
+        if self.ws.send(Outgoing::Text(text.clone())).await.is_ok() {
+            return Ok(());
+        }
+        // The connection is gone: take the membership back and send once more.
+        self.rejoin().await?;
         self.ws.send(Outgoing::Text(text)).await.map_err(error)
     }
 
@@ -342,14 +409,22 @@ impl Signaller for RicochetSignaller {
             };
             let text = match next {
                 Some(Incoming::Text(text)) => text,
-                Some(Incoming::Closed { .. }) | None => {
+                // A close from the server (it refused us, shut down, or we were replaced)
+                // ends the signaller; a connection that just dropped is taken back.
+                Some(Incoming::Closed { code, .. }) if code != 1006 => {
                     return Err(SignalingError::StreamExhausted)
                 }
+                Some(Incoming::Closed { .. }) | Some(Incoming::Error(_)) | None => {
+                    self.rejoin().await?;
+                    continue;
+                }
                 Some(Incoming::Binary(_)) => continue,
-                Some(Incoming::Error(e)) => return Err(error(e)),
             };
             if let Ok(event) = serde_json::from_str::<PeerEvent>(&text) {
                 if let PeerEvent::IdAssigned(id) = &event {
+                    if std::mem::take(&mut self.swallow_id) && self.info.id() == Some(*id) {
+                        continue;
+                    }
                     self.info.set_id(*id);
                 }
                 if let PeerEvent::Signal { sender, data } = &event {

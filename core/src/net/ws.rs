@@ -173,6 +173,34 @@ impl Stream for WebSocket {
     }
 }
 
+/// Dropping a native connection that is still open sends a close frame (1000) if the socket
+/// takes it at once, without waiting: a server then sees a leave, not a dropped connection
+/// (which `ricochet-signaling` keeps the member's place for, for a rejoin). The browser's
+/// WebSocket closes itself when dropped.
+#[cfg(not(target_arch = "wasm32"))]
+impl Drop for WebSocket {
+    fn drop(&mut self) {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        use tokio_tungstenite::tungstenite::Message;
+        if self.done {
+            return;
+        }
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut inner = Pin::new(&mut self.inner);
+        if let Poll::Ready(Ok(())) = inner.as_mut().poll_ready(&mut cx) {
+            let close = Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }));
+            if inner.as_mut().start_send(close).is_ok() {
+                let _ = inner.as_mut().poll_flush(&mut cx);
+            }
+        }
+    }
+}
+
 impl WsError {
     /// The error of the underlying WebSocket, whichever target's it is.
     fn from_inner(e: impl std::fmt::Display) -> Self {
