@@ -9,6 +9,8 @@
 //!   random loss between the NATs once the direct path carries the game.
 //! - UDP between the homes blocked: the match plays over the relay, first frame within 5 s.
 //! - UDP cut mid-match: the pair moves to the relay and finishes.
+//! - UDP between the homes blocked, the relay restarted mid-match: both reconnect, the match
+//!   finishes.
 //! - UDP between the homes blocked, a TURN server (coturn) on the public host: the peers go
 //!   direct over a pair with a TURN relay candidate.
 //!
@@ -256,6 +258,39 @@ fn udp_blocked_the_match_plays_over_the_relay_within_five_seconds() {
     // The peers did try (ICE checks towards the other NAT) and the router dropped them.
     assert!(lab.udp_dropped_between_homes().unwrap() > 0);
     assert_eq!(lab.udp_forwarded_between_homes().unwrap(), 0);
+}
+
+/// UDP between the homes blocked, so the relay is the only path, and the relay process is
+/// killed 8 s into the match and restarted 1 s later: both bots reconnect through their NATs
+/// to the new relay and finish with equal checksums, nobody lost.
+#[test]
+fn udp_blocked_relay_restarted_mid_match_the_match_finishes() {
+    let _one = serial();
+    let lab = lab();
+    lab.block_udp_between_homes().unwrap();
+    let mut servers = lab.start_servers(&binaries()).unwrap();
+    let mut back_at = 0;
+    let reports = play(&lab, "relay-restart", 1500, true, || {
+        std::thread::sleep(Duration::from_secs(8));
+        back_at = lab
+            .restart_relay(&mut servers, &binaries(), Duration::from_secs(1))
+            .unwrap();
+        println!("relay restarted");
+    });
+    check(&reports, Some("relay"));
+    for r in &reports {
+        assert_eq!(r["relay"]["reconnects"], 1, "{r}");
+        assert_eq!(r["disconnected"], serde_json::json!([]), "{r}");
+        let resumed = r["resumed_at_unix_ms"]
+            .as_u64()
+            .expect("resumed_at_unix_ms");
+        println!(
+            "stalled {} ms; confirming again {} ms after the relay came back",
+            r["longest_stall_ms"],
+            resumed as i64 - back_at as i64
+        );
+        assert!(resumed >= back_at, "{r}");
+    }
 }
 
 #[test]

@@ -306,25 +306,11 @@ impl NatLab {
     /// Starts `ricochet-relay` and `ricochet-signaling` (with its STUN responder), found in
     /// directory `binaries`, on the public host and waits until both accept connections.
     pub fn start_servers(&self, binaries: &Path) -> Result<PublicServers, LabError> {
-        let relay_addr = format!("{PUBLIC_IP}:{RELAY_PORT}");
-        let signaling_addr = format!("{PUBLIC_IP}:{SIGNALING_PORT}");
-        let spawn = |cmd: &mut Command, what: &str| {
-            cmd.env("RICOCHET_SECRET", TEST_SECRET)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .map(Proc)
-                .map_err(|e| LabError(format!("cannot start {what}: {e}")))
-        };
-        let relay = spawn(
-            self.command(Host::Public, binaries.join("ricochet-relay"))
-                .args(["--addr", &relay_addr]),
-            "ricochet-relay",
-        )?;
-        let signaling = spawn(
+        let relay = self.spawn_relay(binaries)?;
+        let signaling = spawn_server(
             self.command(Host::Public, binaries.join("ricochet-signaling"))
-                .args(["--addr", &signaling_addr])
-                .args(["--relay-url", &format!("ws://{relay_addr}/")])
+                .args(["--addr", &format!("{PUBLIC_IP}:{SIGNALING_PORT}")])
+                .args(["--relay-url", &format!("ws://{PUBLIC_IP}:{RELAY_PORT}/")])
                 .args(["--stun-addr", &format!("{PUBLIC_IP}:{STUN_PORT}")]),
             "ricochet-signaling",
         )?;
@@ -332,9 +318,34 @@ impl NatLab {
             self.wait_listening(Host::Public, PUBLIC_IP, port)?;
         }
         Ok(PublicServers {
-            _relay: relay,
+            relay,
             _signaling: signaling,
         })
+    }
+
+    fn spawn_relay(&self, binaries: &Path) -> Result<Proc, LabError> {
+        spawn_server(
+            self.command(Host::Public, binaries.join("ricochet-relay"))
+                .args(["--addr", &format!("{PUBLIC_IP}:{RELAY_PORT}")]),
+            "ricochet-relay",
+        )
+    }
+
+    /// Kills the relay of `servers` (SIGKILL: every membership gone with the process), waits
+    /// `down`, starts a new one and waits until it listens; returns the Unix time in
+    /// milliseconds at which it did.
+    pub fn restart_relay(
+        &self,
+        servers: &mut PublicServers,
+        binaries: &Path,
+        down: std::time::Duration,
+    ) -> Result<u64, LabError> {
+        let _ = servers.relay.0.kill();
+        let _ = servers.relay.0.wait();
+        std::thread::sleep(down);
+        servers.relay = self.spawn_relay(binaries)?;
+        self.wait_listening(Host::Public, PUBLIC_IP, RELAY_PORT)?;
+        Ok(crate::processes::unix_ms())
     }
 
     /// Starts coturn (`turnserver`, Debian package coturn) on the public host at
@@ -506,8 +517,18 @@ impl Drop for NatLab {
 
 /// The servers on the public host, killed on drop.
 pub struct PublicServers {
-    _relay: Proc,
+    relay: Proc,
     _signaling: Proc,
+}
+
+/// Starts a server process with the lab's secret (its stderr goes to the test's).
+fn spawn_server(cmd: &mut Command, what: &str) -> Result<Proc, LabError> {
+    cmd.env("RICOCHET_SECRET", TEST_SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map(Proc)
+        .map_err(|e| LabError(format!("cannot start {what}: {e}")))
 }
 
 /// coturn on the public host ([`NatLab::start_turn`]), killed on drop (and, like everything in

@@ -3,7 +3,7 @@
 //! shared secret; and [`assert_every_path`], the check of both ends of every pair's path.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -90,16 +90,17 @@ pub struct Servers {
     pub signaling_url: String,
     /// The relay's URL as signaling hands it out.
     pub relay_url: String,
+    dir: PathBuf,
     relay_addr: String,
     relay_secret: String,
     relay: Proc,
     _signaling: Proc,
 }
 
-/// Starts `ricochet-relay` on `addr` (not waiting for it to listen).
-fn start_relay(addr: &str, secret: &str) -> Proc {
+/// Starts `ricochet-relay` from `dir` on `addr` (not waiting for it to listen).
+fn start_relay(dir: &Path, addr: &str, secret: &str) -> Proc {
     Proc(
-        Command::new(bin("ricochet-relay"))
+        Command::new(dir.join("ricochet-relay"))
             .args(["--addr", addr])
             .env("RICOCHET_SECRET", secret)
             .stdout(Stdio::null())
@@ -110,6 +111,38 @@ fn start_relay(addr: &str, secret: &str) -> Proc {
 }
 
 impl Servers {
+    /// Starts the relay and signaling binaries found in `dir` on free loopback ports, the
+    /// relay verifying tickets with `relay_secret` and signaling signing them with
+    /// [`TEST_SECRET`]; `signaling_args` go to `ricochet-signaling` as extra flags. Returns
+    /// once both listen.
+    pub fn start(dir: &Path, signaling_args: &[&str], relay_secret: &str) -> Servers {
+        let relay_addr = format!("127.0.0.1:{}", free_port());
+        let signaling_addr = format!("127.0.0.1:{}", free_port());
+        let relay_url = format!("ws://{relay_addr}/");
+        let relay = start_relay(dir, &relay_addr, relay_secret);
+        let signaling = Proc(
+            Command::new(dir.join("ricochet-signaling"))
+                .args(["--addr", &signaling_addr, "--relay-url", &relay_url])
+                .args(signaling_args)
+                .env("RICOCHET_SECRET", TEST_SECRET)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start ricochet-signaling"),
+        );
+        wait_listening(&relay_addr);
+        wait_listening(&signaling_addr);
+        Servers {
+            signaling_url: format!("ws://{signaling_addr}"),
+            relay_url,
+            dir: dir.to_path_buf(),
+            relay_addr,
+            relay_secret: relay_secret.to_string(),
+            relay,
+            _signaling: signaling,
+        }
+    }
+
     /// Kills the relay (SIGKILL: no close frames, every membership gone with the process),
     /// waits `down`, starts a new one on the same address, and returns once it listens: the
     /// Unix time in milliseconds at which it did.
@@ -117,7 +150,7 @@ impl Servers {
         let _ = self.relay.0.kill();
         let _ = self.relay.0.wait();
         std::thread::sleep(down);
-        self.relay = start_relay(&self.relay_addr, &self.relay_secret);
+        self.relay = start_relay(&self.dir, &self.relay_addr, &self.relay_secret);
         wait_listening(&self.relay_addr);
         unix_ms()
     }
@@ -131,8 +164,8 @@ pub fn unix_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// Starts relay and signaling on free loopback ports with [`TEST_SECRET`]; `signaling_args`
-/// go to `ricochet-signaling` as extra flags.
+/// Starts relay and signaling (debug builds) on free loopback ports with [`TEST_SECRET`];
+/// `signaling_args` go to `ricochet-signaling` as extra flags.
 pub fn servers(signaling_args: &[&str]) -> Servers {
     servers_with_relay_secret(signaling_args, TEST_SECRET)
 }
@@ -141,34 +174,16 @@ pub fn servers(signaling_args: &[&str]) -> Servers {
 /// [`TEST_SECRET`] makes it refuse every ticket signaling hands out, as a misconfigured
 /// deployment would.
 pub fn servers_with_relay_secret(signaling_args: &[&str], relay_secret: &str) -> Servers {
-    let relay_addr = format!("127.0.0.1:{}", free_port());
-    let signaling_addr = format!("127.0.0.1:{}", free_port());
-    let relay_url = format!("ws://{relay_addr}/");
-    let relay = start_relay(&relay_addr, relay_secret);
-    let signaling = Proc(
-        Command::new(bin("ricochet-signaling"))
-            .args(["--addr", &signaling_addr, "--relay-url", &relay_url])
-            .args(signaling_args)
-            .env("RICOCHET_SECRET", TEST_SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ricochet-signaling"),
-    );
-    wait_listening(&relay_addr);
-    wait_listening(&signaling_addr);
-    Servers {
-        signaling_url: format!("ws://{signaling_addr}"),
-        relay_url,
-        relay_addr,
-        relay_secret: relay_secret.to_string(),
-        relay,
-        _signaling: signaling,
-    }
+    let relay = bin("ricochet-relay");
+    Servers::start(
+        relay.parent().expect("binary directory"),
+        signaling_args,
+        relay_secret,
+    )
 }
 
-/// Reads the one JSON line a `ricochet-bot` prints and checks that it exited successfully.
-pub fn bot_report(mut bot: Proc) -> serde_json::Value {
+/// The first line a `ricochet-bot` printed (its JSON report, or nothing) and how it exited.
+pub fn bot_output(mut bot: Proc) -> (std::process::ExitStatus, String) {
     use std::io::{BufRead as _, BufReader};
     let out = bot.0.stdout.take().expect("bot stdout piped");
     let line = BufReader::new(out)
@@ -176,7 +191,12 @@ pub fn bot_report(mut bot: Proc) -> serde_json::Value {
         .next()
         .map(|l| l.unwrap_or_default())
         .unwrap_or_default();
-    let status = bot.0.wait().unwrap();
+    (bot.0.wait().unwrap(), line)
+}
+
+/// Reads the one JSON line a `ricochet-bot` prints and checks that it exited successfully.
+pub fn bot_report(bot: Proc) -> serde_json::Value {
+    let (status, line) = bot_output(bot);
     assert!(status.success(), "bot failed ({status}): {line}");
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("bot printed {line:?}: {e}"))
 }

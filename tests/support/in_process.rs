@@ -25,10 +25,19 @@ pub async fn start_relay() -> String {
 /// Starts a signaling server with [`SECRET`] that hands out `relay_url`; returns its base
 /// URL, `ws://HOST:PORT`.
 pub async fn start_signaling(relay_url: &str) -> String {
+    start_signaling_with(relay_url, |_| {}).await
+}
+
+/// [`start_signaling`] with the configuration changed by `configure`; returns its address.
+pub async fn start_signaling_with(
+    relay_url: &str,
+    configure: impl FnOnce(&mut ricochet_signaling::Config),
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = ricochet_signaling::Config::new(SECRET.to_vec()).unwrap();
     config.set_relay_url(Some(relay_url)).unwrap();
+    configure(&mut config);
     tokio::spawn(ricochet_signaling::run(
         listener,
         config,
