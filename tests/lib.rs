@@ -67,6 +67,8 @@ pub struct PeerReport {
     pub max_rollback: u32,
     /// Desync events.
     pub desyncs: Vec<ricochet::DesyncReport<SimAddr>>,
+    /// Desync forensics bundles.
+    pub forensics: Vec<ricochet::ForensicBundle>,
     /// Frames the peer simulated (beyond the target while the others caught up).
     pub frames: i32,
     /// Calls that waited on remote inputs.
@@ -217,6 +219,14 @@ pub fn run_match_with<G: Game<Input = Input>>(
                 checksum: p.session.checksum_at(target).unwrap_or_default(),
                 rollbacks: s.rollbacks,
                 max_rollback: s.max_rollback,
+                forensics: p
+                    .events_seen
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::DesyncForensics(b) => Some((**b).clone()),
+                        _ => None,
+                    })
+                    .collect(),
                 desyncs: p.desyncs,
                 frames: p.session.current_frame(),
                 waits: s.waits,

@@ -164,6 +164,7 @@ fn survive(bit_flips: bool) {
             rollbacks: p.session.stats().rollbacks,
             max_rollback: p.session.stats().max_rollback,
             desyncs: p.desyncs.clone(),
+            forensics: Vec::new(),
             frames: p.session.current_frame(),
             waits: p.session.stats().waits,
         })

@@ -34,6 +34,9 @@ impl Game for Buggy {
     fn checksum(&self) -> u64 {
         self.arena.checksum()
     }
+    fn encode_state(&self) -> Option<ricochet::EncodedState> {
+        self.arena.encode_state()
+    }
 }
 
 fn run(interval: u32, bug_frame: u32) -> Vec<ricochet_tests::PeerReport> {
@@ -79,8 +82,37 @@ fn planted_desync_names_first_differing_frame() {
 }
 
 #[test]
-fn coarse_interval_names_the_next_checked_frame() {
+fn coarse_interval_names_the_next_checked_frame_and_forensics_the_exact_one() {
     let reports = run(10, 733);
     // Frames 9, 19, ... are checked; the first checked frame at or after 733 is 739.
     assert_eq!(reports[0].desyncs[0].frame, 739);
+    // The forensics find frame 733 itself and swap both states at 732 and 733: peers 0 and 1
+    // each with peer 2, peer 2 with both.
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(r.forensics.len(), if i == 2 { 2 } else { 1 }, "peer {i}");
+        for b in &r.forensics {
+            assert_eq!((b.frame, b.checked_frame), (733, 739), "peer {i}");
+            assert!(
+                b.reproduced,
+                "the planted bug replays on every re-simulation"
+            );
+            assert_eq!(b.local.checksum_before, b.remote.checksum_before);
+            assert_ne!(b.local.checksum, b.remote.checksum);
+            let score = |side: &ricochet::session::forensics::SideStates| {
+                let state: serde_json::Value =
+                    serde_json::from_slice(&side.state.as_ref().expect("a state").bytes).unwrap();
+                state["players"][1]["score"].as_u64().unwrap()
+            };
+            let (mine, theirs) = (score(&b.local), score(&b.remote));
+            // Only the buggy peer's player 1 scored 1000 more.
+            let buggy = if i == 2 { mine } else { theirs };
+            let sane = if i == 2 { theirs } else { mine };
+            assert_eq!(buggy, sane + 1000, "peer {i}");
+            // The bundle round-trips through its JSON file format (JSON states come back with
+            // their keys in order, so compare the files).
+            let back = ricochet::ForensicBundle::from_json(&b.to_json()).unwrap();
+            assert!(back.to_json() == b.to_json(), "peer {i}: the bundle does not round-trip");
+            assert!(b.inputs.len() as i32 == b.frame - b.base_frame);
+        }
+    }
 }

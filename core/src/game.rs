@@ -57,7 +57,17 @@ pub trait Game: 'static {
     /// A checksum of the current state; equal states must give equal checksums on every
     /// machine. Used for desync detection, sync tests and replays.
     fn checksum(&self) -> u64;
+    /// The current state as bytes, for desync forensics: on a desync the peers swap their
+    /// states at the first frame that differs, and `ricochet-desync` compares them. Return
+    /// the state's serde JSON ([`EncodedState::json`]) so the tool can name the fields that
+    /// differ, or any bytes ([`EncodedState::binary`]) for a byte comparison. `None` (the
+    /// default): the peers still find and report the exact frame, without states.
+    fn encode_state(&self) -> Option<EncodedState> {
+        None
+    }
 }
+
+pub use crate::session::forensics::{EncodedState, StateFormat};
 
 /// A game input as ggrs carries it: the raw bytes of a [`bytemuck::Pod`] value, serialized as
 /// a fixed-size tuple (no length prefix, so a 2-byte input costs 2 bytes).

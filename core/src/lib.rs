@@ -82,14 +82,14 @@ pub mod session;
 pub mod sim;
 pub mod wire;
 
-pub use game::{Game, InputStatus, PodInput};
+pub use game::{EncodedState, Game, InputStatus, PodInput, StateFormat};
 pub use limits::MAX_PLAYERS;
 #[cfg(feature = "net")]
 pub use net::{join, JoinOptions, Joined, Match, MatchDriver, PathSocket};
 pub use ricochet_protocol as protocol;
 pub use session::{
-    Advance, DesyncReport, Event, FrameClock, PeerStats, Replay, ReplayError, Session,
-    SessionBuilder, SessionError, SessionSettings, SessionStats, Spectator, SyncTest,
+    Advance, DesyncReport, Event, ForensicBundle, FrameClock, PeerStats, Replay, ReplayError,
+    Session, SessionBuilder, SessionError, SessionSettings, SessionStats, Spectator, SyncTest,
 };
 pub use wire::{GgrsSocket, PacketSocket, SocketStats};
 

@@ -8,13 +8,29 @@ use ggrs::{GgrsEvent, GgrsRequest};
 
 use crate::game::{Game, GgrsConfig, InputStatus};
 use crate::session::desync::DesyncDetector;
+use crate::session::forensics::{EncodedState, Forensics, Job, Resimulated, MAX_STATE_BYTES};
 use crate::session::replay::Replay;
 use crate::session::*;
 
-pub(crate) struct Record<I> {
+pub(crate) struct Record<I, S> {
     pub(crate) frame: i32,
     pub(crate) inputs: Vec<(I, InputStatus)>,
     pub(crate) checksum: Option<u64>,
+    /// The state after this frame, on forensic frames.
+    pub(crate) state: Option<S>,
+}
+
+/// The confirmed past kept for desync forensics: saved states and the inputs since the
+/// oldest (see [`crate::session::forensics`]).
+pub(crate) struct Window<G: Game> {
+    /// Save the state after every frame whose number + 1 is a multiple of this.
+    spacing: u32,
+    /// Most saved states.
+    max_states: usize,
+    states: VecDeque<(i32, G::State)>,
+    /// Confirmed inputs of consecutive frames, from `inputs_from`.
+    inputs: VecDeque<Vec<(G::Input, InputStatus)>>,
+    inputs_from: i32,
 }
 
 /// Confirmed checksums kept for [`Session::checksum_at`].
@@ -26,14 +42,111 @@ pub(crate) struct Core<G: Game, A> {
     pub(crate) frame: i32,
     pub(crate) stats: SessionStats,
     pub(crate) inputs: Vec<(G::Input, InputStatus)>,
-    pub(crate) pending: VecDeque<Record<G::Input>>,
+    pub(crate) pending: VecDeque<Record<G::Input, G::State>>,
     pub(crate) desync: Option<DesyncDetector<A>>,
+    pub(crate) forensics: Option<Forensics<A>>,
+    pub(crate) window: Option<Window<G>>,
     pub(crate) replay: Option<Replay>,
     pub(crate) events: VecDeque<Event<A>>,
     pub(crate) skip_frames: u32,
     /// Checksum every frame whose number + 1 is a multiple of this (replays need all).
     pub(crate) checksum_every: u32,
     pub(crate) log: VecDeque<(i32, u64)>,
+}
+
+/// `game`'s state for forensics, if it encodes one small enough.
+fn encode<G: Game>(game: &G) -> Option<EncodedState> {
+    let state = game.encode_state()?;
+    if state.bytes.len() > MAX_STATE_BYTES {
+        tracing::warn!(
+            bytes = state.bytes.len(),
+            "desync forensics: the encoded state is too large to exchange"
+        );
+        return None;
+    }
+    Some(state)
+}
+
+impl<G: Game> Window<G> {
+    /// A confirmed frame: its inputs, and its state if it is a saved one.
+    fn confirm(&mut self, r: &Record<G::Input, G::State>) {
+        if self.inputs.is_empty() {
+            self.inputs_from = r.frame;
+        }
+        if r.frame != self.inputs_from + self.inputs.len() as i32 {
+            // Not consecutive (cannot happen: frames are confirmed in order); start over.
+            self.inputs.clear();
+            self.states.clear();
+            self.inputs_from = r.frame;
+        }
+        self.inputs.push_back(r.inputs.clone());
+        if let Some(state) = &r.state {
+            self.states.push_back((r.frame, state.clone()));
+            while self.states.len() > self.max_states {
+                self.states.pop_front();
+            }
+        }
+        // Inputs older than the oldest saved state are of no use (keep a bound without one).
+        let keep_from = match self.states.front() {
+            Some((f, _)) => f + 1,
+            None => r.frame + 1 - (self.spacing as i32) * 2,
+        };
+        while self.inputs_from < keep_from && !self.inputs.is_empty() {
+            self.inputs.pop_front();
+            self.inputs_from += 1;
+        }
+    }
+
+    /// Loads the newest saved state at or before `base_at_most`, re-simulates the confirmed
+    /// frames after it up to `to`, calling `visit` with each frame's number and the game after
+    /// it (the saved state's frame first), then restores the game. Returns the saved state's
+    /// frame, or `None` when the window does not reach back that far.
+    fn resimulate(
+        &self,
+        game: &mut G,
+        base_at_most: i32,
+        to: i32,
+        mut visit: impl FnMut(i32, &G),
+    ) -> Option<i32> {
+        let (base, state) = self.states.iter().rev().find(|(f, _)| *f <= base_at_most)?;
+        let end = self.inputs_from + self.inputs.len() as i32 - 1;
+        if *base + 1 < self.inputs_from || to > end {
+            return None;
+        }
+        let live = game.save();
+        game.load(state);
+        visit(*base, game);
+        for frame in base + 1..=to {
+            let inputs = &self.inputs[(frame - self.inputs_from) as usize];
+            game.advance(inputs);
+            visit(frame, game);
+        }
+        game.load(&live);
+        Some(*base)
+    }
+
+    /// The inputs of frames `from ..= to` as [`crate::ForensicBundle::inputs`] writes them.
+    fn inputs_hex(&self, from: i32, to: i32) -> Vec<String> {
+        (from..=to)
+            .filter_map(|f| self.inputs.get(usize::try_from(f - self.inputs_from).ok()?))
+            .map(|inputs| {
+                let mut hex = String::new();
+                for (i, _) in inputs {
+                    for b in bytemuck::bytes_of(i) {
+                        hex.push_str(&format!("{b:02x}"));
+                    }
+                }
+                for (_, s) in inputs {
+                    hex.push_str(if *s == InputStatus::Disconnected {
+                        "01"
+                    } else {
+                        "00"
+                    });
+                }
+                hex
+            })
+            .collect()
+    }
 }
 
 impl<G: Game, A: Address> Core<G, A> {
@@ -47,6 +160,22 @@ impl<G: Game, A: Address> Core<G, A> {
             None
         };
         let desync = desync_interval.map(DesyncDetector::new);
+        let forensic = desync_interval.filter(|_| b.settings.forensic_states > 0);
+        let forensics = forensic.map(|interval| {
+            let me = b
+                .local
+                .first()
+                .map(|h| format!("player {h}"))
+                .unwrap_or_else(|| "local".into());
+            Forensics::new(interval, b.players, me)
+        });
+        let window = forensic.map(|interval| Window {
+            spacing: Forensics::<A>::spacing(interval),
+            max_states: b.settings.forensic_states,
+            states: VecDeque::new(),
+            inputs: VecDeque::new(),
+            inputs_from: 0,
+        });
         let checksum_every = if replay.is_some() {
             1
         } else {
@@ -58,6 +187,8 @@ impl<G: Game, A: Address> Core<G, A> {
             inputs: Vec::with_capacity(b.players),
             pending: VecDeque::new(),
             desync,
+            forensics,
+            window,
             replay,
             events: VecDeque::new(),
             skip_frames: 0,
@@ -95,14 +226,19 @@ impl<G: Game, A: Address> Core<G, A> {
                     self.inputs.extend(inputs.iter().map(|(i, s)| (i.0, *s)));
                     game.advance(&self.inputs);
                     let checked = (i64::from(self.frame) + 1) % i64::from(self.checksum_every) == 0;
+                    let saved = self
+                        .window
+                        .as_ref()
+                        .is_some_and(|w| (i64::from(self.frame) + 1) % i64::from(w.spacing) == 0);
                     self.pending.push_back(Record {
                         frame: self.frame,
-                        inputs: if self.replay.is_some() {
+                        inputs: if self.replay.is_some() || self.window.is_some() {
                             inputs.iter().map(|(i, s)| (i.0, *s)).collect()
                         } else {
                             Vec::new()
                         },
                         checksum: checked.then(|| game.checksum()),
+                        state: saved.then(|| game.save()),
                     });
                     self.frame += 1;
                 }
@@ -121,6 +257,9 @@ impl<G: Game, A: Address> Core<G, A> {
             };
             if let Some(d) = &mut self.desync {
                 d.confirm(r.frame, r.checksum);
+            }
+            if let Some(w) = &mut self.window {
+                w.confirm(&r);
             }
             let Some(checksum) = r.checksum else { continue };
             if let Some(replay) = &mut self.replay {
@@ -145,9 +284,72 @@ impl<G: Game, A: Address> Core<G, A> {
             while let Some(report) = d.poll_report() {
                 tracing::warn!(frame = report.frame, peer = ?report.peer, "desync detected");
                 self.stats.desyncs += 1;
+                if let Some(f) = &mut self.forensics {
+                    f.start(report.peer.clone(), report.frame);
+                }
                 self.events.push_back(Event::Desync(report));
             }
         }
+        if let Some(f) = &mut self.forensics {
+            while let Some(bundle) = f.poll_bundle() {
+                self.events
+                    .push_back(Event::DesyncForensics(Box::new(bundle)));
+            }
+        }
+    }
+
+    /// Runs the re-simulations the forensics ask for, with the game (restored after).
+    pub(crate) fn run_forensics(&mut self, game: &mut G) {
+        let (Some(mut forensics), Some(window)) = (self.forensics.take(), self.window.as_ref())
+        else {
+            return;
+        };
+        while let Some(job) = forensics.next_job() {
+            match job {
+                Job::Checksums { peer, from, to } => {
+                    let mut sums = Vec::new();
+                    let played = self.checksum_at(to);
+                    let mut last = None;
+                    let ok = window.resimulate(game, from - 1, to, |frame, game| {
+                        if frame >= from {
+                            let sum = game.checksum();
+                            sums.push(sum);
+                            last = Some(sum);
+                        }
+                    });
+                    let reproduced = played.is_none() || last == played;
+                    forensics.checksums_done(&peer, ok.map(|_| sums), reproduced);
+                }
+                Job::States { peer, frame } => {
+                    let mut before = None;
+                    let mut at = None;
+                    let mut base = None;
+                    let base_frame = window.resimulate(game, frame - 1, frame, |f, game| {
+                        if base.is_none() {
+                            base = Some(encode(game));
+                        }
+                        if f == frame - 1 {
+                            before = Some((game.checksum(), encode(game)));
+                        }
+                        if f == frame {
+                            at = Some((game.checksum(), encode(game)));
+                        }
+                    });
+                    let states = match (base_frame, at) {
+                        (Some(base_frame), Some(at)) => Some(Resimulated {
+                            before,
+                            at,
+                            base_frame,
+                            base_state: base.flatten(),
+                            inputs: window.inputs_hex(base_frame + 1, frame),
+                        }),
+                        _ => None,
+                    };
+                    forensics.states_done(&peer, states);
+                }
+            }
+        }
+        self.forensics = Some(forensics);
     }
 
     pub(crate) fn ggrs_event(&mut self, event: GgrsEvent<GgrsConfig<G, A>>) -> Option<u32> {

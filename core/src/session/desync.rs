@@ -88,13 +88,16 @@ impl<A: Clone + Eq + Hash> DesyncDetector<A> {
         }
     }
 
-    /// Handles a checksum report from `peer`.
+    /// Handles a checksum report from `peer` (other messages are ignored).
     pub fn receive(&mut self, peer: &A, msg: &Control) {
         let Control::Checksums {
             first_frame,
             interval,
             checksums,
-        } = msg;
+        } = msg
+        else {
+            return;
+        };
         let entries = self.remote.entry(peer.clone()).or_default();
         for (i, checksum) in checksums.iter().enumerate() {
             let Some(frame) = (i as i64)

@@ -4,6 +4,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use crate::session::desync::DesyncReport;
+use crate::session::forensics::ForensicBundle;
 use crate::wire::socket::SocketStats;
 
 /// What one call to `advance` did.
@@ -65,6 +66,10 @@ pub enum Event<A> {
     },
     /// A peer computed a different state for a confirmed frame.
     Desync(DesyncReport<A>),
+    /// The desync with a peer, investigated: the exact first frame that differs and both
+    /// peers' states there and at the frame before (see [`crate::session::forensics`]).
+    /// Save it ([`ForensicBundle::to_json`]) and read it with `ricochet-desync`.
+    DesyncForensics(Box<ForensicBundle>),
 }
 
 /// Counters of a session.

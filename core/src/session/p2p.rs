@@ -9,6 +9,7 @@ use crate::limits::MAX_INPUT_DELAY;
 use crate::session::replay::Replay;
 use crate::session::*;
 use crate::wire::socket::{Bounds, GgrsSocket, PacketSocket};
+use crate::wire::Control;
 
 /// A peer-to-peer rollback or lockstep session.
 pub struct Session<G: Game, A: Address, S> {
@@ -84,6 +85,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
         };
         self.core
             .confirm(self.ggrs.confirmed_frame().min(self.core.frame - 1));
+        self.core.run_forensics(game);
         self.watch_stall(outcome, now);
         self.drain();
         self.socket.flush();
@@ -153,19 +155,34 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
             }
         }
         let control = self.socket.take_control();
-        if let Some(d) = &mut self.core.desync {
-            for (peer, msg) in control {
-                if self.peers.contains(&peer) {
-                    d.receive(&peer, &msg);
-                }
+        for (peer, msg) in control {
+            if !self.peers.contains(&peer) {
+                continue;
             }
-            if let Some(batch) = d.poll_transmit() {
-                for peer in &self.peers {
-                    self.socket.send_control(peer, &batch);
+            match msg {
+                Control::Checksums { .. } => {
+                    if let Some(d) = &mut self.core.desync {
+                        d.receive(&peer, &msg);
+                    }
+                }
+                _ => {
+                    if let Some(f) = &mut self.core.forensics {
+                        f.receive(&peer, &msg);
+                    }
                 }
             }
         }
+        if let Some(batch) = self.core.desync.as_mut().and_then(|d| d.poll_transmit()) {
+            for peer in &self.peers {
+                self.socket.send_control(peer, &batch);
+            }
+        }
         self.core.collect_desyncs();
+        if let Some(f) = &mut self.core.forensics {
+            for (peer, msg) in f.poll_transmit() {
+                self.socket.send_control(&peer, &msg);
+            }
+        }
     }
 
     /// Takes the events that happened since the last call.

@@ -40,6 +40,7 @@ pub struct SessionSettings {
     pub(crate) disconnect_notify: Duration,
     pub(crate) record_replay: bool,
     pub(crate) checksum_interval: u32,
+    pub(crate) forensic_states: usize,
 }
 
 impl Default for SessionSettings {
@@ -54,6 +55,7 @@ impl Default for SessionSettings {
             disconnect_notify: DEFAULT_DISCONNECT_NOTIFY,
             record_replay: false,
             checksum_interval: DEFAULT_DESYNC_INTERVAL,
+            forensic_states: crate::session::forensics::DEFAULT_SAVED_STATES,
         }
     }
 }
@@ -148,6 +150,23 @@ impl SessionSettings {
         }
         self.checksum_interval = interval;
         Ok(self)
+    }
+
+    /// Desync forensics (with desync detection on): keep at most `states` saved states of
+    /// confirmed frames (one every `max(interval, 16)` frames) with the inputs since the
+    /// oldest, so that on a desync the peers can find the exact first frame that differs and
+    /// swap their states there ([`crate::Event::DesyncForensics`], see
+    /// [`crate::session::forensics`]). 0 turns forensics off; the default is
+    /// [`crate::session::forensics::DEFAULT_SAVED_STATES`]. At least 2 are needed to cover a
+    /// desync found a little after its checked frame.
+    pub fn with_forensics(mut self, states: usize) -> Self {
+        self.forensic_states = states;
+        self
+    }
+
+    /// Saved states kept for desync forensics (0: off).
+    pub fn forensic_states(&self) -> usize {
+        self.forensic_states
     }
 
     /// Records confirmed inputs and checksums for a [`Replay`].

@@ -32,6 +32,9 @@ pub const MAX_PACKET: usize = 16 * 1024;
 pub const CONTROL_PREFIX: [u8; 2] = [0, 0];
 
 const TAG_CHECKSUMS: u8 = 1;
+const TAG_FORENSIC_CHECKSUMS: u8 = 2;
+const TAG_STATE_CHUNK: u8 = 3;
+const TAG_FORENSIC_DONE: u8 = 4;
 
 /// Why a packet could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +97,35 @@ pub enum Control {
         interval: u32,
         /// The checksums.
         checksums: Vec<u64>,
+    },
+    /// Desync forensics: the checksum after every frame from `first_frame` on, re-simulated
+    /// by the sender (see [`crate::session::forensics`]).
+    ForensicChecksums {
+        /// Frame of the first checksum.
+        first_frame: i32,
+        /// One checksum per frame.
+        checksums: Vec<u64>,
+    },
+    /// Desync forensics: a chunk of the sender's encoded state after `frame`.
+    StateChunk {
+        /// The frame the state is after.
+        frame: i32,
+        /// The sender's checksum of that state.
+        checksum: u64,
+        /// Its encoding (0 JSON, 1 binary).
+        format: u8,
+        /// The whole state's length in bytes.
+        total: u32,
+        /// Where this chunk starts.
+        offset: u32,
+        /// The chunk.
+        bytes: Vec<u8>,
+    },
+    /// Desync forensics: the sender has the receiver's states for the first differing
+    /// `frame`.
+    ForensicDone {
+        /// That frame.
+        frame: i32,
     },
 }
 
@@ -182,6 +214,38 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
                 out.extend_from_slice(&c.to_le_bytes());
             }
         }
+        Control::ForensicChecksums {
+            first_frame,
+            checksums,
+        } => {
+            out.push(TAG_FORENSIC_CHECKSUMS);
+            put_varint(out, zigzag(*first_frame as i128));
+            put_varint(out, checksums.len() as u128);
+            for c in checksums {
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+        }
+        Control::StateChunk {
+            frame,
+            checksum,
+            format,
+            total,
+            offset,
+            bytes,
+        } => {
+            out.push(TAG_STATE_CHUNK);
+            put_varint(out, zigzag(*frame as i128));
+            out.extend_from_slice(&checksum.to_le_bytes());
+            out.push(*format);
+            put_varint(out, *total as u128);
+            put_varint(out, *offset as u128);
+            put_varint(out, bytes.len() as u128);
+            out.extend_from_slice(bytes);
+        }
+        Control::ForensicDone { frame } => {
+            out.push(TAG_FORENSIC_DONE);
+            put_varint(out, zigzag(*frame as i128));
+        }
     }
 }
 
@@ -225,6 +289,36 @@ fn decode_control(bytes: &[u8]) -> Result<Control, WireError> {
                 checksums,
             }
         }
+        TAG_FORENSIC_CHECKSUMS => {
+            let first_frame = d.frame()?;
+            let count = d.len_prefix(8)?;
+            let mut checksums = Vec::with_capacity(count);
+            for _ in 0..count {
+                checksums.push(d.u64_le()?);
+            }
+            Control::ForensicChecksums {
+                first_frame,
+                checksums,
+            }
+        }
+        TAG_STATE_CHUNK => {
+            let frame = d.frame()?;
+            let checksum = d.u64_le()?;
+            let format = d.take(1)?[0];
+            let total = u32::try_from(d.varint()?).map_err(|_| WireError::BadVarint)?;
+            let offset = u32::try_from(d.varint()?).map_err(|_| WireError::BadVarint)?;
+            let len = d.len_prefix(1)?;
+            let bytes = d.take(len)?.to_vec();
+            Control::StateChunk {
+                frame,
+                checksum,
+                format,
+                total,
+                offset,
+                bytes,
+            }
+        }
+        TAG_FORENSIC_DONE => Control::ForensicDone { frame: d.frame()? },
         other => return Err(WireError::UnknownControl(other)),
     };
     if !d.input.is_empty() {
@@ -527,6 +621,18 @@ impl<'de> Decoder<'de> {
         T::try_from(unzigzag(self.varint()?)).map_err(|_| WireError::BadVarint)
     }
     /// A length prefix for items of at least `min_item` bytes each, checked against the input.
+    /// A zigzag varint frame number.
+    fn frame(&mut self) -> Result<i32, WireError> {
+        i32::try_from(unzigzag(self.varint()?)).map_err(|_| WireError::BadVarint)
+    }
+
+    /// A little-endian `u64`.
+    fn u64_le(&mut self) -> Result<u64, WireError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
     fn len_prefix(&mut self, min_item: usize) -> Result<usize, WireError> {
         let len: usize = self.uint()?;
         if len.saturating_mul(min_item.max(1)) > self.input.len() && min_item > 0 {
@@ -791,6 +897,28 @@ mod tests {
         let mut out = Vec::new();
         encode_control(&msg, &mut out);
         assert_eq!(decode(&out).unwrap(), Packet::Control(msg));
+        for msg in [
+            Control::ForensicChecksums {
+                first_frame: 730,
+                checksums: vec![1, u64::MAX, 3],
+            },
+            Control::StateChunk {
+                frame: -1,
+                checksum: 42,
+                format: 1,
+                total: 5000,
+                offset: 1024,
+                bytes: vec![7; 1024],
+            },
+            Control::ForensicDone { frame: 733 },
+        ] {
+            encode_control(&msg, &mut out);
+            assert_eq!(decode(&out).unwrap(), Packet::Control(msg.clone()));
+            // Every truncation is an error, never a panic.
+            for cut in 0..out.len() {
+                assert!(decode(&out[..cut]).is_err(), "{msg:?} cut at {cut}");
+            }
+        }
         for cut in 2..out.len() {
             assert!(decode(&out[..cut]).is_err(), "cut at {cut}");
         }

@@ -85,7 +85,7 @@ pub struct Input {
 }
 
 /// A player.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Player {
     /// Position, fixed-point.
     pub x: i32,
@@ -108,7 +108,7 @@ pub struct Player {
 }
 
 /// A bullet in flight.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bullet {
     /// Position, fixed-point.
     pub x: i32,
@@ -126,8 +126,9 @@ pub struct Bullet {
     pub bounces: u8,
 }
 
-/// The whole game state; also its own save state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The whole game state; also its own save state. Its serde JSON is what desync forensics
+/// exchange ([`Game::encode_state`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Arena {
     /// Frames simulated.
     pub frame: u32,
@@ -297,6 +298,11 @@ impl Game for Arena {
     }
     fn checksum(&self) -> u64 {
         self.state_checksum()
+    }
+    fn encode_state(&self) -> Option<ricochet::EncodedState> {
+        serde_json::to_vec(self)
+            .ok()
+            .map(ricochet::EncodedState::json)
     }
 }
 
