@@ -112,8 +112,9 @@ async fn harvested_tickets_hold_at_most_the_free_seat_and_never_lock_players_out
     // The attacker joins and leaves 16 times, keeping each ticket, and uses them all first.
     let mut harvested = Vec::new();
     for _ in 0..16 {
-        let (ws, t) = join_signaling(&signaling, "harvest").await;
-        drop(ws);
+        let (mut ws, t) = join_signaling(&signaling, "harvest").await;
+        // Leaving closes the connection (a dropped one keeps its place for the rejoin grace).
+        let _ = ws.close(None).await;
         harvested.push(t);
         // Leaving is seen by signaling once the close reaches it.
         tokio::time::sleep(Duration::from_millis(20)).await;

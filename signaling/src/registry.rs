@@ -95,6 +95,10 @@ struct Slot {
     /// still present to the others, and still counted as a connection of its address (so
     /// dropping connections on purpose holds no more places than keeping them open).
     away: bool,
+    /// The client said it can rejoin (`?rejoinable=1`, as Ricochet's clients do): it got a
+    /// rejoin token, and a dropped connection keeps its place. Stock matchbox clients leave at
+    /// once, as before.
+    rejoinable: bool,
 }
 
 /// What one member may still signal to one other member: frames and bytes.
@@ -594,6 +598,7 @@ impl Registry {
         target: &Target,
         ip: IpAddr,
         meta: Option<Value>,
+        rejoinable: bool,
         fresh: (PeerId, MatchId),
         ticketing: &Ticketing,
         now_ms: u64,
@@ -705,7 +710,9 @@ impl Registry {
                 name,
                 max_players,
                 members,
-                rejoin: ticketing.rejoin(match_id, new_peer_id),
+                rejoin: rejoinable
+                    .then(|| ticketing.rejoin(match_id, new_peer_id))
+                    .flatten(),
             }),
         ];
         if let Some(grant) = ticketing.grant(match_id, new_peer_id, seat, max_players, now_ms) {
@@ -728,6 +735,7 @@ impl Registry {
                 signal_budgets: Vec::new(),
                 conn: self.next_conn,
                 away: false,
+                rejoinable,
             },
         );
         let conn = self.next_conn;
@@ -771,7 +779,11 @@ impl Registry {
         let (match_id, peer) = ticketing
             .verify_rejoin(token)
             .ok_or(Refusal::RejoinRefused)?;
-        let Some(slot) = self.peers.get(&peer).filter(|s| s.match_id == match_id) else {
+        let Some(slot) = self
+            .peers
+            .get(&peer)
+            .filter(|s| s.match_id == match_id && s.rejoinable)
+        else {
             return Err(Refusal::RejoinRefused);
         };
         let Some(m) = self.matches.get(&match_id) else {
@@ -834,12 +846,16 @@ impl Registry {
         })
     }
 
-    /// Connection `conn` of `peer` dropped without a close: the member stays (present to the
-    /// others, its seat kept) for its rejoin grace. `false` if that connection no longer holds
-    /// the membership (it left, or a rejoin replaced it). Call [`Registry::leave`] with the
+    /// Connection `conn` of `peer` dropped without a close: a rejoinable member stays (present
+    /// to the others, its seat kept) for its rejoin grace. `false` if that connection no longer
+    /// holds the membership (it left, or a rejoin replaced it) or the member is not rejoinable. Call [`Registry::leave`] with the
     /// same `conn` once the grace is over: it removes the member only if nobody rejoined.
     pub(crate) fn dropped(&mut self, peer: PeerId, conn: u64) -> bool {
-        let Some(slot) = self.peers.get_mut(&peer).filter(|s| s.conn == conn) else {
+        let Some(slot) = self
+            .peers
+            .get_mut(&peer)
+            .filter(|s| s.conn == conn && s.rejoinable)
+        else {
             return false;
         };
         slot.away = true;
@@ -1089,6 +1105,7 @@ mod tests {
             target,
             IP,
             None,
+            false,
             ids(n),
             &ticketing(),
             1_000_000,
@@ -1124,7 +1141,16 @@ mod tests {
         let mut a = join(&mut r, &room, 1);
         drain(&mut a.rx);
         let mut b = r
-            .join(&room, IP, None, ids(2), &tickets, 1_000_000, Instant::now())
+            .join(
+                &room,
+                IP,
+                None,
+                true,
+                ids(2),
+                &tickets,
+                1_000_000,
+                Instant::now(),
+            )
             .unwrap();
         let token = rejoin_token(&drain(&mut b.rx));
         drain(&mut a.rx);
@@ -1309,14 +1335,32 @@ mod tests {
             join(&mut r, &room, n);
         }
         assert_eq!(
-            r.join(&room, IP, None, ids(5), &ticketing(), 0, Instant::now())
-                .err(),
+            r.join(
+                &room,
+                IP,
+                None,
+                false,
+                ids(5),
+                &ticketing(),
+                0,
+                Instant::now()
+            )
+            .err(),
             Some(Refusal::MatchFull { players: 4, max: 4 })
         );
         // A fresh ID that is already in use never replaces its owner.
         let other = Target::Name("other".into());
         assert!(r
-            .join(&other, IP, None, ids(1), &ticketing(), 0, Instant::now())
+            .join(
+                &other,
+                IP,
+                None,
+                false,
+                ids(1),
+                &ticketing(),
+                0,
+                Instant::now()
+            )
             .is_err());
         assert_eq!(r.peers.len(), 4);
     }
@@ -1423,6 +1467,7 @@ mod tests {
                 &Target::Id(joined.unwrap()),
                 ip(9),
                 None,
+                false,
                 ids(900),
                 &ticketing(),
                 0,
@@ -1465,31 +1510,40 @@ mod tests {
         for k in 0..20 {
             let room = Target::Name(format!("own-{k}"));
             let j = r
-                .join(&room, ip(1), None, fresh(), &ticketing(), 0, t0)
+                .join(&room, ip(1), None, false, fresh(), &ticketing(), 0, t0)
                 .unwrap();
             r.leave(j.peer, j.conn);
         }
         let room = Target::Name("own-x".into());
         assert_eq!(
-            r.join(&room, ip(1), None, fresh(), &ticketing(), 0, t0)
+            r.join(&room, ip(1), None, false, fresh(), &ticketing(), 0, t0)
                 .err(),
             Some(Refusal::JoinRateLimited)
         );
         let later = t0 + Duration::from_millis(200);
         assert!(r
-            .join(&room, ip(1), None, fresh(), &ticketing(), 0, later)
+            .join(&room, ip(1), None, false, fresh(), &ticketing(), 0, later)
             .is_ok());
 
         // One match, joined and left by many addresses: 20 joins at once (the member's
         // included), then 10 per second, whoever joins.
         let busy = Target::Name("busy".into());
         let mut member = r
-            .join(&busy, ip(100), None, fresh(), &ticketing(), 0, t0)
+            .join(&busy, ip(100), None, false, fresh(), &ticketing(), 0, t0)
             .unwrap();
         let mut churn = |r: &mut Registry, at: Instant, from: u32| {
             let mut accepted = 0;
             for k in 0..100 {
-                match r.join(&busy, ip(from + k), None, fresh(), &ticketing(), 0, at) {
+                match r.join(
+                    &busy,
+                    ip(from + k),
+                    None,
+                    false,
+                    fresh(),
+                    &ticketing(),
+                    0,
+                    at,
+                ) {
                     Ok(j) => {
                         accepted += 1;
                         r.leave(j.peer, j.conn);
@@ -1557,8 +1611,17 @@ mod tests {
         for id in &public[..1100] {
             for _ in 0..2 {
                 n += 1;
-                r.join(&Target::Id(*id), IP, None, ids(n), &ticketing(), 0, t0)
-                    .unwrap();
+                r.join(
+                    &Target::Id(*id),
+                    IP,
+                    None,
+                    false,
+                    ids(n),
+                    &ticketing(),
+                    0,
+                    t0,
+                )
+                .unwrap();
             }
         }
         let page = r.list_public(None, 50, true);
@@ -1599,6 +1662,7 @@ mod tests {
                 &room,
                 ip(n as u32),
                 Some(meta(n)),
+                false,
                 ids(n as u128),
                 &tickets,
                 0,
@@ -1651,6 +1715,7 @@ mod tests {
                     &room,
                     ip(next),
                     Some(meta(next as usize)),
+                    false,
                     ids(next.into()),
                     &tickets,
                     0,

@@ -594,10 +594,16 @@ async fn room(
                 MatchId::from_bytes(rng.gen()),
             )
         };
+        // Ricochet's clients can take their membership back after a dropped connection and
+        // say so; stock matchbox clients leave at once when their connection ends.
+        let rejoinable = query
+            .get("rejoinable")
+            .is_some_and(|v| v == "1" || v == "true");
         shared.registry().join(
             &target,
             ip_prefix(ip),
             meta,
+            rejoinable,
             (peer_id, match_id),
             &shared.ticketing,
             now_unix_ms(),

@@ -12,17 +12,27 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 async fn per_ip_and_total_connection_caps() {
     let mut cfg = config();
     cfg.set_max_connections_per_ip(2).unwrap();
+    cfg.set_rejoin_grace(Duration::from_secs(1)).unwrap();
     let server = start(cfg).await;
-    let a = join(&server.url("/capped")).await;
-    let _b = join(&server.url("/other")).await;
+    let mut a = join(&server.url("/capped")).await;
+    let b = join(&server.url("/other?rejoinable=1")).await;
     let (status, body) = refused(&server.url("/third")).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (429, Some("too_many_connections_from_ip"))
     );
-    drop(a);
+    // A connection that closes frees its place at once.
+    a.ws.close(None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _c = join(&server.url("/third")).await;
+    // A rejoinable one that drops without a close keeps it for the rejoin grace (1 s here),
+    // then frees it.
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = refused(&server.url("/fourth")).await;
+    assert_eq!(status, 429, "the dropped member still holds its place");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let _d = join(&server.url("/fourth")).await;
     server.stop().await.unwrap();
 
     let mut cfg = config();

@@ -45,8 +45,9 @@ async fn named_match_groups_everyone_with_that_name() {
     // Named matches are not listed.
     assert!(list(&server).await.is_empty());
     // When everyone leaves, the match is gone: the name makes a fresh match next time.
-    drop(a);
-    drop(b);
+    // Leaving closes the connection (a dropped one keeps its place for the rejoin grace).
+    a.ws.close(None).await.unwrap();
+    b.ws.close(None).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut again = join(&server.url("/friday-night")).await;
     let (wn, _) = welcome(&mut again.ws).await;
@@ -101,8 +102,9 @@ async fn created_matches_by_id_public_and_private() {
     welcome(&mut p.ws).await;
 
     // Empty: removed, and its ID no longer joins.
-    drop(a);
-    drop(b);
+    // Leaving closes the connection (a dropped one keeps its place for the rejoin grace).
+    a.ws.close(None).await.unwrap();
+    b.ws.close(None).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(list(&server).await.is_empty());
     let (status, body) = refused(&server.url(&public.path)).await;

@@ -137,7 +137,7 @@ async fn a_removed_match_no_longer_counts_against_its_creator() {
     // One is joined and left (removed when emptied), the other expires unjoined.
     let mut member = join(&server.url(&joined.path)).await;
     welcome(&mut member.ws).await;
-    drop(member);
+    member.ws.close(None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(create(&server, A).await.0, 201);
     assert_eq!(create(&server, A).await.0, 201);

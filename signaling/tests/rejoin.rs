@@ -30,7 +30,8 @@ async fn a_dropped_member_takes_its_place_back_and_nobody_sees_it_leave() {
     let server = start(cfg).await;
     let mut a = join(&server.url("/room")).await;
     welcome(&mut a.ws).await;
-    let b = join(&server.url("/room")).await;
+    // A client that can rejoin says so; stock matchbox clients do not (see below).
+    let b = join(&server.url("/room?rejoinable=1")).await;
     let mut b_ws = b.ws;
     let (w, _) = welcome(&mut b_ws).await;
     let token = token(&w);
@@ -96,7 +97,7 @@ async fn a_dropped_member_takes_its_place_back_and_nobody_sees_it_leave() {
     assert_eq!(status, 404);
 
     // A clean close leaves at once.
-    let mut c = join(&server.url("/room")).await;
+    let mut c = join(&server.url("/room?rejoinable=1")).await;
     welcome(&mut c.ws).await;
     expect_joined(&mut a.ws, c.id).await;
     c.ws.close(None).await.unwrap();
@@ -107,6 +108,16 @@ async fn a_dropped_member_takes_its_place_back_and_nobody_sees_it_leave() {
         "{:?}",
         closing.elapsed()
     );
+    // A client that did not say it can rejoin gets no token and leaves when it drops.
+    let mut d = join(&server.url("/room")).await;
+    let (w, _) = welcome(&mut d.ws).await;
+    assert!(
+        matches!(w, ServerMessage::Welcome { rejoin: None, .. }),
+        "{w:?}"
+    );
+    expect_joined(&mut a.ws, d.id).await;
+    drop(d.ws);
+    expect_left(&mut a.ws, d.id).await;
     server.stop().await.unwrap();
 }
 

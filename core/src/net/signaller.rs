@@ -258,6 +258,10 @@ impl SignallerBuilder for RicochetSignallerBuilder {
         attempts: Option<u16>,
         room_url: String,
     ) -> Result<Box<dyn Signaller>, SignalingError> {
+        // Ricochet's signaller takes its membership back when its connection drops: it says so,
+        // and the server keeps its place for its rejoin grace.
+        let sep = if room_url.contains('?') { '&' } else { '?' };
+        let room_url = format!("{room_url}{sep}rejoinable=1");
         let mut left = attempts;
         loop {
             match WebSocket::connect(&room_url, None).await {
