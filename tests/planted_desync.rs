@@ -111,7 +111,10 @@ fn coarse_interval_names_the_next_checked_frame_and_forensics_the_exact_one() {
             // The bundle round-trips through its JSON file format (JSON states come back with
             // their keys in order, so compare the files).
             let back = ricochet::ForensicBundle::from_json(&b.to_json()).unwrap();
-            assert!(back.to_json() == b.to_json(), "peer {i}: the bundle does not round-trip");
+            assert!(
+                back.to_json() == b.to_json(),
+                "peer {i}: the bundle does not round-trip"
+            );
             assert!(b.inputs.len() as i32 == b.frame - b.base_frame);
         }
     }
