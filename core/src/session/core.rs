@@ -162,12 +162,28 @@ impl<G: Game, A: Address> Core<G, A> {
         let desync = desync_interval.map(DesyncDetector::new);
         let forensic = desync_interval.filter(|_| b.settings.forensic_states > 0);
         let forensics = forensic.map(|interval| {
-            let me = b
-                .local
-                .first()
-                .map(|h| format!("player {h}"))
-                .unwrap_or_else(|| "local".into());
-            Forensics::new(interval, b.players, me)
+            let name = |handles: Vec<usize>| {
+                let list: Vec<String> = handles.iter().map(|h| h.to_string()).collect();
+                format!(
+                    "player{} {}",
+                    if list.len() > 1 { "s" } else { "" },
+                    list.join("+")
+                )
+            };
+            let me = name(b.local.clone());
+            let mut names: Vec<(A, Vec<usize>)> = Vec::new();
+            for (h, a) in &b.remote {
+                match names.iter_mut().find(|(x, _)| x == a) {
+                    Some((_, hs)) => hs.push(*h),
+                    None => names.push((a.clone(), vec![*h])),
+                }
+            }
+            Forensics::new(
+                interval,
+                b.players,
+                me,
+                names.into_iter().map(|(a, hs)| (a, name(hs))),
+            )
         });
         let window = forensic.map(|interval| Window {
             spacing: Forensics::<A>::spacing(interval),

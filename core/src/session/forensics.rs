@@ -209,6 +209,132 @@ impl ForensicBundle {
     }
 }
 
+/// One difference between two encoded states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// Where: a field path for JSON states (`players[1].score`, `bullets.length`), a byte
+    /// range for binary ones (`bytes[12..16]`).
+    pub path: String,
+    /// The value on the first side (JSON text, or hex bytes).
+    pub left: String,
+    /// The value on the second side.
+    pub right: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} vs {}", self.path, self.left, self.right)
+    }
+}
+
+/// The differences between two encoded states, at most `limit` of them: field by field when
+/// both are JSON (object keys in sorted order, arrays element by element, then their
+/// lengths), else byte ranges.
+pub fn diff(a: &EncodedState, b: &EncodedState, limit: usize) -> Vec<Difference> {
+    let json = |s: &EncodedState| {
+        (s.format == StateFormat::Json)
+            .then(|| serde_json::from_slice::<serde_json::Value>(&s.bytes).ok())
+            .flatten()
+    };
+    let mut out = Vec::new();
+    match (json(a), json(b)) {
+        (Some(x), Some(y)) => diff_json(&x, &y, String::new(), limit, &mut out),
+        _ => diff_bytes(&a.bytes, &b.bytes, limit, &mut out),
+    }
+    out
+}
+
+fn diff_json(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    path: String,
+    limit: usize,
+    out: &mut Vec<Difference>,
+) {
+    use serde_json::Value;
+    if out.len() >= limit || a == b {
+        return;
+    }
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (key, xv) in x {
+                match y.get(key) {
+                    Some(yv) => diff_json(xv, yv, join(key), limit, out),
+                    None => out.push(Difference {
+                        path: join(key),
+                        left: xv.to_string(),
+                        right: "(absent)".into(),
+                    }),
+                }
+            }
+            for (key, yv) in y.iter().filter(|(k, _)| !x.contains_key(*k)) {
+                out.push(Difference {
+                    path: join(key),
+                    left: "(absent)".into(),
+                    right: yv.to_string(),
+                });
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for (i, (xv, yv)) in x.iter().zip(y).enumerate() {
+                diff_json(xv, yv, format!("{path}[{i}]"), limit, out);
+            }
+            if x.len() != y.len() {
+                out.push(Difference {
+                    path: join("length"),
+                    left: x.len().to_string(),
+                    right: y.len().to_string(),
+                });
+            }
+        }
+        _ => out.push(Difference {
+            path: if path.is_empty() {
+                "(root)".into()
+            } else {
+                path
+            },
+            left: a.to_string(),
+            right: b.to_string(),
+        }),
+    }
+    out.truncate(limit);
+}
+
+fn diff_bytes(a: &[u8], b: &[u8], limit: usize, out: &mut Vec<Difference>) {
+    let hex = |s: &[u8]| s.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let common = a.len().min(b.len());
+    let mut i = 0;
+    while i < common && out.len() < limit {
+        if a[i] == b[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < common && a[i] != b[i] && i - start < 16 {
+            i += 1;
+        }
+        out.push(Difference {
+            path: format!("bytes[{start}..{i}]"),
+            left: hex(&a[start..i]),
+            right: hex(&b[start..i]),
+        });
+    }
+    if a.len() != b.len() && out.len() < limit {
+        out.push(Difference {
+            path: "length".into(),
+            left: a.len().to_string(),
+            right: b.len().to_string(),
+        });
+    }
+}
+
 /// Work the session must do with the game for the forensics (it owns the game).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job<A> {
@@ -293,6 +419,8 @@ struct Case {
 pub struct Forensics<A> {
     interval: u32,
     local_name: String,
+    /// How bundles name each peer (its players' handles), by address.
+    names: HashMap<A, String>,
     players: usize,
     cases: HashMap<A, Case>,
     /// Checksums a peer sent before our own detection fired (one list per peer).
@@ -302,11 +430,17 @@ pub struct Forensics<A> {
 
 impl<A: Clone + Eq + Hash + std::fmt::Debug> Forensics<A> {
     /// Forensics for a session whose desync detector checks every `interval`-th frame;
-    /// `local` names this peer in bundles.
-    pub fn new(interval: u32, players: usize, local: String) -> Self {
+    /// `local` names this peer in bundles, `names` the others (by default their address).
+    pub fn new(
+        interval: u32,
+        players: usize,
+        local: String,
+        names: impl IntoIterator<Item = (A, String)>,
+    ) -> Self {
         Forensics {
             interval: interval.max(1),
             local_name: local,
+            names: names.into_iter().collect(),
             players,
             cases: HashMap::new(),
             early: HashMap::new(),
@@ -547,7 +681,11 @@ impl<A: Clone + Eq + Hash + std::fmt::Debug> Forensics<A> {
                 state: local.at.1.clone(),
             },
             remote: SideStates {
-                peer: format!("{peer:?}"),
+                peer: self
+                    .names
+                    .get(peer)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{peer:?}")),
                 checksum_before: remote_before.map(|s| s.checksum),
                 before: remote_before.and_then(decode),
                 checksum: remote_at.checksum,
@@ -683,8 +821,8 @@ mod tests {
         drop_every: usize,
     ) -> Vec<ForensicBundle> {
         let mut sides = [
-            Forensics::<u8>::new(interval, 2, "0".into()),
-            Forensics::<u8>::new(interval, 2, "1".into()),
+            Forensics::<u8>::new(interval, 2, "0".into(), [(1, "1".into())]),
+            Forensics::<u8>::new(interval, 2, "1".into(), [(0, "0".into())]),
         ];
         let sum = |side: usize, f: i32| f as u64 * 7 + u64::from(side == 1 && f >= diverge);
         let state = |side: usize, f: i32| {
@@ -765,8 +903,44 @@ mod tests {
     }
 
     #[test]
+    fn diffs_name_json_fields_and_binary_ranges() {
+        let a = EncodedState::json(
+            br#"{"frame":733,"players":[{"x":1,"score":4},{"x":2,"score":4}],"bullets":[1,2]}"#
+                .to_vec(),
+        );
+        let b = EncodedState::json(br#"{"frame":733,"players":[{"x":1,"score":4},{"x":2,"score":1004}],"bullets":[1,2,3],"extra":true}"#.to_vec());
+        let found: Vec<String> = diff(&a, &b, 10).iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            found,
+            [
+                "bullets.length: 2 vs 3",
+                "players[1].score: 4 vs 1004",
+                "extra: (absent) vs true"
+            ]
+        );
+        assert_eq!(diff(&a, &a, 10), []);
+        assert_eq!(diff(&a, &b, 1).len(), 1);
+        let x = EncodedState::binary(vec![1, 2, 3, 4, 5, 6]);
+        let y = EncodedState::binary(vec![1, 9, 9, 4, 5, 7, 8]);
+        let found: Vec<String> = diff(&x, &y, 10).iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            found,
+            [
+                "bytes[1..3]: 0203 vs 0909",
+                "bytes[5..6]: 06 vs 07",
+                "length: 6 vs 7"
+            ]
+        );
+        // JSON against bytes that are not JSON: compared as bytes.
+        assert_eq!(
+            diff(&a, &EncodedState::json(b"{oops".to_vec()), 10)[0].path,
+            "bytes[1..5]"
+        );
+    }
+
+    #[test]
     fn hostile_messages_are_bounded() {
-        let mut f = Forensics::<u8>::new(10, 2, "0".into());
+        let mut f = Forensics::<u8>::new(10, 2, "0".into(), []);
         // No investigation: chunks are dropped, one early checksum list is kept.
         f.receive(
             &9,

@@ -52,6 +52,19 @@ struct Args {
     /// player, over the direct path and through the relay.
     #[arg(long, default_value_t = 0)]
     garbage: u32,
+    /// Compare checksums with the other players every this many frames (1: every frame, the
+    /// exact frame of a desync at once; longer intervals cost less, and desync forensics still
+    /// find the exact frame).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    desync_interval: u32,
+    /// Where desync forensics bundles are written (`desync-F-vs-PEER.json`, read them with
+    /// `ricochet-desync`).
+    #[arg(long, default_value = ".")]
+    forensics_dir: std::path::PathBuf,
+    /// Fault injection: this bot's simulation of frame F goes wrong (player 1 scores 1,000 more
+    /// here only), a desync the others detect and investigate.
+    #[arg(long)]
+    plant_desync: Option<u32>,
     /// Exit 0 even if the match lost a player (by default a match that went on without one of
     /// its players is a failure: exit code 3, after the report).
     #[arg(long)]
@@ -107,7 +120,13 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     for peer in others.iter().take(args.block_direct) {
         joined.socket.set_direct_blocked(*peer, true);
     }
-    let mut play = Play::start(joined)?;
+    let builder = ricochet::SessionBuilder::new()
+        .with_input_delay(ricochet::session::DEFAULT_INPUT_DELAY)?
+        .with_desync_detection(Some(args.desync_interval))?;
+    let mut play = Play::start_with(joined, builder, ricochet::session::DEFAULT_INPUT_DELAY)?;
+    if let Some(frame) = args.plant_desync {
+        play.plant_desync(frame);
+    }
     let mut script = InputScript::new(args.seed);
     let mut garbage = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed ^ 0x6a72_6261_6765);
     let target = args.frames - 1;
@@ -168,6 +187,25 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     }
     report["desyncs"] = play.desyncs().len().into();
     report["malformed_packets"] = play.status()["malformed_packets"].clone();
+    let mut written = Vec::new();
+    for bundle in play.forensics() {
+        let name = format!(
+            "desync-{}-{}-vs-{}.json",
+            bundle.frame,
+            bundle.local.peer.replace(' ', ""),
+            bundle.remote.peer.replace(' ', "")
+        );
+        let path = args.forensics_dir.join(name);
+        std::fs::write(&path, bundle.to_json())
+            .with_context(|| format!("writing the forensics bundle {}", path.display()))?;
+        eprintln!(
+            "ricochet-bot: desync at frame {}: forensics bundle {} (read it with ricochet-desync)",
+            bundle.frame,
+            path.display()
+        );
+        written.push(path.display().to_string());
+    }
+    report["forensics"] = written.into();
     Ok(report)
 }
 

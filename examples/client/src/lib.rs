@@ -26,7 +26,9 @@ use ricochet::net::path_socket::PathSocket;
 use ricochet::net::MatchInfo;
 use ricochet::protocol::PeerId;
 use ricochet::session::DEFAULT_INPUT_DELAY;
-use ricochet::{Advance, DesyncReport, Event, FrameClock, Session, SessionBuilder, SessionError};
+use ricochet::{
+    Advance, DesyncReport, Event, ForensicBundle, FrameClock, Session, SessionBuilder, SessionError,
+};
 use ricochet_demo_game::{Arena, Input};
 use web_time::Instant;
 
@@ -46,6 +48,8 @@ pub struct Play {
     first_frame: Option<Duration>,
     first_confirmed: Option<Duration>,
     desyncs: Vec<DesyncReport<PeerId>>,
+    /// Desync forensics bundles received ([`Event::DesyncForensics`]).
+    forensics: Vec<ForensicBundle>,
     /// Players disconnected from the session, with the frame it was at.
     disconnected: Vec<(PeerId, i32)>,
     /// What signaling says about the match: who is still in it.
@@ -97,6 +101,7 @@ impl Play {
             first_frame: None,
             first_confirmed: None,
             desyncs: Vec::new(),
+            forensics: Vec::new(),
             disconnected: Vec::new(),
             info,
         })
@@ -124,6 +129,7 @@ impl Play {
         for event in self.session.events() {
             match event {
                 Event::Desync(report) => self.desyncs.push(report),
+                Event::DesyncForensics(bundle) => self.forensics.push(*bundle),
                 Event::Disconnected { peer, frame } => self.disconnected.push((peer, frame)),
                 _ => {}
             }
@@ -170,6 +176,17 @@ impl Play {
     /// Desyncs detected so far.
     pub fn desyncs(&self) -> &[DesyncReport<PeerId>] {
         &self.desyncs
+    }
+
+    /// The desync forensics bundles so far (one per peer this player disagreed with).
+    pub fn forensics(&self) -> &[ForensicBundle] {
+        &self.forensics
+    }
+
+    /// Fault injection for forensics tests: from now on this player's simulation of `frame`
+    /// goes wrong ([`Arena::planted_desync`]).
+    pub fn plant_desync(&mut self, frame: u32) {
+        self.game.planted_desync = Some(frame);
     }
 
     /// Players disconnected from the session so far, with the frame it was at: from there on
@@ -302,6 +319,7 @@ impl Play {
             "last_checksum": self.session.last_confirmed_checksum()
                 .map(|(f, c)| serde_json::json!([f, format!("{c:016x}")])),
             "desyncs": self.desyncs.len(),
+            "forensics": self.forensics.iter().map(|b| b.frame).collect::<Vec<_>>(),
             "rollbacks": stats.rollbacks,
             "max_rollback": stats.max_rollback,
             "paths": paths,

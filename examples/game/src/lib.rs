@@ -136,6 +136,11 @@ pub struct Arena {
     pub players: Vec<Player>,
     /// Bullets in flight, oldest first.
     pub bullets: Vec<Bullet>,
+    /// Fault injection for desync forensics tests (`ricochet-bot --plant-desync F`): after
+    /// simulating frame `F` (counted from 0, as sessions count), player 1 scores 1,000 more on
+    /// this machine only, on every (re-)simulation. Not part of the state's JSON.
+    #[serde(skip)]
+    pub planted_desync: Option<u32>,
 }
 
 impl Arena {
@@ -160,6 +165,7 @@ impl Arena {
                 })
                 .collect(),
             bullets: Vec::with_capacity(MAX_BULLETS),
+            planted_desync: None,
         }
     }
 
@@ -242,6 +248,11 @@ impl Arena {
             }
             bullet.ttl > 0 && bullet.bounces <= MAX_BOUNCES
         });
+        if self.planted_desync == Some(self.frame.wrapping_sub(1)) {
+            if let Some(p) = self.players.get_mut(1) {
+                p.score += 1000;
+            }
+        }
     }
 
     /// FNV-1a over every field of the state, in a fixed order.
