@@ -9,7 +9,8 @@
 //! "New private match" button: the link it makes brings a second tab into the same
 //! (server-created, unlisted) match. And a relay that refuses the tickets: each tab gives up
 //! with the relay's close code and reason. Every test that checks paths checks both ends of
-//! every pair.
+//! every pair. A desync planted in a bot playing a tab: the page offers a forensics bundle for
+//! download, and `ricochet-desync` names the field that differs.
 
 #[path = "browser/support.rs"]
 mod support;
@@ -315,4 +316,76 @@ fn a_tab_and_the_native_window_play_over_a_direct_channel() {
 #[test]
 fn a_tab_and_the_native_window_play_forced_to_the_relay() {
     a_tab_and_the_native_window("crossplay-relay", true);
+}
+
+/// A tab plays a bot whose simulation of frame 733 goes wrong (`--plant-desync`), both
+/// comparing checksums every 10 frames: the page offers a forensics bundle naming frame 733,
+/// the download is what `ricochet-desync` reads, and it names the field and both values.
+#[test]
+fn a_desync_with_a_bot_is_offered_for_download_and_read_by_the_tool() {
+    let _serial = serial();
+    let web = support::web_dir();
+    let servers = servers(&["--static", web.to_str().unwrap()]);
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let room = format!("forensics-{}", std::process::id());
+    let out = support::artifacts("forensics");
+    let bot = Proc(
+        Command::new(bin("ricochet-bot"))
+            .args(["--signaling", &servers.signaling_url, "--room", &room])
+            .args(["--players", "2", "--frames", "1200", "--seed", "3"])
+            .args(["--desync-interval", "10", "--plant-desync", "733"])
+            .args(["--forensics-dir", out.to_str().unwrap()])
+            // The tab leaves once it has offered its bundle.
+            .arg("--expect-disconnect")
+            .args(["--timeout-secs", "240"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ricochet-bot"),
+    );
+    let url = format!("{http}/?match={room}&players=2&autoplay=1&desync_interval=10");
+    let drive = support::drive(&out, "forensics", 240, &[url]);
+    println!("tab: {:?}", drive.statuses);
+    assert!(drive.ok, "the tab offered no bundle: {:?}", drive.statuses);
+    let bot = bot_report(bot);
+    assert_eq!(bot["forensics"].as_array().map(Vec::len), Some(1), "{bot}");
+    let bundle = drive.downloads[0].clone().expect("a download");
+    let tool = Command::new(bin("ricochet-desync"))
+        .arg(&bundle)
+        .arg("--rerun")
+        .output()
+        .expect("run ricochet-desync");
+    let text = String::from_utf8_lossy(&tool.stdout);
+    println!("{}:\n{text}", bundle.display());
+    assert!(
+        tool.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tool.stderr)
+    );
+    assert!(
+        text.contains("first differing frame 733 (detected at checked frame 739)"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("players[1].score:"))
+        .unwrap_or_else(|| panic!("no players[1].score difference:\n{text}"));
+    let values: Vec<u64> = line
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split(" vs ")
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    // The tab is the sane side: the bot's player 1 scored 1,000 more.
+    assert_eq!(values[1], values[0] + 1000, "{line}");
+    // The wasm simulation and this machine's agree: re-running reproduces the tab's checksum.
+    let rerun = text
+        .lines()
+        .find(|l| l.starts_with("re-run here"))
+        .expect("re-run line");
+    assert!(
+        rerun.contains("(this side)") || rerun.ends_with("'s") && !rerun.contains("neither"),
+        "{rerun}"
+    );
 }

@@ -304,6 +304,19 @@ fn wire_packets() -> Vec<Vec<u8>> {
             interval: 1,
             checksums: vec![],
         },
+        Control::ForensicChecksums {
+            first_frame: 730,
+            checksums: vec![7, 8, 9],
+        },
+        Control::StateChunk {
+            frame: 733,
+            checksum: 42,
+            format: 0,
+            total: 1500,
+            offset: 1024,
+            bytes: vec![b'{'; 476],
+        },
+        Control::ForensicDone { frame: 733 },
     ] {
         let mut bytes = Vec::new();
         wire::encode_control(&msg, &mut bytes);

@@ -330,6 +330,12 @@ struct RicochetSide {
 
 impl RicochetSide {
     fn new(seed: u64) -> Self {
+        Self::with_forensics(seed, ricochet::session::forensics::DEFAULT_SAVED_STATES)
+    }
+
+    /// Ricochet keeping `states` saved states for desync forensics (0: forensics off, the
+    /// desync detection alone).
+    fn with_forensics(seed: u64, states: usize) -> Self {
         let net = SimNetwork::new(seed, conditions());
         let peers = (0..2u16)
             .map(|me| {
@@ -340,6 +346,7 @@ impl RicochetSide {
                     .unwrap()
                     .with_disconnect_timeouts(Duration::from_secs(30), Duration::from_secs(10))
                     .unwrap()
+                    .with_forensics(states)
                     .start_p2p::<Timed, _>(net.socket(me))
                     .unwrap();
                 (s, Timed::new(), InputScript::new(seed + me as u64))
@@ -457,8 +464,11 @@ impl Side for GgrsSide {
 /// Runs both matches in one loop, alternating which steps first each tick, so that both
 /// see the same machine (caches, other load) at the same moments.
 fn run_both(seed: u64) -> (Samples, Samples) {
-    let mut ours = RicochetSide::new(seed);
-    let mut base = GgrsSide::new(seed);
+    run_pair(RicochetSide::new(seed), GgrsSide::new(seed))
+}
+
+/// Runs two sides interleaved step by step until both are done.
+fn run_pair(mut ours: impl Side, mut base: impl Side) -> (Samples, Samples) {
     let (mut so, mut sb) = (Samples::default(), Samples::default());
     let mut flip = false;
     while !(ours.done() && base.done()) {
@@ -525,6 +535,24 @@ fn main() {
     let base_mean = base_means[ROUNDS / 2];
     let ratio = ratios[ROUNDS / 2];
 
+    // Desync forensics against the desync detection alone (the cost when no desync happens).
+    let mut forensic_ratios = Vec::new();
+    let mut forensic_means = Vec::new();
+    let mut plain_means = Vec::new();
+    for round in 0..ROUNDS {
+        let seed = 50 + round as u64;
+        let (f, n) = run_pair(
+            RicochetSide::new(seed),
+            RicochetSide::with_forensics(seed, 0),
+        );
+        forensic_ratios.push(mean(&f.total).as_secs_f64() / mean(&n.total).as_secs_f64());
+        forensic_means.push(mean(&f.total));
+        plain_means.push(mean(&n.total));
+    }
+    forensic_ratios.sort_by(f64::total_cmp);
+    forensic_means.sort();
+    plain_means.sort();
+
     let st_ours = sync_test_cost(7);
     let st_base = bare_sync_test_cost(7);
     let rollbacks: Vec<(usize, Duration)> = [1, 2, 4, 8]
@@ -577,6 +605,16 @@ fn main() {
     );
     let _ = writeln!(out, "| bytes/s sent per peer, 60 Hz, 2-byte inputs (ggrs messages) | {ours_bps:.0} B/s | {bincode_bps:.0} B/s (bincode) | {:.3} | ours not larger |", ours_bps / bincode_bps);
     let _ = writeln!(out, "| desync reports (Ricochet control messages) | {control_bps:.0} B/s | (ggrs's own reports are in its messages) | | |");
+    let _ = writeln!(out, "\nDesync forensics when no desync happens (issue 13): Ricochet with its defaults (forensics on: a saved state every 16 confirmed frames, 16 kept, and the inputs since) against Ricochet with `with_forensics(0)` (desync detection alone), interleaved the same way, {ROUNDS} rounds. Forensics send nothing until a desync, so the bytes per second are those above.\n");
+    let _ = writeln!(out, "| measure | forensics on | forensics off | ratio |");
+    let _ = writeln!(out, "| --- | ---: | ---: | ---: |");
+    let _ = writeln!(
+        out,
+        "| CPU per frame step, mean (median of {ROUNDS} rounds; ratio: median of per-round ratios) | {} | {} | {:.3} |",
+        us(forensic_means[ROUNDS / 2]),
+        us(plain_means[ROUNDS / 2]),
+        forensic_ratios[ROUNDS / 2]
+    );
     let _ = writeln!(out, "\nRolling back the 4-player demo game mid-match (load a snapshot, re-simulate and save N frames):\n");
     let _ = writeln!(out, "| frames rolled back | 1 | 2 | 4 | 8 |");
     let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");

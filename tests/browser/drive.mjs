@@ -13,6 +13,8 @@
 // --until checksum: every tab's status has a non-null "checksum" (autoplay=SEED&frames=N).
 // --until frame:N: every tab is playing at frame N or later.
 // --until failed: every tab has given up ("failed", with its error); for tests of refusals.
+// --until forensics: every tab offers a desync forensics bundle; each tab's first one is
+// downloaded through the page's link into DIR ("download" in the tab's report).
 // Otherwise a tab whose status says "failed", or a timeout, ends the run with exit code 1 and
 // the statuses.
 // --processes: each URL opens in its own Chromium process (its own persistent context and
@@ -44,7 +46,7 @@ function parseArgs(argv) {
     else args.urls.push(a);
   }
   if (!args.out || args.urls.length === 0) throw new Error('usage: drive.mjs --out DIR [--until checksum|frame:N|failed] [--timeout SECS] URL...');
-  if (!(args.until === 'checksum' || args.until === 'failed' || /^frame:\d+$/.test(args.until))) throw new Error(`bad --until ${args.until}`);
+  if (!(['checksum', 'failed', 'forensics'].includes(args.until) || /^frame:\d+$/.test(args.until))) throw new Error(`bad --until ${args.until}`);
   if (!(args.timeout > 0)) throw new Error('bad --timeout');
   if (args.private && args.urls.length !== 1) throw new Error('--private takes one URL');
   return args;
@@ -54,6 +56,7 @@ function done(until, status) {
   if (until === 'failed') return status.state === 'failed';
   if (status.state !== 'playing') return false;
   if (until === 'checksum') return status.checksum != null;
+  if (until === 'forensics') return (status.forensics || []).length > 0;
   return status.frame >= Number(until.slice('frame:'.length));
 }
 
@@ -67,6 +70,7 @@ async function launch() {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1000, height: 900 },
+    acceptDownloads: true,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -133,6 +137,15 @@ try {
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+  if (args.until === 'forensics' && code === 0) {
+    for (const [i, tab] of tabs.entries()) {
+      const link = tab.page.locator('#forensics a').first();
+      await link.waitFor({ state: 'visible' });
+      const [download] = await Promise.all([tab.page.waitForEvent('download'), link.click()]);
+      tab.download = join(args.out, `tab-${i}-${download.suggestedFilename()}`);
+      await download.saveAs(tab.download);
+    }
+  }
   for (const [i, tab] of tabs.entries()) {
     tab.shown = await tab.page.locator('#status').textContent();
     tab.screenshot = join(args.out, `tab-${i}.png`);
@@ -154,6 +167,7 @@ try {
 } finally {
   const tabReport = (t) => ({
     status: t.status, shown: t.shown, screenshot: t.screenshot, url: t.url || t.page.url(), after: t.after,
+    download: t.download,
   });
   console.log(JSON.stringify({ tabs: tabs.map(tabReport) }));
   for (const { context, profile } of browsers) {

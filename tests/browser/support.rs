@@ -114,11 +114,14 @@ pub struct Drive {
     /// first tab itself).
     #[allow(dead_code)] // Not every test binary that includes this file reads it.
     pub after: Vec<serde_json::Value>,
+    /// With `--until forensics`: each tab's downloaded forensics bundle.
+    #[allow(dead_code)] // Not every test binary that includes this file reads it.
+    pub downloads: Vec<Option<PathBuf>>,
 }
 
 /// Opens `urls` in tabs of one headless Chromium (with the flag `--processes`, each in its own
 /// Chromium) until each is done (`until`: `checksum`,
-/// `frame:N` or `failed`, see `drive.mjs`) or `timeout_secs` pass, screenshots into `out`.
+/// `frame:N`, `failed` or `forensics`, see `drive.mjs`) or `timeout_secs` pass, screenshots into `out`.
 pub fn drive(out: &Path, until: &str, timeout_secs: u32, urls: &[String]) -> Drive {
     drive_with(&[], out, until, timeout_secs, urls)
 }
@@ -165,6 +168,10 @@ pub fn drive_with(
             .map(|t| t["url"].as_str().unwrap_or_default().to_string())
             .collect(),
         after: tabs.iter().map(|t| t["after"].clone()).collect(),
+        downloads: tabs
+            .iter()
+            .map(|t| t["download"].as_str().map(PathBuf::from))
+            .collect(),
     }
 }
 

@@ -103,6 +103,12 @@ impl<A: Address> SessionBuilder<A> {
         Ok(self)
     }
 
+    /// Desync forensics (see [`SessionSettings::with_forensics`]).
+    pub fn with_forensics(mut self, states: usize) -> Self {
+        self.settings = self.settings.with_forensics(states);
+        self
+    }
+
     /// Replay recording (see [`SessionSettings::with_replay_recording`]).
     pub fn with_replay_recording(mut self, record: bool) -> Self {
         self.settings = self.settings.with_replay_recording(record);

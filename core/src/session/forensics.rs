@@ -152,12 +152,15 @@ impl<'de> Deserialize<'de> for EncodedState {
 pub struct SideStates {
     /// The peer (its address, as the session knows it).
     pub peer: String,
-    /// Its checksum after the frame before (equal on both sides).
+    /// Its checksum after the frame before (equal on both sides). Checksums are written as
+    /// 16 hex digits: JSON numbers lose precision beyond 2^53 in JavaScript.
+    #[serde(with = "hex_checksum_opt")]
     pub checksum_before: Option<u64>,
     /// Its state after the frame before (`None` when the first frame is frame 0, or the game
     /// encodes no state).
     pub before: Option<EncodedState>,
     /// Its checksum after the first differing frame.
+    #[serde(with = "hex_checksum")]
     pub checksum: u64,
     /// Its state after the first differing frame (`None` when the game encodes no state).
     pub state: Option<EncodedState>,
@@ -192,6 +195,38 @@ pub struct ForensicBundle {
     /// bytes in player order, then one status byte per player (0 confirmed, 1 disconnected),
     /// as hex.
     pub inputs: Vec<String>,
+}
+
+/// Checksums in bundles: 16 hex digits.
+mod hex_checksum {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(c: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{c:016x}"))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        u64::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional checksums in bundles: 16 hex digits or `null`.
+mod hex_checksum_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(c: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match c {
+            Some(c) => s.serialize_str(&format!("{c:016x}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| u64::from_str_radix(&t, 16).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// The bundle format this version writes.

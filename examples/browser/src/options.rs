@@ -24,6 +24,9 @@ pub struct PageOptions {
     /// `stun=stun:HOST:PORT` (repeatable, may be percent-encoded): STUN servers for the direct
     /// path through NATs; none by default (host candidates only, enough on one network).
     pub stun: Vec<String>,
+    /// `desync_interval=N`: compare checksums with the others every N frames (default 1; on a
+    /// desync the forensics find the exact frame either way).
+    pub desync_interval: u32,
 }
 
 impl Default for PageOptions {
@@ -35,6 +38,7 @@ impl Default for PageOptions {
             autoplay: None,
             frames: None,
             stun: Vec::new(),
+            desync_interval: 1,
         }
     }
 }
@@ -96,6 +100,12 @@ impl PageOptions {
                             .ok_or_else(|| format!("frames={value}: a number, 1 or more"))?,
                     );
                 }
+                "desync_interval" => {
+                    options.desync_interval =
+                        value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                            format!("desync_interval={value}: a number, 1 or more")
+                        })?;
+                }
                 "stun" => {
                     let url = percent_decode(value)
                         .filter(|u| u.starts_with("stun:") || u.starts_with("stuns:"))
@@ -145,7 +155,7 @@ mod tests {
         assert_eq!(PageOptions::parse("").unwrap(), PageOptions::default());
         assert_eq!(PageOptions::parse("?match=").unwrap().room, None);
         let o = PageOptions::parse(
-            "?match=friday-night&players=3&relay=force&autoplay=7&frames=600&x=1",
+            "?match=friday-night&players=3&relay=force&autoplay=7&frames=600&desync_interval=10&x=1",
         )
         .unwrap();
         assert_eq!(
@@ -157,6 +167,7 @@ mod tests {
                 autoplay: Some(7),
                 frames: Some(600),
                 stun: Vec::new(),
+                desync_interval: 10,
             }
         );
     }
@@ -172,6 +183,7 @@ mod tests {
             ("relay=sometimes", "relay=sometimes"),
             ("autoplay=-1", "autoplay=-1"),
             ("frames=0", "frames=0"),
+            ("desync_interval=0", "desync_interval=0"),
         ] {
             let e = PageOptions::parse(query).unwrap_err();
             assert!(e.contains(named), "{query}: {e}");

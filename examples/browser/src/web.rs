@@ -55,8 +55,13 @@ impl App {
     fn tick(&mut self) {
         if let Phase::Joining(handle) = &mut self.phase {
             let room = self.options.room.clone().unwrap_or_default();
+            let builder = ricochet::SessionBuilder::new()
+                .with_input_delay(ricochet::session::DEFAULT_INPUT_DELAY)
+                .and_then(|b| b.with_desync_detection(Some(self.options.desync_interval)));
+            let start =
+                |joined| Play::start_with(joined, builder?, ricochet::session::DEFAULT_INPUT_DELAY);
             match handle.take_joined() {
-                Ok(joined) => match Play::start(joined) {
+                Ok(joined) => match start(joined) {
                     Ok(play) => {
                         set_status(&format!(
                             "Match {room}: you are player {} (arrows/WASD move, space fires, mouse or Q/E aims)",
@@ -197,6 +202,15 @@ impl Client {
         match &self.app.borrow().phase {
             Phase::Playing(play) => play.checksum_at(frame).map(|c| format!("{c:016x}")),
             _ => None,
+        }
+    }
+
+    /// The desync forensics bundles so far, each as the JSON text `ricochet-desync` reads (the
+    /// page offers each as a download, as is).
+    pub fn forensics(&self) -> Vec<String> {
+        match &self.app.borrow().phase {
+            Phase::Playing(play) => play.forensics().iter().map(|b| b.to_json()).collect(),
+            _ => Vec::new(),
         }
     }
 

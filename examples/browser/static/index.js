@@ -64,10 +64,37 @@ function run(query) {
       status: () => client.status(),
       checksum: (frame) => client.checksum(frame) ?? null,
       frame: () => client.frame(),
+      forensics: () => client.forensics(),
     };
+    offerForensics();
   } catch (err) {
     status.textContent = String(err.message || err);
   }
+}
+
+// On a desync the session writes a forensics bundle (both states at the first differing
+// frame); the page offers each one as a download for `ricochet-desync`.
+function offerForensics() {
+  const list = document.getElementById('forensics');
+  let shown = 0;
+  setInterval(() => {
+    const bundles = client.forensics();
+    for (; shown < bundles.length; shown++) {
+      // The file is the session's text as is (its numbers are not JavaScript's to round).
+      const text = bundles[shown];
+      const b = JSON.parse(text);
+      const name = `desync-${b.frame}-${b.local.peer}-vs-${b.remote.peer}.json`.replaceAll(' ', '');
+      const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+      const item = document.createElement('li');
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = name;
+      link.textContent = `Desync with ${b.remote.peer} at frame ${b.frame}: download the forensics bundle`;
+      item.append(link, ' (read it with ricochet-desync)');
+      list.append(item);
+      list.hidden = false;
+    }
+  }, 500);
 }
 
 await init();
