@@ -26,6 +26,7 @@
 //! | [`stun`] | `signaling::stun::respond` / `Responder::handle` | the STUN port |
 //! | [`stun_limiter`] | `signaling::stun::ReplyLimiter` (sources and times from the input) | the STUN port |
 //! | [`session_description`] | `signaller::usable_session_description` | peers (offers and answers relayed by signaling) |
+//! | [`forensics`] | `session::forensics::Forensics` (desync forensics messages) | peers |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -61,6 +62,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("stun", stun),
     ("stun_limiter", stun_limiter),
     ("session_description", session_description),
+    ("forensics", forensics),
 ];
 
 /// The target called `name`.
@@ -908,6 +910,86 @@ pub fn session_description(data: &[u8]) {
                 s.contains("a=mid:"),
                 "a media section without a mid was accepted"
             );
+        }
+    }
+}
+
+/// Desync forensics fed by peers: a session with a desync against peer 1 (frame, interval and
+/// its own checksums from the input) receives the control messages the rest of the input
+/// decodes to, from peers 0 to 3, interleaved with its own sending. Everything it sends fits
+/// the relay's 4 KiB frames, state chunks are at most 1 KiB, and every bundle it makes is about
+/// peer 1 (the only investigation), names a frame in the window and holds states of at most
+/// [`ricochet::session::forensics::MAX_STATE_BYTES`].
+pub fn forensics(data: &[u8]) {
+    use ricochet::session::forensics::{
+        EncodedState, Forensics, Job, Resimulated, CHUNK_BYTES, MAX_STATE_BYTES,
+    };
+    use ricochet::wire::{self, Control, Packet};
+    let mut r = Reader::new(data);
+    let interval = u32::from(r.u8()).max(1);
+    let checked = (r.u16() as i32) * 3;
+    let mut f = Forensics::<u8>::new(interval, 2, "me".into(), [(1, "peer 1".into())]);
+    f.start(1, checked);
+    let from = (checked - interval as i32 + 1).max(0);
+    let mut out = Vec::new();
+    let check_sent = |sent: Vec<(u8, Control)>, out: &mut Vec<u8>| {
+        for (to, msg) in sent {
+            assert_eq!(to, 1, "sent to a peer without an investigation");
+            wire::encode_control(&msg, out);
+            assert!(
+                out.len() <= 4096,
+                "{} bytes: over the relay's frame limit",
+                out.len()
+            );
+            if let Control::StateChunk { bytes, .. } = &msg {
+                assert!(bytes.len() <= CHUNK_BYTES);
+            }
+        }
+    };
+    while !r.is_empty() {
+        let from_peer = r.u8() % 4;
+        let len = usize::from(r.u16() % 2048);
+        let bytes = r.bytes(len);
+        if let Ok(Packet::Control(msg)) = wire::decode(bytes) {
+            f.receive(&from_peer, &msg);
+        }
+        while let Some(job) = f.next_job() {
+            match job {
+                Job::Checksums { peer, from: a, to } => {
+                    assert_eq!((peer, a, to), (1, from, checked));
+                    let sums = (a..=to).map(|x| x as u64 * 31).collect();
+                    f.checksums_done(&peer, Some(sums), true);
+                }
+                Job::States { peer, frame } => {
+                    assert!(
+                        (from..=checked).contains(&frame),
+                        "frame {frame} outside the window"
+                    );
+                    let state =
+                        |x: i32| Some(EncodedState::json(format!("{{\"f\":{x}}}").into_bytes()));
+                    f.states_done(
+                        &peer,
+                        Some(Resimulated {
+                            before: Some((1, state(frame - 1))),
+                            at: (2, state(frame)),
+                            base_frame: from - 1,
+                            base_state: None,
+                            inputs: Vec::new(),
+                        }),
+                    );
+                }
+            }
+        }
+        check_sent(f.poll_transmit(), &mut out);
+        while let Some(bundle) = f.poll_bundle() {
+            assert!((from..=checked).contains(&bundle.frame));
+            assert_eq!(bundle.remote.peer, "peer 1");
+            for s in [&bundle.remote.state, &bundle.remote.before]
+                .into_iter()
+                .flatten()
+            {
+                assert!(s.bytes.len() <= MAX_STATE_BYTES);
+            }
         }
     }
 }

@@ -325,6 +325,52 @@ fn wire_packets() -> Vec<Vec<u8>> {
     out
 }
 
+/// An interval and a checked frame, then the other side's checksums (differing at the
+/// third frame of the window) and every chunk of its two states, each from peer 1.
+fn forensic_inputs() -> Vec<Vec<u8>> {
+    let (interval, checked) = (10u8, 246i32);
+    let from = checked - i32::from(interval) + 1;
+    let mut input = vec![interval];
+    input.extend_from_slice(&((checked / 3) as u16).to_be_bytes());
+    let push = |msg: Control, input: &mut Vec<u8>| {
+        let mut bytes = Vec::new();
+        wire::encode_control(&msg, &mut bytes);
+        input.push(1);
+        input.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        input.extend_from_slice(&bytes);
+    };
+    let sums = (from..=checked)
+        .map(|f| f as u64 * 31 + u64::from(f >= from + 2))
+        .collect();
+    push(
+        Control::ForensicChecksums {
+            first_frame: from,
+            checksums: sums,
+        },
+        &mut input,
+    );
+    let frame = from + 2;
+    for f in [frame - 1, frame] {
+        let state = vec![b'1'; 1500];
+        for offset in [0usize, 1024] {
+            let end = (offset + 1024).min(state.len());
+            push(
+                Control::StateChunk {
+                    frame: f,
+                    checksum: 5,
+                    format: 1,
+                    total: state.len() as u32,
+                    offset: offset as u32,
+                    bytes: state[offset..end].to_vec(),
+                },
+                &mut input,
+            );
+        }
+    }
+    push(Control::ForensicDone { frame }, &mut input);
+    vec![input]
+}
+
 fn ggrs_guard_inputs() -> Vec<Vec<u8>> {
     // Layout (see `crate::ggrs_guard`): players - 1, an address per player, roster on/off,
     // ping count and pings, then blocks of [bounds on/off, current frame, confirmed lag,
@@ -484,6 +530,7 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "stun" => stun_inputs(),
         "stun_limiter" => stun_limiter_inputs(),
         "session_description" => session_descriptions(),
+        "forensics" => forensic_inputs(),
         _ => Vec::new(),
     }
 }
