@@ -40,6 +40,10 @@ impl Game for Buggy {
 }
 
 fn run(interval: u32, bug_frame: u32) -> Vec<ricochet_tests::PeerReport> {
+    run_recording(interval, bug_frame, false)
+}
+
+fn run_recording(interval: u32, bug_frame: u32, replays: bool) -> Vec<ricochet_tests::PeerReport> {
     let conditions = LinkConditions::with_latency(Duration::from_millis(40))
         .jitter(Duration::from_millis(10))
         .loss(0.05);
@@ -51,7 +55,7 @@ fn run(interval: u32, bug_frame: u32) -> Vec<ricochet_tests::PeerReport> {
             arena: Arena::new(3),
             bug_frame: (me == 2).then_some(bug_frame),
         },
-        |b| b,
+        |b| b.with_replay_recording(replays),
         |_, _| {},
     )
 }
@@ -83,7 +87,7 @@ fn planted_desync_names_first_differing_frame() {
 
 #[test]
 fn coarse_interval_names_the_next_checked_frame_and_forensics_the_exact_one() {
-    let reports = run(10, 733);
+    let reports = run_recording(10, 733, true);
     // Frames 9, 19, ... are checked; the first checked frame at or after 733 is 739.
     assert_eq!(reports[0].desyncs[0].frame, 739);
     // The forensics find frame 733 itself and swap both states at 732 and 733: peers 0 and 1
@@ -116,6 +120,27 @@ fn coarse_interval_names_the_next_checked_frame_and_forensics_the_exact_one() {
                 "peer {i}: the bundle does not round-trip"
             );
             assert!(b.inputs.len() as i32 == b.frame - b.base_frame);
+            // With replays recorded, the bundle has the whole replay: a clean simulation
+            // reproduces every checksum the sane peers recorded, and the buggy peer's first
+            // from frame 733 on.
+            let hex = b.replay.as_ref().expect("the replay");
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|j| u8::from_str_radix(&hex[j..j + 2], 16).unwrap())
+                .collect();
+            let replay = ricochet::Replay::from_bytes(&bytes).unwrap();
+            let played = replay.play(&mut Arena::new(3));
+            if i == 2 {
+                assert!(
+                    matches!(
+                        played,
+                        Err(ricochet::ReplayError::ChecksumMismatch { frame: 733, .. })
+                    ),
+                    "{played:?}"
+                );
+            } else {
+                assert!(played.unwrap() > 733);
+            }
         }
     }
 }

@@ -975,6 +975,7 @@ pub fn forensics(data: &[u8]) {
                             base_frame: from - 1,
                             base_state: None,
                             inputs: Vec::new(),
+                            replay: None,
                         }),
                     );
                 }

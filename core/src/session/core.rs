@@ -358,6 +358,7 @@ impl<G: Game, A: Address> Core<G, A> {
                             base_frame,
                             base_state: base.flatten(),
                             inputs: window.inputs_hex(base_frame + 1, frame),
+                            replay: self.replay.as_ref().map(Replay::to_bytes),
                         }),
                         _ => None,
                     };

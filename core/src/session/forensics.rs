@@ -195,6 +195,11 @@ pub struct ForensicBundle {
     /// bytes in player order, then one status byte per player (0 confirmed, 1 disconnected),
     /// as hex.
     pub inputs: Vec<String>,
+    /// When the session records a replay ([`crate::SessionSettings::with_replay_recording`]):
+    /// the whole [`crate::Replay`] from frame 0 as far as it was confirmed, as hex of
+    /// [`crate::Replay::to_bytes`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
 }
 
 /// Checksums in bundles: 16 hex digits.
@@ -406,6 +411,8 @@ pub struct Resimulated {
     pub base_state: Option<EncodedState>,
     /// The inputs of `base_frame + 1 ..= frame` (see [`ForensicBundle::inputs`]).
     pub inputs: Vec<String>,
+    /// The session's recorded replay so far, if it records one.
+    pub replay: Option<Vec<u8>>,
 }
 
 /// A state being received in chunks.
@@ -731,6 +738,10 @@ impl<A: Clone + Eq + Hash + std::fmt::Debug> Forensics<A> {
             base_frame: local.base_frame,
             base_state: local.base_state.clone(),
             inputs: local.inputs.clone(),
+            replay: local
+                .replay
+                .as_ref()
+                .map(|r| r.iter().map(|b| format!("{b:02x}")).collect()),
         };
         case.bundled = true;
         case.owe_done = true;
@@ -887,6 +898,7 @@ mod tests {
                                 base_frame: 0,
                                 base_state: None,
                                 inputs: Vec::new(),
+                                replay: None,
                             }),
                         ),
                     }

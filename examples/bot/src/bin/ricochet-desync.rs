@@ -144,6 +144,24 @@ fn rerun(b: &ForensicBundle) -> anyhow::Result<()> {
             .collect();
         game.advance(&inputs);
     }
+    if let Some(hex) = &b.replay {
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|j| {
+                hex.get(j..j + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+            .context("the replay is not hex")?;
+        let replay = ricochet::Replay::from_bytes(&bytes).context("reading the replay")?;
+        match replay.play(&mut Arena::new(b.players)) {
+            Ok(frames) => println!(
+                "replay from frame 0: {frames} frames, every checksum {} recorded reproduced here",
+                b.local.peer
+            ),
+            Err(e) => println!("replay from frame 0: {e}"),
+        }
+    }
     let here = game.checksum();
     let side = if here == b.local.checksum {
         format!("{}'s", b.local.peer)
