@@ -161,6 +161,18 @@ fn reply(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
+/// An HTTP error as the signaling server writes them: `{"error": CODE, "message": TEXT}`.
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
     req.headers().get_all(name).iter().any(|v| {
         v.to_str()
@@ -185,7 +197,11 @@ fn upgrade(shared: &Arc<Shared>, addr: SocketAddr, mut req: Request<Incoming>) -
             k.clone()
         }
         _ => {
-            let mut r = reply(StatusCode::UPGRADE_REQUIRED, "WebSocket upgrade required\n");
+            let mut r = error(
+                StatusCode::UPGRADE_REQUIRED,
+                "upgrade_required",
+                "this is a WebSocket endpoint: connect with a WebSocket client and ?ticket=",
+            );
             r.headers_mut().insert(
                 header::SEC_WEBSOCKET_VERSION,
                 HeaderValue::from_static("13"),
@@ -201,7 +217,18 @@ fn upgrade(shared: &Arc<Shared>, addr: SocketAddr, mut req: Request<Incoming>) -
                 .rejected
                 .get_or_create(&metrics::Reason { reason })
                 .inc();
-            return reply(status, reason);
+            return match reason {
+                "per_ip" => error(
+                    status,
+                    "too_many_connections_from_ip",
+                    "too many connections from this address",
+                ),
+                _ => error(
+                    status,
+                    "server_full",
+                    "the relay is at its connection limit",
+                ),
+            };
         }
     };
     let admission = connection::admit(
@@ -278,13 +305,21 @@ fn upgrade(shared: &Arc<Shared>, addr: SocketAddr, mut req: Request<Incoming>) -
     r
 }
 
-/// Routes one HTTP request: `/` (WebSocket), `/health`, `/metrics`.
+/// Routes one HTTP request: `/health`, `/metrics`, and the WebSocket at `/` or at any other
+/// path a WebSocket upgrade asks for (so the relay works behind a proxy that forwards a path
+/// prefix, e.g. `wss://example.test/relay/?ticket=...`).
 fn route(shared: &Arc<Shared>, addr: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "only GET is served",
+        );
     }
+    let websocket = header_has(&req, header::UPGRADE, "websocket");
     match req.uri().path() {
         "/" => upgrade(shared, addr, req),
+        _ if websocket => upgrade(shared, addr, req),
         "/health" => reply(StatusCode::OK, ricochet_server_kit::HEALTH_BODY),
         "/metrics" => {
             let mut r = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
@@ -294,7 +329,11 @@ fn route(shared: &Arc<Shared>, addr: SocketAddr, req: Request<Incoming>) -> Resp
             );
             r
         }
-        _ => reply(StatusCode::NOT_FOUND, "not found\n"),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "not found: the relay serves a WebSocket (with ?ticket=), /health and /metrics",
+        ),
     }
 }
 

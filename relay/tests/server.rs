@@ -46,6 +46,39 @@ async fn health_metrics_and_graceful_shutdown() {
     assert!(tokio::net::TcpStream::connect(relay.addr).await.is_err());
 }
 
+/// HTTP errors are JSON like signaling's (`{"error", "message"}`), and the WebSocket answers at
+/// any path, so the relay works behind a proxy that forwards a path prefix.
+#[tokio::test]
+async fn errors_are_json_and_the_websocket_answers_behind_a_path_prefix() {
+    let relay = Relay::default().await;
+    for (path, status, code) in [
+        ("/", 426, "upgrade_required"),
+        ("/nothing-here", 404, "not_found"),
+        ("/relay/", 404, "not_found"),
+    ] {
+        let (got, body) = http_get(relay.addr, path).await;
+        let json: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {body:?}: {e}"));
+        assert_eq!(
+            (got, json["error"].as_str()),
+            (status, Some(code)),
+            "{path}: {body}"
+        );
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // A WebSocket at a prefixed path (as a proxy forwards `wss://host/relay/?ticket=...`).
+    let url = format!(
+        "ws://{}/relay/?ticket={}",
+        relay.addr,
+        ticket("prefixed", 1)
+    );
+    let mut c = Client::connect(&url).await;
+    assert!(matches!(
+        c.event().await,
+        ricochet_protocol::relay::RelayEvent::Welcome { .. }
+    ));
+}
+
 /// A config always has a usable secret (`Config::new` is the only way to make one), and
 /// settings that do not fit together stop `run` before it serves.
 #[tokio::test]

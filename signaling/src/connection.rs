@@ -19,6 +19,8 @@ use crate::server::{now_unix_ms, Shared};
 
 /// A send to a client that takes longer than this means the client is gone or not reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// WebSocket close codes (RFC 6455 §7.4.1).
 mod close_code {
@@ -181,7 +183,21 @@ pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Memb
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+        // Then read (and drop) what the client still sends until its own close, so the TCP
+        // connection does not end with its data unread: that resets the connection, and a
+        // client that keeps sending (the one closed for its message rate) would lose our close
+        // frame with the reset and never learn why.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            if !send(&mut socket, Message::Close(Some(frame))).await {
+                return;
+            }
+            while let Some(Ok(message)) = socket.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     drop(membership);
 }
