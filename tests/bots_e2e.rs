@@ -473,3 +473,54 @@ fn a_planted_desync_is_traced_to_its_frame_and_field() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a forensics bundle"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Signaling with a pool of two relays spreads two forced-relay matches over them; the first
+/// relay is told to stop (SIGTERM, with a 2 s drain) mid-match: signaling sees it draining and
+/// names the other relay in the next tickets, its members move there when it closes them
+/// (1001), and both matches finish with equal checksums and nobody lost.
+#[test]
+fn a_relay_of_a_pool_drains_mid_match_and_its_matches_move_to_the_other() {
+    use ricochet_tests::processes::RelayPool;
+    let _one = serial();
+    let mut pool = RelayPool::start(2, &["--drain-secs", "2"]);
+    let start = |room: &str, seed: usize| {
+        Proc(
+            Command::new(bin("ricochet-bot"))
+                .args(["--signaling", &pool.signaling_url, "--room", room])
+                .args(["--players", "2", "--frames", "1500", "--force-relay"])
+                .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start ricochet-bot"),
+        )
+    };
+    let first = [start("pool-a", 1), start("pool-a", 2)];
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let second = [start("pool-b", 3), start("pool-b", 4)];
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        (pool.matches_on(0), pool.matches_on(1)),
+        (1, 1),
+        "one match on each relay"
+    );
+    pool.terminate(0);
+    let first: Vec<_> = first.into_iter().map(bot_report).collect();
+    let second: Vec<_> = second.into_iter().map(bot_report).collect();
+    for (reports, moved) in [(&first, true), (&second, false)] {
+        check(reports, "relay");
+        for r in reports {
+            assert_eq!(r["disconnected"], serde_json::json!([]), "{r}");
+            assert_eq!(
+                r["relay"]["reconnects"],
+                u64::from(moved),
+                "the first match moved, the second stayed: {r}"
+            );
+        }
+    }
+    assert_eq!(
+        pool.matches_on(1),
+        0,
+        "both matches ended on the second relay"
+    );
+}

@@ -99,9 +99,15 @@ pub struct Servers {
 
 /// Starts `ricochet-relay` from `dir` on `addr` (not waiting for it to listen).
 fn start_relay(dir: &Path, addr: &str, secret: &str) -> Proc {
+    start_relay_with(dir, addr, secret, &[])
+}
+
+/// [`start_relay`] with extra flags.
+fn start_relay_with(dir: &Path, addr: &str, secret: &str, args: &[&str]) -> Proc {
     Proc(
         Command::new(dir.join("ricochet-relay"))
             .args(["--addr", addr])
+            .args(args)
             .env("RICOCHET_SECRET", secret)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -154,6 +160,92 @@ impl Servers {
         wait_listening(&self.relay_addr);
         unix_ms()
     }
+}
+
+/// Signaling with a pool of relays (debug builds, loopback, [`TEST_SECRET`]).
+pub struct RelayPool {
+    /// The signaling server's base URL, `ws://HOST:PORT`.
+    pub signaling_url: String,
+    /// Each relay's address and process.
+    pub relays: Vec<(String, Proc)>,
+    _signaling: Proc,
+}
+
+impl RelayPool {
+    /// Starts `n` relays with `relay_args` and a signaling server that knows them all.
+    pub fn start(n: usize, relay_args: &[&str]) -> RelayPool {
+        let dir = bin("ricochet-relay")
+            .parent()
+            .expect("binary directory")
+            .to_path_buf();
+        let relays: Vec<(String, Proc)> = (0..n)
+            .map(|_| {
+                let addr = format!("127.0.0.1:{}", free_port());
+                let proc = start_relay_with(&dir, &addr, TEST_SECRET, relay_args);
+                (addr, proc)
+            })
+            .collect();
+        let signaling_addr = format!("127.0.0.1:{}", free_port());
+        let mut cmd = Command::new(dir.join("ricochet-signaling"));
+        cmd.args(["--addr", &signaling_addr]);
+        for (addr, _) in &relays {
+            cmd.args(["--relay-url", &format!("ws://{addr}/")]);
+        }
+        let signaling = Proc(
+            cmd.env("RICOCHET_SECRET", TEST_SECRET)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start ricochet-signaling"),
+        );
+        for (addr, _) in &relays {
+            wait_listening(addr);
+        }
+        wait_listening(&signaling_addr);
+        RelayPool {
+            signaling_url: format!("ws://{signaling_addr}"),
+            relays,
+            _signaling: signaling,
+        }
+    }
+
+    /// Sends relay `i` SIGTERM (it drains, if started with `--drain-secs`, then closes its
+    /// members with 1001 and exits).
+    pub fn terminate(&mut self, i: usize) {
+        let pid = self.relays[i].1 .0.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// The live matches relay `i` reports in `/metrics` (`relay_matches`).
+    pub fn matches_on(&self, i: usize) -> u64 {
+        let text = http_get_text(&self.relays[i].0, "/metrics");
+        text.lines()
+            .find(|l| l.starts_with("relay_matches "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+}
+
+/// The body of a plain `GET path` to `addr` (empty when it cannot be read).
+pub fn http_get_text(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default()
 }
 
 /// The wall-clock time in milliseconds since the Unix epoch (what bots report times in).

@@ -93,6 +93,8 @@ pub struct Config {
     pub(crate) max_connections_per_ip: usize,
     pub(crate) max_connections: usize,
     pub(crate) idle_timeout: Duration,
+    /// After the shutdown signal: how long to keep serving members while refusing new ones.
+    pub(crate) drain: Duration,
     pub(crate) ping_interval: Duration,
     pub(crate) shards: usize,
     /// The HTTP/TCP front door's limits (timeouts, head size, TCP caps).
@@ -114,6 +116,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.idle_timeout)
+            .field("drain", &self.drain)
             .field("ping_interval", &self.ping_interval)
             .field("shards", &self.shards)
             .field("front_door", &self.front_door)
@@ -137,6 +140,7 @@ impl Config {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            drain: Duration::ZERO,
             ping_interval: DEFAULT_PING_INTERVAL,
             shards: DEFAULT_SHARDS,
             front_door: ricochet_server_kit::FrontDoorConfig {
@@ -246,6 +250,16 @@ impl Config {
     /// (`--idle-timeout-secs`, positive).
     pub fn set_idle_timeout(&mut self, timeout: Duration) -> Result<&mut Self, ConfigError> {
         self.idle_timeout = nonzero(timeout, "idle-timeout-secs")?;
+        Ok(self)
+    }
+
+    /// Graceful drain (`--drain-secs`, default 0): on the shutdown signal the relay first
+    /// drains for this long: `/health` answers `503 draining` (so a signaling server with a
+    /// pool of relays moves its matches elsewhere), new connections are refused with `503
+    /// draining`, and the members keep playing; then every member is closed with 1001, and
+    /// Ricochet's relay clients move to the relay signaling names in their next ticket.
+    pub fn set_drain(&mut self, drain: Duration) -> Result<&mut Self, ConfigError> {
+        self.drain = drain;
         Ok(self)
     }
 

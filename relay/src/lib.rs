@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     /// Open WebSocket connections, in total and per address, under the WebSocket caps.
     slots: ConnectionSlots,
     shutdown: watch::Receiver<bool>,
+    /// Draining before shutdown: `/health` says so and new connections are refused.
+    draining: std::sync::atomic::AtomicBool,
     shards: Vec<mpsc::UnboundedSender<Handoff>>,
 }
 
@@ -317,6 +319,15 @@ fn route(shared: &Arc<Shared>, addr: SocketAddr, req: Request<Incoming>) -> Resp
         );
     }
     let websocket = header_has(&req, header::UPGRADE, "websocket");
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed)
+        && (websocket || req.uri().path() == "/health")
+    {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this relay is shutting down: ask signaling for a ticket to another",
+        );
+    }
     match req.uri().path() {
         "/" => upgrade(shared, addr, req),
         _ if websocket => upgrade(shared, addr, req),
@@ -443,6 +454,7 @@ pub async fn run(
         metrics: metrics::Metrics::new(),
         slots,
         shutdown: stop_rx,
+        draining: std::sync::atomic::AtomicBool::new(false),
         shards: shard_txs,
     });
     for (i, rx) in shard_rxs.into_iter().enumerate() {
@@ -455,6 +467,7 @@ pub async fn run(
     // per address, header and idle timeouts, request head size; sockets get TCP_NODELAY (game
     // frames are small and latency-bound).
     let service_shared = shared.clone();
+    let drain_shared = shared.clone();
     front_door
         .serve(
             listener,
@@ -467,6 +480,14 @@ pub async fn run(
             },
             async move {
                 shutdown.await;
+                let drain = drain_shared.config.drain;
+                if !drain.is_zero() {
+                    tracing::info!(secs = drain.as_secs_f64(), "draining: refusing new members");
+                    drain_shared
+                        .draining
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(drain).await;
+                }
                 let _ = stop_tx.send(true);
             },
         )

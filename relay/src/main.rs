@@ -57,6 +57,11 @@ struct Args {
     /// Seconds without hearing from a client before it is disconnected.
     #[arg(long, env = "RICOCHET_RELAY_IDLE_TIMEOUT_SECS", default_value_t = ricochet_relay::DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout_secs: u64,
+    /// On SIGTERM or Ctrl-C, keep serving members this many seconds while /health says
+    /// draining and new connections are refused, then close them with 1001 (a relay pool's
+    /// signaling moves their matches to another relay meanwhile).
+    #[arg(long, env = "RICOCHET_RELAY_DRAIN_SECS", default_value_t = 0)]
+    drain_secs: u64,
     /// Seconds of silence from a client after which the relay pings it (checked this often).
     #[arg(long, env = "RICOCHET_RELAY_PING_INTERVAL_SECS", default_value_t = ricochet_relay::DEFAULT_PING_INTERVAL.as_secs())]
     ping_interval_secs: u64,
@@ -123,6 +128,7 @@ impl Args {
             .set_max_connections_per_ip(self.max_connections_per_ip)?
             .set_max_connections(self.max_connections)?
             .set_idle_timeout(Duration::from_secs(self.idle_timeout_secs))?
+            .set_drain(Duration::from_secs(self.drain_secs))?
             .set_ping_interval(Duration::from_secs(self.ping_interval_secs))?
             .set_shards(self.shards)?
             .set_http_header_timeout(Duration::from_secs(self.http_header_timeout_secs))?

@@ -131,7 +131,8 @@ const INITIAL_FRAMES_OVERHEAD: usize = 1024;
 #[derive(Clone)]
 pub struct Config {
     /// WebSocket URL of the relay handed to members with their tickets.
-    pub(crate) relay_url: Option<String>,
+    /// The relays tickets name (a pool when several: each match is assigned one).
+    pub(crate) relay_urls: Vec<String>,
     /// Secret shared with the relay for signing tickets.
     pub(crate) secret: Vec<u8>,
     /// Directory served as static files.
@@ -231,7 +232,7 @@ pub struct ReceiverLoad {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("relay_url", &self.relay_url)
+            .field("relay_urls", &self.relay_urls)
             .field("secret", &"<redacted>")
             .field("static_dir", &self.static_dir)
             .field("allowed_origins", &self.allowed_origins)
@@ -276,7 +277,7 @@ impl Config {
     /// Every default setting, with `secret` (not checked here).
     fn with_defaults(secret: Vec<u8>) -> Self {
         Config {
-            relay_url: None,
+            relay_urls: Vec::new(),
             secret,
             static_dir: None,
             allowed_origins: Vec::new(),
@@ -349,8 +350,20 @@ impl Config {
         &mut self,
         url: Option<impl Into<String>>,
     ) -> Result<&mut Self, ConfigError> {
-        let url = url.map(Into::into);
-        if let Some(u) = &url {
+        self.set_relay_urls(url.map(Into::into))
+    }
+
+    /// A pool of relays (`--relay-url` given several times, or comma-separated in
+    /// `RICOCHET_SIGNALING_RELAY_URL`): each match is assigned the relay with the fewest
+    /// matches among those whose `/health` answers, and its tickets name it; when that relay
+    /// stops answering (it drains or dies), the match's next tickets name another, and its
+    /// members' relay clients move there. Empty: no relay (tickets with `relay_url: null`).
+    pub fn set_relay_urls(
+        &mut self,
+        urls: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<&mut Self, ConfigError> {
+        let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
+        for u in &urls {
             let rest = u
                 .strip_prefix("ws://")
                 .or_else(|| u.strip_prefix("wss://"))
@@ -362,7 +375,7 @@ impl Config {
                 });
             }
         }
-        self.relay_url = url;
+        self.relay_urls = urls;
         Ok(self)
     }
 
@@ -653,7 +666,12 @@ impl Config {
 
     /// WebSocket URL of the relay handed out with tickets.
     pub fn relay_url(&self) -> Option<&str> {
-        self.relay_url.as_deref()
+        self.relay_urls.first().map(String::as_str)
+    }
+
+    /// Every relay of the pool.
+    pub fn relay_urls(&self) -> &[String] {
+        &self.relay_urls
     }
 
     /// Directory served as static files.
@@ -889,7 +907,7 @@ impl Config {
         let signal_frames = members.saturating_mul(n(self.signal_burst));
         let presence_frame_bytes = PRESENCE_FRAME_OVERHEAD.saturating_add(self.max_meta_size);
         let initial_bytes = INITIAL_FRAMES_OVERHEAD
-            .saturating_add(self.relay_url.as_ref().map_or(0, String::len))
+            .saturating_add(self.relay_urls.iter().map(String::len).max().unwrap_or(0))
             .saturating_add(crate::server::MAX_ROOM_NAME_LEN)
             .saturating_add(usize::from(MAX_MATCH_PLAYERS).saturating_mul(presence_frame_bytes));
         let queue_frames = INITIAL_FRAMES

@@ -25,9 +25,11 @@ struct Args {
         default_value = "127.0.0.1:3536"
     )]
     addr: SocketAddr,
-    /// WebSocket URL of the relay, handed to members with their tickets.
-    #[arg(long, env = "RICOCHET_SIGNALING_RELAY_URL")]
-    relay_url: Option<String>,
+    /// WebSocket URL of the relay, handed to members with their tickets; several (repeat the
+    /// flag, or comma-separated in the variable) make a pool: each match gets the relay with
+    /// the fewest matches among those that answer, and moves when its relay stops answering.
+    #[arg(long, env = "RICOCHET_SIGNALING_RELAY_URL", value_delimiter = ',')]
+    relay_url: Vec<String>,
     /// Secret shared with the relay for signing tickets (at least 16 bytes); random if unset.
     /// The one variable both servers read.
     #[arg(long, env = "RICOCHET_SECRET", hide_env_values = true)]
@@ -195,7 +197,7 @@ impl Args {
     fn config(&self, secret: Vec<u8>) -> Result<Config, ricochet_signaling::ConfigError> {
         let mut config = Config::new(secret)?;
         config
-            .set_relay_url(self.relay_url.clone())?
+            .set_relay_urls(self.relay_url.clone())?
             .set_static_dir(self.static_dir.clone())
             .set_allowed_origins(self.allowed_origins.clone())
             .set_max_connections(self.max_connections)?

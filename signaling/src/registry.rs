@@ -70,6 +70,9 @@ struct Match {
     creator: Option<IpAddr>,
     /// Joins into this match, from anyone: bounds the presence events its members receive.
     joins: TokenBucket,
+    /// The relay of the pool its tickets name (assigned at its first ticket, moved when that
+    /// relay stops answering).
+    relay: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -239,7 +242,11 @@ pub(crate) struct Limits {
 /// Signs relay tickets.
 pub(crate) struct Ticketing {
     pub(crate) secret: Vec<u8>,
-    pub(crate) relay_url: Option<String>,
+    /// The relay pool; a match's tickets name the one assigned to it.
+    pub(crate) relay_urls: Vec<String>,
+    /// Whether each relay answered its last health check (all start healthy; with one relay
+    /// nobody checks).
+    pub(crate) healthy: Arc<Vec<std::sync::atomic::AtomicBool>>,
     pub(crate) ttl_secs: u64,
     /// The last issue time handed out, Unix milliseconds: every ticket is strictly later than
     /// the one before, so the relay can always tell the fresher of two tickets for a seat.
@@ -249,10 +256,16 @@ pub(crate) struct Ticketing {
 }
 
 impl Ticketing {
-    pub(crate) fn new(secret: Vec<u8>, relay_url: Option<String>, ttl_secs: u64) -> Ticketing {
+    pub(crate) fn new(secret: Vec<u8>, relay_urls: Vec<String>, ttl_secs: u64) -> Ticketing {
         Ticketing {
             secret,
-            relay_url,
+            healthy: Arc::new(
+                relay_urls
+                    .iter()
+                    .map(|_| std::sync::atomic::AtomicBool::new(true))
+                    .collect(),
+            ),
+            relay_urls,
             ttl_secs,
             last_issued_ms: std::sync::atomic::AtomicU64::new(0),
             rejoin_grace_secs: 0,
@@ -289,14 +302,23 @@ impl Ticketing {
         Some((MatchId::from_bytes(match_id), peer))
     }
 
-    /// A ticket for `peer` in `seat` of a `max_players` match, issued at `now_ms` (Unix
-    /// milliseconds; moved forward if a ticket was already issued at or after it).
+    /// Whether relay `i` of the pool answered its last health check.
+    pub(crate) fn relay_healthy(&self, i: usize) -> bool {
+        self.healthy
+            .get(i)
+            .is_some_and(|h| h.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// A ticket for `peer` in `seat` of a `max_players` match on relay `relay` of the pool,
+    /// issued at `now_ms` (Unix milliseconds; moved forward if a ticket was already issued at
+    /// or after it).
     pub(crate) fn grant(
         &self,
         match_id: MatchId,
         peer: PeerId,
         seat: u8,
         max_players: u8,
+        relay: Option<usize>,
         now_ms: u64,
     ) -> Option<RelayGrant> {
         use std::sync::atomic::Ordering;
@@ -318,7 +340,7 @@ impl Ticketing {
         };
         let ticket: Ticket = Ticket::issue(&self.secret, &claims).ok()?;
         Some(RelayGrant {
-            relay_url: self.relay_url.clone(),
+            relay_url: relay.and_then(|i| self.relay_urls.get(i)).cloned(),
             match_id,
             ticket,
             expires_at,
@@ -443,6 +465,7 @@ impl Registry {
                 joined_once: false,
                 creator: Some(creator),
                 joins: bucket(self.policy.match_joins, now),
+                relay: None,
             },
         );
         *self.created_per_ip.entry(creator).or_insert(0) += 1;
@@ -715,7 +738,10 @@ impl Registry {
                     .flatten(),
             }),
         ];
-        if let Some(grant) = ticketing.grant(match_id, new_peer_id, seat, max_players, now_ms) {
+        let relay = self.relay_for(match_id, ticketing);
+        if let Some(grant) =
+            ticketing.grant(match_id, new_peer_id, seat, max_players, relay, now_ms)
+        {
             first.push(ext(ServerMessage::Ticket(grant)));
         }
         for text in first {
@@ -812,7 +838,9 @@ impl Registry {
                 rejoin: ticketing.rejoin(match_id, peer),
             }),
         ];
-        let grant = ticketing.grant(match_id, peer, slot.seat, m.max_players, now_ms);
+        let (seat, max_players) = (slot.seat, m.max_players);
+        let relay = self.relay_for(match_id, ticketing);
+        let grant = ticketing.grant(match_id, peer, seat, max_players, relay, now_ms);
         let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(self.policy.queue_frames));
         let queued = Arc::new(AtomicUsize::new(0));
         for text in welcome
@@ -862,6 +890,37 @@ impl Registry {
         true
     }
 
+    /// The relay of the pool for `match_id`'s tickets: the one assigned to it while it answers
+    /// its health checks, else the answering relay with the fewest matches (then assigned).
+    fn relay_for(&mut self, match_id: MatchId, ticketing: &Ticketing) -> Option<usize> {
+        let n = ticketing.relay_urls.len();
+        if n <= 1 {
+            return (n == 1).then_some(0);
+        }
+        let current = self.matches.get(&match_id)?.relay;
+        if let Some(i) = current.filter(|i| ticketing.relay_healthy(*i)) {
+            return Some(i);
+        }
+        let mut load = vec![0usize; n];
+        for m in self.matches.values() {
+            if let Some(i) = m.relay.filter(|i| *i < n) {
+                load[i] += 1;
+            }
+        }
+        let pick = (0..n)
+            .filter(|i| ticketing.relay_healthy(*i))
+            .min_by_key(|i| load[*i])
+            .or(current)
+            .unwrap_or(0);
+        if current != Some(pick) {
+            tracing::info!(%match_id, relay = %ticketing.relay_urls[pick], "match assigned to a relay");
+        }
+        if let Some(m) = self.matches.get_mut(&match_id) {
+            m.relay = Some(pick);
+        }
+        Some(pick)
+    }
+
     fn insert_match(&mut self, id: MatchId, kind: Kind, max_players: u8, now: Instant) {
         self.matches.insert(
             id,
@@ -873,6 +932,7 @@ impl Registry {
                 joined_once: false,
                 creator: None,
                 joins: bucket(self.policy.match_joins, now),
+                relay: None,
             },
         );
     }
@@ -1003,16 +1063,19 @@ impl Registry {
         }
     }
 
-    /// A fresh relay ticket for `peer`'s seat, if it is still a member.
+    /// A fresh relay ticket for `peer`'s seat, if it is still a member (on the match's relay,
+    /// moved to another of the pool if that one stopped answering).
     pub(crate) fn grant(
-        &self,
+        &mut self,
         peer: PeerId,
         ticketing: &Ticketing,
         now_ms: u64,
     ) -> Option<RelayGrant> {
         let slot = self.peers.get(&peer)?;
-        let max_players = self.matches.get(&slot.match_id)?.max_players;
-        ticketing.grant(slot.match_id, peer, slot.seat, max_players, now_ms)
+        let (match_id, seat) = (slot.match_id, slot.seat);
+        let max_players = self.matches.get(&match_id)?.max_players;
+        let relay = self.relay_for(match_id, ticketing);
+        ticketing.grant(match_id, peer, seat, max_players, relay, now_ms)
     }
 
     /// Sets a member's metadata and tells the others, only if it changed; a change beyond the
@@ -1090,7 +1153,7 @@ mod tests {
     }
 
     fn ticketing() -> Ticketing {
-        Ticketing::new(b"registry test secret".to_vec(), None, 60)
+        Ticketing::new(b"registry test secret".to_vec(), Vec::new(), 60)
     }
 
     fn ids(n: u128) -> (PeerId, MatchId) {
@@ -1245,7 +1308,7 @@ mod tests {
         assert_eq!(r.connections.total(), 0);
     }
 
-    fn seat_of(r: &Registry, peer: PeerId) -> u8 {
+    fn seat_of(r: &mut Registry, peer: PeerId) -> u8 {
         let grant = r.grant(peer, &ticketing(), 5_000_000).unwrap();
         ricochet_protocol::Ticket::from_text(grant.ticket.as_str())
             .verify(b"registry test secret", 0)
@@ -1260,13 +1323,16 @@ mod tests {
         let a = join(&mut r, &room, 1);
         let b = join(&mut r, &room, 2);
         let c = join(&mut r, &room, 3);
-        assert_eq!([a.peer, b.peer, c.peer].map(|p| seat_of(&r, p)), [0, 1, 2]);
+        assert_eq!(
+            [a.peer, b.peer, c.peer].map(|p| seat_of(&mut r, p)),
+            [0, 1, 2]
+        );
         r.leave(b.peer, b.conn);
         // Joining and leaving again and again always lands in the same free seat: harvested
         // tickets all name seat 1, so they can hold at most that one seat on the relay.
         for n in 10..20 {
             let d = join(&mut r, &room, n);
-            assert_eq!(seat_of(&r, d.peer), 1);
+            assert_eq!(seat_of(&mut r, d.peer), 1);
             r.leave(d.peer, d.conn);
         }
         let grant = r.grant(a.peer, &ticketing(), 5_000_000).unwrap();
@@ -1283,7 +1349,7 @@ mod tests {
         let (peer, id) = ids(1);
         let issued: Vec<u64> = (0..3)
             .map(|_| {
-                let g = t.grant(id, peer, 0, 2, 7_000).unwrap();
+                let g = t.grant(id, peer, 0, 2, None, 7_000).unwrap();
                 ricochet_protocol::Ticket::from_text(g.ticket.as_str())
                     .verify(b"registry test secret", 0)
                     .unwrap()
@@ -1645,12 +1711,12 @@ mod tests {
     fn a_member_that_reads_nothing_holds_all_that_senders_within_limits_can_send() {
         // The default limits, in a 16-player room, with a long relay URL.
         let config = Config {
-            relay_url: Some(format!("wss://{}.example:3537/relay", "r".repeat(100))),
+            relay_urls: vec![format!("wss://{}.example:3537/relay", "r".repeat(100))],
             ..Config::for_tests()
         };
         let load = config.receiver_load();
         let mut r = with_config(1000, config.clone());
-        let tickets = Ticketing::new(b"registry test secret".to_vec(), config.relay_url, 60);
+        let tickets = Ticketing::new(b"registry test secret".to_vec(), config.relay_urls, 60);
         let room = Target::Name("busy".into());
         let meta = |tag: usize| {
             let v = serde_json::json!({"tag": tag, "pad": "m".repeat(config.max_meta_size - 30)});

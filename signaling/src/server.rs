@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
@@ -89,7 +89,7 @@ pub(crate) async fn serve(
     };
     let ticketing = Ticketing::new(
         config.secret.clone(),
-        config.relay_url.clone(),
+        config.relay_urls.clone(),
         config.ticket_ttl.as_secs().max(1),
     )
     .with_rejoin_grace(config.rejoin_grace.as_secs());
@@ -123,6 +123,9 @@ pub(crate) async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "signaling server listening");
     }
+    if shared.ticketing.relay_urls.len() > 1 {
+        tokio::spawn(check_relays(shared.clone()));
+    }
     // The front door bounds every connection until it is a WebSocket (TCP caps in total and per
     // address, header and idle timeouts, request head size) and sets TCP_NODELAY: signaling is
     // many small frames written back to back (IdAssigned, welcome, ticket; NewPeer,
@@ -155,6 +158,68 @@ pub(crate) async fn serve(
     }
     tracing::info!("signaling server stopped");
     Ok(())
+}
+
+/// How often each relay of a pool is checked.
+pub(crate) const RELAY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Checks every relay of the pool each [`RELAY_CHECK_INTERVAL`] until shutdown: a `ws://`
+/// relay is healthy when `GET /health` answers 200 within the interval (a draining relay
+/// answers 503), a `wss://` one when it accepts a TCP connection. Matches on a relay that
+/// stops answering get another in their next tickets.
+async fn check_relays(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        for (i, url) in shared.ticketing.relay_urls.iter().enumerate() {
+            let ok = tokio::time::timeout(RELAY_CHECK_INTERVAL, relay_answers(url))
+                .await
+                .unwrap_or(false);
+            let was = shared.ticketing.healthy[i].swap(ok, Ordering::Relaxed);
+            if was != ok {
+                if ok {
+                    tracing::info!(relay = %url, "relay answers again");
+                } else {
+                    tracing::warn!(relay = %url, "relay does not answer; its matches move");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RELAY_CHECK_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Whether the relay at `url` answers its health check.
+async fn relay_answers(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (tls, rest) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return false,
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let addr = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:{}", if tls { 443 } else { 80 })
+    };
+    let Ok(mut tcp) = tokio::net::TcpStream::connect(&addr).await else {
+        return false;
+    };
+    if tls {
+        return true;
+    }
+    let request = format!("GET /health HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    if tcp.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).await.is_ok() && &head[9..12] == b"200"
 }
 
 /// CORS for the HTTP API, so a browser game served from elsewhere can list and create matches:

@@ -18,8 +18,10 @@
 //! connects again with backoff ([`backoff`]: 100 ms doubling to 500 ms, ±25% jitter) with the
 //! newest ticket, for up to [`RECONNECT_GIVE_UP`]. If the relay refuses that ticket because it
 //! expired or because the seat is still held by this player's old, half-open connection (close
-//! 4005: only a later ticket takes a seat over), it asks signaling for a fresh one
-//! ([`MatchInfo::request_ticket`]). Packets sent while the connection is down are dropped (the
+//! 4005: only a later ticket takes a seat over), or because it is going away (1001, a relay
+//! draining: with a pool of relays the fresh ticket names another), it asks signaling for a
+//! fresh one ([`MatchInfo::request_ticket`]); so it does every third attempt at a relay that
+//! stays unreachable. Packets sent while the connection is down are dropped (the
 //! session resends what matters); the relay's welcome and join events rebuild the member map.
 //! Closes that say retrying cannot help end it: 4004 (a newer connection of this player took
 //! the seat), 4003 (full), protocol violations.
@@ -89,7 +91,8 @@ pub enum Retry {
     /// relay closed an idle or too-fast connection).
     Reconnect,
     /// Connect again, with a fresh ticket from signaling: the ticket expired or was refused,
-    /// or the seat is still held by this player's old connection (4005).
+    /// the seat is still held by this player's old connection (4005), or the relay is going
+    /// away (1001: a fresh ticket may name another relay of the pool).
     FreshTicket,
     /// Retrying cannot help: another connection of this player took the seat (4004), the match
     /// is full, or one side broke the protocol.
@@ -104,9 +107,12 @@ impl RelayClientError {
             RelayClientError::Connect(_) | RelayClientError::Timeout(_) => Retry::Reconnect,
             RelayClientError::Protocol(_) => Retry::GiveUp,
             RelayClientError::Closed { code, .. } => match *code {
-                close::TICKET_INVALID | close::TICKET_EXPIRED | close::SEAT_TAKEN => {
-                    Retry::FreshTicket
-                }
+                // 1001: the relay is shutting down (draining): with a pool of relays, the
+                // fresh ticket names the one the match moves to.
+                close::GOING_AWAY
+                | close::TICKET_INVALID
+                | close::TICKET_EXPIRED
+                | close::SEAT_TAKEN => Retry::FreshTicket,
                 close::TICKET_MISSING
                 | close::MATCH_FULL
                 | close::REPLACED
@@ -358,9 +364,16 @@ async fn run(
         let mut last = error;
         let mut attempt = 0u32;
         ws = loop {
+            // A relay that stays unreachable may be gone for good: every third attempt also
+            // asks signaling for a fresh ticket, which names another relay of a pool.
+            let stuck = attempt > 0 && attempt.is_multiple_of(3);
             match last.retry() {
                 Retry::GiveUp => return Err(last),
                 Retry::FreshTicket => {
+                    lock(&state).stats.tickets_requested += 1;
+                    info.request_ticket();
+                }
+                Retry::Reconnect if stuck => {
                     lock(&state).stats.tickets_requested += 1;
                     info.request_ticket();
                 }
@@ -699,7 +712,6 @@ mod tests {
         );
         for code in [
             1000,
-            close::GOING_AWAY,
             1006,
             close::RATE_LIMITED,
             close::SLOW_READER,
@@ -708,6 +720,7 @@ mod tests {
             assert_eq!(closed(code).retry(), Retry::Reconnect, "{code}");
         }
         for code in [
+            close::GOING_AWAY,
             close::TICKET_INVALID,
             close::TICKET_EXPIRED,
             close::SEAT_TAKEN,
