@@ -69,7 +69,7 @@ fn encode<G: Game>(game: &G) -> Option<EncodedState> {
 
 impl<G: Game> Window<G> {
     /// A confirmed frame: its inputs, and its state if it is a saved one.
-    fn confirm(&mut self, r: &Record<G::Input, G::State>) {
+    fn confirm(&mut self, r: Record<G::Input, G::State>) {
         if self.inputs.is_empty() {
             self.inputs_from = r.frame;
         }
@@ -79,9 +79,9 @@ impl<G: Game> Window<G> {
             self.states.clear();
             self.inputs_from = r.frame;
         }
-        self.inputs.push_back(r.inputs.clone());
-        if let Some(state) = &r.state {
-            self.states.push_back((r.frame, state.clone()));
+        self.inputs.push_back(r.inputs);
+        if let Some(state) = r.state {
+            self.states.push_back((r.frame, state));
             while self.states.len() > self.max_states {
                 self.states.pop_front();
             }
@@ -274,17 +274,19 @@ impl<G: Game, A: Address> Core<G, A> {
             if let Some(d) = &mut self.desync {
                 d.confirm(r.frame, r.checksum);
             }
+            if let Some(checksum) = r.checksum {
+                if let Some(replay) = &mut self.replay {
+                    replay.push_frame(&r.inputs, checksum);
+                }
+                if self.log.len() == CHECKSUM_LOG {
+                    self.log.pop_front();
+                }
+                self.log.push_back((r.frame, checksum));
+            }
+            // Last: the window takes the record's inputs and state.
             if let Some(w) = &mut self.window {
-                w.confirm(&r);
+                w.confirm(r);
             }
-            let Some(checksum) = r.checksum else { continue };
-            if let Some(replay) = &mut self.replay {
-                replay.push_frame(&r.inputs, checksum);
-            }
-            if self.log.len() == CHECKSUM_LOG {
-                self.log.pop_front();
-            }
-            self.log.push_back((r.frame, checksum));
         }
         self.collect_desyncs();
     }
