@@ -15,8 +15,10 @@ use crate::wire::Control;
 pub const BATCH_FRAMES: i32 = 10;
 /// How many consecutive batches repeat each checksum.
 pub const REPEATS: i32 = 3;
-/// Most checksums in one batch (8 KiB).
-pub const MAX_BATCH: usize = 1024;
+/// Most checksums in one batch (3,840 bytes): a batch packet stays under the relay's default
+/// 4 KiB frame limit with its headers (a larger frame would make the relay close the
+/// connection with 1009).
+pub const MAX_BATCH: usize = 480;
 /// Checked frames kept for comparison with late reports (per peer, and locally).
 pub const HISTORY: usize = 4096;
 
@@ -157,7 +159,7 @@ impl<A: Clone + Eq + Hash> DesyncDetector<A> {
         };
         self.batches.push_back(self.last_confirmed);
         self.last_batch_frame = self.last_confirmed;
-        // At most MAX_BATCH of the newest (a packet stays far below the 16 KiB limit); after a
+        // At most MAX_BATCH of the newest (a packet fits a relay frame); after a
         // long stall the oldest of a huge backlog are not compared.
         let mut checksums: Vec<(i32, u64)> = self
             .local
