@@ -364,22 +364,7 @@ fn a_relay_restarted_mid_match_is_reconnected_and_the_match_finishes() {
     let back_at = servers.restart_relay(std::time::Duration::from_secs(1));
     let reports: Vec<_> = children.into_iter().map(bot_report).collect();
     check(&reports, "relay");
-    for r in &reports {
-        assert_eq!(r["relay"]["reconnects"], 1, "one reconnect: {r}");
-        assert_eq!(r["disconnected"], serde_json::json!([]), "{r}");
-        let resumed = r["resumed_at_unix_ms"]
-            .as_u64()
-            .expect("resumed_at_unix_ms");
-        println!(
-            "stalled {} ms; confirming again {} ms after the relay came back",
-            r["longest_stall_ms"],
-            resumed as i64 - back_at as i64
-        );
-        assert!(
-            resumed >= back_at,
-            "the longest stall is the outage (it ended after the relay came back): {r}"
-        );
-    }
+    ricochet_tests::processes::assert_rode_out_a_relay_restart(&reports, back_at);
 }
 
 /// A desync planted in one bot's simulation at frame 733, with checksums compared only every
@@ -412,38 +397,17 @@ fn a_planted_desync_is_traced_to_its_frame_and_field() {
         bundles.push(written[0].as_str().unwrap().to_string());
     }
     for (i, bundle) in bundles.iter().enumerate() {
-        let out = Command::new(bin("ricochet-desync"))
-            .args([bundle.as_str(), "--rerun"])
-            .output()
-            .expect("run ricochet-desync");
-        let text = String::from_utf8_lossy(&out.stdout);
-        println!("{bundle}:\n{text}");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (text, local, remote) =
+            ricochet_tests::processes::desync_tool_on(std::path::Path::new(bundle));
         assert!(
             text.contains("first differing frame 733 (detected at checked frame 739)"),
             "{text}"
         );
         // Player 1 scored 1,000 more on the planted side only.
-        let line = text
-            .lines()
-            .find(|l| l.trim_start().starts_with("players[1].score:"))
-            .unwrap_or_else(|| panic!("no players[1].score difference:\n{text}"));
-        let values: Vec<u64> = line
-            .split(':')
-            .nth(1)
-            .unwrap()
-            .split(" vs ")
-            .map(|v| v.trim().parse().unwrap())
-            .collect();
-        let (local, remote) = (values[0], values[1]);
         if i == 1 {
-            assert_eq!(local, remote + 1000, "{line}");
+            assert_eq!(local, remote + 1000, "{text}");
         } else {
-            assert_eq!(remote, local + 1000, "{line}");
+            assert_eq!(remote, local + 1000, "{text}");
         }
         // This machine simulates like the sane bot (bot 0): re-running reproduces its checksum.
         let json: serde_json::Value =

@@ -350,35 +350,13 @@ fn a_desync_with_a_bot_is_offered_for_download_and_read_by_the_tool() {
     let bot = bot_report(bot);
     assert_eq!(bot["forensics"].as_array().map(Vec::len), Some(1), "{bot}");
     let bundle = drive.downloads[0].clone().expect("a download");
-    let tool = Command::new(bin("ricochet-desync"))
-        .arg(&bundle)
-        .arg("--rerun")
-        .output()
-        .expect("run ricochet-desync");
-    let text = String::from_utf8_lossy(&tool.stdout);
-    println!("{}:\n{text}", bundle.display());
-    assert!(
-        tool.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tool.stderr)
-    );
+    let (text, local, remote) = ricochet_tests::processes::desync_tool_on(&bundle);
     assert!(
         text.contains("first differing frame 733 (detected at checked frame 739)"),
         "{text}"
     );
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("players[1].score:"))
-        .unwrap_or_else(|| panic!("no players[1].score difference:\n{text}"));
-    let values: Vec<u64> = line
-        .split(':')
-        .nth(1)
-        .unwrap()
-        .split(" vs ")
-        .map(|v| v.trim().parse().unwrap())
-        .collect();
     // The tab is the sane side: the bot's player 1 scored 1,000 more.
-    assert_eq!(values[1], values[0] + 1000, "{line}");
+    assert_eq!(remote, local + 1000, "{text}");
     // The wasm simulation and this machine's agree: re-running reproduces the tab's checksum.
     let rerun = text
         .lines()

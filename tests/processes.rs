@@ -248,6 +248,81 @@ pub fn http_get_text(addr: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Each bot of a match whose relay restarted once (back listening at `back_at`, Unix ms)
+/// reconnected once, lost nobody, and confirmed frames again after the relay was back (its
+/// longest stall is the outage); prints how long that took.
+pub fn assert_rode_out_a_relay_restart(reports: &[serde_json::Value], back_at: u64) {
+    for r in reports {
+        assert_eq!(r["relay"]["reconnects"], 1, "one reconnect: {r}");
+        assert_eq!(r["disconnected"], serde_json::json!([]), "{r}");
+        let resumed = r["resumed_at_unix_ms"]
+            .as_u64()
+            .expect("resumed_at_unix_ms");
+        println!(
+            "stalled {} ms; confirming again {} ms after the relay came back",
+            r["longest_stall_ms"],
+            resumed as i64 - back_at as i64
+        );
+        assert!(
+            resumed >= back_at,
+            "the longest stall is the outage (it ended after the relay came back): {r}"
+        );
+    }
+}
+
+/// Runs `ricochet-desync --rerun` on `bundle` and returns what it printed, and the two values
+/// of the `players[1].score` difference it names (this side's, the other's).
+pub fn desync_tool_on(bundle: &Path) -> (String, u64, u64) {
+    let out = Command::new(bin("ricochet-desync"))
+        .arg(bundle)
+        .arg("--rerun")
+        .output()
+        .expect("run ricochet-desync");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{}:\n{text}", bundle.display());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("players[1].score:"))
+        .unwrap_or_else(|| panic!("no players[1].score difference:\n{text}"));
+    let values: Vec<u64> = line
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split(" vs ")
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    (text.clone(), values[0], values[1])
+}
+
+/// The number in environment variable `name` (for benchmark run counts), or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// Builds the bot and both servers in release mode (for the benchmarks, which run from
+/// `target/release`).
+pub fn build_release_binaries() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-q"])
+        .args(["-p", "ricochet-bot", "-p", "ricochet-signaling"])
+        .args(["-p", "ricochet-relay"])
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building the release binaries failed");
+}
+
 /// The wall-clock time in milliseconds since the Unix epoch (what bots report times in).
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()

@@ -26,7 +26,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ricochet_tests::netns::{spawn_peer, Host, NatLab, PublicServers};
-use ricochet_tests::processes::{bot_output, target_dir, unix_ms, Proc, Servers, TEST_SECRET};
+use ricochet_tests::processes::{
+    bot_output, build_release_binaries, env_usize, target_dir, unix_ms, Proc, Servers, TEST_SECRET,
+};
 use serde_json::Value;
 
 /// Frames of the match the relay restarts under (20 s at 60 Hz).
@@ -339,33 +341,6 @@ fn scenario(name: &'static str, mut place: Place<'_>, runs: usize) -> Row {
         scenario: name,
         runs,
     }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
-        })
-        .unwrap_or(default)
-}
-
-fn build_release_binaries() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-q"])
-        .args([
-            "-p",
-            "ricochet-bot",
-            "-p",
-            "ricochet-signaling",
-            "-p",
-            "ricochet-relay",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building the release binaries failed");
 }
 
 fn main() {

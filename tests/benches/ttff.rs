@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use ricochet_tests::netns::{spawn_peer, Host, NatLab};
-use ricochet_tests::processes::{free_port, target_dir, wait_listening, Proc, TEST_SECRET};
+use ricochet_tests::processes::{
+    build_release_binaries, env_usize, free_port, target_dir, wait_listening, Proc, TEST_SECRET,
+};
 use serde_json::Value;
 
 /// Frames each peer plays (the measure is over long before).
@@ -192,33 +194,6 @@ fn scenario(name: &'static str, place: &Place<'_>, runs: usize, baseline_runs: u
         ours: Series { values: ours },
         baseline: Series { values: baseline },
     }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
-        })
-        .unwrap_or(default)
-}
-
-fn build_release_binaries() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-q"])
-        .args([
-            "-p",
-            "ricochet-bot",
-            "-p",
-            "ricochet-signaling",
-            "-p",
-            "ricochet-relay",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building the release binaries failed");
 }
 
 fn loopback_servers(dir: &Path) -> (String, Proc, Proc) {

@@ -114,14 +114,7 @@ fn rerun(b: &ForensicBundle) -> anyhow::Result<()> {
         serde_json::from_slice(&base.bytes).context("the saved state is not the demo game's")?;
     let size = std::mem::size_of::<Input>();
     for (i, hex) in b.inputs.iter().enumerate() {
-        let bytes = (0..hex.len())
-            .step_by(2)
-            .map(|j| {
-                hex.get(j..j + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
-            .context("inputs are not hex")?;
+        let bytes = from_hex(hex).context("inputs are not hex")?;
         if bytes.len() != b.players * (size + 1) {
             bail!(
                 "frame {}: {} input bytes, expected {}",
@@ -145,14 +138,7 @@ fn rerun(b: &ForensicBundle) -> anyhow::Result<()> {
         game.advance(&inputs);
     }
     if let Some(hex) = &b.replay {
-        let bytes = (0..hex.len())
-            .step_by(2)
-            .map(|j| {
-                hex.get(j..j + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
-            .context("the replay is not hex")?;
+        let bytes = from_hex(hex).context("the replay is not hex")?;
         let replay = ricochet::Replay::from_bytes(&bytes).context("reading the replay")?;
         match replay.play(&mut Arena::new(b.players)) {
             Ok(frames) => println!(
@@ -175,4 +161,15 @@ fn rerun(b: &ForensicBundle) -> anyhow::Result<()> {
         b.base_frame, b.frame
     );
     Ok(())
+}
+
+/// The bytes of hex text (`None` if it is not hex).
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|j| {
+            hex.get(j..j + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
 }
