@@ -76,4 +76,5 @@ targets!(
     stun,
     stun_limiter,
     session_description,
+    forensics,
 );
