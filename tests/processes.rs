@@ -185,6 +185,10 @@ impl RelayPool {
                 (addr, proc)
             })
             .collect();
+        // Listening before signaling's first health check, so that every relay starts healthy.
+        for (addr, _) in &relays {
+            wait_listening(addr);
+        }
         let signaling_addr = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(dir.join("ricochet-signaling"));
         cmd.args(["--addr", &signaling_addr]);
@@ -198,9 +202,6 @@ impl RelayPool {
                 .spawn()
                 .expect("start ricochet-signaling"),
         );
-        for (addr, _) in &relays {
-            wait_listening(addr);
-        }
         wait_listening(&signaling_addr);
         RelayPool {
             signaling_url: format!("ws://{signaling_addr}"),
