@@ -209,10 +209,7 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
             out.push(TAG_CHECKSUMS);
             put_varint(out, zigzag(*first_frame as i128));
             put_varint(out, *interval as u128);
-            put_varint(out, checksums.len() as u128);
-            for c in checksums {
-                out.extend_from_slice(&c.to_le_bytes());
-            }
+            put_checksums(out, checksums);
         }
         Control::ForensicChecksums {
             first_frame,
@@ -220,10 +217,7 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
         } => {
             out.push(TAG_FORENSIC_CHECKSUMS);
             put_varint(out, zigzag(*first_frame as i128));
-            put_varint(out, checksums.len() as u128);
-            for c in checksums {
-                out.extend_from_slice(&c.to_le_bytes());
-            }
+            put_checksums(out, checksums);
         }
         Control::StateChunk {
             frame,
@@ -249,6 +243,14 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
     }
 }
 
+/// A count, then each checksum as 8 bytes little-endian.
+fn put_checksums(out: &mut Vec<u8>, checksums: &[u64]) {
+    put_varint(out, checksums.len() as u128);
+    for c in checksums {
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+}
+
 /// Decodes one packet.
 pub fn decode(bytes: &[u8]) -> Result<Packet, WireError> {
     if bytes.len() > MAX_PACKET {
@@ -270,37 +272,21 @@ fn decode_control(bytes: &[u8]) -> Result<Control, WireError> {
     let tag = d.take(1)?[0];
     let msg = match tag {
         TAG_CHECKSUMS => {
-            let first_frame =
-                i32::try_from(unzigzag(d.varint()?)).map_err(|_| WireError::BadVarint)?;
+            let first_frame = d.frame()?;
             let interval = u32::try_from(d.varint()?).map_err(|_| WireError::BadVarint)?;
             if interval == 0 {
                 return Err(WireError::Invalid("checksum interval 0".into()));
             }
-            let count = d.len_prefix(8)?;
-            let mut checksums = Vec::with_capacity(count);
-            for _ in 0..count {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(d.take(8)?);
-                checksums.push(u64::from_le_bytes(b));
-            }
             Control::Checksums {
                 first_frame,
                 interval,
-                checksums,
+                checksums: d.checksums()?,
             }
         }
-        TAG_FORENSIC_CHECKSUMS => {
-            let first_frame = d.frame()?;
-            let count = d.len_prefix(8)?;
-            let mut checksums = Vec::with_capacity(count);
-            for _ in 0..count {
-                checksums.push(d.u64_le()?);
-            }
-            Control::ForensicChecksums {
-                first_frame,
-                checksums,
-            }
-        }
+        TAG_FORENSIC_CHECKSUMS => Control::ForensicChecksums {
+            first_frame: d.frame()?,
+            checksums: d.checksums()?,
+        },
         TAG_STATE_CHUNK => {
             let frame = d.frame()?;
             let checksum = d.u64_le()?;
@@ -631,6 +617,12 @@ impl<'de> Decoder<'de> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(b))
+    }
+
+    /// What [`put_checksums`] wrote.
+    fn checksums(&mut self) -> Result<Vec<u64>, WireError> {
+        let count = self.len_prefix(8)?;
+        (0..count).map(|_| self.u64_le()).collect()
     }
 
     fn len_prefix(&mut self, min_item: usize) -> Result<usize, WireError> {
