@@ -311,6 +311,19 @@ pub fn desync_tool_on(bundle: &Path) -> (String, u64, u64) {
     (text.clone(), values[0], values[1])
 }
 
+/// Today's date (UTC, `YYYY-MM-DD`) and the one-minute load average, for a benchmark's
+/// report.
+pub fn run_stamp() -> (String, String) {
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_string();
+    (date, load)
+}
+
 /// The number in environment variable `name` (for benchmark run counts), or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
