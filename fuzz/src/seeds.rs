@@ -138,6 +138,8 @@ fn signaling_client_frames() -> Vec<Vec<u8>> {
             meta: json!({"name": "ann", "team": 2, "ready": true, "x": [1.5, -0.0, null]}),
         }),
         signaling::ClientFrame::Ricochet(ClientMessage::RenewTicket),
+        signaling::ClientFrame::Ricochet(ClientMessage::SetReady { ready: true }),
+        signaling::ClientFrame::Ricochet(ClientMessage::Start),
     ]
     .iter()
     .map(|f| f.to_json().into_bytes())
@@ -173,6 +175,23 @@ fn signaling_server_frames() -> Vec<Vec<u8>> {
                 token: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
                 grace_secs: 10,
             }),
+            lobby: Some(ricochet_protocol::signaling::Lobby {
+                host: Some(peer(1)),
+                min_players: 2,
+                started: true,
+                late_join: false,
+                ready: vec![peer(1), peer(2)],
+                roster: Some(vec![peer(1), peer(2)]),
+            }),
+            labels: [("mode".to_owned(), "duel".to_owned())].into(),
+        }),
+        ServerFrame::Ricochet(ServerMessage::PeerReady {
+            peer: peer(2),
+            ready: true,
+        }),
+        ServerFrame::Ricochet(ServerMessage::Host { peer: peer(2) }),
+        ServerFrame::Ricochet(ServerMessage::Started {
+            roster: vec![peer(1), peer(2)],
         }),
         ServerFrame::Ricochet(ServerMessage::PeerJoined(member.clone())),
         ServerFrame::Ricochet(ServerMessage::PeerLeft { peer: peer(5) }),

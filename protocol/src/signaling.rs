@@ -42,6 +42,50 @@ pub const EXTENSION_TAG: &str = "Ricochet";
 pub const MIN_QUICK_MATCH_SIZE: u8 = 2;
 /// Largest `?next=N` group size, and the largest player limit of any match.
 pub const MAX_MATCH_PLAYERS: u8 = crate::MAX_PLAYERS as u8;
+/// Most labels a match carries (and required properties a quick-match join names).
+pub const MAX_LABELS: usize = 8;
+/// Longest label key, in bytes (`a-z 0-9 _ - .`).
+pub const MAX_LABEL_KEY_LEN: usize = 32;
+/// Longest label value, in bytes of UTF-8.
+pub const MAX_LABEL_VALUE_LEN: usize = 128;
+/// Longest match password, in bytes of UTF-8.
+pub const MAX_PASSWORD_LEN: usize = 64;
+
+/// A match's labels: short string properties (game, version, mode, region, free text) that
+/// `GET /matches` filters on and quick-match groups by. Keys are 1..=[`MAX_LABEL_KEY_LEN`]
+/// characters of `a-z 0-9 _ - .`; values at most [`MAX_LABEL_VALUE_LEN`] bytes; at most
+/// [`MAX_LABELS`] entries ([`check_labels`]).
+pub type Labels = std::collections::BTreeMap<String, String>;
+
+/// Whether `key` may name a label: 1..=[`MAX_LABEL_KEY_LEN`] characters of `a-z 0-9 _ - .`.
+pub fn valid_label_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_LABEL_KEY_LEN
+        && key.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+        })
+}
+
+/// Checks labels against the rules of [`Labels`]; the error says which rule failed.
+pub fn check_labels(labels: &Labels) -> Result<(), String> {
+    if labels.len() > MAX_LABELS {
+        return Err(format!("at most {MAX_LABELS} labels, got {}", labels.len()));
+    }
+    for (key, value) in labels {
+        if !valid_label_key(key) {
+            return Err(format!(
+                "label key {key:?} must be 1..={MAX_LABEL_KEY_LEN} characters of a-z 0-9 _ - ."
+            ));
+        }
+        if value.len() > MAX_LABEL_VALUE_LEN {
+            return Err(format!(
+                "label {key:?} is {} bytes, the most is {MAX_LABEL_VALUE_LEN}",
+                value.len()
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The ID of a match: 128 random bits chosen by the signaling server.
 ///
@@ -165,6 +209,26 @@ pub struct Rejoin {
     pub grace_secs: u64,
 }
 
+/// The lobby of a match (named rooms and created matches; quick-match groups have none, they
+/// start when full): who hosts, who is ready, and whether the host has started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lobby {
+    /// The member who may start the match: the longest present (the first to join; when it
+    /// leaves, the next in join order).
+    pub host: Option<PeerId>,
+    /// Ready members needed to start.
+    pub min_players: u8,
+    /// Whether the host has started the match.
+    pub started: bool,
+    /// Whether members may join after the start.
+    pub late_join: bool,
+    /// The members marked ready, in join order.
+    pub ready: Vec<PeerId>,
+    /// The session's players, fixed at the start (the members ready then, in join order);
+    /// `null` before the start.
+    pub roster: Option<Vec<PeerId>>,
+}
+
 /// A Ricochet extension message from the server (sent as `{"Ricochet": <message>}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -185,6 +249,12 @@ pub enum ServerMessage {
         /// server keeps no memberships of dropped connections).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rejoin: Option<Rejoin>,
+        /// The match's lobby (absent for quick-match groups).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lobby: Option<Lobby>,
+        /// The match's labels (absent when it has none).
+        #[serde(default, skip_serializing_if = "Labels::is_empty")]
+        labels: Labels,
     },
     /// Someone joined the match (sent after matchbox's `NewPeer`).
     PeerJoined(Member),
@@ -195,6 +265,25 @@ pub enum ServerMessage {
     },
     /// A member changed its metadata (only sent when it actually changed).
     PeerMeta(Member),
+    /// A member marked itself ready or not ready (sent to everyone, the member included, only
+    /// when it changed).
+    PeerReady {
+        /// Who.
+        peer: PeerId,
+        /// Ready now or not.
+        ready: bool,
+    },
+    /// The host left and `peer` hosts now (sent after the old host's `peer_left`).
+    Host {
+        /// The new host.
+        peer: PeerId,
+    },
+    /// The host started the match: `roster` are its players, the members that were ready, in
+    /// join order.
+    Started {
+        /// The session's players.
+        roster: Vec<PeerId>,
+    },
     /// The relay URL and a fresh ticket: sent after `Welcome` and as the answer to
     /// [`ClientMessage::RenewTicket`].
     Ticket(RelayGrant),
@@ -219,6 +308,15 @@ pub enum ClientMessage {
     },
     /// Asks for a fresh relay ticket; answered with [`ServerMessage::Ticket`].
     RenewTicket,
+    /// Marks the sender ready (or not) in the lobby; everyone hears [`ServerMessage::PeerReady`]
+    /// if it changed.
+    SetReady {
+        /// Ready or not.
+        ready: bool,
+    },
+    /// The host starts the match once at least `min_players` members are ready; everyone
+    /// hears [`ServerMessage::Started`].
+    Start,
 }
 
 /// Machine-readable error codes, used both in [`ServerMessage::Error`] and in HTTP error bodies.
@@ -281,6 +379,19 @@ pub enum ErrorCode {
     /// `?rejoin=`: the token does not verify, or the membership it names is gone (it left,
     /// or its grace period ran out). HTTP 404 before the upgrade: join afresh.
     RejoinRefused,
+    /// The match has a password and the join gave none or another one (HTTP 403 before the
+    /// upgrade).
+    WrongPassword,
+    /// The match has started and does not take members after the start (HTTP 409).
+    MatchStarted,
+    /// `start` from a member that is not the host.
+    NotHost,
+    /// `start` while fewer than the match's `min_players` members are ready.
+    NotEnoughReady,
+    /// `start` or `set_ready` after the match started.
+    AlreadyStarted,
+    /// `set_ready` or `start` in a quick-match group, which has no lobby (it starts when full).
+    NoLobby,
     /// A code this version does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -407,6 +518,18 @@ pub struct CreateMatch {
     /// A small JSON object shown in the listing (default `null`).
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// Ready members the host needs to start, `2..=max_players` (default 2).
+    #[serde(default)]
+    pub min_players: Option<u8>,
+    /// Joining needs this password (1..=[`MAX_PASSWORD_LEN`] bytes); default none.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The match's labels ([`Labels`]); default none.
+    #[serde(default)]
+    pub labels: Labels,
+    /// Whether members may join after the start (default `false`).
+    #[serde(default)]
+    pub late_join: bool,
 }
 
 fn default_true() -> bool {
@@ -424,6 +547,18 @@ pub struct CreatedMatch {
     pub max_players: u8,
     /// Listed or not.
     pub public: bool,
+    /// Ready members needed to start.
+    #[serde(default)]
+    pub min_players: u8,
+    /// Its labels.
+    #[serde(default)]
+    pub labels: Labels,
+    /// Whether joining needs a password.
+    #[serde(default)]
+    pub locked: bool,
+    /// Whether members may join after the start.
+    #[serde(default)]
+    pub late_join: bool,
 }
 
 /// One entry of `GET /matches`.
@@ -437,6 +572,18 @@ pub struct MatchInfo {
     pub max_players: u8,
     /// The metadata given at creation, or `null`.
     pub metadata: Option<Value>,
+    /// Ready members needed to start.
+    #[serde(default)]
+    pub min_players: u8,
+    /// Its labels.
+    #[serde(default)]
+    pub labels: Labels,
+    /// Whether joining needs a password.
+    #[serde(default)]
+    pub locked: bool,
+    /// Whether the host has started it.
+    #[serde(default)]
+    pub started: bool,
 }
 
 /// Answer to `GET /matches`: one page of public created matches, in ascending ID order.
@@ -551,6 +698,70 @@ mod tests {
     }
 
     #[test]
+    fn lobby_messages_on_the_wire() {
+        let peer = PeerId(uuid::Uuid::from_u128(1));
+        let p = "00000000-0000-0000-0000-000000000001";
+        for (msg, text) in [
+            (
+                ServerMessage::PeerReady { peer, ready: true },
+                format!(r#"{{"type":"peer_ready","peer":"{p}","ready":true}}"#),
+            ),
+            (
+                ServerMessage::Host { peer },
+                format!(r#"{{"type":"host","peer":"{p}"}}"#),
+            ),
+            (
+                ServerMessage::Started { roster: vec![peer] },
+                format!(r#"{{"type":"started","roster":["{p}"]}}"#),
+            ),
+        ] {
+            let json = ServerFrame::Ricochet(msg.clone()).to_json();
+            assert_eq!(json, format!(r#"{{"Ricochet":{text}}}"#));
+            assert_eq!(
+                ServerFrame::from_json(&json).unwrap(),
+                ServerFrame::Ricochet(msg)
+            );
+        }
+        for (text, msg) in [
+            (
+                r#"{"type":"set_ready","ready":false}"#,
+                ClientMessage::SetReady { ready: false },
+            ),
+            (r#"{"type":"start"}"#, ClientMessage::Start),
+        ] {
+            let frame = ClientFrame::from_json(&format!(r#"{{"Ricochet":{text}}}"#)).unwrap();
+            assert_eq!(frame, ClientFrame::Ricochet(msg));
+        }
+        // A welcome from an older server (no lobby, no labels) still decodes.
+        let old = format!(
+            r#"{{"Ricochet":{{"type":"welcome","match_id":"{}","name":null,"max_players":2,"members":[]}}}}"#,
+            "ab".repeat(16)
+        );
+        assert!(matches!(
+            ServerFrame::from_json(&old).unwrap(),
+            ServerFrame::Ricochet(ServerMessage::Welcome { lobby: None, .. })
+        ));
+    }
+
+    #[test]
+    fn label_rules() {
+        let ok = Labels::from([
+            ("game".to_owned(), "dots".to_owned()),
+            ("v-1.2_x".to_owned(), "é".repeat(64)),
+        ]);
+        assert!(check_labels(&ok).is_ok());
+        for bad in [
+            Labels::from([("Game".to_owned(), String::new())]),
+            Labels::from([(String::new(), String::new())]),
+            Labels::from([("k".repeat(33), String::new())]),
+            Labels::from([("k".to_owned(), "v".repeat(129))]),
+            (0..9).map(|i| (format!("k{i}"), String::new())).collect(),
+        ] {
+            assert!(check_labels(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn match_list_shape() {
         let list = MatchList {
             matches: vec![MatchInfo {
@@ -558,6 +769,10 @@ mod tests {
                 players: 1,
                 max_players: 4,
                 metadata: None,
+                min_players: 2,
+                labels: Labels::from([("mode".to_owned(), "duel".to_owned())]),
+                locked: false,
+                started: false,
             }],
             next: Some(MatchId::from_bytes([1; 16])),
         };
@@ -565,7 +780,7 @@ mod tests {
         assert_eq!(
             json,
             format!(
-                r#"{{"matches":[{{"id":"{id}","players":1,"max_players":4,"metadata":null}}],"next":"{id}"}}"#,
+                r#"{{"matches":[{{"id":"{id}","players":1,"max_players":4,"metadata":null,"min_players":2,"labels":{{"mode":"duel"}},"locked":false,"started":false}}],"next":"{id}"}}"#,
                 id = "01".repeat(16)
             )
         );

@@ -105,6 +105,14 @@ pub(crate) const PRESENCE_FRAME_OVERHEAD: usize = 160;
 /// Upper bound on `IdAssigned`, `ticket` and the fixed part of `welcome` together, without the
 /// relay URL, room name and members, in bytes.
 const INITIAL_FRAMES_OVERHEAD: usize = 1024;
+/// Upper bound on the lobby and labels of a `welcome`, in bytes: the labels with every value
+/// byte escaped (`\u00XX`), the ready list and roster of a full match, and the field names.
+const WELCOME_LOBBY_BYTES: usize = ricochet_protocol::signaling::MAX_LABELS
+    * (ricochet_protocol::signaling::MAX_LABEL_KEY_LEN
+        + 6 * ricochet_protocol::signaling::MAX_LABEL_VALUE_LEN
+        + 8)
+    + 2 * ricochet_protocol::signaling::MAX_MATCH_PLAYERS as usize * 40
+    + 256;
 
 /// Everything [`crate::run`] needs to know. Build with [`Config::new`] (the ticket secret,
 /// every other setting at its `DEFAULT_*` constant: no relay URL, no static files, any origin),
@@ -900,15 +908,21 @@ impl Config {
         // Everyone present at the start can leave or change its metadata, and so can everyone
         // who joins meanwhile (each with a fresh metadata and signal budget).
         let members = others.saturating_add(joins);
+        // Lobby frames: ready changes share the metadata budget (the member's own included, since
+        // it hears its own), each leave can hand the host on (one `host` frame), and `started`
+        // (a roster of up to 16 peers) is counted as two frames.
         let presence_frames = joins
             .saturating_mul(2)
             .saturating_add(members.saturating_mul(2))
-            .saturating_add(members.saturating_mul(n(self.meta_burst)));
+            .saturating_add(members.saturating_add(1).saturating_mul(n(self.meta_burst)))
+            .saturating_add(members)
+            .saturating_add(2);
         let signal_frames = members.saturating_mul(n(self.signal_burst));
         let presence_frame_bytes = PRESENCE_FRAME_OVERHEAD.saturating_add(self.max_meta_size);
         let initial_bytes = INITIAL_FRAMES_OVERHEAD
             .saturating_add(self.relay_urls.iter().map(String::len).max().unwrap_or(0))
             .saturating_add(crate::server::MAX_ROOM_NAME_LEN)
+            .saturating_add(WELCOME_LOBBY_BYTES)
             .saturating_add(usize::from(MAX_MATCH_PLAYERS).saturating_mul(presence_frame_bytes));
         let queue_frames = INITIAL_FRAMES
             .saturating_add(presence_frames)
@@ -920,8 +934,10 @@ impl Config {
         let others = others as f64;
         // Joins and leaves: 2 frames each, `match_join_rate` of each per second; metadata: every
         // present member at `meta_rate`, plus a fresh burst per joiner; signals likewise.
-        let presence_per_sec = 4.0 * f(self.match_join_rate)
-            + others * f(self.meta_rate)
+        // A leave may also hand the host on (one more frame), and the member's own ready
+        // changes come back to it.
+        let presence_per_sec = 5.0 * f(self.match_join_rate)
+            + (others + 1.0) * f(self.meta_rate)
             + f(self.match_join_rate) * f(self.meta_burst);
         let signals_per_sec =
             others * f(self.signal_rate) + f(self.match_join_rate) * f(self.signal_burst);
@@ -965,14 +981,14 @@ mod rate_limit_tests {
     fn the_default_receiver_load_is_what_the_protocol_docs_say() {
         let load = Config::for_tests().receiver_load();
         // docs/PROTOCOL.md, section 1.2, quotes these.
-        assert_eq!(load.queue_frames, 1373);
-        assert_eq!(load.queue_bytes, 1_326_720);
-        assert_eq!(load.frames_per_sec, 535.0);
-        assert_eq!(load.bytes_per_sec, 514_400.0);
+        assert_eq!(load.queue_frames, 1414);
+        assert_eq!(load.queue_bytes, 1_362_272);
+        assert_eq!(load.frames_per_sec, 546.0);
+        assert_eq!(load.bytes_per_sec, 521_792.0);
         let mut with_url = Config::for_tests();
         with_url.set_relay_url(Some("wss://relay.example")).unwrap();
-        assert_eq!(with_url.receiver_load().queue_bytes, 1_326_720 + 19);
-        assert_eq!(Config::for_tests().outbound_queue_frames(), 1373);
+        assert_eq!(with_url.receiver_load().queue_bytes, 1_362_272 + 19);
+        assert_eq!(Config::for_tests().outbound_queue_frames(), 1414);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::metrics::{MessageKind, Rejection};
-use crate::registry::{Joined, Outbound, Routed};
+use crate::registry::{Joined, LobbyRefusal, Outbound, Routed};
 use crate::server::{now_unix_ms, Shared};
 
 /// A send to a client that takes longer than this means the client is gone or not reading.
@@ -364,6 +364,16 @@ async fn handle(socket: &mut WebSocket, membership: &Membership, message: Messag
                         .await
                     }
                 },
+                ClientMessage::SetReady { ready } => {
+                    let done = shared
+                        .registry()
+                        .set_ready(me, ready, Instant::now().into_std());
+                    lobby_reply(socket, shared, done).await
+                }
+                ClientMessage::Start => {
+                    let done = shared.registry().start(me);
+                    lobby_reply(socket, shared, done).await
+                }
                 // Future client messages this server does not know.
                 #[allow(unreachable_patterns)]
                 _ => reply_error(socket, ErrorCode::BadRequest, "unsupported message".into()).await,
@@ -372,4 +382,49 @@ async fn handle(socket: &mut WebSocket, membership: &Membership, message: Messag
         #[allow(unreachable_patterns)]
         _ => Flow::Continue,
     }
+}
+
+/// Tells the sender why its lobby request was refused (nothing changed, nobody else hears).
+async fn lobby_reply(
+    socket: &mut WebSocket,
+    shared: &Shared,
+    done: Result<(), LobbyRefusal>,
+) -> Flow {
+    let Err(why) = done else {
+        return Flow::Continue;
+    };
+    let c = &shared.config;
+    let (code, message) = match why {
+        LobbyRefusal::NotHost => (
+            ErrorCode::NotHost,
+            "only the host (the member present longest) can start the match".to_owned(),
+        ),
+        LobbyRefusal::NotEnoughReady { ready, needed } => (
+            ErrorCode::NotEnoughReady,
+            format!("{ready} members are ready, the match needs {needed} to start"),
+        ),
+        LobbyRefusal::AlreadyStarted => (
+            ErrorCode::AlreadyStarted,
+            "the match has already started".to_owned(),
+        ),
+        LobbyRefusal::NoLobby => (
+            ErrorCode::NoLobby,
+            "a quick-match group has no lobby: it starts when it is full".to_owned(),
+        ),
+        LobbyRefusal::RateLimited => {
+            shared.metrics.reject(Rejection::MetaRateLimited);
+            return reply_error(
+                socket,
+                ErrorCode::MetaRateLimited,
+                format!(
+                    "ready not changed: ready and metadata changes together at most {} at once, \
+                     then {} per second",
+                    c.meta_burst, c.meta_rate
+                ),
+            )
+            .await;
+        }
+    };
+    shared.metrics.reject(Rejection::LobbyRefused);
+    reply_error(socket, code, message).await
 }

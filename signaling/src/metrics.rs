@@ -30,6 +30,9 @@ pub(crate) enum Rejection {
     SignalRateLimited,
     MetaRateLimited,
     RejoinRefused,
+    WrongPassword,
+    MatchStarted,
+    LobbyRefused,
 }
 
 impl Rejection {
@@ -57,6 +60,9 @@ impl Rejection {
             Rejection::SignalRateLimited => "signal_rate_limited",
             Rejection::MetaRateLimited => "meta_rate_limited",
             Rejection::RejoinRefused => "rejoin_refused",
+            Rejection::WrongPassword => "wrong_password",
+            Rejection::MatchStarted => "match_started",
+            Rejection::LobbyRefused => "lobby_refused",
         }
     }
 }

@@ -19,8 +19,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
+use hmac::{Hmac, Mac};
 use ricochet_protocol::signaling::{
-    MatchId, Member, Rejoin, RelayGrant, ServerFrame, ServerMessage,
+    Labels, Lobby, MatchId, Member, Rejoin, RelayGrant, ServerFrame, ServerMessage,
+    MIN_QUICK_MATCH_SIZE,
 };
 use ricochet_protocol::{PeerId, Ticket, TicketClaims};
 use ricochet_server_kit::{AddressCounts, RateMap, SlotCaps, SlotRefusal, TokenBucket};
@@ -44,15 +46,56 @@ pub(crate) enum Target {
     Name(String),
     /// A match created by `POST /matches`.
     Id(MatchId),
-    /// `/<room>?next=N`: groups of `size` formed in arrival order.
-    Quick { room: String, size: u8 },
+    /// `/<room>?next=N&key=value...`: groups of `size` formed in arrival order, among joiners
+    /// naming exactly the same required properties.
+    Quick {
+        room: String,
+        size: u8,
+        props: Labels,
+    },
 }
+
+/// The key of a quick-match queue: room name, group size, required properties.
+type QuickKey = (String, u8, Labels);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     Named(String),
     Created,
     Quick { room: String, size: u8 },
+}
+
+/// The lobby settings and state of a named room or created match.
+#[derive(Debug)]
+struct LobbyState {
+    min_players: u8,
+    late_join: bool,
+    /// The session's players, fixed by the host's `start`.
+    roster: Option<Vec<PeerId>>,
+    /// HMAC of the password under the registry's password key, compared in constant time.
+    password: Option<[u8; 32]>,
+}
+
+/// What `POST /matches` asks of a new match besides its ID.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NewMatch {
+    pub(crate) public: bool,
+    pub(crate) max_players: u8,
+    pub(crate) min_players: u8,
+    pub(crate) metadata: Option<Value>,
+    pub(crate) password: Option<String>,
+    pub(crate) labels: Labels,
+    pub(crate) late_join: bool,
+}
+
+/// Why a lobby request (`set_ready`, `start`) was refused; the sender is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LobbyRefusal {
+    NotHost,
+    NotEnoughReady { ready: usize, needed: u8 },
+    AlreadyStarted,
+    NoLobby,
+    RateLimited,
 }
 
 #[derive(Debug)]
@@ -73,6 +116,17 @@ struct Match {
     /// The relay of the pool its tickets name (assigned at its first ticket, moved when that
     /// relay stops answering).
     relay: Option<usize>,
+    /// Labels: given at creation, or a quick-match group's required properties.
+    labels: Arc<Labels>,
+    /// The lobby (named rooms and created matches; quick-match groups have none). The host is
+    /// always `members[0]`, the longest present.
+    lobby: Option<LobbyState>,
+}
+
+impl Match {
+    fn started(&self) -> bool {
+        self.lobby.as_ref().is_some_and(|l| l.roster.is_some())
+    }
 }
 
 #[derive(Debug)]
@@ -102,6 +156,8 @@ struct Slot {
     /// rejoin token, and a dropped connection keeps its place. Stock matchbox clients leave at
     /// once, as before.
     rejoinable: bool,
+    /// Marked ready in the lobby.
+    ready: bool,
 }
 
 /// What one member may still signal to one other member: frames and bytes.
@@ -174,6 +230,10 @@ pub(crate) struct Listed {
     pub(crate) players: u8,
     pub(crate) max_players: u8,
     pub(crate) metadata: Option<Arc<Value>>,
+    pub(crate) min_players: u8,
+    pub(crate) labels: Arc<Labels>,
+    pub(crate) locked: bool,
+    pub(crate) started: bool,
 }
 
 /// One page of `GET /matches`.
@@ -210,6 +270,10 @@ pub(crate) enum Refusal {
     MatchJoinRateLimited,
     /// A rejoin token that does not verify, or whose membership is gone.
     RejoinRefused,
+    /// The match has a password and the join gave none or another one.
+    WrongPassword,
+    /// The match has started and takes nobody after the start.
+    MatchStarted,
 }
 
 impl Refusal {
@@ -225,6 +289,8 @@ impl Refusal {
             Refusal::JoinRateLimited => Rejection::JoinRateLimited,
             Refusal::MatchJoinRateLimited => Rejection::MatchJoinRateLimited,
             Refusal::RejoinRefused => Rejection::RejoinRefused,
+            Refusal::WrongPassword => Rejection::WrongPassword,
+            Refusal::MatchStarted => Rejection::MatchStarted,
         }
     }
 }
@@ -378,7 +444,7 @@ pub(crate) struct Registry {
     peers: HashMap<PeerId, Slot>,
     matches: HashMap<MatchId, Match>,
     names: HashMap<String, MatchId>,
-    filling: HashMap<(String, u8), MatchId>,
+    filling: HashMap<QuickKey, MatchId>,
     /// Open connections (members) in total and per address, under the WebSocket caps.
     connections: AddressCounts,
     /// Public created matches in ID order, for listing pages (the only record of which
@@ -391,6 +457,16 @@ pub(crate) struct Registry {
     metrics: std::sync::Arc<Metrics>,
     /// The number of the next connection to take a membership.
     next_conn: u64,
+    /// Key of the HMAC that match passwords are kept as (random per process): the registry
+    /// never holds a password itself.
+    password_key: [u8; 32],
+}
+
+/// The HMAC-SHA256 of `password` under `key`.
+fn password_mac(key: &[u8; 32], password: &str) -> Hmac<sha2::Sha256> {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(password.as_bytes());
+    mac
 }
 
 fn frame(f: ServerFrame) -> Outbound {
@@ -421,6 +497,7 @@ impl Registry {
             policy: Policy::new(config),
             metrics,
             next_conn: 1,
+            password_key: rand::random(),
         }
     }
 
@@ -435,9 +512,7 @@ impl Registry {
     pub(crate) fn create(
         &mut self,
         id: MatchId,
-        public: bool,
-        max_players: u8,
-        metadata: Option<Value>,
+        new: NewMatch,
         creator: IpAddr,
         now: Instant,
     ) -> Result<(), Refusal> {
@@ -455,21 +530,34 @@ impl Registry {
             // A fresh ID that collides is refused, never merged (2^-128).
             return Err(Refusal::TooManyMatches);
         }
+        let password = new.password.as_deref().map(|p| {
+            password_mac(&self.password_key, p)
+                .finalize()
+                .into_bytes()
+                .into()
+        });
         self.matches.insert(
             id,
             Match {
                 kind: Kind::Created,
-                max_players,
-                metadata: metadata.map(Arc::new),
+                max_players: new.max_players,
+                metadata: new.metadata.map(Arc::new),
                 members: Vec::new(),
                 joined_once: false,
                 creator: Some(creator),
                 joins: bucket(self.policy.match_joins, now),
                 relay: None,
+                labels: Arc::new(new.labels),
+                lobby: Some(LobbyState {
+                    min_players: new.min_players,
+                    late_join: new.late_join,
+                    roster: None,
+                    password,
+                }),
             },
         );
         *self.created_per_ip.entry(creator).or_insert(0) += 1;
-        if public {
+        if new.public {
             self.public.insert(id);
         }
         self.update_gauges();
@@ -510,7 +598,7 @@ impl Registry {
                 }
             }
             Kind::Quick { room, size } => {
-                let key = (room, size);
+                let key = (room, size, (*m.labels).clone());
                 if self.filling.get(&key) == Some(&id) {
                     self.filling.remove(&key);
                 }
@@ -527,6 +615,7 @@ impl Registry {
         after: Option<MatchId>,
         limit: usize,
         open_only: bool,
+        filters: &Labels,
     ) -> Page {
         let start = match after {
             Some(id) => Bound::Excluded(id),
@@ -547,11 +636,21 @@ impl Registry {
             if open_only && m.members.len() >= usize::from(m.max_players) {
                 continue;
             }
+            if filters
+                .iter()
+                .any(|(k, v)| m.labels.get(k).is_none_or(|have| have != v))
+            {
+                continue;
+            }
             page.matches.push(Listed {
                 id: *id,
                 players: m.members.len() as u8,
                 max_players: m.max_players,
                 metadata: m.metadata.clone(),
+                min_players: m.lobby.as_ref().map_or(m.max_players, |l| l.min_players),
+                labels: m.labels.clone(),
+                locked: m.lobby.as_ref().is_some_and(|l| l.password.is_some()),
+                started: m.started(),
             });
         }
         if ids.peek().is_none() {
@@ -563,7 +662,7 @@ impl Registry {
     /// The same page with owned entries (tests).
     #[cfg(test)]
     fn list_all(&self) -> Vec<ricochet_protocol::signaling::MatchInfo> {
-        self.list_public(None, usize::MAX, false)
+        self.list_public(None, usize::MAX, false, &Labels::new())
             .matches
             .into_iter()
             .map(|l| ricochet_protocol::signaling::MatchInfo {
@@ -571,6 +670,10 @@ impl Registry {
                 players: l.players,
                 max_players: l.max_players,
                 metadata: l.metadata.map(|m| (*m).clone()),
+                min_players: l.min_players,
+                labels: (*l.labels).clone(),
+                locked: l.locked,
+                started: l.started,
             })
             .collect()
     }
@@ -590,9 +693,9 @@ impl Registry {
         let existing = match target {
             Target::Id(id) => Some(self.matches.get(id).ok_or(Refusal::UnknownMatch)?),
             Target::Name(name) => self.names.get(name).and_then(|id| self.matches.get(id)),
-            Target::Quick { room, size } => self
+            Target::Quick { room, size, props } => self
                 .filling
-                .get(&(room.clone(), *size))
+                .get(&(room.clone(), *size, props.clone()))
                 .and_then(|id| self.matches.get(id)),
         };
         match existing {
@@ -600,6 +703,9 @@ impl Registry {
                 players: m.members.len() as u8,
                 max: m.max_players,
             }),
+            Some(m) if m.started() && !m.lobby.as_ref().is_some_and(|l| l.late_join) => {
+                Err(Refusal::MatchStarted)
+            }
             Some(_) => Ok(()),
             None if self.matches.len() >= self.limits.max_matches => Err(Refusal::TooManyMatches),
             None => Ok(()),
@@ -620,6 +726,7 @@ impl Registry {
         &mut self,
         target: &Target,
         ip: IpAddr,
+        password: Option<&str>,
         meta: Option<Value>,
         rejoinable: bool,
         fresh: (PeerId, MatchId),
@@ -639,9 +746,22 @@ impl Registry {
         let existing = match target {
             Target::Id(id) => Some(*id),
             Target::Name(name) => self.names.get(name).copied(),
-            Target::Quick { room, size } => self.filling.get(&(room.clone(), *size)).copied(),
+            Target::Quick { room, size, props } => self
+                .filling
+                .get(&(room.clone(), *size, props.clone()))
+                .copied(),
         };
         if let Some(m) = existing.and_then(|id| self.matches.get_mut(&id)) {
+            // After the address's join rate, so that guessing is as slow as joining.
+            if let Some(expected) = m.lobby.as_ref().and_then(|l| l.password.as_ref()) {
+                let given = password.unwrap_or_default();
+                if password_mac(&self.password_key, given)
+                    .verify_slice(expected)
+                    .is_err()
+                {
+                    return Err(Refusal::WrongPassword);
+                }
+            }
             if !m.joins.take(now) {
                 return Err(Refusal::MatchJoinRateLimited);
             }
@@ -661,22 +781,28 @@ impl Registry {
                     new_match_id
                 }
             },
-            Target::Quick { room, size } => match self.filling.get(&(room.clone(), *size)) {
-                Some(id) => *id,
-                None => {
-                    self.filling.insert((room.clone(), *size), new_match_id);
-                    self.insert_match(
-                        new_match_id,
-                        Kind::Quick {
-                            room: room.clone(),
-                            size: *size,
-                        },
-                        *size,
-                        now,
-                    );
-                    new_match_id
+            Target::Quick { room, size, props } => {
+                let key = (room.clone(), *size, props.clone());
+                match self.filling.get(&key) {
+                    Some(id) => *id,
+                    None => {
+                        self.filling.insert(key, new_match_id);
+                        self.insert_match(
+                            new_match_id,
+                            Kind::Quick {
+                                room: room.clone(),
+                                size: *size,
+                            },
+                            *size,
+                            now,
+                        );
+                        if let Some(m) = self.matches.get_mut(&new_match_id) {
+                            m.labels = Arc::new(props.clone());
+                        }
+                        new_match_id
+                    }
                 }
-            },
+            }
         };
         let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(self.policy.queue_frames));
         let Some(m) = self.matches.get_mut(&match_id) else {
@@ -706,7 +832,8 @@ impl Registry {
         if let Kind::Quick { room, size } = &m.kind {
             if full {
                 // The group is formed: the next joiner starts a new one.
-                self.filling.remove(&(room.clone(), *size));
+                self.filling
+                    .remove(&(room.clone(), *size, (*m.labels).clone()));
             }
             m.joined_once = full;
         } else {
@@ -723,6 +850,7 @@ impl Registry {
             peer: new_peer_id,
             meta: meta.clone(),
         });
+        let (lobby, labels) = self.lobby_of(match_id);
         // The queue is fresh and larger than 3 (and its byte cap counts the largest welcome
         // and ticket), so these cannot fail.
         let queued = Arc::new(AtomicUsize::new(0));
@@ -736,6 +864,8 @@ impl Registry {
                 rejoin: rejoinable
                     .then(|| ticketing.rejoin(match_id, new_peer_id))
                     .flatten(),
+                lobby,
+                labels,
             }),
         ];
         let relay = self.relay_for(match_id, ticketing);
@@ -762,6 +892,7 @@ impl Registry {
                 conn: self.next_conn,
                 away: false,
                 rejoinable,
+                ready: false,
             },
         );
         let conn = self.next_conn;
@@ -828,6 +959,7 @@ impl Registry {
             Kind::Quick { room, .. } => Some(room.clone()),
             Kind::Created => None,
         };
+        let (lobby, labels) = self.lobby_of(match_id);
         let welcome = [
             frame(ServerFrame::IdAssigned(peer)),
             ext(ServerMessage::Welcome {
@@ -836,6 +968,8 @@ impl Registry {
                 max_players: m.max_players,
                 members,
                 rejoin: ticketing.rejoin(match_id, peer),
+                lobby,
+                labels,
             }),
         ];
         let (seat, max_players) = (slot.seat, m.max_players);
@@ -925,7 +1059,6 @@ impl Registry {
         self.matches.insert(
             id,
             Match {
-                kind,
                 max_players,
                 metadata: None,
                 members: Vec::new(),
@@ -933,6 +1066,14 @@ impl Registry {
                 creator: None,
                 joins: bucket(self.policy.match_joins, now),
                 relay: None,
+                labels: Arc::default(),
+                lobby: matches!(kind, Kind::Named(_)).then_some(LobbyState {
+                    min_players: MIN_QUICK_MATCH_SIZE,
+                    late_join: false,
+                    roster: None,
+                    password: None,
+                }),
+                kind,
             },
         );
     }
@@ -996,12 +1137,14 @@ impl Registry {
         let Some(m) = self.matches.get_mut(&slot.match_id) else {
             return cut;
         };
+        let was_host = m.lobby.is_some() && m.members.first() == Some(&peer);
         m.members.retain(|p| *p != peer);
         if m.members.is_empty() {
             self.drop_match(slot.match_id);
             return cut;
         }
         let rest = m.members.clone();
+        let host = was_host.then(|| ext(ServerMessage::Host { peer: rest[0] }));
         for other in &rest {
             if let Some(s) = self.peers.get_mut(other) {
                 s.signal_budgets.retain(|(to, _)| *to != peer);
@@ -1012,8 +1155,122 @@ impl Registry {
         for other in rest {
             self.push(other, left.clone(), &mut cut);
             self.push(other, left_ext.clone(), &mut cut);
+            if let Some(host) = &host {
+                self.push(other, host.clone(), &mut cut);
+            }
         }
         cut
+    }
+
+    /// The lobby (as presence shows it) and the labels of a match.
+    fn lobby_of(&self, match_id: MatchId) -> (Option<Lobby>, Labels) {
+        let Some(m) = self.matches.get(&match_id) else {
+            return (None, Labels::new());
+        };
+        let lobby = m.lobby.as_ref().map(|l| Lobby {
+            host: m.members.first().copied(),
+            min_players: l.min_players,
+            started: l.roster.is_some(),
+            late_join: l.late_join,
+            ready: m
+                .members
+                .iter()
+                .filter(|p| self.peers.get(p).is_some_and(|s| s.ready))
+                .copied()
+                .collect(),
+            roster: l.roster.clone(),
+        });
+        (lobby, (*m.labels).clone())
+    }
+
+    /// Sends `text` to every member of `match_id`.
+    fn announce(&mut self, match_id: MatchId, text: Outbound) {
+        let Some(m) = self.matches.get(&match_id) else {
+            return;
+        };
+        let mut cut = Vec::new();
+        for p in &m.members {
+            self.push(*p, text.clone(), &mut cut);
+        }
+        self.cut_off(cut);
+        self.update_gauges();
+    }
+
+    /// Marks `peer` ready or not in its match's lobby and tells everyone (itself included) if
+    /// that changed. Changes share the member's metadata budget.
+    pub(crate) fn set_ready(
+        &mut self,
+        peer: PeerId,
+        ready: bool,
+        now: Instant,
+    ) -> Result<(), LobbyRefusal> {
+        let Some(slot) = self.peers.get(&peer) else {
+            return Ok(());
+        };
+        let match_id = slot.match_id;
+        let Some(m) = self.matches.get(&match_id) else {
+            return Ok(());
+        };
+        if m.lobby.is_none() {
+            return Err(LobbyRefusal::NoLobby);
+        }
+        if m.started() {
+            return Err(LobbyRefusal::AlreadyStarted);
+        }
+        let Some(slot) = self.peers.get_mut(&peer) else {
+            return Ok(());
+        };
+        if slot.ready == ready {
+            return Ok(());
+        }
+        if !slot.meta_budget.take(now) {
+            return Err(LobbyRefusal::RateLimited);
+        }
+        slot.ready = ready;
+        self.announce(match_id, ext(ServerMessage::PeerReady { peer, ready }));
+        Ok(())
+    }
+
+    /// The host starts its match: the ready members, in join order, become the roster, and
+    /// everyone hears `started`.
+    pub(crate) fn start(&mut self, peer: PeerId) -> Result<(), LobbyRefusal> {
+        let Some(match_id) = self.peers.get(&peer).map(|s| s.match_id) else {
+            return Ok(());
+        };
+        let Some(m) = self.matches.get(&match_id) else {
+            return Ok(());
+        };
+        let Some(lobby) = &m.lobby else {
+            return Err(LobbyRefusal::NoLobby);
+        };
+        if lobby.roster.is_some() {
+            return Err(LobbyRefusal::AlreadyStarted);
+        }
+        if m.members.first() != Some(&peer) {
+            return Err(LobbyRefusal::NotHost);
+        }
+        let roster: Vec<PeerId> = m
+            .members
+            .iter()
+            .filter(|p| self.peers.get(p).is_some_and(|s| s.ready))
+            .copied()
+            .collect();
+        if roster.len() < usize::from(lobby.min_players) {
+            return Err(LobbyRefusal::NotEnoughReady {
+                ready: roster.len(),
+                needed: lobby.min_players,
+            });
+        }
+        if let Some(lobby) = self
+            .matches
+            .get_mut(&match_id)
+            .and_then(|m| m.lobby.as_mut())
+        {
+            lobby.roster = Some(roster.clone());
+        }
+        tracing::info!(%match_id, players = roster.len(), "match started");
+        self.announce(match_id, ext(ServerMessage::Started { roster }));
+        Ok(())
     }
 
     /// Delivers an already-encoded `Signal` from `from` to `to` if both are in one match and
@@ -1163,10 +1420,20 @@ mod tests {
         )
     }
 
+    fn created(public: bool, max_players: u8) -> NewMatch {
+        NewMatch {
+            public,
+            max_players,
+            min_players: 2,
+            ..NewMatch::default()
+        }
+    }
+
     fn join(r: &mut Registry, target: &Target, n: u128) -> Joined {
         r.join(
             target,
             IP,
+            None,
             None,
             false,
             ids(n),
@@ -1207,6 +1474,7 @@ mod tests {
             .join(
                 &room,
                 IP,
+                None,
                 None,
                 true,
                 ids(2),
@@ -1365,6 +1633,7 @@ mod tests {
         let pairs = Target::Quick {
             room: "q".into(),
             size: 2,
+            props: Labels::new(),
         };
         let a = join(&mut r, &pairs, 1);
         let b = join(&mut r, &pairs, 2);
@@ -1379,6 +1648,7 @@ mod tests {
         let trios = Target::Quick {
             room: "q".into(),
             size: 3,
+            props: Labels::new(),
         };
         let e = join(&mut r, &trios, 5);
         let f = join(&mut r, &trios, 6);
@@ -1390,7 +1660,7 @@ mod tests {
         r.leave(e.peer, e.conn);
         r.leave(g.peer, g.conn);
         assert!(!r.matches.contains_key(&e.match_id));
-        assert!(!r.filling.contains_key(&("q".to_string(), 3)));
+        assert!(!r.filling.contains_key(&("q".to_string(), 3, Labels::new())));
     }
 
     #[test]
@@ -1404,6 +1674,7 @@ mod tests {
             r.join(
                 &room,
                 IP,
+                None,
                 None,
                 false,
                 ids(5),
@@ -1420,6 +1691,7 @@ mod tests {
             .join(
                 &other,
                 IP,
+                None,
                 None,
                 false,
                 ids(1),
@@ -1454,7 +1726,7 @@ mod tests {
     fn unjoined_created_matches_expire_joined_ones_do_not() {
         let mut r = registry(64);
         let (_, id) = ids(10);
-        r.create(id, true, 2, None, IP, Instant::now()).unwrap();
+        r.create(id, created(true, 2), IP, Instant::now()).unwrap();
         assert_eq!(r.list_all().len(), 1);
         let a = join(&mut r, &Target::Id(id), 1);
         r.expire_unjoined(id);
@@ -1462,7 +1734,8 @@ mod tests {
         r.leave(a.peer, a.conn);
         assert!(r.list_all().is_empty());
         let (_, id2) = ids(11);
-        r.create(id2, false, 2, None, IP, Instant::now()).unwrap();
+        r.create(id2, created(false, 2), IP, Instant::now())
+            .unwrap();
         assert!(r.list_all().is_empty(), "private");
         r.expire_unjoined(id2);
         assert_eq!(
@@ -1498,7 +1771,7 @@ mod tests {
         let mut n = 0;
         let mut create = |r: &mut Registry, who: IpAddr, at: Instant| {
             n += 1;
-            r.create(mid(n), true, 4, None, who, at).map(|()| mid(n))
+            r.create(mid(n), created(true, 4), who, at).map(|()| mid(n))
         };
         let first = create(&mut r, a, t0).unwrap();
         for _ in 1..10 {
@@ -1533,6 +1806,7 @@ mod tests {
                 &Target::Id(joined.unwrap()),
                 ip(9),
                 None,
+                None,
                 false,
                 ids(900),
                 &ticketing(),
@@ -1555,10 +1829,11 @@ mod tests {
         let mut r = with_config(3, Config::for_tests());
         let t0 = Instant::now();
         for n in 1..=3 {
-            r.create(mid(n), true, 2, None, ip(n as u32), t0).unwrap();
+            r.create(mid(n), created(true, 2), ip(n as u32), t0)
+                .unwrap();
         }
         assert_eq!(
-            r.create(mid(4), true, 2, None, ip(4), t0),
+            r.create(mid(4), created(true, 2), ip(4), t0),
             Err(Refusal::TooManyMatches)
         );
     }
@@ -1576,26 +1851,66 @@ mod tests {
         for k in 0..20 {
             let room = Target::Name(format!("own-{k}"));
             let j = r
-                .join(&room, ip(1), None, false, fresh(), &ticketing(), 0, t0)
+                .join(
+                    &room,
+                    ip(1),
+                    None,
+                    None,
+                    false,
+                    fresh(),
+                    &ticketing(),
+                    0,
+                    t0,
+                )
                 .unwrap();
             r.leave(j.peer, j.conn);
         }
         let room = Target::Name("own-x".into());
         assert_eq!(
-            r.join(&room, ip(1), None, false, fresh(), &ticketing(), 0, t0)
-                .err(),
+            r.join(
+                &room,
+                ip(1),
+                None,
+                None,
+                false,
+                fresh(),
+                &ticketing(),
+                0,
+                t0
+            )
+            .err(),
             Some(Refusal::JoinRateLimited)
         );
         let later = t0 + Duration::from_millis(200);
         assert!(r
-            .join(&room, ip(1), None, false, fresh(), &ticketing(), 0, later)
+            .join(
+                &room,
+                ip(1),
+                None,
+                None,
+                false,
+                fresh(),
+                &ticketing(),
+                0,
+                later
+            )
             .is_ok());
 
         // One match, joined and left by many addresses: 20 joins at once (the member's
         // included), then 10 per second, whoever joins.
         let busy = Target::Name("busy".into());
         let mut member = r
-            .join(&busy, ip(100), None, false, fresh(), &ticketing(), 0, t0)
+            .join(
+                &busy,
+                ip(100),
+                None,
+                None,
+                false,
+                fresh(),
+                &ticketing(),
+                0,
+                t0,
+            )
             .unwrap();
         let mut churn = |r: &mut Registry, at: Instant, from: u32| {
             let mut accepted = 0;
@@ -1603,6 +1918,7 @@ mod tests {
                 match r.join(
                     &busy,
                     ip(from + k),
+                    None,
                     None,
                     false,
                     fresh(),
@@ -1646,7 +1962,7 @@ mod tests {
             // IDs in no particular order of creation.
             let id = mid(n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
             let listed = n % 26 != 0;
-            r.create(id, listed, 2, None, IP, t0).unwrap();
+            r.create(id, created(listed, 2), IP, t0).unwrap();
             if listed {
                 public.push(id);
             }
@@ -1657,7 +1973,7 @@ mod tests {
         // Every public match exactly once, in ID order, 200 at a time.
         let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
         loop {
-            let page = r.list_public(after, 200, false);
+            let page = r.list_public(after, 200, false, &Labels::new());
             assert!(page.matches.len() <= 200);
             seen.extend(page.matches.iter().map(|m| m.id));
             pages += 1;
@@ -1668,7 +1984,7 @@ mod tests {
         }
         assert_eq!(seen, public);
         assert_eq!(pages, 13);
-        let first = r.list_public(None, 50, false);
+        let first = r.list_public(None, 50, false, &Labels::new());
         assert_eq!(first.matches.len(), 50);
         assert_eq!(first.next, Some(public[49]));
         // Fill the first 1,100 public matches (in ID order): an `open` listing skips them, and
@@ -1681,6 +1997,7 @@ mod tests {
                     &Target::Id(*id),
                     IP,
                     None,
+                    None,
                     false,
                     ids(n),
                     &ticketing(),
@@ -1690,20 +2007,23 @@ mod tests {
                 .unwrap();
             }
         }
-        let page = r.list_public(None, 50, true);
+        let page = r.list_public(None, 50, true, &Labels::new());
         assert!(page.matches.is_empty());
         assert_eq!(page.next, Some(public[MAX_LIST_SCAN - 1]));
-        let page = r.list_public(page.next, 50, true);
+        let page = r.list_public(page.next, 50, true, &Labels::new());
         assert_eq!(
             page.matches.iter().map(|m| m.id).collect::<Vec<_>>(),
             public[1100..1150]
         );
         assert!(page.matches.iter().all(|m| m.players == 0));
-        assert_eq!(r.list_public(None, 50, false).matches[0].players, 2);
+        assert_eq!(
+            r.list_public(None, 50, false, &Labels::new()).matches[0].players,
+            2
+        );
         // The last page has no next; a cursor past the end gives an empty last page.
-        let tail = r.list_public(Some(public[2450]), 200, false);
+        let tail = r.list_public(Some(public[2450]), 200, false, &Labels::new());
         assert_eq!((tail.matches.len(), tail.next), (49, None));
-        let end = r.list_public(Some(mid(u128::MAX)), 200, false);
+        let end = r.list_public(Some(mid(u128::MAX)), 200, false, &Labels::new());
         assert!(end.matches.is_empty() && end.next.is_none());
     }
 
@@ -1727,6 +2047,7 @@ mod tests {
             r.join(
                 &room,
                 ip(n as u32),
+                None,
                 Some(meta(n)),
                 false,
                 ids(n as u128),
@@ -1780,6 +2101,7 @@ mod tests {
                 match r.join(
                     &room,
                     ip(next),
+                    None,
                     Some(meta(next as usize)),
                     false,
                     ids(next.into()),

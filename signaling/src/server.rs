@@ -16,8 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use rand::Rng as _;
 use ricochet_protocol::signaling::{
-    check_meta, parse_meta, CreateMatch, CreatedMatch, ErrorCode, HttpError, MatchId,
-    MAX_MATCH_PLAYERS, MIN_QUICK_MATCH_SIZE,
+    check_labels, check_meta, parse_meta, valid_label_key, CreateMatch, CreatedMatch, ErrorCode,
+    HttpError, Labels, MatchId, MAX_MATCH_PLAYERS, MAX_PASSWORD_LEN, MIN_QUICK_MATCH_SIZE,
 };
 use ricochet_protocol::PeerId;
 use ricochet_server_kit::ip_prefix;
@@ -30,7 +30,7 @@ use tracing::Instrument as _;
 
 use crate::connection::{serve_connection, Membership};
 use crate::metrics::{Metrics, Rejection};
-use crate::registry::{Limits, Refusal, Registry, Target, Ticketing};
+use crate::registry::{Limits, NewMatch, Refusal, Registry, Target, Ticketing};
 use crate::{Config, Error};
 
 /// Longest room name, in characters.
@@ -305,6 +305,16 @@ fn refusal(shared: &Shared, r: Refusal) -> Response {
             "this rejoin token names no membership here (it left, its grace ran out, or the \
              token is not this server's): join afresh",
         ),
+        Refusal::WrongPassword => error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::WrongPassword,
+            "this match needs a password: pass it as ?password=, percent-encoded",
+        ),
+        Refusal::MatchStarted => error(
+            StatusCode::CONFLICT,
+            ErrorCode::MatchStarted,
+            "this match has started and takes no members after the start",
+        ),
         Refusal::MatchJoinRateLimited => retry_later(error(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::MatchJoinRateLimited,
@@ -345,14 +355,18 @@ struct ListQuery {
     after: Option<MatchId>,
     limit: usize,
     open_only: bool,
+    /// Label filters: every other parameter, `key=value`.
+    labels: Labels,
 }
 
-/// Parses `limit`, `after` and `open`; anything else, or any of them twice, is an error.
+/// Parses `limit`, `after` and `open`; every other parameter is a label filter whose key must
+/// be a valid label key. Any parameter twice is an error.
 fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, String> {
     let mut query = ListQuery {
         after: None,
         limit: DEFAULT_LIST_LIMIT,
         open_only: false,
+        labels: Labels::new(),
     };
     let mut seen: Vec<&str> = Vec::new();
     for (key, value) in pairs {
@@ -382,14 +396,19 @@ fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, String> {
                     _ => return Err(format!("open must be true or false, got {value:?}")),
                 }
             }
+            _ if valid_label_key(key) => {
+                query.labels.insert(key.clone(), value.clone());
+            }
             _ => {
                 return Err(format!(
-                    "unknown query parameter {key:?}: GET /matches takes limit, after and open"
+                    "unknown query parameter {key:?}: GET /matches takes limit, after, open and \
+                     label filters key=value (keys of 1..=32 characters of a-z 0-9 _ - .)"
                 ))
             }
         }
         seen.push(key.as_str());
     }
+    check_labels(&query.labels).map_err(|e| format!("label filters: {e}"))?;
     Ok(query)
 }
 
@@ -407,6 +426,10 @@ struct EntryBody<'a> {
     players: u8,
     max_players: u8,
     metadata: Option<&'a Value>,
+    min_players: u8,
+    labels: &'a Labels,
+    locked: bool,
+    started: bool,
 }
 
 /// `GET /matches?limit=N&after=ID&open=true`: one page of public created matches in ID order.
@@ -425,9 +448,10 @@ async fn list_matches(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
         Ok(q) => q,
         Err(message) => return bad(message),
     };
-    let page = shared
-        .registry()
-        .list_public(query.after, query.limit, query.open_only);
+    let page =
+        shared
+            .registry()
+            .list_public(query.after, query.limit, query.open_only, &query.labels);
     Json(PageBody {
         matches: page
             .matches
@@ -437,6 +461,10 @@ async fn list_matches(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
                 players: m.players,
                 max_players: m.max_players,
                 metadata: m.metadata.as_deref(),
+                min_players: m.min_players,
+                labels: &m.labels,
+                locked: m.locked,
+                started: m.started,
             })
             .collect(),
         next: page.next,
@@ -466,12 +494,38 @@ async fn create_match(
             return bad(format!("metadata: {e}"));
         }
     }
+    let min_players = req.min_players.unwrap_or(MIN_QUICK_MATCH_SIZE);
+    if !(MIN_QUICK_MATCH_SIZE..=max_players).contains(&min_players) {
+        return bad(format!(
+            "min_players must be in 2..={max_players} (max_players), got {min_players}"
+        ));
+    }
+    if let Some(p) = &req.password {
+        if p.is_empty() || p.len() > MAX_PASSWORD_LEN {
+            // The password itself is never echoed.
+            return bad(format!(
+                "password must be 1..={MAX_PASSWORD_LEN} bytes, got {}",
+                p.len()
+            ));
+        }
+    }
+    if let Err(e) = check_labels(&req.labels) {
+        return bad(format!("labels: {e}"));
+    }
     let id = MatchId::from_bytes(rand::thread_rng().gen());
+    let locked = req.password.is_some();
+    let (public, labels, late_join) = (req.public, req.labels.clone(), req.late_join);
     let created = shared.registry().create(
         id,
-        req.public,
-        max_players,
-        req.metadata,
+        NewMatch {
+            public,
+            max_players,
+            min_players,
+            metadata: req.metadata,
+            password: req.password,
+            labels: req.labels,
+            late_join,
+        },
         ip_prefix(addr.ip()),
         Instant::now(),
     );
@@ -486,14 +540,18 @@ async fn create_match(
             shared.registry().expire_unjoined(id);
         }
     });
-    tracing::info!(match_id = %id, public = req.public, max_players, "match created");
+    tracing::info!(match_id = %id, public, max_players, min_players, locked, "match created");
     (
         StatusCode::CREATED,
         Json(CreatedMatch {
             id,
             path: format!("/{id}"),
             max_players,
-            public: req.public,
+            public,
+            min_players,
+            labels,
+            locked,
+            late_join,
         }),
     )
         .into_response()
@@ -549,6 +607,7 @@ fn parse_join(
             Some(size) => Target::Quick {
                 room: room.to_owned(),
                 size,
+                props: quick_properties(query).map_err(|m| (ErrorCode::BadRequest, m))?,
             },
             None => Target::Name(room.to_owned()),
         }
@@ -559,6 +618,21 @@ fn parse_join(
         );
     };
     Ok((target, meta))
+}
+
+/// Query parameters of a join that are not required properties of a quick match.
+const JOIN_PARAMETERS: [&str; 5] = ["next", "meta", "rejoinable", "rejoin", "password"];
+
+/// A quick-match join's required properties: every parameter that is not one of
+/// [`JOIN_PARAMETERS`], under the label rules.
+fn quick_properties(query: &HashMap<String, String>) -> Result<Labels, String> {
+    let props: Labels = query
+        .iter()
+        .filter(|(k, _)| !JOIN_PARAMETERS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    check_labels(&props).map_err(|e| format!("quick-match properties: {e}"))?;
+    Ok(props)
 }
 
 async fn room(
@@ -667,6 +741,7 @@ async fn room(
         shared.registry().join(
             &target,
             ip_prefix(ip),
+            query.get("password").map(String::as_str),
             meta,
             rejoinable,
             (peer_id, match_id),
@@ -737,7 +812,8 @@ mod tests {
             parse_join("lobby", &q(&[("next", "4")]), 512).unwrap().0,
             Target::Quick {
                 room: "lobby".into(),
-                size: 4
+                size: 4,
+                props: Labels::new(),
             }
         );
         let id = "0123456789abcdef0123456789abcdef";
@@ -776,7 +852,8 @@ mod tests {
             ListQuery {
                 after: None,
                 limit: DEFAULT_LIST_LIMIT,
-                open_only: false
+                open_only: false,
+                labels: Labels::new(),
             }
         );
         let id = "0123456789ABCDEF0123456789abcdef";
@@ -785,8 +862,19 @@ mod tests {
             ListQuery {
                 after: Some(id.parse().unwrap()),
                 limit: 200,
-                open_only: true
+                open_only: true,
+                labels: Labels::new(),
             }
+        );
+        // Every other parameter is a label filter.
+        assert_eq!(
+            parse_list_query(&pairs(&[("mode", "duel"), ("version", "3")]))
+                .unwrap()
+                .labels,
+            Labels::from([
+                ("mode".to_owned(), "duel".to_owned()),
+                ("version".to_owned(), "3".to_owned())
+            ])
         );
         assert!(
             !parse_list_query(&pairs(&[("open", "false")]))
@@ -803,7 +891,10 @@ mod tests {
             (&[("after", "é")], "after must be a match id"),
             (&[("after", &"g".repeat(32))], "after must be a match id"),
             (&[("open", "1")], "open must be true or false"),
-            (&[("offset", "3")], "unknown query parameter"),
+            (&[("Offset", "3")], "unknown query parameter"),
+            (&[("a b", "3")], "unknown query parameter"),
+            (&[("mode", &"x".repeat(129))], "label filters"),
+            (&[("mode", "a"), ("mode", "b")], "more than once"),
             (&[("open", "true"), ("open", "true")], "more than once"),
         ] {
             let err = parse_list_query(&pairs(bad)).unwrap_err();

@@ -174,7 +174,7 @@ async fn twenty_thousand_public_matches_are_listed_in_bounded_pages_without_stal
         ("?limit=ten", "limit must be a whole number in 1..=200"),
         ("?after=xyz", "after must be a match id"),
         ("?open=yes", "open must be true or false"),
-        ("?page=2", "unknown query parameter \"page\""),
+        ("?Page=2", "unknown query parameter \"Page\""),
         ("?limit=5&limit=6", "given more than once"),
     ] {
         let (status, body) = list(&server, query).await;
