@@ -83,3 +83,64 @@ async fn peers_connect_and_receive_match_and_relay_ticket() {
         assert_eq!(Some(claims.match_key), state.match_id);
     }
 }
+
+/// Waits until `check` holds for `info`'s state.
+async fn until(
+    info: &MatchInfo,
+    what: &str,
+    check: impl Fn(&ricochet::net::signaller::MatchState) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check(&info.snapshot()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            info.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lobby_through_the_signaller_ready_start_and_the_roster() {
+    let signaling = start_signaling("ws://127.0.0.1:3537/").await;
+    let url = format!("{signaling}/lobby-night");
+    let infos = [MatchInfo::default(), MatchInfo::default()];
+    let host = socket(&url, &infos[0]);
+    until(&infos[0], "the welcome", |s| s.lobby.is_some()).await;
+    let guest = socket(&url, &infos[1]);
+    for info in &infos {
+        until(info, "both members", |s| s.members.len() == 2).await;
+    }
+    let (a, b) = (infos[0].id().unwrap(), infos[1].id().unwrap());
+    assert!(infos[0].snapshot().is_host());
+    assert!(!infos[1].snapshot().is_host());
+    // The guest cannot start; the host cannot start before two are ready.
+    infos[1].start();
+    until(&infos[1], "not_host", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("NotHost"))
+    })
+    .await;
+    infos[0].set_ready(true);
+    infos[0].start();
+    until(&infos[0], "not_enough_ready", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("NotEnoughReady"))
+    })
+    .await;
+    infos[1].set_ready(true);
+    for info in &infos {
+        until(info, "both ready", |s| {
+            s.lobby.as_ref().unwrap().ready == vec![a, b]
+        })
+        .await;
+    }
+    infos[0].start();
+    for info in &infos {
+        until(info, "the start", |s| s.roster() == Some(&[a, b][..])).await;
+    }
+    drop((host, guest));
+}

@@ -17,7 +17,8 @@ use matchbox_socket::{
     SignallerBuilder, WebRtcSocket, WebRtcSocketBuilder,
 };
 use ricochet_protocol::signaling::{
-    ClientFrame, ClientMessage, Member, Rejoin, RelayGrant, ServerFrame, ServerMessage,
+    ClientFrame, ClientMessage, Labels, Lobby, Member, Rejoin, RelayGrant, ServerFrame,
+    ServerMessage,
 };
 use ricochet_protocol::PeerId;
 
@@ -56,6 +57,9 @@ struct Inner {
     watch: crate::net::rt::Watch,
     /// A fresh ticket was asked for ([`MatchInfo::request_ticket`]) and not yet sent.
     ticket_wanted: bool,
+    /// Lobby requests ([`MatchInfo::set_ready`], [`MatchInfo::start`]) not yet sent, oldest
+    /// first (at most a few: a newer `set_ready` replaces an unsent one).
+    outbox: Vec<ClientMessage>,
     /// Moves when a ticket is asked for: the signaller waits on it beside its WebSocket.
     requests: crate::net::rt::Watch,
 }
@@ -80,6 +84,23 @@ pub struct MatchState {
     pub rejoin: Option<Rejoin>,
     /// Times the signaller lost its connection and took its membership back.
     pub reconnects: u64,
+    /// The match's lobby: host, ready members, started roster (`None` for quick-match groups
+    /// and servers without lobbies).
+    pub lobby: Option<Lobby>,
+    /// The match's labels (or a quick-match group's required properties).
+    pub labels: Labels,
+}
+
+impl MatchState {
+    /// Whether this client hosts the lobby (and so may [`MatchInfo::start`] the match).
+    pub fn is_host(&self) -> bool {
+        self.id.is_some() && self.lobby.as_ref().and_then(|l| l.host) == self.id
+    }
+
+    /// The roster the host started the match with, once started.
+    pub fn roster(&self) -> Option<&[PeerId]> {
+        self.lobby.as_ref().and_then(|l| l.roster.as_deref())
+    }
 }
 
 /// matchbox takes one ICE server entry: all URLs, with the first credentials given (TURN
@@ -149,11 +170,42 @@ impl MatchInfo {
         inner.requests.bump();
     }
 
-    /// Takes a pending ticket request, or returns the version to wait on for the next one.
-    fn take_ticket_request(&self) -> Result<(), u64> {
+    /// Marks this member ready (or not) in the match's lobby (`set_ready`, sent by the
+    /// signaller). Everyone's view changes when the server confirms it
+    /// ([`MatchState::lobby`]); a refusal lands in [`MatchState::last_error`].
+    pub fn set_ready(&self, ready: bool) {
+        self.request(ClientMessage::SetReady { ready });
+    }
+
+    /// Asks the server to start the match (`start`): only the host may, once the lobby's
+    /// `min_players` members are ready. When it does, [`MatchState::roster`] is set for
+    /// everyone; a refusal (`not_host`, `not_enough_ready`, ...) lands in
+    /// [`MatchState::last_error`].
+    pub fn start(&self) {
+        self.request(ClientMessage::Start);
+    }
+
+    fn request(&self, msg: ClientMessage) {
+        let mut inner = self.lock();
+        if matches!(msg, ClientMessage::SetReady { .. }) {
+            inner
+                .outbox
+                .retain(|m| !matches!(m, ClientMessage::SetReady { .. }));
+        }
+        if inner.outbox.len() < 8 {
+            inner.outbox.push(msg);
+        }
+        inner.requests.bump();
+    }
+
+    /// Takes a pending request (a ticket first), or returns the version to wait on for the
+    /// next one.
+    fn take_request(&self) -> Result<ClientMessage, u64> {
         let mut inner = self.lock();
         if std::mem::take(&mut inner.ticket_wanted) {
-            Ok(())
+            Ok(ClientMessage::RenewTicket)
+        } else if !inner.outbox.is_empty() {
+            Ok(inner.outbox.remove(0))
         } else {
             Err(inner.requests.version())
         }
@@ -187,18 +239,51 @@ impl MatchInfo {
                 name,
                 members,
                 rejoin,
+                lobby,
+                labels,
                 ..
             } => {
                 s.match_id = Some(match_id.to_string());
                 s.name = name;
                 s.members = members;
                 s.rejoin = rejoin;
+                s.lobby = lobby;
+                s.labels = labels;
+            }
+            ServerMessage::PeerReady { peer, ready } => {
+                if let Some(lobby) = s.lobby.as_mut() {
+                    lobby.ready.retain(|p| *p != peer);
+                    if ready {
+                        lobby.ready.push(peer);
+                        // Kept in join order, as the server lists them.
+                        let order: Vec<PeerId> = s.members.iter().map(|m| m.peer).collect();
+                        lobby
+                            .ready
+                            .sort_by_key(|p| order.iter().position(|o| o == p));
+                    }
+                }
+            }
+            ServerMessage::Host { peer } => {
+                if let Some(lobby) = s.lobby.as_mut() {
+                    lobby.host = Some(peer);
+                }
+            }
+            ServerMessage::Started { roster } => {
+                if let Some(lobby) = s.lobby.as_mut() {
+                    lobby.started = true;
+                    lobby.roster = Some(roster);
+                }
             }
             ServerMessage::PeerJoined(member) => {
                 s.members.retain(|m| m.peer != member.peer);
                 s.members.push(member);
             }
-            ServerMessage::PeerLeft { peer } => s.members.retain(|m| m.peer != peer),
+            ServerMessage::PeerLeft { peer } => {
+                s.members.retain(|m| m.peer != peer);
+                if let Some(lobby) = s.lobby.as_mut() {
+                    lobby.ready.retain(|p| *p != peer);
+                }
+            }
             ServerMessage::PeerMeta(member) => {
                 if let Some(m) = s.members.iter_mut().find(|m| m.peer == member.peer) {
                     m.meta = member.meta;
@@ -394,11 +479,11 @@ impl Signaller for RicochetSignaller {
     async fn next_message(&mut self) -> Result<PeerEvent, SignalingError> {
         loop {
             // Each await here is on the stream or the request watch alone, so matchbox may
-            // cancel this future between messages without losing one. A ticket request is
-            // sent from here (matchbox only calls `send` with its own requests).
-            let next = match self.info.take_ticket_request() {
-                Ok(()) => {
-                    let text = ClientFrame::Ricochet(ClientMessage::RenewTicket).to_json();
+            // cancel this future between messages without losing one. Ticket and lobby requests
+            // are sent from here (matchbox only calls `send` with its own requests).
+            let next = match self.info.take_request() {
+                Ok(msg) => {
+                    let text = ClientFrame::Ricochet(msg).to_json();
                     self.ws.send(Outgoing::Text(text)).await.map_err(error)?;
                     continue;
                 }
