@@ -504,3 +504,56 @@ fn a_relay_of_a_pool_drains_mid_match_and_its_matches_move_to_the_other() {
     assert_eq!(moved, [false, true], "one match moved, the other stayed");
     assert_eq!(pool.matches_on(1), 0, "both matches are over");
 }
+
+/// The report of the bot that is not `r`, among two.
+fn other_of<'a>(reports: &'a [serde_json::Value], r: &serde_json::Value) -> &'a serde_json::Value {
+    reports
+        .iter()
+        .find(|o| o["peer"] != r["peer"])
+        .expect("another bot")
+}
+
+/// Issue 14, match messages without a game: two bots in `--messages 1000` mode (no ggrs
+/// session at all) each send 1,000 messages to everyone and receive the other's 1,000, each
+/// exactly once and in order, and exit 0 once all of theirs are acknowledged.
+fn two_bots_exchange_messages(room: &str, force_relay_first: bool) -> Vec<serde_json::Value> {
+    let _one = serial();
+    let servers = servers(&[]);
+    let reports = bots_each(&servers.signaling_url, room, 2, 1, |i| {
+        let mut args = vec!["--messages".to_string(), "1000".into()];
+        if i == 0 && force_relay_first {
+            args.push("--force-relay".into());
+        }
+        args
+    });
+    for r in &reports {
+        println!("{r}");
+        let other = other_of(&reports, r)["peer"].as_str().unwrap();
+        assert_eq!(r["messages_sent"], 1000, "{r}");
+        assert_eq!(r["in_order"], true, "{r}");
+        assert_eq!(r["duplicates"], 0, "{r}");
+        let received = r["messages_received"]
+            .as_object()
+            .expect("messages_received");
+        assert_eq!(received.len(), 1, "{r}");
+        assert_eq!(received[other], 1000, "{r}");
+    }
+    reports
+}
+
+#[test]
+fn two_bots_exchange_1000_messages_one_of_them_relay_only() {
+    // Bot 0 forces the relay: it never makes a WebRTC connection, like a relay-only
+    // JavaScript client, so the pair's messages all go through the relay.
+    let reports = two_bots_exchange_messages("messages-relay", true);
+    for r in &reports {
+        let other = other_of(&reports, r)["peer"].as_str().unwrap();
+        assert_eq!(r["paths"][other], "relay", "{r}");
+    }
+}
+
+#[test]
+fn two_bots_exchange_1000_messages() {
+    // Both may go direct: the messages start over the relay and follow the pair's path.
+    two_bots_exchange_messages("messages-direct", false);
+}

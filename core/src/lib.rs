@@ -17,6 +17,9 @@
 //!   (also usable alone, under bevy_ggrs).
 //! - [`link`]: the per-peer path logic without I/O (sequence numbers, copies, relay or direct,
 //!   agreement between the two ends).
+//! - [`messages`]: match messages, reliable and ordered with an op code, to everyone, one
+//!   member or a set, beside the session ([`Session::send_message`], [`Event::Message`]) or
+//!   without one ([`Messenger`]).
 //! - [`sim`]: the simulated network, and both paths on it.
 //! - `net` (default feature `net`): joining a match ([`Match`],
 //!   [`join`]), the signaling and relay clients, and
@@ -76,6 +79,7 @@
 pub mod game;
 pub mod limits;
 pub mod link;
+pub mod messages;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod session;
@@ -84,6 +88,7 @@ pub mod wire;
 
 pub use game::{EncodedState, Game, InputStatus, PodInput, StateFormat};
 pub use limits::MAX_PLAYERS;
+pub use messages::{Message, MessageError, Messenger, Recipients};
 #[cfg(feature = "net")]
 pub use net::{join, JoinOptions, Joined, Match, MatchDriver, PathSocket};
 pub use ricochet_protocol as protocol;

@@ -27,6 +27,7 @@
 //! | [`stun_limiter`] | `signaling::stun::ReplyLimiter` (sources and times from the input) | the STUN port |
 //! | [`session_description`] | `signaller::usable_session_description` | peers (offers and answers relayed by signaling) |
 //! | [`forensics`] | `session::forensics::Forensics` (desync forensics messages) | peers |
+//! | [`match_messages`] | `messages::MessageStreams` (match messages and acks) | peers |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -63,6 +64,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("stun_limiter", stun_limiter),
     ("session_description", session_description),
     ("forensics", forensics),
+    ("match_messages", match_messages),
 ];
 
 /// The target called `name`.
@@ -991,6 +993,139 @@ pub fn forensics(data: &[u8]) {
             {
                 assert!(s.bytes.len() <= MAX_STATE_BYTES);
             }
+        }
+    }
+}
+
+/// Match messages fed by peers: member 0's streams (members 1 and 2) receive the control
+/// messages the input decodes to, from addresses 0 to 3 (itself and a stranger too),
+/// interleaved with its own sends, polls on a clock the input moves, and reads. A refused send
+/// queues nothing and is refused for the documented reason; it sends only to members, one
+/// stream each, only messages it was given and only those within the first 64 not yet
+/// acknowledged, within the data limit, and acks only of streams it was sent; it delivers
+/// only members' messages, at most [`ricochet::messages::MAX_UNREAD`] unread.
+pub fn match_messages(data: &[u8]) {
+    use ricochet::messages::{
+        MessageError, MessageStreams, Recipients, MAX_IN_FLIGHT, MAX_MESSAGE_DATA, MAX_QUEUED,
+        MAX_UNREAD,
+    };
+    use ricochet::wire::{self, Control, Packet};
+    use std::collections::HashMap;
+    let mut r = Reader::new(data);
+    let mut s = MessageStreams::<u8>::new(r.u64());
+    s.add_member(1);
+    s.add_member(2);
+    let mut now = Instant::now();
+    // Messages given for each member so far; the streams heard from each address; our stream
+    // to each member.
+    let mut queued: HashMap<u8, u64> = HashMap::new();
+    let mut heard: HashMap<u8, Vec<u32>> = HashMap::new();
+    let mut ours: HashMap<u8, u32> = HashMap::new();
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        match r.u8() % 4 {
+            0 => {
+                let from = r.u8() % 4;
+                let len = usize::from(r.u16() % 2200);
+                let bytes = r.bytes(len);
+                if let Ok(Packet::Control(msg)) = wire::decode(bytes) {
+                    if let Control::Message { stream, .. } = msg {
+                        heard.entry(from).or_default().push(stream);
+                    }
+                    s.handle(&from, &msg);
+                }
+            }
+            1 => {
+                let to = match r.u8() % 5 {
+                    0 => Recipients::Everyone,
+                    1 => Recipients::One(1),
+                    2 => Recipients::One(3),
+                    3 => Recipients::Set(vec![2, 1, 2]),
+                    _ => Recipients::Set(vec![]),
+                };
+                let op = r.u8();
+                let len = usize::from(r.u16() % 2100);
+                let before = [s.unacknowledged(&1), s.unacknowledged(&2)];
+                let targets: Vec<u8> = match &to {
+                    Recipients::Everyone => vec![1, 2],
+                    Recipients::One(p) => vec![*p],
+                    Recipients::Set(set) => {
+                        let mut set = set.clone();
+                        set.sort_unstable();
+                        set.dedup();
+                        set
+                    }
+                    _ => unreachable!("no other recipients are built here"),
+                };
+                match s.send(to, op, &vec![op; len]) {
+                    Ok(()) => {
+                        assert!(len <= MAX_MESSAGE_DATA && !targets.contains(&3));
+                        for (i, p) in [1u8, 2].into_iter().enumerate() {
+                            let more = usize::from(targets.contains(&p));
+                            assert_eq!(s.unacknowledged(&p), before[i] + more);
+                            *queued.entry(p).or_default() += more as u64;
+                        }
+                    }
+                    Err(e) => {
+                        match e {
+                            MessageError::TooLarge { .. } => assert!(len > MAX_MESSAGE_DATA),
+                            MessageError::UnknownRecipient { .. } => {
+                                assert!(targets.contains(&3))
+                            }
+                            MessageError::QueueFull { .. } => {
+                                assert!(before.iter().any(|&n| n >= MAX_IN_FLIGHT + MAX_QUEUED))
+                            }
+                            other => panic!("{other}"),
+                        }
+                        let after = [s.unacknowledged(&1), s.unacknowledged(&2)];
+                        assert_eq!(before, after, "a refused send queued something");
+                    }
+                }
+            }
+            2 => {
+                now += Duration::from_millis(u64::from(r.u8()) * 4);
+                while let Some((to, msg)) = s.poll_transmit(now) {
+                    assert!(to == 1 || to == 2, "sent to a non-member {to}");
+                    wire::encode_control(&msg, &mut out);
+                    assert_eq!(wire::decode(&out), Ok(Packet::Control(msg.clone())));
+                    match msg {
+                        Control::Message {
+                            stream, seq, data, ..
+                        } => {
+                            assert!(data.len() <= MAX_MESSAGE_DATA);
+                            assert_eq!(*ours.entry(to).or_insert(stream), stream);
+                            // The first unacknowledged message's number, and the window.
+                            let given = queued.get(&to).copied().unwrap_or(0);
+                            let base = given - s.unacknowledged(&to) as u64;
+                            let seq = u64::from(seq);
+                            assert!(
+                                base <= seq && seq < (base + MAX_IN_FLIGHT as u64).min(given),
+                                "seq {seq} outside {base}..{given}"
+                            );
+                        }
+                        Control::MessageAck { stream, .. } => {
+                            assert!(
+                                heard.get(&to).is_some_and(|h| h.contains(&stream)),
+                                "acked a stream {to} never sent"
+                            );
+                        }
+                        other => panic!("sent {other:?}"),
+                    }
+                }
+                let _ = s.poll_timeout();
+            }
+            _ => {
+                let mut read = 0;
+                while let Some(m) = s.poll_message() {
+                    assert!(m.from == 1 || m.from == 2, "delivered from {}", m.from);
+                    assert!(m.data.len() <= MAX_MESSAGE_DATA);
+                    read += 1;
+                }
+                assert!(read <= MAX_UNREAD);
+            }
+        }
+        for p in [1, 2] {
+            assert!(s.unacknowledged(&p) <= MAX_IN_FLIGHT + MAX_QUEUED);
         }
     }
 }

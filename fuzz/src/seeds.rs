@@ -336,12 +336,76 @@ fn wire_packets() -> Vec<Vec<u8>> {
             bytes: vec![b'{'; 476],
         },
         Control::ForensicDone { frame: 733 },
+        Control::Message {
+            stream: 0x0102_0304,
+            seq: 0,
+            op: 7,
+            data: b"hi".to_vec(),
+        },
+        Control::Message {
+            stream: u32::MAX,
+            seq: 70_000,
+            op: 255,
+            data: vec![0x5a; 2048],
+        },
+        Control::MessageAck {
+            stream: 0x0102_0304,
+            next: 1,
+        },
     ] {
         let mut bytes = Vec::new();
         wire::encode_control(&msg, &mut bytes);
         out.push(bytes);
     }
     out
+}
+
+/// A seed, then: messages of a stream from member 1 (out of order, with copies and one far
+/// ahead), acks of what was sent, sends to everyone, one member, a set and a stranger, polls
+/// and reads; and the same stream restarted.
+fn match_message_inputs() -> Vec<Vec<u8>> {
+    let packet = |from: u8, msg: Control, input: &mut Vec<u8>| {
+        let mut bytes = Vec::new();
+        wire::encode_control(&msg, &mut bytes);
+        input.push(0);
+        input.push(from);
+        input.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        input.extend_from_slice(&bytes);
+    };
+    let message = |stream: u32, seq: u32| Control::Message {
+        stream,
+        seq,
+        op: 7,
+        data: format!("m{seq}").into_bytes(),
+    };
+    let mut input = 7u64.to_be_bytes().to_vec();
+    // Sends: everyone, member 1, a stranger, a set; 20-byte data.
+    for to in [0u8, 1, 2, 3] {
+        input.extend_from_slice(&[1, to, 9, 0, 20]);
+    }
+    input.extend_from_slice(&[2, 1]); // poll after 4 ms
+    for seq in [0, 2, 1, 1, 300, 3] {
+        packet(1, message(0x0102_0304, seq), &mut input);
+    }
+    packet(3, message(99, 0), &mut input);
+    // Acks: of nothing, of a stream never ours, far ahead.
+    packet(1, Control::MessageAck { stream: 5, next: 2 }, &mut input);
+    packet(
+        2,
+        Control::MessageAck {
+            stream: 1,
+            next: 1_000,
+        },
+        &mut input,
+    );
+    input.extend_from_slice(&[2, 60, 3]); // poll after 240 ms (resends), read
+    let mut restarted = input.clone();
+    for seq in [1, 0] {
+        packet(1, message(0x0a0b_0c0d, seq), &mut restarted);
+    }
+    packet(1, message(0x0102_0304, 0), &mut restarted);
+    restarted.extend_from_slice(&[2, 1, 3]);
+    vec![input, restarted]
 }
 
 /// An interval and a checked frame, then the other side's checksums (differing at the
@@ -550,6 +614,7 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "stun_limiter" => stun_limiter_inputs(),
         "session_description" => session_descriptions(),
         "forensics" => forensic_inputs(),
+        "match_messages" => match_message_inputs(),
         _ => Vec::new(),
     }
 }

@@ -77,4 +77,5 @@ targets!(
     stun_limiter,
     session_description,
     forensics,
+    match_messages,
 );

@@ -49,6 +49,7 @@ use web_time::Instant;
 
 use crate::game::Game;
 use crate::link::path::{PathConfig, PathMode};
+use crate::messages::Messenger;
 use crate::net::path_socket::PathSocket;
 use crate::net::relay_client::{RelayClientError, RelaySocket, DEFAULT_CONNECT_TIMEOUT};
 use crate::net::rt;
@@ -216,6 +217,46 @@ impl Joined {
             };
         }
         builder.start_p2p::<G, _>(self.socket)
+    }
+
+    /// Match messages on this match without a session, for a client that only chats, keeps
+    /// lobby state or exchanges turn-based moves (see [`crate::messages`]). Members are known
+    /// by peer ID; the messenger follows the match's members as signaling reports them (a
+    /// member who joins later is a recipient of `Everyone` from then on, one who leaves no
+    /// longer is), whether or not they play: a relay-only client that only sends messages is
+    /// heard. The messenger owns the match, as a session would.
+    ///
+    /// Poll it every few milliseconds, from any executor (or a game's frame loop):
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ricochet::messages::Recipients;
+    /// use ricochet::net::{join, JoinOptions};
+    /// use std::time::Duration;
+    ///
+    /// let joined = join(JoinOptions::new("ws://127.0.0.1:3536", "lobby", 2)).await?;
+    /// let mut messenger = joined.into_messenger();
+    /// messenger.send(Recipients::Everyone, 1, b"hello")?;
+    /// loop {
+    ///     messenger.poll(web_time::Instant::now());
+    ///     while let Some(m) = messenger.recv() {
+    ///         println!("{} says {:?} (op {})", m.from, String::from_utf8_lossy(&m.data), m.op);
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// # }
+    /// ```
+    pub fn into_messenger(self) -> Messenger<PeerId, PathSocket> {
+        let info = self.info.clone();
+        let mut seen = info.version();
+        Messenger::new(self.socket, self.me, self.info.peers()).follow_members(move || {
+            let version = info.version();
+            if version == seen {
+                return None;
+            }
+            seen = version;
+            Some(info.peers())
+        })
     }
 }
 

@@ -216,7 +216,7 @@ impl<A: Address> SessionBuilder<A> {
         for (h, addr) in &self.remote {
             roster[*h] = Some(addr.clone());
         }
-        socket.set_roster(roster);
+        socket.set_roster(roster.clone());
         let ggrs = builder
             .start_p2p_session(socket.clone())
             .map_err(SessionError::Ggrs)?;
@@ -224,12 +224,19 @@ impl<A: Address> SessionBuilder<A> {
         let mut peers = remotes.clone();
         peers.sort_by_key(|a| format!("{a:?}"));
         peers.dedup();
+        // Match messages: a new session is a new stream to every peer.
+        let mut messages = crate::messages::MessageStreams::new(rand::random());
+        for peer in &peers {
+            messages.add_member(peer.clone());
+        }
         let stall_limit = self.settings.disconnect_timeout;
         Ok(Session {
             ggrs,
             socket,
             core: Core::new(&self, self.settings.desync_interval)?,
             peers,
+            roster,
+            messages,
             stalled: None,
             stall_limit,
             settings: self.settings,

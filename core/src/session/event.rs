@@ -3,6 +3,7 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
+use crate::messages::MessageStats;
 use crate::session::desync::DesyncReport;
 use crate::session::forensics::ForensicBundle;
 use crate::wire::socket::SocketStats;
@@ -70,6 +71,18 @@ pub enum Event<A> {
     /// peers' states there and at the frame before (see [`crate::session::forensics`]).
     /// Save it ([`ForensicBundle::to_json`]) and read it with `ricochet-desync`.
     DesyncForensics(Box<ForensicBundle>),
+    /// A match message from another player ([`Session::send_message`](crate::Session::send_message)):
+    /// each arrives exactly once, in the order its sender sent it.
+    Message {
+        /// The sender's player handle (the lowest, if its peer plays several).
+        from: usize,
+        /// The sender's peer.
+        peer: A,
+        /// The application's op code.
+        op: u8,
+        /// The application's data.
+        data: Vec<u8>,
+    },
 }
 
 /// Counters of a session.
@@ -91,6 +104,8 @@ pub struct SessionStats {
     pub desyncs: u64,
     /// Packet counters of the transport (malformed packets included).
     pub socket: SocketStats,
+    /// Counters of the match messages (peer-to-peer sessions).
+    pub messages: MessageStats,
 }
 
 /// Per-peer connection quality as ggrs measures it.

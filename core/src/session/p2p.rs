@@ -6,6 +6,7 @@ use ggrs::GgrsError;
 
 use crate::game::{Game, GgrsConfig, PodInput};
 use crate::limits::MAX_INPUT_DELAY;
+use crate::messages::{MessageError, MessageStats, MessageStreams, Recipients};
 use crate::session::replay::Replay;
 use crate::session::*;
 use crate::wire::socket::{Bounds, GgrsSocket, PacketSocket};
@@ -17,6 +18,10 @@ pub struct Session<G: Game, A: Address, S> {
     pub(crate) socket: GgrsSocket<A, S>,
     pub(crate) core: Core<G, A>,
     pub(crate) peers: Vec<A>,
+    /// Player handle -> the remote peer playing it (`None`: a local player).
+    pub(crate) roster: Vec<Option<A>>,
+    /// Match messages to and from the remote players.
+    pub(crate) messages: MessageStreams<A>,
     /// Since when `advance` has been waiting at this confirmed frame.
     pub(crate) stalled: Option<(web_time::Instant, i32)>,
     /// How long the match may wait at one confirmed frame before the peers holding it back
@@ -39,12 +44,76 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
     }
 
     /// Receives and sends packets without advancing (`advance` does it too; call this while
-    /// the game is paused to keep connections alive).
+    /// the game is paused to keep connections alive, and match messages flowing).
     pub fn poll(&mut self) {
+        self.poll_at(web_time::Instant::now());
+    }
+
+    /// [`Session::poll`] at `now`, for a caller that owns the clock (see
+    /// [`Session::advance_at`]); match messages are resent on it.
+    pub fn poll_at(&mut self, now: web_time::Instant) {
         self.set_bounds();
         self.ggrs.poll_remote_clients();
-        self.drain();
+        self.drain(now);
         self.socket.flush();
+    }
+
+    /// Sends a match message with the application's `op` and `data` (at most
+    /// [`MAX_MESSAGE_DATA`](crate::messages::MAX_MESSAGE_DATA) bytes) to players on other
+    /// machines: [`Recipients::Everyone`], one player handle (`send_message(1, op, data)`) or a
+    /// set of handles (`send_message([1, 2], op, data)`); handles of local players are left
+    /// out, and a peer playing several of the handles gets the message once. It goes out at
+    /// the next `advance` or `poll`, beside the rollback session and over the same paths, and
+    /// arrives exactly once and in order (per sender) as [`Event::Message`], however the
+    /// paths switch. All or nothing: an error (data too large, a handle that is no player or
+    /// whose peer was disconnected, a full queue) sends it to no one.
+    pub fn send_message(
+        &mut self,
+        to: impl Into<Recipients<usize>>,
+        op: u8,
+        data: &[u8],
+    ) -> Result<(), MessageError> {
+        let to = match to.into() {
+            Recipients::Everyone => Recipients::Everyone,
+            Recipients::One(handle) => Recipients::Set(self.peers_of(&[handle])?),
+            Recipients::Set(handles) => Recipients::Set(self.peers_of(&handles)?),
+        };
+        self.messages.send(to, op, data)
+    }
+
+    /// The remote peers playing `handles` (local handles left out).
+    fn peers_of(&self, handles: &[usize]) -> Result<Vec<A>, MessageError> {
+        let mut peers = Vec::with_capacity(handles.len());
+        for &h in handles {
+            match self.roster.get(h) {
+                Some(Some(peer)) => peers.push(peer.clone()),
+                Some(None) => {}
+                None => {
+                    return Err(MessageError::UnknownRecipient {
+                        recipient: format!("player {h}"),
+                    })
+                }
+            }
+        }
+        Ok(peers)
+    }
+
+    /// Match messages sent to `handle`'s peer and not yet acknowledged by it.
+    pub fn unacknowledged_messages(&self, handle: usize) -> usize {
+        match self.roster.get(handle) {
+            Some(Some(peer)) => self.messages.unacknowledged(peer),
+            _ => 0,
+        }
+    }
+
+    /// Whether every match message sent has been acknowledged by its recipient.
+    pub fn all_messages_acknowledged(&self) -> bool {
+        self.messages.all_acknowledged()
+    }
+
+    /// Counters of the match messages.
+    pub fn message_stats(&self) -> MessageStats {
+        self.messages.stats()
     }
 
     /// Runs one frame: receives packets, rolls back and re-simulates if a prediction was wrong,
@@ -87,7 +156,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
             .confirm(self.ggrs.confirmed_frame().min(self.core.frame - 1));
         self.core.run_forensics(game);
         self.watch_stall(outcome, now);
-        self.drain();
+        self.drain(now);
         self.socket.flush();
         Ok(outcome)
     }
@@ -147,13 +216,14 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
         });
     }
 
-    fn drain(&mut self) {
+    fn drain(&mut self, now: web_time::Instant) {
         let events: Vec<_> = self.ggrs.events().collect();
         for e in events {
             if let Some(skip) = self.core.ggrs_event(e) {
                 self.core.skip_frames = self.core.skip_frames.saturating_add(skip);
             }
         }
+        self.exchange_messages(now);
         let control = self.socket.take_control();
         for (peer, msg) in control {
             if !self.peers.contains(&peer) {
@@ -182,6 +252,33 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
             for (peer, msg) in f.poll_transmit() {
                 self.socket.send_control(&peer, &msg);
             }
+        }
+    }
+
+    /// Match messages: a disconnected peer is no longer a recipient; what arrived is handed
+    /// to the game as events; what is due is sent.
+    fn exchange_messages(&mut self, now: web_time::Instant) {
+        for e in &self.core.events {
+            if let Event::Disconnected { peer, .. } = e {
+                self.messages.remove_member(peer);
+            }
+        }
+        for (peer, msg) in self.socket.take_messages() {
+            self.messages.handle(&peer, &msg);
+        }
+        while let Some(m) = self.messages.poll_message() {
+            let Some(from) = self.roster.iter().position(|a| a.as_ref() == Some(&m.from)) else {
+                continue;
+            };
+            self.core.events.push_back(Event::Message {
+                from,
+                peer: m.from,
+                op: m.op,
+                data: m.data,
+            });
+        }
+        while let Some((to, msg)) = self.messages.poll_transmit(now) {
+            self.socket.send_control(&to, &msg);
         }
     }
 
@@ -236,6 +333,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
     pub fn stats(&self) -> SessionStats {
         let mut stats = self.core.stats.clone();
         stats.socket = self.socket.stats();
+        stats.messages = self.messages.stats();
         stats
     }
 

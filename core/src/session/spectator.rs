@@ -46,6 +46,9 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Spectator<G, A, S> {
         };
         // Every frame a spectator simulates is confirmed.
         self.core.confirm(self.core.frame - 1);
+        // A spectator takes no part in match messages: any that arrive are dropped here
+        // rather than held by the socket.
+        drop(self.socket.take_messages());
         let events: Vec<_> = self.ggrs.events().collect();
         for e in events {
             self.core.ggrs_event(e);

@@ -2,8 +2,8 @@
 //!
 //! Every packet between two peers is one of:
 //! - a **ggrs message**, in a compact encoding of ggrs's own serde form (see below), or
-//! - a **control message** of Ricochet's own (desync checksum reports), which starts with the
-//!   two bytes `00 00`. ggrs messages start with their two-byte session magic, which ggrs never
+//! - a **control message** of Ricochet's own (desync checksum reports and forensics, match
+//!   messages and their acknowledgements), which starts with the two bytes `00 00`. ggrs messages start with their two-byte session magic, which ggrs never
 //!   sets to zero, so the two kinds never collide and no extra tag byte is spent.
 //!
 //! # The compact encoding
@@ -35,6 +35,11 @@ const TAG_CHECKSUMS: u8 = 1;
 const TAG_FORENSIC_CHECKSUMS: u8 = 2;
 const TAG_STATE_CHUNK: u8 = 3;
 const TAG_FORENSIC_DONE: u8 = 4;
+const TAG_MESSAGE: u8 = 5;
+const TAG_MESSAGE_ACK: u8 = 6;
+
+/// Largest data of one match message ([`Control::Message`]), in bytes.
+pub const MAX_MESSAGE_DATA: usize = 2048;
 
 /// Why a packet could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +131,27 @@ pub enum Control {
     ForensicDone {
         /// That frame.
         frame: i32,
+    },
+    /// A match message: message `seq` of the sender's stream `stream` to the receiver (see
+    /// [`crate::messages`]).
+    Message {
+        /// The sender's stream to this receiver: a random non-zero number, new with every
+        /// sender (a new process or a new handle is a new stream).
+        stream: u32,
+        /// The message's number in its stream, counted from 0.
+        seq: u32,
+        /// The application's op code.
+        op: u8,
+        /// The application's data, at most [`MAX_MESSAGE_DATA`] bytes.
+        data: Vec<u8>,
+    },
+    /// Acknowledges the match messages of the receiver's stream `stream`: every `seq` below
+    /// `next` has arrived (`next` is the lowest not yet received).
+    MessageAck {
+        /// The stream acknowledged (the receiver of this ack sent it).
+        stream: u32,
+        /// The lowest `seq` of that stream not yet received.
+        next: u32,
     },
 }
 
@@ -240,6 +266,24 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
             out.push(TAG_FORENSIC_DONE);
             put_varint(out, zigzag(*frame as i128));
         }
+        Control::Message {
+            stream,
+            seq,
+            op,
+            data,
+        } => {
+            out.push(TAG_MESSAGE);
+            put_varint(out, u128::from(*stream));
+            put_varint(out, u128::from(*seq));
+            out.push(*op);
+            put_varint(out, data.len() as u128);
+            out.extend_from_slice(data);
+        }
+        Control::MessageAck { stream, next } => {
+            out.push(TAG_MESSAGE_ACK);
+            put_varint(out, u128::from(*stream));
+            put_varint(out, u128::from(*next));
+        }
     }
 }
 
@@ -305,6 +349,28 @@ fn decode_control(bytes: &[u8]) -> Result<Control, WireError> {
             }
         }
         TAG_FORENSIC_DONE => Control::ForensicDone { frame: d.frame()? },
+        TAG_MESSAGE => {
+            let stream = d.stream()?;
+            let seq = d.uint()?;
+            let op = d.take(1)?[0];
+            let len: usize = d.uint()?;
+            if len > MAX_MESSAGE_DATA {
+                return Err(WireError::Invalid(format!(
+                    "match message of {len} bytes (at most {MAX_MESSAGE_DATA})"
+                )));
+            }
+            let data = d.take(len)?.to_vec();
+            Control::Message {
+                stream,
+                seq,
+                op,
+                data,
+            }
+        }
+        TAG_MESSAGE_ACK => Control::MessageAck {
+            stream: d.stream()?,
+            next: d.uint()?,
+        },
         other => return Err(WireError::UnknownControl(other)),
     };
     if !d.input.is_empty() {
@@ -619,6 +685,14 @@ impl<'de> Decoder<'de> {
         Ok(u64::from_le_bytes(b))
     }
 
+    /// A match message stream: a non-zero `u32` varint.
+    fn stream(&mut self) -> Result<u32, WireError> {
+        match self.uint()? {
+            0 => Err(WireError::Invalid("match message stream 0".into())),
+            stream => Ok(stream),
+        }
+    }
+
     /// What [`put_checksums`] wrote.
     fn checksums(&mut self) -> Result<Vec<u64>, WireError> {
         let count = self.len_prefix(8)?;
@@ -903,6 +977,22 @@ mod tests {
                 bytes: vec![7; 1024],
             },
             Control::ForensicDone { frame: 733 },
+            Control::Message {
+                stream: u32::MAX,
+                seq: 1_000_000,
+                op: 255,
+                data: vec![9; MAX_MESSAGE_DATA],
+            },
+            Control::Message {
+                stream: 1,
+                seq: 0,
+                op: 0,
+                data: Vec::new(),
+            },
+            Control::MessageAck {
+                stream: 0x0102_0304,
+                next: u32::MAX,
+            },
         ] {
             encode_control(&msg, &mut out);
             assert_eq!(decode(&out).unwrap(), Packet::Control(msg.clone()));
@@ -921,6 +1011,89 @@ mod tests {
         assert_eq!(
             decode(&[0, 0, 1, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]),
             Err(WireError::Truncated)
+        );
+    }
+
+    #[test]
+    fn match_messages_as_documented() {
+        // docs/PROTOCOL.md 3: the first message of stream 0x01020304, op 7, data "hi".
+        let msg = Control::Message {
+            stream: 0x0102_0304,
+            seq: 0,
+            op: 7,
+            data: b"hi".to_vec(),
+        };
+        let mut out = Vec::new();
+        encode_control(&msg, &mut out);
+        let want = [
+            0x00, 0x00, // control
+            0x05, // tag: Message
+            0x84, 0x86, 0x88, 0x08, // stream 0x01020304
+            0x00, // seq 0
+            0x07, // op 7
+            0x02, b'h', b'i', // len 2, "hi"
+        ];
+        assert_eq!(out, want);
+        assert_eq!(decode(&want), Ok(Packet::Control(msg)));
+        // Behind the path header (sequence number 0, flags 0), as a relay-only client sends
+        // its first packet to a member.
+        let mut links = crate::link::Links::new(crate::link::PathConfig {
+            mode: crate::link::PathMode::ForceRelay,
+            ..Default::default()
+        });
+        let tx = links.send(web_time::Instant::now(), &1u16, &out);
+        assert_eq!(tx.packet[..3], [0x00, 0x00, 0x00]);
+        assert_eq!(tx.packet[3..], want);
+
+        // Its acknowledgement: the receiver has every seq below 1.
+        let ack = Control::MessageAck {
+            stream: 0x0102_0304,
+            next: 1,
+        };
+        encode_control(&ack, &mut out);
+        assert_eq!(out, [0x00, 0x00, 0x06, 0x84, 0x86, 0x88, 0x08, 0x01]);
+        assert_eq!(decode(&out), Ok(Packet::Control(ack)));
+    }
+
+    #[test]
+    fn match_messages_out_of_bounds_are_refused() {
+        // Stream 0 is never a stream.
+        assert!(matches!(
+            decode(&[0, 0, 5, 0, 0, 7, 0]),
+            Err(WireError::Invalid(_))
+        ));
+        assert!(matches!(
+            decode(&[0, 0, 6, 0, 0]),
+            Err(WireError::Invalid(_))
+        ));
+        // A stream or seq beyond u32.
+        assert_eq!(
+            decode(&[0, 0, 6, 0x80, 0x80, 0x80, 0x80, 0x10, 0]),
+            Err(WireError::BadVarint)
+        );
+        assert_eq!(
+            decode(&[0, 0, 6, 1, 0xff, 0xff, 0xff, 0xff, 0x1f]),
+            Err(WireError::BadVarint)
+        );
+        // Data over the limit, even when every byte is there.
+        let mut big = vec![0, 0, 5, 1, 0, 7];
+        put_varint(&mut big, (MAX_MESSAGE_DATA + 1) as u128);
+        big.extend(std::iter::repeat_n(0, MAX_MESSAGE_DATA + 1));
+        assert!(matches!(decode(&big), Err(WireError::Invalid(_))));
+        // A huge claimed length is refused before anything is allocated, and a length with
+        // too few bytes behind it is cut short.
+        assert!(matches!(
+            decode(&[0, 0, 5, 1, 0, 7, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Err(WireError::Invalid(_))
+        ));
+        assert_eq!(
+            decode(&[0, 0, 5, 1, 0, 7, 3, 1, 2]),
+            Err(WireError::Truncated)
+        );
+        // An ack with trailing bytes.
+        assert_eq!(
+            decode(&[0, 0, 6, 1, 0, 0]),
+            Err(WireError::TrailingBytes(1))
         );
     }
 

@@ -8,8 +8,8 @@
 //! with Ricochet's own compact encoding ([`crate::wire`]). Unlike `matchbox_socket`'s own ggrs
 //! socket, which panics (`expect`) on a packet it cannot decode, it counts and drops
 //! undecodable packets, so nothing a remote peer sends can crash the game. It also carries
-//! Ricochet's control messages (desync reports) beside ggrs's traffic, which is why the session
-//! keeps a second handle to it.
+//! Ricochet's control messages (desync reports, match messages) beside ggrs's traffic, which is
+//! why the session keeps a second handle to it.
 //!
 //! # Without a Ricochet session
 //!
@@ -35,6 +35,12 @@ use crate::wire::{self, Control, Packet};
 /// Most control messages held for the session between two frames; a peer flooding them
 /// cannot grow memory past this.
 pub const MAX_QUEUED_CONTROL: usize = 256;
+/// Most match messages and acknowledgements ([`Control::Message`], [`Control::MessageAck`])
+/// held for the session between two frames, apart from the other control messages: every
+/// other player's whole window of messages in flight (64 each,
+/// [`MAX_IN_FLIGHT`](crate::messages::MAX_IN_FLIGHT)) and an acknowledgement fit (a message
+/// that does not is sent again by its sender).
+pub const MAX_QUEUED_MESSAGES: usize = crate::limits::MAX_PLAYERS * 65;
 
 /// An unreliable, unordered datagram path to peers addressed by `A`.
 pub trait PacketSocket<A> {
@@ -405,6 +411,7 @@ struct Inner<A, S> {
     scratch: Vec<u8>,
     received: Vec<(A, Vec<u8>)>,
     control: VecDeque<(A, Control)>,
+    messages: VecDeque<(A, Control)>,
     stats: SocketStats,
 }
 
@@ -442,6 +449,7 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
                 scratch: Vec::with_capacity(256),
                 received: Vec::new(),
                 control: VecDeque::new(),
+                messages: VecDeque::new(),
                 stats: SocketStats::default(),
             })),
         }
@@ -514,9 +522,16 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
         inner.socket.send_packet(to, &inner.scratch);
     }
 
-    /// Takes the control messages received so far.
+    /// Takes the control messages received so far, apart from match messages and their
+    /// acknowledgements ([`GgrsSocket::take_messages`]).
     pub fn take_control(&self) -> Vec<(A, Control)> {
         self.lock().control.drain(..).collect()
+    }
+
+    /// Takes the match messages and acknowledgements ([`Control::Message`],
+    /// [`Control::MessageAck`]) received so far, for [`crate::messages::MessageStreams`].
+    pub fn take_messages(&self) -> Vec<(A, Control)> {
+        self.lock().messages.drain(..).collect()
     }
 
     /// The last frame of input accepted from `peer` (`None` before its first input).
@@ -664,8 +679,14 @@ where
                 Ok(Packet::Control(msg)) => {
                     inner.stats.packets_received += 1;
                     inner.stats.control_packets_received += 1;
-                    if inner.control.len() < MAX_QUEUED_CONTROL {
-                        inner.control.push_back((from, msg));
+                    let (queue, limit) = match msg {
+                        Control::Message { .. } | Control::MessageAck { .. } => {
+                            (&mut inner.messages, MAX_QUEUED_MESSAGES)
+                        }
+                        _ => (&mut inner.control, MAX_QUEUED_CONTROL),
+                    };
+                    if queue.len() < limit {
+                        queue.push_back((from, msg));
                     } else {
                         inner.stats.control_overflow += 1;
                     }

@@ -7,6 +7,15 @@
 //! `resumed_at_unix_ms` (when it moved again after that stall).
 //! It exits non-zero with a message when it cannot join or play.
 //!
+//! With `--messages N` it plays no game and runs no ggrs session: once the match is ready it
+//! sends N match messages (op 7, data `"<its peer id> <i>"` for i = 0..N) to everyone, receives
+//! the other members' (who may be relay-only clients that only send messages), and once all of
+//! its messages are acknowledged and it has N from each other member, prints one JSON line,
+//! `{"messages_sent":N,"messages_received":{"<peer>":N,...},"in_order":true,"duplicates":0,
+//! "peer":"<its peer id>","paths":{"<peer>":"direct"|"relay",...},"elapsed_ms":T}`, and exits 0.
+//! It exits 1 with a message on timeout (`--timeout-secs`), and also prints the line (with
+//! `in_order` false or `duplicates` above 0) when a message arrived out of order or twice.
+//!
 //! Fault injection for tests: `--block-direct N` drops everything on the direct path to N of
 //! the other players from the start, `--cut-direct-at F` drops everything on every direct path
 //! from frame F on, and `--garbage N` also sends N packets of random bytes per frame to every
@@ -69,7 +78,17 @@ struct Args {
     /// its players is a failure: exit code 3, after the report).
     #[arg(long)]
     expect_disconnect: bool,
+    /// Play no game: send this many match messages (op 7, data "<peer id> <i>") to everyone,
+    /// receive as many from each other member, and report (the game's flags do not apply).
+    #[arg(long, value_name = "N")]
+    messages: Option<u32>,
 }
+
+/// The op code of the messages `--messages` sends.
+const MESSAGE_OP: u8 = 7;
+/// How long a bot in `--messages` mode goes on answering once it is done, so that the other
+/// members' last messages get their acknowledgements too.
+const MESSAGES_LINGER: Duration = Duration::from_secs(2);
 
 /// Exit code when the match lost a player and `--expect-disconnect` was not given.
 const EXIT_LOST_A_PLAYER: i32 = 3;
@@ -81,6 +100,22 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(count) = args.messages {
+        match exchange_messages(&args, count).await {
+            Ok(report) => {
+                println!("{}", report.line);
+                if let Some(failure) = report.failure {
+                    eprintln!("ricochet-bot: {failure}");
+                    std::process::exit(1);
+                }
+            }
+            Err(e) => {
+                eprintln!("ricochet-bot: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let expect_disconnect = args.expect_disconnect;
     match run(args).await {
         Ok(line) => {
@@ -209,6 +244,133 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     Ok(report)
 }
 
+/// What `--messages` mode prints, and why it failed if it did.
+struct MessagesReport {
+    line: String,
+    failure: Option<String>,
+}
+
+/// `--messages N`: joins, sends `count` messages to everyone, receives `count` from each other
+/// member, and reports (see the crate docs).
+async fn exchange_messages(args: &Args, count: u32) -> anyhow::Result<MessagesReport> {
+    use std::collections::BTreeMap;
+
+    use ricochet::messages::{MessageError, Recipients};
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.timeout_secs);
+    let mut options = args.join.join_options();
+    options.timeout = Duration::from_secs(args.timeout_secs);
+    let joined = join(options).await?;
+    let me = joined.me;
+    let others: Vec<_> = joined
+        .players
+        .iter()
+        .copied()
+        .filter(|p| *p != me)
+        .collect();
+    let mut messenger = joined.into_messenger();
+    let mut sent = 0u32;
+    // Per sender: the next message number expected.
+    let mut received: BTreeMap<String, u32> = others.iter().map(|p| (p.to_string(), 0)).collect();
+    let mut duplicates = 0u64;
+    let mut out_of_order = 0u64;
+    let mut problems = Vec::new();
+    let mut done_at = None;
+    loop {
+        let now = Instant::now();
+        if now > deadline {
+            let waiting: Vec<String> = others
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{p}: {} received, {} unacknowledged",
+                        received[&p.to_string()],
+                        messenger.unacknowledged(p)
+                    )
+                })
+                .collect();
+            bail!(
+                "the messages were not all through after {}s: {sent} of {count} sent; {}",
+                args.timeout_secs,
+                waiting.join("; ")
+            );
+        }
+        while sent < count {
+            let data = format!("{me} {sent}");
+            match messenger.send(Recipients::Everyone, MESSAGE_OP, data.as_bytes()) {
+                Ok(()) => sent += 1,
+                // Full queues: more once the others acknowledge.
+                Err(MessageError::QueueFull { .. }) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        messenger.poll(web_time::Instant::now());
+        while let Some(m) = messenger.recv() {
+            let from = m.from.to_string();
+            let text = String::from_utf8_lossy(&m.data);
+            let number = text
+                .split_once(' ')
+                .filter(|(peer, _)| *peer == from && m.op == MESSAGE_OP)
+                .and_then(|(_, i)| i.parse::<u32>().ok());
+            let Some(i) = number else {
+                problems.push(format!("{from} sent op {} {text:?}", m.op));
+                continue;
+            };
+            let next = received.entry(from.clone()).or_insert(0);
+            if i == *next {
+                *next += 1;
+            } else if i < *next {
+                duplicates += 1;
+                problems.push(format!("message {i} from {from} arrived twice"));
+            } else {
+                out_of_order += 1;
+                problems.push(format!(
+                    "message {i} from {from} arrived before message {next}"
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            break;
+        }
+        let complete = sent == count
+            && others
+                .iter()
+                .all(|p| messenger.unacknowledged(p) == 0 && received[&p.to_string()] >= count);
+        if complete && done_at.is_none() {
+            done_at = Some(now);
+        }
+        if done_at.is_some_and(|t| now - t >= MESSAGES_LINGER) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let paths: serde_json::Map<String, serde_json::Value> = others
+        .iter()
+        .filter_map(|p| {
+            let path = messenger.socket().stats(p)?.path;
+            let name = match path {
+                Path::Direct => "direct",
+                Path::Relay => "relay",
+            };
+            Some((p.to_string(), name.into()))
+        })
+        .collect();
+    let elapsed = done_at.unwrap_or_else(Instant::now) - started;
+    // The documented keys first, in the documented order.
+    let line = format!(
+        "{{\"messages_sent\":{sent},\"messages_received\":{},\"in_order\":{},\"duplicates\":{duplicates},\"peer\":\"{me}\",\"paths\":{},\"elapsed_ms\":{}}}",
+        serde_json::to_string(&received)?,
+        out_of_order == 0,
+        serde_json::Value::Object(paths),
+        elapsed.as_millis()
+    );
+    Ok(MessagesReport {
+        line,
+        failure: (!problems.is_empty()).then(|| problems.join("; ")),
+    })
+}
+
 /// The longest time the confirmed frame stood still once it had started moving (e.g. while the
 /// relay restarted), and the wall-clock time (Unix ms) it moved again after it: what the relay
 /// reconnect benchmark compares with the time the relay came back.
@@ -314,5 +476,8 @@ mod tests {
             (args.block_direct, args.cut_direct_at, args.garbage),
             (1, Some(200), 2)
         );
+        assert_eq!(args.messages, None);
+        let args = parse(&["--messages", "1000", "--force-relay", "--players", "2"]);
+        assert_eq!(args.messages, Some(1000));
     }
 }
