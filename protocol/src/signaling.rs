@@ -317,6 +317,35 @@ pub enum ClientMessage {
     /// The host starts the match once at least `min_players` members are ready; everyone
     /// hears [`ServerMessage::Started`].
     Start,
+    /// How this member's links to the others are doing, for the operator console: at most
+    /// [`MAX_LINK_REPORTS`] entries, at most one report per second (Ricochet's clients send
+    /// one every 5 s). Nobody else hears of it.
+    Links {
+        /// One entry per other member this client exchanges packets with.
+        links: Vec<LinkReport>,
+        /// Packets this client has sent over the relay so far (a counter: the server turns
+        /// two reports into a rate).
+        #[serde(default)]
+        relay_packets: u64,
+    },
+}
+
+/// Most entries in one [`ClientMessage::Links`] report.
+pub const MAX_LINK_REPORTS: usize = 16;
+
+/// One link of a [`ClientMessage::Links`] report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkReport {
+    /// The other member.
+    pub peer: PeerId,
+    /// The path packets to it take now: `"direct"` or `"relay"`.
+    pub path: String,
+    /// Round-trip time in milliseconds, once measured.
+    #[serde(default)]
+    pub rtt_ms: Option<u32>,
+    /// Estimated share of its packets lost, 0.0 to 1.0.
+    #[serde(default)]
+    pub loss: Option<f32>,
 }
 
 /// Machine-readable error codes, used both in [`ServerMessage::Error`] and in HTTP error bodies.
@@ -392,6 +421,12 @@ pub enum ErrorCode {
     AlreadyStarted,
     /// `set_ready` or `start` in a quick-match group, which has no lobby (it starts when full).
     NoLobby,
+    /// A `links` report faster than one per second, or with too many entries.
+    ReportRefused,
+    /// The operator console is off: the server was started without an admin token.
+    AdminDisabled,
+    /// An operator request without the admin token, or with a wrong one (HTTP 401).
+    Unauthorized,
     /// A code this version does not know (sent by a newer server).
     #[serde(other)]
     Unknown,

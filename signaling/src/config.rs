@@ -165,6 +165,8 @@ pub struct Config {
     pub(crate) idle_timeout: Duration,
     /// A dropped member's place is kept this long for a rejoin (zero: not at all).
     pub(crate) rejoin_grace: Duration,
+    /// The operator console's bearer token (`/admin`); `None`: the console is off.
+    pub(crate) admin_token: Option<String>,
     /// Lifetime of each relay ticket.
     pub(crate) ticket_ttl: Duration,
     /// A created match nobody joins within this time is removed.
@@ -253,6 +255,10 @@ impl std::fmt::Debug for Config {
             .field("max_meta_size", &self.max_meta_size)
             .field("idle_timeout", &self.idle_timeout)
             .field("rejoin_grace", &self.rejoin_grace)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("ticket_ttl", &self.ticket_ttl)
             .field("unjoined_match_ttl", &self.unjoined_match_ttl)
             .field("messages_per_second", &self.messages_per_second)
@@ -305,6 +311,7 @@ impl Config {
             max_meta_size: DEFAULT_MAX_META_SIZE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             rejoin_grace: DEFAULT_REJOIN_GRACE,
+            admin_token: None,
             ticket_ttl: DEFAULT_TICKET_TTL,
             unjoined_match_ttl: DEFAULT_UNJOINED_MATCH_TTL,
             messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
@@ -513,6 +520,26 @@ impl Config {
             });
         }
         self.rejoin_grace = grace;
+        Ok(self)
+    }
+
+    /// The operator console's token (`--admin-token`): `/admin` and its API answer only
+    /// requests that carry it (`Authorization: Bearer TOKEN`). At least 16 bytes; `None` turns
+    /// the console off (`/admin` then answers `403 admin_disabled`).
+    pub fn set_admin_token(&mut self, token: Option<&str>) -> Result<&mut Self, ConfigError> {
+        if let Some(t) = token {
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::Invalid {
+                    setting: "admin-token",
+                    problem: format!(
+                        "must be at least 16 printable ASCII characters without spaces, got {} \
+                         bytes",
+                        t.len()
+                    ),
+                });
+            }
+        }
+        self.admin_token = token.map(str::to_owned);
         Ok(self)
     }
 
@@ -755,6 +782,11 @@ impl Config {
     /// How long a dropped member's place is kept for a rejoin.
     pub fn rejoin_grace(&self) -> Duration {
         self.rejoin_grace
+    }
+
+    /// Whether the operator console is on (an admin token is set).
+    pub fn admin_enabled(&self) -> bool {
+        self.admin_token.is_some()
     }
 
     /// Lifetime of each relay ticket.

@@ -131,12 +131,25 @@ pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Memb
                         break None;
                     }
                 }
-                // The registry dropped our queue: a rejoin took the membership to a new
-                // connection, or we were cut off as too slow.
-                None if shared.registry().replaced(membership.peer, membership.conn) => {
-                    break Some((close_code::NORMAL, "replaced by a rejoin"))
+                // The registry dropped our queue: the operator ended the membership, a rejoin
+                // took it to a new connection, or we were cut off as too slow.
+                None => {
+                    // One look under the lock (a guard held across a second `registry()`
+                    // call would deadlock the server).
+                    let (kicked, replaced) = {
+                        let mut registry = shared.registry();
+                        let kicked = registry.kicked(membership.peer, membership.conn);
+                        (kicked, registry.replaced(membership.peer, membership.conn))
+                    };
+                    break Some(match kicked {
+                        Some(code) if code == crate::registry::CLOSE_MATCH_CLOSED => {
+                            (code, "match closed by the operator")
+                        }
+                        Some(code) => (code, "removed by the operator"),
+                        None if replaced => (close_code::NORMAL, "replaced by a rejoin"),
+                        None => (close_code::POLICY, "too slow: outbound queue overflowed"),
+                    });
                 }
-                None => break Some((close_code::POLICY, "too slow: outbound queue overflowed")),
             },
             incoming = socket.recv() => match incoming {
                 None => break None,
@@ -369,6 +382,32 @@ async fn handle(socket: &mut WebSocket, membership: &Membership, message: Messag
                         .registry()
                         .set_ready(me, ready, Instant::now().into_std());
                     lobby_reply(socket, shared, done).await
+                }
+                ClientMessage::Links {
+                    links,
+                    relay_packets,
+                } => {
+                    let n = links.len();
+                    let kept = shared.registry().report_links(
+                        me,
+                        links,
+                        relay_packets,
+                        Instant::now().into_std(),
+                    );
+                    if kept.is_err() {
+                        shared.metrics.reject(Rejection::ReportRefused);
+                        return reply_error(
+                            socket,
+                            ErrorCode::ReportRefused,
+                            format!(
+                                "link report not kept: at most one per second, with at most {} \
+                                 links (this one had {n})",
+                                ricochet_protocol::signaling::MAX_LINK_REPORTS
+                            ),
+                        )
+                        .await;
+                    }
+                    Flow::Continue
                 }
                 ClientMessage::Start => {
                     let done = shared.registry().start(me);

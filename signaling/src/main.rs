@@ -74,6 +74,10 @@ struct Args {
     /// Seconds a member whose connection dropped keeps its place for a rejoin (0: none).
     #[arg(long, env = "RICOCHET_SIGNALING_REJOIN_GRACE_SECS", default_value_t = ricochet_signaling::DEFAULT_REJOIN_GRACE.as_secs())]
     rejoin_grace_secs: u64,
+    /// Bearer token of the operator console at /admin (at least 16 characters); unset: the
+    /// console is off.
+    #[arg(long, env = "RICOCHET_SIGNALING_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// Lifetime of relay tickets, seconds.
     #[arg(long, env = "RICOCHET_SIGNALING_TICKET_TTL_SECS", default_value_t = ricochet_signaling::DEFAULT_TICKET_TTL.as_secs())]
     ticket_ttl_secs: u64,
@@ -210,6 +214,7 @@ impl Args {
             .set_max_message_size(self.max_message_size)?
             .set_idle_timeout(Duration::from_secs(self.idle_timeout_secs))?
             .set_rejoin_grace(Duration::from_secs(self.rejoin_grace_secs))?
+            .set_admin_token(self.admin_token.as_deref())?
             .set_ticket_ttl(Duration::from_secs(self.ticket_ttl_secs))?
             .set_max_players(self.max_players)?
             .set_max_matches(self.max_matches)?

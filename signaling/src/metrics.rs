@@ -33,6 +33,8 @@ pub(crate) enum Rejection {
     WrongPassword,
     MatchStarted,
     LobbyRefused,
+    ReportRefused,
+    AdminUnauthorized,
 }
 
 impl Rejection {
@@ -63,6 +65,8 @@ impl Rejection {
             Rejection::WrongPassword => "wrong_password",
             Rejection::MatchStarted => "match_started",
             Rejection::LobbyRefused => "lobby_refused",
+            Rejection::ReportRefused => "report_refused",
+            Rejection::AdminUnauthorized => "admin_unauthorized",
         }
     }
 }

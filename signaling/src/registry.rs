@@ -24,6 +24,7 @@ use ricochet_protocol::signaling::{
     Labels, Lobby, MatchId, Member, Rejoin, RelayGrant, ServerFrame, ServerMessage,
     MIN_QUICK_MATCH_SIZE,
 };
+use ricochet_protocol::signaling::{LinkReport, MAX_LINK_REPORTS};
 use ricochet_protocol::{PeerId, Ticket, TicketClaims};
 use ricochet_server_kit::{AddressCounts, RateMap, SlotCaps, SlotRefusal, TokenBucket};
 use serde_json::Value;
@@ -88,6 +89,59 @@ pub(crate) struct NewMatch {
     pub(crate) late_join: bool,
 }
 
+/// The operator console's view of the server (`GET /admin/api/state`).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct AdminView {
+    pub(crate) totals: AdminTotals,
+    pub(crate) matches: Vec<AdminMatch>,
+}
+
+/// Totals over every match and member.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct AdminTotals {
+    pub(crate) clients: usize,
+    pub(crate) matches: usize,
+    /// Links the members reported (each pair counts once per end).
+    pub(crate) links_reported: usize,
+    /// Of those, the ones on the relay.
+    pub(crate) links_relayed: usize,
+    pub(crate) relayed_share: f64,
+    /// Packets per second the members send over the relay (from their reports).
+    pub(crate) relay_packets_per_sec: f64,
+}
+
+/// One match in the operator console.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct AdminMatch {
+    pub(crate) id: MatchId,
+    pub(crate) name: Option<String>,
+    pub(crate) kind: &'static str,
+    pub(crate) age_secs: u64,
+    pub(crate) max_players: u8,
+    pub(crate) public: bool,
+    pub(crate) locked: bool,
+    pub(crate) metadata: Option<Value>,
+    pub(crate) labels: Labels,
+    pub(crate) lobby: Option<Lobby>,
+    pub(crate) relay_url: Option<String>,
+    pub(crate) members: Vec<AdminMember>,
+}
+
+/// One member in the operator console.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct AdminMember {
+    pub(crate) peer: PeerId,
+    pub(crate) seat: u8,
+    pub(crate) meta: Option<Value>,
+    pub(crate) ready: bool,
+    /// Its connection dropped; it waits out the rejoin grace.
+    pub(crate) away: bool,
+    pub(crate) connected_secs: u64,
+    pub(crate) links: Vec<LinkReport>,
+    pub(crate) report_age_secs: Option<u64>,
+    pub(crate) relay_packets_per_sec: Option<f64>,
+}
+
 /// Why a lobby request (`set_ready`, `start`) was refused; the sender is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LobbyRefusal {
@@ -121,6 +175,8 @@ struct Match {
     /// The lobby (named rooms and created matches; quick-match groups have none). The host is
     /// always `members[0]`, the longest present.
     lobby: Option<LobbyState>,
+    /// When it was made (the operator console shows its age).
+    created_at: Instant,
 }
 
 impl Match {
@@ -158,6 +214,17 @@ struct Slot {
     rejoinable: bool,
     /// Marked ready in the lobby.
     ready: bool,
+    /// When it joined.
+    joined_at: Instant,
+    /// Its latest link report (`links`), for the operator console, and when it came.
+    links: Vec<LinkReport>,
+    links_at: Option<Instant>,
+    /// Packets per second it sends over the relay, from its reports' counters.
+    relay_rate: Option<f64>,
+    /// Where the current rate measurement started: when, and the relay packet count then.
+    relay_base: Option<(Instant, u64)>,
+    /// Link reports: one per second, a burst of two.
+    reports: TokenBucket,
 }
 
 /// What one member may still signal to one other member: frames and bytes.
@@ -460,7 +527,19 @@ pub(crate) struct Registry {
     /// Key of the HMAC that match passwords are kept as (random per process): the registry
     /// never holds a password itself.
     password_key: [u8; 32],
+    /// Connections whose membership the operator ended (peer, connection, close code): each
+    /// connection takes its entry when it sees its queue closed. At most
+    /// [`MAX_KICKED_REMEMBERED`].
+    kicked: std::collections::VecDeque<(PeerId, u64, u16)>,
 }
+
+/// Close code of a member whose match the operator closed.
+pub(crate) const CLOSE_MATCH_CLOSED: u16 = 4100;
+/// Close code of a member the operator removed.
+pub(crate) const CLOSE_REMOVED: u16 = 4101;
+/// Operator removals remembered for their connections to read (older ones are forgotten: such
+/// a connection then closes as "too slow").
+const MAX_KICKED_REMEMBERED: usize = 4096;
 
 /// The HMAC-SHA256 of `password` under `key`.
 fn password_mac(key: &[u8; 32], password: &str) -> Hmac<sha2::Sha256> {
@@ -498,6 +577,7 @@ impl Registry {
             metrics,
             next_conn: 1,
             password_key: rand::random(),
+            kicked: std::collections::VecDeque::new(),
         }
     }
 
@@ -546,6 +626,7 @@ impl Registry {
                 joined_once: false,
                 creator: Some(creator),
                 joins: bucket(self.policy.match_joins, now),
+                created_at: now,
                 relay: None,
                 labels: Arc::new(new.labels),
                 lobby: Some(LobbyState {
@@ -888,6 +969,12 @@ impl Registry {
                 ip,
                 queued: queued.clone(),
                 meta_budget: bucket(self.policy.meta, now),
+                joined_at: now,
+                links: Vec::new(),
+                links_at: None,
+                relay_rate: None,
+                relay_base: None,
+                reports: TokenBucket::new(1.0, 2.0, now),
                 signal_budgets: Vec::new(),
                 conn: self.next_conn,
                 away: false,
@@ -1065,6 +1152,7 @@ impl Registry {
                 joined_once: false,
                 creator: None,
                 joins: bucket(self.policy.match_joins, now),
+                created_at: now,
                 relay: None,
                 labels: Arc::default(),
                 lobby: matches!(kind, Kind::Named(_)).then_some(LobbyState {
@@ -1229,6 +1317,197 @@ impl Registry {
         slot.ready = ready;
         self.announce(match_id, ext(ServerMessage::PeerReady { peer, ready }));
         Ok(())
+    }
+
+    /// Keeps `peer`'s link report for the operator console (one per second at most; more than
+    /// [`MAX_LINK_REPORTS`] entries are refused). The relay packet counters of two reports give
+    /// its relay packet rate.
+    pub(crate) fn report_links(
+        &mut self,
+        peer: PeerId,
+        links: Vec<LinkReport>,
+        relayed: u64,
+        now: Instant,
+    ) -> Result<(), Throttled> {
+        let Some(slot) = self.peers.get_mut(&peer) else {
+            return Ok(());
+        };
+        if links.len() > MAX_LINK_REPORTS || !slot.reports.take(now) {
+            return Err(Throttled);
+        }
+        // The rate is taken over at least a second: from the report that started the current
+        // measurement to this one.
+        match slot.relay_base {
+            Some((at, before)) if relayed >= before => {
+                let dt = now.saturating_duration_since(at).as_secs_f64();
+                if dt >= 1.0 {
+                    slot.relay_rate = Some((relayed - before) as f64 / dt);
+                    slot.relay_base = Some((now, relayed));
+                }
+            }
+            // The first report, or counters that went back (a new client session).
+            _ => slot.relay_base = Some((now, relayed)),
+        }
+        slot.links = links;
+        slot.links_at = Some(now);
+        Ok(())
+    }
+
+    /// Ends every membership of match `id` for the operator (close code 4100; the members hear
+    /// nothing else) and forgets the match; how many members it had, `None` if no such match.
+    pub(crate) fn close_match(&mut self, id: MatchId) -> Option<usize> {
+        let members = self.matches.get(&id)?.members.clone();
+        for peer in &members {
+            self.kick(*peer, CLOSE_MATCH_CLOSED);
+            if let Some(slot) = self.peers.remove(peer) {
+                self.connections.remove(slot.ip);
+            }
+        }
+        self.drop_match(id);
+        self.update_gauges();
+        tracing::info!(match_id = %id, members = members.len(), "match closed by the operator");
+        Some(members.len())
+    }
+
+    /// Removes member `peer` of match `id` for the operator (its connection closes with 4101;
+    /// the others see it leave). `false` if it is not a member of that match.
+    pub(crate) fn remove_member(&mut self, id: MatchId, peer: PeerId) -> bool {
+        if self.peers.get(&peer).is_none_or(|s| s.match_id != id) {
+            return false;
+        }
+        self.kick(peer, CLOSE_REMOVED);
+        let cut = self.remove(peer);
+        self.cut_off(cut);
+        self.update_gauges();
+        tracing::info!(match_id = %id, %peer, "member removed by the operator");
+        true
+    }
+
+    /// Notes that `peer`'s current connection is to close with `code` when it finds its queue
+    /// gone.
+    fn kick(&mut self, peer: PeerId, code: u16) {
+        let Some(slot) = self.peers.get(&peer) else {
+            return;
+        };
+        if self.kicked.len() >= MAX_KICKED_REMEMBERED {
+            self.kicked.pop_front();
+        }
+        self.kicked.push_back((peer, slot.conn, code));
+    }
+
+    /// The close code the operator chose for connection `conn` of `peer`, if it ended that
+    /// membership.
+    pub(crate) fn kicked(&mut self, peer: PeerId, conn: u64) -> Option<u16> {
+        let i = self
+            .kicked
+            .iter()
+            .position(|(p, c, _)| *p == peer && *c == conn)?;
+        self.kicked.remove(i).map(|(_, _, code)| code)
+    }
+
+    /// What the operator console shows: totals over every match, and the `limit` oldest
+    /// matches with their members, lobby and reported links.
+    pub(crate) fn admin_view(
+        &self,
+        ticketing: &Ticketing,
+        limit: usize,
+        now: Instant,
+    ) -> AdminView {
+        let mut reported = 0usize;
+        let mut relayed = 0usize;
+        let mut relay_pps = 0.0;
+        for slot in self.peers.values() {
+            for link in &slot.links {
+                reported += 1;
+                if link.path == "relay" {
+                    relayed += 1;
+                }
+            }
+            // The rate of a report older than 30 s is stale: not counted.
+            if slot
+                .links_at
+                .is_some_and(|at| now.saturating_duration_since(at).as_secs() < 30)
+            {
+                relay_pps += slot.relay_rate.unwrap_or(0.0);
+            }
+        }
+        let mut ids: Vec<(&MatchId, &Match)> = self.matches.iter().collect();
+        ids.sort_by_key(|(id, m)| (m.created_at, **id));
+        let matches = ids
+            .into_iter()
+            .take(limit)
+            .map(|(id, m)| self.admin_match(*id, m, ticketing, now))
+            .collect();
+        AdminView {
+            totals: AdminTotals {
+                clients: self.peers.len(),
+                matches: self.matches.len(),
+                links_reported: reported,
+                links_relayed: relayed,
+                relayed_share: if reported == 0 {
+                    0.0
+                } else {
+                    relayed as f64 / reported as f64
+                },
+                relay_packets_per_sec: relay_pps,
+            },
+            matches,
+        }
+    }
+
+    fn admin_match(
+        &self,
+        id: MatchId,
+        m: &Match,
+        ticketing: &Ticketing,
+        now: Instant,
+    ) -> AdminMatch {
+        let (lobby, labels) = self.lobby_of(id);
+        let since = |at: Instant| now.saturating_duration_since(at).as_secs();
+        AdminMatch {
+            id,
+            name: match &m.kind {
+                Kind::Named(n) => Some(n.clone()),
+                Kind::Quick { room, .. } => Some(room.clone()),
+                Kind::Created => None,
+            },
+            kind: match m.kind {
+                Kind::Named(_) => "named",
+                Kind::Created => "created",
+                Kind::Quick { .. } => "quick",
+            },
+            age_secs: since(m.created_at),
+            max_players: m.max_players,
+            public: self.public.contains(&id),
+            locked: m.lobby.as_ref().is_some_and(|l| l.password.is_some()),
+            metadata: m.metadata.as_deref().cloned(),
+            labels,
+            lobby,
+            // With one relay nothing is assigned: every match is on it.
+            relay_url: m
+                .relay
+                .or((ticketing.relay_urls.len() == 1).then_some(0))
+                .and_then(|i| ticketing.relay_urls.get(i))
+                .cloned(),
+            members: m
+                .members
+                .iter()
+                .filter_map(|p| {
+                    let s = self.peers.get(p)?;
+                    Some(AdminMember {
+                        peer: *p,
+                        seat: s.seat,
+                        meta: s.meta.clone(),
+                        ready: s.ready,
+                        away: s.away,
+                        connected_secs: since(s.joined_at),
+                        links: s.links.clone(),
+                        report_age_secs: s.links_at.map(since),
+                        relay_packets_per_sec: s.relay_rate,
+                    })
+                })
+                .collect(),
+        }
     }
 
     /// The host starts its match: the ready members, in join order, become the roster, and

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) active: AtomicUsize,
     pub(crate) idle: Notify,
     static_files: Option<ServeDir>,
+    /// The operator console's token check.
+    pub(crate) admin: crate::admin::AdminAuth,
 }
 
 impl Shared {
@@ -105,6 +107,7 @@ pub(crate) async fn serve(
         active: AtomicUsize::new(0),
         idle: Notify::new(),
         static_files: static_files.clone(),
+        admin: crate::admin::AdminAuth::new(config.admin_token.as_deref()),
         config,
     });
     let api = Router::new()
@@ -114,6 +117,16 @@ pub(crate) async fn serve(
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
+        .route("/admin", get(crate::admin::page))
+        .route("/admin/api/state", get(crate::admin::state))
+        .route(
+            "/admin/api/matches/{id}/close",
+            axum::routing::post(crate::admin::close_match),
+        )
+        .route(
+            "/admin/api/matches/{id}/members/{peer}/remove",
+            axum::routing::post(crate::admin::remove_member),
+        )
         .route("/{room}", get(room))
         .merge(api)
         .with_state(shared.clone());
@@ -236,7 +249,7 @@ fn cors(allowed: &[String]) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE])
 }
 
-fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
     let body = HttpError {
         error: code,
         message: message.into(),

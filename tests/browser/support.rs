@@ -84,6 +84,23 @@ pub fn web_dir() -> PathBuf {
     dir
 }
 
+/// Runs `node SCRIPT ARGS` in `tests/browser` (its node modules installed first if missing)
+/// and parses the last line it printed as JSON; panics if it fails.
+#[allow(dead_code)] // Not every test binary that includes this file runs a script of its own.
+pub fn node_script(script: &str, args: &[String]) -> serde_json::Value {
+    let output = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(driver_dir())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("start node (needed for the browser tests)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{script} failed: {stdout}");
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{script} printed {stdout:?}: {e}"))
+}
+
 /// `tests/browser`, with its node modules installed (`npm ci`) if they are missing.
 fn driver_dir() -> PathBuf {
     let dir = root().join("tests/browser");

@@ -223,6 +223,32 @@ impl PacketSocket<PeerId> for PathSocket {
 }
 
 impl<G: Game> Session<G, PeerId, PathSocket> {
+    /// This player's links for the operator console: one entry per peer it exchanges packets
+    /// with (path, round-trip time, loss), and the packets it has sent over the relay so far.
+    /// Pass them to [`crate::net::signaller::MatchInfo::report_links`] every few seconds.
+    pub fn link_report(&self) -> (Vec<ricochet_protocol::signaling::LinkReport>, u64) {
+        let peers: Vec<PeerId> = self.with_socket(|s| s.links().peers().copied().collect());
+        let links = peers
+            .into_iter()
+            .filter_map(|peer| {
+                let link = self.link_stats(&peer)?;
+                Some(ricochet_protocol::signaling::LinkReport {
+                    peer,
+                    path: match link.path.path {
+                        Path::Direct => "direct",
+                        Path::Relay => "relay",
+                    }
+                    .to_owned(),
+                    rtt_ms: link.rtt_ms.map(|ms| ms.min(u64::from(u32::MAX)) as u32),
+                    loss: Some(link.path.loss),
+                })
+            })
+            .take(ricochet_protocol::signaling::MAX_LINK_REPORTS)
+            .collect();
+        let relayed = self.with_socket(|s| s.relay().map_or(0, |r| r.stats().packets_sent));
+        (links, relayed)
+    }
+
     /// The path, counters and round-trip time of `peer` (a remote player), for the game to
     /// show each frame.
     pub fn link_stats(&self, peer: &PeerId) -> Option<LinkStats> {

@@ -185,12 +185,27 @@ impl MatchInfo {
         self.request(ClientMessage::Start);
     }
 
+    /// Reports this client's links to signaling for the operator console (`links`): each
+    /// other member's path and round-trip time, and the packets sent over the relay so far
+    /// ([`crate::Session::link_report`] gives both). The server keeps one report per second
+    /// at most; every 5 s is plenty. An unsent report is replaced by a newer one.
+    pub fn report_links(
+        &self,
+        links: Vec<ricochet_protocol::signaling::LinkReport>,
+        relay_packets: u64,
+    ) {
+        self.request(ClientMessage::Links {
+            links,
+            relay_packets,
+        });
+    }
+
     fn request(&self, msg: ClientMessage) {
         let mut inner = self.lock();
-        if matches!(msg, ClientMessage::SetReady { .. }) {
-            inner
-                .outbox
-                .retain(|m| !matches!(m, ClientMessage::SetReady { .. }));
+        let kind = std::mem::discriminant(&msg);
+        if !matches!(msg, ClientMessage::Start) {
+            // A newer ready state or report replaces one not yet sent.
+            inner.outbox.retain(|m| std::mem::discriminant(m) != kind);
         }
         if inner.outbox.len() < 8 {
             inner.outbox.push(msg);

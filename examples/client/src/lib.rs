@@ -54,7 +54,13 @@ pub struct Play {
     disconnected: Vec<(PeerId, i32)>,
     /// What signaling says about the match: who is still in it.
     info: MatchInfo,
+    /// When this player last reported its links to signaling (the operator console).
+    reported: Option<Instant>,
 }
+
+/// How often a player reports its links (paths, round-trip times) to signaling for the
+/// operator console.
+pub const LINK_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// This player's peer ID and handle, and the players in handle order.
 struct Roster {
@@ -104,6 +110,7 @@ impl Play {
             forensics: Vec::new(),
             disconnected: Vec::new(),
             info,
+            reported: None,
         })
     }
 
@@ -123,6 +130,14 @@ impl Play {
             }
         }
         self.clock.skip_frames(self.session.take_skip_frames());
+        if self
+            .reported
+            .is_none_or(|at| now.saturating_duration_since(at) >= LINK_REPORT_INTERVAL)
+        {
+            self.reported = Some(now);
+            let (links, relayed) = self.session.link_report();
+            self.info.report_links(links, relayed);
+        }
         if self.first_confirmed.is_none() && self.session.confirmed_frame() >= 0 {
             self.first_confirmed = Some(self.started.elapsed());
         }
