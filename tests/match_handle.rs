@@ -149,3 +149,59 @@ async fn bad_options_fail_at_once_and_a_timeout_names_who_was_there() {
     assert!(matches!(handle.error(), Some(JoinError::Timeout { .. })));
     assert!(handle.ready().await.is_err());
 }
+
+/// With `JoinOptions::lobby`, the players are the roster the host starts with: two ready
+/// members play, a third that was not ready is told it is not a player.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lobby_start_fixes_the_players() {
+    let signaling = in_process::start_servers().await;
+    let lobby = |_: usize| {
+        let mut o = options(&signaling, "lobby-handle", PathMode::ForceRelay);
+        o.players = 4;
+        o.lobby = true;
+        o
+    };
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        let (handle, driver) = Match::new(lobby(i)).unwrap();
+        let driver = tokio::spawn(driver);
+        // In join order, so the first is the host.
+        present(&handle, i + 1).await;
+        handles.push((handle, driver));
+    }
+    let ids: Vec<PeerId> = handles.iter().map(|(h, _)| h.id().unwrap()).collect();
+    assert!(handles[0].0.info().snapshot().is_host());
+    // Three present, none ready: nobody is ready to play yet, whatever `players` says.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(handles.iter().all(|(h, _)| !h.is_ready()));
+    handles[0].0.info().set_ready(true);
+    handles[1].0.info().set_ready(true);
+    tokio::time::timeout(WAIT, async {
+        while handles[0].0.info().snapshot().lobby.unwrap().ready.len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    handles[0].0.info().start();
+    let mut roster = vec![ids[0], ids[1]];
+    roster.sort();
+    for (handle, _) in handles.iter_mut().take(2) {
+        tokio::time::timeout(WAIT, handle.ready())
+            .await
+            .unwrap()
+            .unwrap();
+        let joined = handle.take_joined().unwrap();
+        assert_eq!(joined.players, roster);
+        assert_eq!(joined.players[joined.handle], joined.me);
+    }
+    let (_, third) = handles.pop().unwrap();
+    match tokio::time::timeout(WAIT, third).await.unwrap().unwrap() {
+        Err(JoinError::NotInRoster { roster: r }) => {
+            let mut r = r;
+            r.sort();
+            assert_eq!(r, roster);
+        }
+        other => panic!("the unready member joined: {other:?}"),
+    }
+}

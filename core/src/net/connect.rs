@@ -86,6 +86,13 @@ pub struct JoinOptions {
     pub ice_servers: Vec<IceServer>,
     /// How long to wait for the signaling server, the other players and the relay.
     pub timeout: Duration,
+    /// Wait for the match's lobby to start instead of for `players` members: the players are
+    /// then the roster the host started with (the members ready at the start), and `players`
+    /// is only the most expected. Meanwhile mark this player ready with
+    /// [`MatchInfo::set_ready`] and, as the host, start with [`MatchInfo::start`] (through
+    /// [`Match::info`]). A member that was not ready at the start is not a player: joining
+    /// fails with [`JoinError::NotInRoster`]. Default `false`.
+    pub lobby: bool,
 }
 
 impl JoinOptions {
@@ -119,6 +126,7 @@ impl JoinOptions {
             path: PathConfig::default(),
             ice_servers: Vec::new(),
             timeout: DEFAULT_JOIN_TIMEOUT,
+            lobby: false,
         }
     }
 
@@ -171,6 +179,13 @@ pub enum JoinError {
         url: String,
         /// What went wrong.
         source: Arc<RelayClientError>,
+    },
+    /// With [`JoinOptions::lobby`]: the host started the match and this member was not ready
+    /// then, so it is not one of the players.
+    #[error("the match started without this member (it was not ready): players {roster:?}")]
+    NotInRoster {
+        /// The players the match started with.
+        roster: Vec<PeerId>,
     },
 }
 
@@ -642,18 +657,25 @@ async fn connect(
     started: Instant,
 ) -> Result<RelayDriver, JoinError> {
     let room = options.room_url();
+    // The players: the first `players` members, or with a lobby the roster it started with.
     let filled = async {
         loop {
             let seen = info.version();
             if let (Some(id), Some(grant)) = (info.id(), info.relay()) {
-                if info.peers().len() >= options.players {
-                    return (id, grant);
+                if options.lobby {
+                    if let Some(roster) = info.snapshot().roster() {
+                        return (id, grant, roster.to_vec());
+                    }
+                } else if info.peers().len() >= options.players {
+                    let mut players = info.peers();
+                    players.truncate(options.players);
+                    return (id, grant, players);
                 }
             }
             info.changed(seen).await;
         }
     };
-    let (me, grant) = match rt::timeout(options.timeout, filled).await {
+    let (me, grant, mut players) = match rt::timeout(options.timeout, filled).await {
         Ok(found) => found,
         Err(_) => {
             return Err(JoinError::Timeout {
@@ -664,6 +686,9 @@ async fn connect(
             })
         }
     };
+    if !players.contains(&me) {
+        return Err(JoinError::NotInRoster { roster: players });
+    }
     crate::lock(shared).set(Phase::ConnectingToRelay);
     let url = grant.relay_url.clone().ok_or(JoinError::NoRelay)?;
     let (mut relay, driver) = RelaySocket::connect(&url, &grant.ticket, DEFAULT_CONNECT_TIMEOUT)
@@ -675,8 +700,6 @@ async fn connect(
     relay.renew_from(info.clone(), grant.ticket.clone());
     let mut driver: RelayDriver = rt::boxed(driver);
 
-    let mut players = info.peers();
-    players.truncate(options.players);
     players.sort();
     let handle = players
         .iter()
