@@ -9,7 +9,7 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use ricochet_tests::processes::{bin, serial, servers, Proc};
+use ricochet_tests::processes::{bin, http_get_text, serial, servers, Proc};
 use support::{artifacts, node_script};
 
 const TOKEN: &str = "console-test-token-0123456789";
@@ -81,4 +81,56 @@ fn the_console_lists_a_running_match_with_its_paths_and_closes_it() {
     assert!(png.len() > 10_000, "screenshot of {} bytes", png.len());
     assert_eq!(report["closed"], true);
     drop(bots);
+}
+
+/// Every metric the Grafana dashboard in `deploy/` queries is one the real binaries export
+/// (named in their `# TYPE` lines), so the dashboard cannot silently show empty panels after a
+/// metric is renamed.
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_the_servers_export() {
+    let _one = serial();
+    let servers = servers(&[]);
+    let signaling = servers.signaling_url.trim_start_matches("ws://").to_owned();
+    let relay = servers
+        .relay_url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_owned();
+    let exported: Vec<String> = [signaling, relay]
+        .iter()
+        .flat_map(|addr| {
+            http_get_text(addr, "/metrics")
+                .lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .filter_map(|l| l.split(' ').next())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(exported.len() > 10, "{exported:?}");
+    let path = support::root().join("deploy/grafana-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut queried = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("ricochet_signaling_") || word.starts_with("relay_") {
+                    let family = ["_total", "_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| word.strip_suffix(s))
+                        .unwrap_or(word);
+                    queried.push(family.to_owned());
+                }
+            }
+        }
+    }
+    assert!(queried.len() >= 15, "{queried:?}");
+    for family in &queried {
+        assert!(
+            exported.contains(family),
+            "the dashboard queries {family}, which no server exports ({exported:?})"
+        );
+    }
 }
