@@ -427,6 +427,9 @@ pub enum ErrorCode {
     AdminDisabled,
     /// An operator request without the admin token, or with a wrong one (HTTP 401).
     Unauthorized,
+    /// A join that needs the cluster's shared state while Redis does not answer (HTTP 503;
+    /// running matches are not affected). Try again.
+    ClusterUnavailable,
     /// A code this version does not know (sent by a newer server).
     #[serde(other)]
     Unknown,

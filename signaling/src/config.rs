@@ -167,6 +167,10 @@ pub struct Config {
     pub(crate) rejoin_grace: Duration,
     /// The operator console's bearer token (`/admin`); `None`: the console is off.
     pub(crate) admin_token: Option<String>,
+    /// Redis of a cluster of nodes (`--redis`); `None`: a lone node, state in memory.
+    pub(crate) redis_url: Option<String>,
+    /// Where the other nodes of a cluster reach this one (`--advertise-url`, `ws://HOST:PORT`).
+    pub(crate) advertise_url: Option<String>,
     /// Lifetime of each relay ticket.
     pub(crate) ticket_ttl: Duration,
     /// A created match nobody joins within this time is removed.
@@ -312,6 +316,8 @@ impl Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             rejoin_grace: DEFAULT_REJOIN_GRACE,
             admin_token: None,
+            redis_url: None,
+            advertise_url: None,
             ticket_ttl: DEFAULT_TICKET_TTL,
             unjoined_match_ttl: DEFAULT_UNJOINED_MATCH_TTL,
             messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
@@ -540,6 +546,48 @@ impl Config {
             }
         }
         self.admin_token = token.map(str::to_owned);
+        Ok(self)
+    }
+
+    /// Runs this node in a cluster sharing matches through Redis (`--redis redis://HOST:PORT`;
+    /// see [`crate::cluster`]); the other nodes forward joins of this node's matches to
+    /// `advertise_url` (`--advertise-url ws://HOST:PORT`, this node's address as they reach
+    /// it). `None`: a lone node, as without Redis.
+    pub fn set_cluster(
+        &mut self,
+        redis_url: Option<&str>,
+        advertise_url: Option<&str>,
+    ) -> Result<&mut Self, ConfigError> {
+        if let Some(r) = redis_url {
+            if !(r.starts_with("redis://")
+                || r.starts_with("rediss://")
+                || r.starts_with("redis+unix://"))
+            {
+                return Err(ConfigError::Invalid {
+                    setting: "redis",
+                    problem: format!("must be a redis:// URL, got {r:?}"),
+                });
+            }
+            match advertise_url {
+                Some(a) if a.starts_with("ws://") || a.starts_with("wss://") => {}
+                Some(a) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "advertise-url",
+                        problem: format!(
+                            "must be the ws:// URL other nodes reach this one at, got {a:?}"
+                        ),
+                    })
+                }
+                None => return Err(ConfigError::Invalid {
+                    setting: "advertise-url",
+                    problem:
+                        "is needed with --redis: the ws://HOST:PORT other nodes reach this one at"
+                            .into(),
+                }),
+            }
+        }
+        self.redis_url = redis_url.map(str::to_owned);
+        self.advertise_url = advertise_url.map(str::to_owned);
         Ok(self)
     }
 
@@ -782,6 +830,11 @@ impl Config {
     /// How long a dropped member's place is kept for a rejoin.
     pub fn rejoin_grace(&self) -> Duration {
         self.rejoin_grace
+    }
+
+    /// The Redis URL of the cluster this node is part of, if any.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
     }
 
     /// Whether the operator console is on (an admin token is set).

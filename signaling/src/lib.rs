@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod cluster;
 mod config;
 mod connection;
 mod metrics;
@@ -62,6 +63,9 @@ pub enum Error {
     /// Accepting or serving connections failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// `--redis` was given and Redis could not be reached at start.
+    #[error("could not join the cluster: {0}")]
+    Cluster(String),
 }
 
 /// The sockets [`run`] serves: the TCP listener for HTTP and WebSockets, and optionally a UDP

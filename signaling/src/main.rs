@@ -78,6 +78,13 @@ struct Args {
     /// console is off.
     #[arg(long, env = "RICOCHET_SIGNALING_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Redis URL of a cluster of signaling nodes sharing their matches (redis://HOST:PORT);
+    /// unset: a lone node with its state in memory.
+    #[arg(long, env = "RICOCHET_SIGNALING_REDIS")]
+    redis: Option<String>,
+    /// With --redis: the ws://HOST:PORT the other nodes reach this node at.
+    #[arg(long, env = "RICOCHET_SIGNALING_ADVERTISE_URL")]
+    advertise_url: Option<String>,
     /// Lifetime of relay tickets, seconds.
     #[arg(long, env = "RICOCHET_SIGNALING_TICKET_TTL_SECS", default_value_t = ricochet_signaling::DEFAULT_TICKET_TTL.as_secs())]
     ticket_ttl_secs: u64,
@@ -215,6 +222,7 @@ impl Args {
             .set_idle_timeout(Duration::from_secs(self.idle_timeout_secs))?
             .set_rejoin_grace(Duration::from_secs(self.rejoin_grace_secs))?
             .set_admin_token(self.admin_token.as_deref())?
+            .set_cluster(self.redis.as_deref(), self.advertise_url.as_deref())?
             .set_ticket_ttl(Duration::from_secs(self.ticket_ttl_secs))?
             .set_max_players(self.max_players)?
             .set_max_matches(self.max_matches)?

@@ -35,6 +35,7 @@ pub(crate) enum Rejection {
     LobbyRefused,
     ReportRefused,
     AdminUnauthorized,
+    ClusterUnavailable,
 }
 
 impl Rejection {
@@ -67,6 +68,7 @@ impl Rejection {
             Rejection::LobbyRefused => "lobby_refused",
             Rejection::ReportRefused => "report_refused",
             Rejection::AdminUnauthorized => "admin_unauthorized",
+            Rejection::ClusterUnavailable => "cluster_unavailable",
         }
     }
 }
@@ -104,6 +106,8 @@ pub(crate) struct Metrics {
     pub(crate) matches: Gauge,
     /// Memberships taken back by a rejoin since start.
     pub(crate) rejoins_total: Counter,
+    /// Matches taken over from a dead node of the cluster.
+    pub(crate) takeovers_total: Counter,
     /// Memberships whose connection dropped and that waited for a rejoin, since start.
     pub(crate) dropped_total: Counter,
     messages: Family<Labels, Counter>,
@@ -121,6 +125,7 @@ impl Metrics {
         let connections_total = Counter::default();
         let matches = Gauge::default();
         let rejoins_total = Counter::default();
+        let takeovers_total = Counter::default();
         let dropped_total = Counter::default();
         let messages = Family::<Labels, Counter>::default();
         let rejections = Family::<Labels, Counter>::default();
@@ -139,6 +144,11 @@ impl Metrics {
             "rejoins",
             "Memberships taken back with a rejoin token since start",
             rejoins_total.clone(),
+        );
+        registry.register(
+            "takeovers",
+            "Matches taken over from a dead node of the cluster since start",
+            takeovers_total.clone(),
         );
         registry.register(
             "dropped_connections",
@@ -161,6 +171,7 @@ impl Metrics {
             connections_total,
             matches,
             rejoins_total,
+            takeovers_total,
             dropped_total,
             messages,
             rejections,

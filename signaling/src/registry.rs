@@ -57,7 +57,7 @@ pub(crate) enum Target {
 }
 
 /// The key of a quick-match queue: room name, group size, required properties.
-type QuickKey = (String, u8, Labels);
+pub(crate) type QuickKey = (String, u8, Labels);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
@@ -531,6 +531,63 @@ pub(crate) struct Registry {
     /// connection takes its entry when it sees its queue closed. At most
     /// [`MAX_KICKED_REMEMBERED`].
     kicked: std::collections::VecDeque<(PeerId, u64, u16)>,
+    /// In a cluster (`--redis`): the matches changed since the cluster last published them,
+    /// and those gone; `None` on a lone node.
+    changes: Option<Changes>,
+}
+
+/// What changed in the registry since the cluster last looked ([`Registry::take_changes`]).
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub(crate) changed: std::collections::HashSet<MatchId>,
+    pub(crate) gone: Vec<Gone>,
+}
+
+/// A match removed from this node, with the names that pointed at it.
+#[derive(Debug, Clone)]
+pub(crate) struct Gone {
+    pub(crate) id: MatchId,
+    pub(crate) name: Option<String>,
+    pub(crate) quick: Option<QuickKey>,
+}
+
+/// Everything needed to take over a match on another node of a cluster: published to Redis by
+/// its home node after every change.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Snapshot {
+    pub(crate) id: MatchId,
+    /// The room name of a named room.
+    pub(crate) name: Option<String>,
+    /// The queue of a quick-match group: room, size, required properties.
+    pub(crate) quick: Option<QuickKey>,
+    /// A quick-match group still filling (its queue key points at it).
+    pub(crate) filling: bool,
+    pub(crate) max_players: u8,
+    pub(crate) public: bool,
+    pub(crate) metadata: Option<Value>,
+    pub(crate) labels: Labels,
+    pub(crate) joined_once: bool,
+    pub(crate) lobby: Option<SnapshotLobby>,
+    pub(crate) members: Vec<SnapshotMember>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SnapshotLobby {
+    pub(crate) min_players: u8,
+    pub(crate) late_join: bool,
+    pub(crate) roster: Option<Vec<PeerId>>,
+    /// The password's HMAC (the key is derived from the cluster's shared secret).
+    pub(crate) password: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SnapshotMember {
+    pub(crate) peer: PeerId,
+    pub(crate) seat: u8,
+    pub(crate) meta: Option<Value>,
+    pub(crate) ready: bool,
+    pub(crate) rejoinable: bool,
+    pub(crate) ip: IpAddr,
 }
 
 /// Close code of a member whose match the operator closed.
@@ -576,9 +633,216 @@ impl Registry {
             policy: Policy::new(config),
             metrics,
             next_conn: 1,
-            password_key: rand::random(),
+            // Derived from the shared secret, so that every node of a cluster checks the
+            // passwords of matches it takes over.
+            password_key: {
+                let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&config.secret)
+                    .expect("HMAC takes any key");
+                mac.update(b"ricochet-match-password-v1");
+                mac.finalize().into_bytes().into()
+            },
+            changes: None,
             kicked: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Notes that match `id` changed (in a cluster, its snapshot is published again).
+    fn touch(&mut self, id: MatchId) {
+        if let Some(changes) = self.changes.as_mut() {
+            if self.matches.contains_key(&id) {
+                changes.changed.insert(id);
+            }
+        }
+    }
+
+    /// Starts recording changes for a cluster ([`Registry::take_changes`]), every match
+    /// counted as changed.
+    pub(crate) fn track_changes(&mut self) {
+        let mut changes = Changes::default();
+        changes.changed.extend(self.matches.keys().copied());
+        self.changes = Some(changes);
+    }
+
+    /// Every local match counted as changed (so the cluster publishes them all again: after
+    /// Redis came back empty, and periodically so that their keys do not expire).
+    pub(crate) fn touch_all(&mut self) {
+        let ids: Vec<MatchId> = self.matches.keys().copied().collect();
+        for id in ids {
+            self.touch(id);
+        }
+    }
+
+    /// The snapshots of the matches changed since the last call, and the matches gone.
+    pub(crate) fn take_changes(&mut self) -> (Vec<Snapshot>, Vec<Gone>) {
+        let Some(changes) = self.changes.as_mut().map(std::mem::take) else {
+            return (Vec::new(), Vec::new());
+        };
+        let snaps = changes
+            .changed
+            .iter()
+            .filter_map(|id| self.snapshot(*id))
+            .collect();
+        (snaps, changes.gone)
+    }
+
+    /// Whether this node holds match `id`.
+    pub(crate) fn has_match(&self, id: &MatchId) -> bool {
+        self.matches.contains_key(id)
+    }
+
+    /// Whether this node holds the room named `name` (or, with `Some(key)`, the quick-match
+    /// group filling for that key).
+    pub(crate) fn holds(&self, target: &Target) -> bool {
+        match target {
+            Target::Id(id) => self.matches.contains_key(id),
+            Target::Name(name) => self.names.contains_key(name),
+            Target::Quick { room, size, props } => {
+                self.filling
+                    .contains_key(&(room.clone(), *size, props.clone()))
+            }
+        }
+    }
+
+    /// The match `id` as another node would take it over.
+    pub(crate) fn snapshot(&self, id: MatchId) -> Option<Snapshot> {
+        let m = self.matches.get(&id)?;
+        let quick = match &m.kind {
+            Kind::Quick { room, size } => Some((room.clone(), *size, (*m.labels).clone())),
+            _ => None,
+        };
+        Some(Snapshot {
+            id,
+            name: match &m.kind {
+                Kind::Named(n) => Some(n.clone()),
+                _ => None,
+            },
+            filling: quick
+                .as_ref()
+                .is_some_and(|k| self.filling.get(k) == Some(&id)),
+            quick,
+            max_players: m.max_players,
+            public: self.public.contains(&id),
+            metadata: m.metadata.as_deref().cloned(),
+            labels: (*m.labels).clone(),
+            joined_once: m.joined_once,
+            lobby: m.lobby.as_ref().map(|l| SnapshotLobby {
+                min_players: l.min_players,
+                late_join: l.late_join,
+                roster: l.roster.clone(),
+                password: l.password,
+            }),
+            members: m
+                .members
+                .iter()
+                .filter_map(|p| {
+                    let s = self.peers.get(p)?;
+                    Some(SnapshotMember {
+                        peer: *p,
+                        seat: s.seat,
+                        meta: s.meta.clone(),
+                        ready: s.ready,
+                        rejoinable: s.rejoinable,
+                        ip: s.ip,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// Takes over a match whose home node died, from its snapshot: every rejoinable member is
+    /// kept away, waiting for its rejoin (the others are gone with their node). Returns the
+    /// members' (peer, connection) to pass to [`Registry::leave`] once the rejoin grace is
+    /// over; nothing if the match or one of its members is already here.
+    pub(crate) fn restore(&mut self, snap: Snapshot, now: Instant) -> Vec<(PeerId, u64)> {
+        if self.matches.contains_key(&snap.id)
+            || snap
+                .members
+                .iter()
+                .any(|m| self.peers.contains_key(&m.peer))
+        {
+            return Vec::new();
+        }
+        let kind = match (&snap.name, &snap.quick) {
+            (Some(name), _) => Kind::Named(name.clone()),
+            (None, Some((room, size, _))) => Kind::Quick {
+                room: room.clone(),
+                size: *size,
+            },
+            (None, None) => Kind::Created,
+        };
+        let members: Vec<&SnapshotMember> = snap.members.iter().filter(|m| m.rejoinable).collect();
+        if members.is_empty() {
+            return Vec::new();
+        }
+        self.matches.insert(
+            snap.id,
+            Match {
+                kind: kind.clone(),
+                max_players: snap.max_players,
+                metadata: snap.metadata.clone().map(Arc::new),
+                members: members.iter().map(|m| m.peer).collect(),
+                joined_once: snap.joined_once,
+                creator: None,
+                joins: bucket(self.policy.match_joins, now),
+                relay: None,
+                labels: Arc::new(snap.labels.clone()),
+                lobby: snap.lobby.as_ref().map(|l| LobbyState {
+                    min_players: l.min_players,
+                    late_join: l.late_join,
+                    roster: l.roster.clone(),
+                    password: l.password,
+                }),
+                created_at: now,
+            },
+        );
+        match (&kind, &snap.quick) {
+            (Kind::Named(name), _) => {
+                self.names.insert(name.clone(), snap.id);
+            }
+            (Kind::Quick { .. }, Some(key)) if snap.filling => {
+                self.filling.insert(key.clone(), snap.id);
+            }
+            _ => {}
+        }
+        if snap.public {
+            self.public.insert(snap.id);
+        }
+        let mut away = Vec::new();
+        for m in members {
+            // A queue nobody reads: the member is away until it rejoins, which gives it a
+            // fresh one.
+            let (tx, _) = mpsc::channel(1);
+            let conn = self.next_conn;
+            self.next_conn += 1;
+            self.peers.insert(
+                m.peer,
+                Slot {
+                    tx,
+                    match_id: snap.id,
+                    seat: m.seat,
+                    meta: m.meta.clone(),
+                    ip: m.ip,
+                    queued: Arc::new(AtomicUsize::new(0)),
+                    meta_budget: bucket(self.policy.meta, now),
+                    signal_budgets: Vec::new(),
+                    conn,
+                    away: true,
+                    rejoinable: true,
+                    ready: m.ready,
+                    joined_at: now,
+                    links: Vec::new(),
+                    links_at: None,
+                    relay_rate: None,
+                    relay_base: None,
+                    reports: TokenBucket::new(1.0, 2.0, now),
+                },
+            );
+            self.connections.add(m.ip);
+            away.push((m.peer, conn));
+        }
+        self.touch(snap.id);
+        self.update_gauges();
+        away
     }
 
     fn update_gauges(&self) {
@@ -641,6 +905,7 @@ impl Registry {
         if new.public {
             self.public.insert(id);
         }
+        self.touch(id);
         self.update_gauges();
         Ok(())
     }
@@ -663,6 +928,20 @@ impl Registry {
         let Some(m) = self.matches.remove(&id) else {
             return;
         };
+        if let Some(changes) = self.changes.as_mut() {
+            changes.changed.remove(&id);
+            changes.gone.push(Gone {
+                id,
+                name: match &m.kind {
+                    Kind::Named(n) => Some(n.clone()),
+                    _ => None,
+                },
+                quick: match &m.kind {
+                    Kind::Quick { room, size } => Some((room.clone(), *size, (*m.labels).clone())),
+                    _ => None,
+                },
+            });
+        }
         self.public.remove(&id);
         if let Some(ip) = m.creator {
             if let Some(n) = self.created_per_ip.get_mut(&ip) {
@@ -997,6 +1276,7 @@ impl Registry {
             self.push(*other, joined.clone(), &mut cut);
         }
         self.cut_off(cut);
+        self.touch(match_id);
         self.update_gauges();
         Ok(Joined {
             peer: new_peer_id,
@@ -1085,6 +1365,7 @@ impl Registry {
         self.connections.remove(old_ip);
         self.connections.add(ip);
         self.metrics.rejoins_total.inc();
+        self.touch(match_id);
         self.update_gauges();
         Ok(Joined {
             peer,
@@ -1233,6 +1514,7 @@ impl Registry {
         }
         let rest = m.members.clone();
         let host = was_host.then(|| ext(ServerMessage::Host { peer: rest[0] }));
+        self.touch(slot.match_id);
         for other in &rest {
             if let Some(s) = self.peers.get_mut(other) {
                 s.signal_budgets.retain(|(to, _)| *to != peer);
@@ -1315,6 +1597,7 @@ impl Registry {
             return Err(LobbyRefusal::RateLimited);
         }
         slot.ready = ready;
+        self.touch(match_id);
         self.announce(match_id, ext(ServerMessage::PeerReady { peer, ready }));
         Ok(())
     }
@@ -1548,6 +1831,7 @@ impl Registry {
             lobby.roster = Some(roster.clone());
         }
         tracing::info!(%match_id, players = roster.len(), "match started");
+        self.touch(match_id);
         self.announce(match_id, ext(ServerMessage::Started { roster }));
         Ok(())
     }
@@ -1633,6 +1917,7 @@ impl Registry {
         }
         slot.meta = Some(meta.clone());
         let match_id = slot.match_id;
+        self.touch(match_id);
         let Some(m) = self.matches.get(&match_id) else {
             return Ok(());
         };

@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     static_files: Option<ServeDir>,
     /// The operator console's token check.
     pub(crate) admin: crate::admin::AdminAuth,
+    /// This node's cluster, with `--redis`.
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -95,12 +97,24 @@ pub(crate) async fn serve(
         config.ticket_ttl.as_secs().max(1),
     )
     .with_rejoin_grace(config.rejoin_grace.as_secs());
+    let cluster = match (&config.redis_url, &config.advertise_url) {
+        (Some(redis), Some(url)) => Some(Arc::new(
+            crate::cluster::Cluster::connect(redis, url.clone(), config.secret.clone())
+                .await
+                .map_err(|e| Error::Cluster(e.to_string()))?,
+        )),
+        _ => None,
+    };
     let static_files = config
         .static_dir
         .as_ref()
         .map(|dir| ServeDir::new(dir).append_index_html_on_directories(true));
+    let mut registry = Registry::new(limits, &config, metrics.clone());
+    if cluster.is_some() {
+        registry.track_changes();
+    }
     let shared = Arc::new(Shared {
-        registry: Mutex::new(Registry::new(limits, &config, metrics.clone())),
+        registry: Mutex::new(registry),
         metrics,
         ticketing,
         shutdown: shutdown_rx,
@@ -108,8 +122,13 @@ pub(crate) async fn serve(
         idle: Notify::new(),
         static_files: static_files.clone(),
         admin: crate::admin::AdminAuth::new(config.admin_token.as_deref()),
+        cluster: cluster.clone(),
         config,
     });
+    if let Some(cluster) = cluster {
+        tracing::info!(node = %cluster.node, "part of a cluster of signaling nodes on Redis");
+        tokio::spawn(cluster.run(Arc::downgrade(&shared)));
+    }
     let api = Router::new()
         .route("/matches", get(list_matches).post(create_match))
         .layer(DefaultBodyLimit::max(MAX_CREATE_BODY))
@@ -461,6 +480,9 @@ async fn list_matches(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
         Ok(q) => q,
         Err(message) => return bad(message),
     };
+    if let Some(cluster) = &shared.cluster {
+        return list_cluster(&shared, cluster, &query).await;
+    }
     let page =
         shared
             .registry()
@@ -483,6 +505,61 @@ async fn list_matches(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
         next: page.next,
     })
     .into_response()
+}
+
+/// `GET /matches` in a cluster: the public matches of every node, from their snapshots.
+async fn list_cluster(
+    shared: &Shared,
+    cluster: &crate::cluster::Cluster,
+    query: &ListQuery,
+) -> Response {
+    let (snaps, last, more) = match cluster
+        .list_public(query.after, crate::registry::MAX_LIST_SCAN)
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return cluster_unavailable(shared, &e),
+    };
+    let mut next = more.then_some(last).flatten();
+    let mut matches = Vec::new();
+    for s in &snaps {
+        if matches.len() >= query.limit {
+            next = Some(s.id);
+            break;
+        }
+        let players = s.members.len() as u8;
+        if query.open_only && players >= s.max_players {
+            continue;
+        }
+        if query.labels.iter().any(|(k, v)| s.labels.get(k) != Some(v)) {
+            continue;
+        }
+        matches.push(EntryBody {
+            id: s.id,
+            players,
+            max_players: s.max_players,
+            metadata: s.metadata.as_ref(),
+            min_players: s.lobby.as_ref().map_or(s.max_players, |l| l.min_players),
+            labels: &s.labels,
+            locked: s.lobby.as_ref().is_some_and(|l| l.password.is_some()),
+            started: s.lobby.as_ref().is_some_and(|l| l.roster.is_some()),
+        });
+    }
+    // `next` is the last match looked at on this page, as on a lone node.
+    if next.is_none() && more {
+        next = last;
+    }
+    Json(PageBody { matches, next }).into_response()
+}
+
+fn cluster_unavailable(shared: &Shared, e: &crate::cluster::ClusterError) -> Response {
+    tracing::warn!(%e, "a request needed Redis");
+    shared.metrics.reject(Rejection::ClusterUnavailable);
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::ClusterUnavailable,
+        "the cluster's shared state (Redis) does not answer; running matches go on, try again",
+    )
 }
 
 async fn create_match(
@@ -544,6 +621,14 @@ async fn create_match(
     );
     if let Err(r) = created {
         return refusal(&shared, r);
+    }
+    if let Some(cluster) = &shared.cluster {
+        // Published before the answer, so that a join of this ID on another node finds it.
+        let (snaps, gone) = shared.registry().take_changes();
+        if let Err(e) = cluster.publish(snaps, gone).await {
+            shared.registry().expire_unjoined(id);
+            return cluster_unavailable(&shared, &e);
+        }
     }
     let ttl = shared.config.unjoined_match_ttl;
     let weak = Arc::downgrade(&shared);
@@ -704,7 +789,51 @@ async fn room(
             );
         }
     };
-    let ip: IpAddr = addr.ip();
+    // A join forwarded by another node of the cluster carries the client's address, signed.
+    let ip: IpAddr = shared
+        .cluster
+        .as_ref()
+        .and_then(|c| c.forwarded_ip(&parts.headers))
+        .unwrap_or(addr.ip());
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| format!("/{room}"), |p| p.as_str().to_owned());
+    if let Some(cluster) = &shared.cluster {
+        // The match may live on another node: forward there, or take it over if that node died.
+        let target = match query.get("rejoin") {
+            Some(token) => shared
+                .ticketing
+                .verify_rejoin(token)
+                .map(|(match_id, _)| Target::Id(match_id)),
+            None => parse_join(&room, &query, shared.config.max_meta_size)
+                .ok()
+                .map(|(t, _)| t),
+        };
+        if let Some(target) = target {
+            let fresh = MatchId::from_bytes(rand::thread_rng().gen());
+            match cluster.route(&shared, &target, fresh).await {
+                Ok(crate::cluster::Route::Forward(url)) => {
+                    return cluster
+                        .forward(
+                            ws,
+                            &url,
+                            &path_and_query,
+                            &parts.headers,
+                            ip,
+                            shared.config.max_message_size,
+                        )
+                        .await
+                }
+                Ok(crate::cluster::Route::Local(claimed)) => {
+                    if let Some(id) = claimed {
+                        parts.extensions.insert(ClaimedId(id));
+                    }
+                }
+                Err(e) => return cluster_unavailable(&shared, &e),
+            }
+        }
+    }
     if let Some(token) = query.get("rejoin") {
         // A member whose connection dropped takes its membership back; the room path and
         // any other parameter are ignored (the token names the match).
@@ -743,7 +872,11 @@ async fn room(
             let mut rng = rand::thread_rng();
             (
                 PeerId(uuid::Uuid::from_bytes(uuid_v4(rng.gen()))),
-                MatchId::from_bytes(rng.gen()),
+                // A new room or quick-match group takes the ID the cluster claimed for it.
+                parts
+                    .extensions
+                    .get::<ClaimedId>()
+                    .map_or_else(|| MatchId::from_bytes(rng.gen()), |c| c.0),
             )
         };
         // Ricochet's clients can take their membership back after a dropped connection and
@@ -781,6 +914,10 @@ async fn room(
         span,
     )
 }
+
+/// The match ID the cluster claimed for a new named room or quick-match group.
+#[derive(Clone, Copy)]
+struct ClaimedId(MatchId);
 
 /// Completes the WebSocket upgrade of a member's connection with the server's limits.
 fn upgrade(

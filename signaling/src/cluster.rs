@@ -1,0 +1,610 @@
+//! Several signaling nodes sharing their matches through Redis (`--redis redis://...`).
+//!
+//! Every match lives on one node, its **home**, where its members' connections end and which
+//! runs it exactly as a lone node does (presence order, signals, lobby, tickets). Redis holds
+//! which node is home to which match, which room names and quick-match queues point at which
+//! match, the public listing, and a snapshot of every match that its home node publishes after
+//! each change. A client may reach any node (a load balancer in front of them):
+//!
+//! - joining a match whose home is another live node, the node **forwards** the WebSocket to
+//!   that node (it opens the same request there, passing the client's address in signed
+//!   headers, and pipes the frames both ways); a refusal there (full, wrong password, ...) is
+//!   answered to the client as is;
+//! - joining a match whose home node died (its heartbeat key expired), the node **takes it
+//!   over** from its snapshot: every rejoinable member is kept, away, for the rejoin grace, and
+//!   the members coming back with their rejoin tokens (Ricochet's signaller does this by
+//!   itself when its connection drops) find their seats, peer IDs and presence as they were;
+//! - a room name or quick-match queue nobody holds is claimed in Redis (`SET NX`) before the
+//!   match is made, so two nodes never make two matches of one name.
+//!
+//! A running match needs Redis for nothing but takeovers: its members' signals and presence
+//! stay on its home node, so a Redis restart ends no match (each node publishes its matches
+//! again every [`REFRESH`] and as soon as Redis answers again). Every key expires
+//! ([`TTL_SECS`]) unless its node refreshes it, so a dead node's entries go by themselves.
+//!
+//! Keys (prefix `ricochet:`): `node:{node}` (its forwarding URL, expires after
+//! [`NODE_TTL_SECS`] without a heartbeat), `home:{match}`, `snap:{match}` (JSON),
+//! `room:{name}`, `quick:{room}|{size}|{properties}`, and the sorted set `public`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt as _, StreamExt as _};
+use hmac::{Hmac, Mac};
+use redis::aio::ConnectionManager;
+use ricochet_protocol::signaling::MatchId;
+use tokio_tungstenite::tungstenite;
+
+use crate::registry::{Gone, QuickKey, Snapshot, Target};
+use crate::server::Shared;
+
+/// How long a node's heartbeat key lives; it is refreshed every second.
+pub const NODE_TTL_SECS: u64 = 5;
+/// How long a match's keys live unless its home node refreshes them.
+pub const TTL_SECS: u64 = 30;
+/// How often a node publishes every one of its matches again.
+pub const REFRESH: Duration = Duration::from_secs(10);
+/// How often changed matches are published.
+const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+/// Headers a forwarding node sets on the request to a match's home node.
+pub(crate) const FORWARDED_FOR: &str = "x-ricochet-forwarded-for";
+pub(crate) const FORWARD_AUTH: &str = "x-ricochet-forward-auth";
+/// How old a forwarded request's signature may be, seconds.
+const FORWARD_MAX_AGE_SECS: u64 = 30;
+
+/// This node's place in the cluster.
+pub(crate) struct Cluster {
+    redis: ConnectionManager,
+    /// This node's random ID.
+    pub(crate) node: String,
+    /// Where other nodes forward joins to this node (`ws://HOST:PORT`).
+    url: String,
+    secret: Vec<u8>,
+}
+
+/// Where a join goes.
+pub(crate) enum Route {
+    /// This node: the match is here (or is made here, with this ID for a new named room or
+    /// quick-match group).
+    Local(Option<MatchId>),
+    /// Another node is the match's home: forward the WebSocket to this URL.
+    Forward(String),
+}
+
+/// Redis could not be reached (joins that need it are refused with 503).
+#[derive(Debug, thiserror::Error)]
+#[error("the cluster's Redis did not answer: {0}")]
+pub(crate) struct ClusterError(#[from] redis::RedisError);
+
+fn key(kind: &str, id: impl std::fmt::Display) -> String {
+    format!("ricochet:{kind}:{id}")
+}
+
+fn quick_key((room, size, props): &QuickKey) -> String {
+    let props = serde_json::to_string(props).unwrap_or_default();
+    key("quick", format!("{room}|{size}|{props}"))
+}
+
+/// Takes over `snap:{id}` if its home node is gone: `{"alive", url}` when the home node is
+/// alive, `{"taken", snapshot}` when this node is now home, `{"none", ""}` when there is no
+/// snapshot.
+const TAKE_OVER: &str = r#"
+local home = redis.call('GET', KEYS[1])
+if home and home ~= ARGV[1] then
+  local url = redis.call('GET', ARGV[2] .. home)
+  if url then return {'alive', url} end
+end
+local snap = redis.call('GET', KEYS[2])
+if not snap then return {'none', ''} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return {'taken', snap}
+"#;
+
+/// Deletes `KEYS[i]` if it holds `ARGV[i]` (a match that is gone from its keys).
+const DELETE_IF: &str = r#"
+for i, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[i] then redis.call('DEL', k) end
+end
+return 1
+"#;
+
+impl Cluster {
+    /// Connects to Redis at `redis_url`; this node is forwarded to at `url`.
+    pub(crate) async fn connect(
+        redis_url: &str,
+        url: String,
+        secret: Vec<u8>,
+    ) -> Result<Cluster, ClusterError> {
+        let client = redis::Client::open(redis_url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(1);
+        let redis = ConnectionManager::new_with_config(client, config).await?;
+        let node = format!("{:016x}", rand::random::<u64>());
+        let cluster = Cluster {
+            redis,
+            node,
+            url,
+            secret,
+        };
+        cluster.heartbeat().await?;
+        Ok(cluster)
+    }
+
+    async fn heartbeat(&self) -> Result<(), ClusterError> {
+        let mut c = self.redis.clone();
+        redis::cmd("SET")
+            .arg(key("node", &self.node))
+            .arg(&self.url)
+            .arg("EX")
+            .arg(NODE_TTL_SECS)
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// Where a join of `target` goes; `fresh` is the ID a new match would get.
+    pub(crate) async fn route(
+        &self,
+        shared: &Arc<Shared>,
+        target: &Target,
+        fresh: MatchId,
+    ) -> Result<Route, ClusterError> {
+        if shared.registry().holds(target) {
+            return Ok(Route::Local(None));
+        }
+        let name_key = match target {
+            Target::Id(id) => return self.route_id(shared, *id).await,
+            Target::Name(name) => key("room", name),
+            Target::Quick { room, size, props } => quick_key(&(room.clone(), *size, props.clone())),
+        };
+        let mut c = self.redis.clone();
+        for _ in 0..4 {
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(&name_key)
+                .arg(fresh.to_string())
+                .arg("NX")
+                .arg("EX")
+                .arg(TTL_SECS)
+                .query_async(&mut c)
+                .await?;
+            if claimed.is_some() {
+                self.set_home(fresh).await?;
+                return Ok(Route::Local(Some(fresh)));
+            }
+            let Some(id) = redis::cmd("GET")
+                .arg(&name_key)
+                .query_async::<Option<String>>(&mut c)
+                .await?
+                .and_then(|t| t.parse::<MatchId>().ok())
+            else {
+                continue;
+            };
+            match self.route_id(shared, id).await? {
+                Route::Local(_) if !shared.registry().has_match(&id) => {
+                    // The name points at a match that is gone (its node died and no member
+                    // came back): free it and claim it again.
+                    self.delete_if(&[(name_key.clone(), id.to_string())])
+                        .await?;
+                }
+                route => return Ok(route),
+            }
+        }
+        Ok(Route::Local(None))
+    }
+
+    /// Where match `id` is: here, at its live home node, or here after taking it over.
+    pub(crate) async fn route_id(
+        &self,
+        shared: &Arc<Shared>,
+        id: MatchId,
+    ) -> Result<Route, ClusterError> {
+        if shared.registry().has_match(&id) {
+            return Ok(Route::Local(None));
+        }
+        let mut c = self.redis.clone();
+        let (what, value): (String, String) = redis::Script::new(TAKE_OVER)
+            .key(key("home", id))
+            .key(key("snap", id))
+            .arg(&self.node)
+            .arg("ricochet:node:")
+            .arg(TTL_SECS)
+            .invoke_async(&mut c)
+            .await?;
+        match what.as_str() {
+            "alive" => Ok(Route::Forward(value)),
+            "taken" => {
+                match serde_json::from_str::<Snapshot>(&value) {
+                    Ok(snap) => self.take_over(shared, snap),
+                    Err(e) => {
+                        tracing::warn!(%id, %e, "unreadable snapshot in Redis; not taken over")
+                    }
+                }
+                Ok(Route::Local(None))
+            }
+            _ => Ok(Route::Local(None)),
+        }
+    }
+
+    /// Makes a dead node's match ours: its rejoinable members wait, away, for their rejoins.
+    fn take_over(&self, shared: &Arc<Shared>, snap: Snapshot) {
+        let grace = shared.config.rejoin_grace;
+        if grace.is_zero() {
+            return;
+        }
+        let id = snap.id;
+        let away = shared.registry().restore(snap, std::time::Instant::now());
+        tracing::info!(match_id = %id, members = away.len(), "took over a match from a dead node");
+        shared.metrics.takeovers_total.inc();
+        for (peer, conn) in away {
+            let weak = Arc::downgrade(shared);
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if let Some(shared) = weak.upgrade() {
+                    shared.registry().leave(peer, conn);
+                }
+            });
+        }
+    }
+
+    async fn set_home(&self, id: MatchId) -> Result<(), ClusterError> {
+        let mut c = self.redis.clone();
+        redis::cmd("SET")
+            .arg(key("home", id))
+            .arg(&self.node)
+            .arg("EX")
+            .arg(TTL_SECS)
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_if(&self, pairs: &[(String, String)]) -> Result<(), ClusterError> {
+        let mut c = self.redis.clone();
+        let script = redis::Script::new(DELETE_IF);
+        let mut invocation = script.prepare_invoke();
+        for (k, v) in pairs {
+            invocation.key(k).arg(v);
+        }
+        invocation.invoke_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Publishes the snapshots of changed matches and removes the keys of gone ones.
+    pub(crate) async fn publish(
+        &self,
+        snaps: Vec<Snapshot>,
+        gone: Vec<Gone>,
+    ) -> Result<(), ClusterError> {
+        let mut c = self.redis.clone();
+        if !snaps.is_empty() {
+            let mut pipe = redis::pipe();
+            for snap in &snaps {
+                let id = snap.id.to_string();
+                let json = serde_json::to_string(snap).unwrap_or_default();
+                pipe.cmd("SET")
+                    .arg(key("snap", &id))
+                    .arg(json)
+                    .arg("EX")
+                    .arg(TTL_SECS)
+                    .ignore();
+                pipe.cmd("SET")
+                    .arg(key("home", &id))
+                    .arg(&self.node)
+                    .arg("EX")
+                    .arg(TTL_SECS)
+                    .ignore();
+                if let Some(name) = &snap.name {
+                    pipe.cmd("SET")
+                        .arg(key("room", name))
+                        .arg(&id)
+                        .arg("EX")
+                        .arg(TTL_SECS)
+                        .ignore();
+                }
+                if let (Some(q), true) = (&snap.quick, snap.filling) {
+                    pipe.cmd("SET")
+                        .arg(quick_key(q))
+                        .arg(&id)
+                        .arg("EX")
+                        .arg(TTL_SECS)
+                        .ignore();
+                }
+                if snap.public {
+                    pipe.cmd("ZADD")
+                        .arg("ricochet:public")
+                        .arg(0)
+                        .arg(&id)
+                        .ignore();
+                }
+            }
+            pipe.query_async::<()>(&mut c).await?;
+            // A quick-match group that filled up: its queue no longer points at it.
+            let filled: Vec<(String, String)> = snaps
+                .iter()
+                .filter(|s| !s.filling)
+                .filter_map(|s| s.quick.as_ref().map(|q| (quick_key(q), s.id.to_string())))
+                .collect();
+            if !filled.is_empty() {
+                self.delete_if(&filled).await?;
+            }
+        }
+        for g in gone {
+            let id = g.id.to_string();
+            let mut pairs = vec![(key("home", &id), self.node.clone())];
+            if let Some(name) = &g.name {
+                pairs.push((key("room", name), id.clone()));
+            }
+            if let Some(q) = &g.quick {
+                pairs.push((quick_key(q), id.clone()));
+            }
+            self.delete_if(&pairs).await?;
+            redis::pipe()
+                .cmd("DEL")
+                .arg(key("snap", &id))
+                .ignore()
+                .cmd("ZREM")
+                .arg("ricochet:public")
+                .arg(&id)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One page of public matches across the cluster, from their snapshots: `(snapshots,
+    /// next)` as `GET /matches` pages them.
+    pub(crate) async fn list_public(
+        &self,
+        after: Option<MatchId>,
+        scan: usize,
+    ) -> Result<(Vec<Snapshot>, Option<MatchId>, bool), ClusterError> {
+        let mut c = self.redis.clone();
+        let start = after.map_or("-".to_owned(), |id| format!("({id}"));
+        let ids: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg("ricochet:public")
+            .arg(start)
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(scan + 1)
+            .query_async(&mut c)
+            .await?;
+        let more = ids.len() > scan;
+        let ids: Vec<String> = ids.into_iter().take(scan).collect();
+        let last = ids.last().and_then(|t| t.parse().ok());
+        if ids.is_empty() {
+            return Ok((Vec::new(), None, false));
+        }
+        let keys: Vec<String> = ids.iter().map(|id| key("snap", id)).collect();
+        let snaps: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
+        let mut stale = Vec::new();
+        let mut found = Vec::new();
+        for (id, snap) in ids.iter().zip(snaps) {
+            match snap.and_then(|s| serde_json::from_str::<Snapshot>(&s).ok()) {
+                Some(s) => found.push(s),
+                None => stale.push(id.clone()),
+            }
+        }
+        if !stale.is_empty() {
+            // Listed by a node that died: forgotten.
+            redis::cmd("ZREM")
+                .arg("ricochet:public")
+                .arg(&stale)
+                .query_async::<()>(&mut c)
+                .await?;
+        }
+        Ok((found, last, more))
+    }
+
+    /// Signs the client's address for the home node (`FORWARD_AUTH`: Unix seconds, then the
+    /// HMAC of the address and that time).
+    fn forward_auth(&self, ip: std::net::IpAddr, secs: u64) -> String {
+        let mut mac =
+            <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret).expect("HMAC takes any key");
+        mac.update(format!("ricochet-forward-v1|{ip}|{secs}").as_bytes());
+        let sig: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{secs}.{sig}")
+    }
+
+    /// The client address a forwarding node vouches for, if the headers carry a valid,
+    /// recent signature.
+    pub(crate) fn forwarded_ip(&self, headers: &HeaderMap) -> Option<std::net::IpAddr> {
+        let ip: std::net::IpAddr = headers.get(FORWARDED_FOR)?.to_str().ok()?.parse().ok()?;
+        let auth = headers.get(FORWARD_AUTH)?.to_str().ok()?;
+        let (secs, _) = auth.split_once('.')?;
+        let secs: u64 = secs.parse().ok()?;
+        let now = crate::server::now_unix_ms() / 1000;
+        if now.abs_diff(secs) > FORWARD_MAX_AGE_SECS {
+            return None;
+        }
+        // Compared as MACs: constant time.
+        let expected = self.forward_auth(ip, secs);
+        let mut a = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret).ok()?;
+        a.update(expected.as_bytes());
+        let a = a.finalize().into_bytes();
+        let mut b = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret).ok()?;
+        b.update(auth.as_bytes());
+        b.verify_slice(&a).ok()?;
+        Some(ip)
+    }
+
+    /// Forwards a join to the match's home node at `url`: the same path and query, the client's
+    /// address signed in headers. A refusal there is the answer here; an accepted join is
+    /// upgraded here and piped to it.
+    pub(crate) async fn forward(
+        &self,
+        ws: WebSocketUpgrade,
+        url: &str,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        ip: std::net::IpAddr,
+        max_message: usize,
+    ) -> Response {
+        use tungstenite::client::IntoClientRequest as _;
+        let target = format!("{}{}", url.trim_end_matches('/'), path_and_query);
+        let Ok(mut request) = target.as_str().into_client_request() else {
+            return crate::server::error(
+                StatusCode::BAD_GATEWAY,
+                ricochet_protocol::signaling::ErrorCode::ServerFull,
+                "could not reach this match's node",
+            );
+        };
+        let secs = crate::server::now_unix_ms() / 1000;
+        let h = request.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+            h.insert(FORWARDED_FOR, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.forward_auth(ip, secs)) {
+            h.insert(FORWARD_AUTH, v);
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            h.insert(header::ORIGIN, origin.clone());
+        }
+        let mut config = tungstenite::protocol::WebSocketConfig::default();
+        config.max_message_size = Some(max_message.max(64 * 1024));
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let upstream = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok((upstream, _))) => upstream,
+            Ok(Err(tungstenite::Error::Http(resp))) => {
+                // The home node's refusal, as it gave it.
+                let status =
+                    StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                let body = resp.body().clone().unwrap_or_default();
+                let mut out = (status, body).into_response();
+                out.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                if let Some(retry) = resp.headers().get("retry-after") {
+                    if let Ok(v) = HeaderValue::from_bytes(retry.as_bytes()) {
+                        out.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                }
+                return out;
+            }
+            _ => {
+                return crate::server::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ricochet_protocol::signaling::ErrorCode::ServerFull,
+                    "this match's node did not answer; try again",
+                )
+            }
+        };
+        ws.max_message_size(max_message)
+            .on_upgrade(move |client| pipe(client, upstream))
+    }
+
+    /// Runs the cluster's background work until the server stops: the heartbeat every second,
+    /// changed matches published every 50 ms, every match again every [`REFRESH`] and as soon
+    /// as Redis answers after failing.
+    pub(crate) async fn run(self: Arc<Self>, shared: std::sync::Weak<Shared>) {
+        let mut beat = tokio::time::interval(Duration::from_secs(1));
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        let mut refresh = tokio::time::interval(REFRESH);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = beat.tick() => {
+                    let ok = self.heartbeat().await;
+                    if let Err(e) = &ok {
+                        if !failing {
+                            tracing::warn!(%e, "Redis does not answer; running matches go on");
+                        }
+                    }
+                    if ok.is_ok() && failing {
+                        tracing::info!("Redis answers again; publishing every match");
+                        if let Some(shared) = shared.upgrade() {
+                            shared.registry().touch_all();
+                        }
+                    }
+                    failing = ok.is_err();
+                }
+                _ = publish.tick() => {
+                    let Some(s) = shared.upgrade() else { return };
+                    let (snaps, gone) = s.registry().take_changes();
+                    drop(s);
+                    if snaps.is_empty() && gone.is_empty() {
+                        continue;
+                    }
+                    if let Err(e) = self.publish(snaps, gone).await {
+                        tracing::debug!(%e, "could not publish matches; they go again when Redis answers");
+                        failing = true;
+                    }
+                }
+                _ = refresh.tick() => {
+                    let Some(s) = shared.upgrade() else { return };
+                    s.registry().touch_all();
+                }
+            }
+        }
+    }
+}
+
+/// Pipes a forwarded member's frames between its client and the match's home node. When the
+/// home node's connection drops without a close (the node died), the client's connection is
+/// dropped without one too, so that the client rejoins (Ricochet's signaller does so after a
+/// drop, not after a close).
+async fn pipe(
+    client: WebSocket,
+    upstream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) {
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut up_tx, mut up_rx) = upstream.split();
+    loop {
+        tokio::select! {
+            m = client_rx.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    if up_tx.send(tungstenite::Message::text(t.as_str())).await.is_err() { return; }
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    if up_tx.send(tungstenite::Message::binary(b)).await.is_err() { return; }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let frame = frame.map(|f| tungstenite::protocol::CloseFrame {
+                        code: f.code.into(),
+                        reason: f.reason.as_str().to_owned().into(),
+                    });
+                    let _ = up_tx.send(tungstenite::Message::Close(frame)).await;
+                    let _ = up_tx.close().await;
+                    return;
+                }
+                Some(Ok(_)) => {}
+                // The client dropped: drop the upstream without a close as well, so that the
+                // home node keeps its place for the rejoin grace.
+                Some(Err(_)) | None => return,
+            },
+            m = up_rx.next() => match m {
+                Some(Ok(tungstenite::Message::Text(t))) => {
+                    if client_tx.send(Message::Text(Utf8Bytes::from(t.as_str()))).await.is_err() { return; }
+                }
+                Some(Ok(tungstenite::Message::Binary(b))) => {
+                    if client_tx.send(Message::Binary(b)).await.is_err() { return; }
+                }
+                Some(Ok(tungstenite::Message::Close(frame))) => {
+                    let frame = frame.map(|f| CloseFrame {
+                        code: f.code.into(),
+                        reason: Utf8Bytes::from(f.reason.as_str()),
+                    });
+                    let _ = client_tx.send(Message::Close(frame)).await;
+                    let _ = client_tx.close().await;
+                    return;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            },
+        }
+    }
+}
