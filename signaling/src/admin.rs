@@ -125,6 +125,77 @@ pub(crate) async fn page(State(shared): State<Arc<Shared>>) -> Response {
 #[derive(serde::Deserialize)]
 pub(crate) struct StateQuery {
     limit: Option<usize>,
+    /// In a cluster: the node whose view to show (its ID); this node's by default.
+    node: Option<String>,
+}
+
+/// In a cluster, `?node=ID` of another node: the same request is made there (same method, path
+/// and token) and its answer is this one's. `None`: answer here.
+async fn elsewhere(
+    shared: &Shared,
+    node: Option<&str>,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let cluster = shared.cluster.as_ref()?;
+    let node = node.filter(|n| *n != cluster.node)?;
+    let Some(url) = cluster.node_url(node).await else {
+        return Some(error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownPeer,
+            "no live node of the cluster has this ID",
+        ));
+    };
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    Some(match http_request(&url, method, path, auth).await {
+        Some((status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        None => error(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::ClusterUnavailable,
+            "that node did not answer",
+        ),
+    })
+}
+
+/// A plain HTTP/1.1 request to another node (`ws://HOST:PORT` as it advertises itself): its
+/// status and body, or `None` if it did not answer within 5 s.
+async fn http_request(url: &str, method: &str, path: &str, auth: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let host = url
+        .trim_start_matches("ws://")
+        .trim_start_matches("wss://")
+        .trim_end_matches('/');
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut out = Vec::new();
+        s.take(8 * 1024 * 1024).read_to_end(&mut out).await.ok()?;
+        let text = String::from_utf8_lossy(&out);
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let (_, body) = text.split_once("\r\n\r\n")?;
+        Some((status, body.to_owned()))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct NodeQuery {
+    node: Option<String>,
 }
 
 /// `GET /admin/api/state`.
@@ -132,12 +203,23 @@ pub(crate) async fn state(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     query: Result<Query<StateQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if let Some(refused) = refusal(&shared, &headers, addr) {
         return refused;
     }
     let limit = match query {
+        Ok(Query(StateQuery {
+            node: Some(node), ..
+        })) if shared.cluster.as_ref().is_some_and(|c| c.node != node) => {
+            let path = format!("/admin/api/state?{}", uri.query().unwrap_or_default())
+                .replace(&format!("node={node}"), "");
+            if let Some(there) = elsewhere(&shared, Some(&node), "GET", &path, &headers).await {
+                return there;
+            }
+            DEFAULT_LIMIT
+        }
         Ok(Query(q)) => q.limit.unwrap_or(DEFAULT_LIMIT),
         Err(e) => {
             return error(
@@ -157,7 +239,13 @@ pub(crate) async fn state(
     let view = shared
         .registry()
         .admin_view(&shared.ticketing, limit, Instant::now());
-    ([(header::CACHE_CONTROL, "no-store")], Json(view)).into_response()
+    let mut body = serde_json::to_value(&view).unwrap_or_default();
+    if let Some(cluster) = &shared.cluster {
+        // Which node this is, and the others (the page switches between them).
+        body["node"] = serde_json::json!(cluster.node);
+        body["nodes"] = serde_json::json!(cluster.nodes().await.unwrap_or_default());
+    }
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
 /// `POST /admin/api/matches/{id}/close`.
@@ -166,9 +254,14 @@ pub(crate) async fn close_match(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(on): Query<NodeQuery>,
 ) -> Response {
     if let Some(refused) = refusal(&shared, &headers, addr) {
         return refused;
+    }
+    let path = format!("/admin/api/matches/{id}/close");
+    if let Some(there) = elsewhere(&shared, on.node.as_deref(), "POST", &path, &headers).await {
+        return there;
     }
     let Ok(id) = id.parse::<MatchId>() else {
         return error(
@@ -196,9 +289,14 @@ pub(crate) async fn remove_member(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((id, peer)): Path<(String, String)>,
+    Query(on): Query<NodeQuery>,
 ) -> Response {
     if let Some(refused) = refusal(&shared, &headers, addr) {
         return refused;
+    }
+    let path = format!("/admin/api/matches/{id}/members/{peer}/remove");
+    if let Some(there) = elsewhere(&shared, on.node.as_deref(), "POST", &path, &headers).await {
+        return there;
     }
     let (Ok(id), Ok(peer)) = (id.parse::<MatchId>(), peer.parse::<uuid::Uuid>()) else {
         return error(

@@ -137,11 +137,17 @@ impl Cluster {
 
     async fn heartbeat(&self) -> Result<(), ClusterError> {
         let mut c = self.redis.clone();
-        redis::cmd("SET")
+        redis::pipe()
+            .cmd("SET")
             .arg(key("node", &self.node))
             .arg(&self.url)
             .arg("EX")
             .arg(NODE_TTL_SECS)
+            .ignore()
+            .cmd("SADD")
+            .arg("ricochet:nodes")
+            .arg(&self.node)
+            .ignore()
             .query_async::<()>(&mut c)
             .await?;
         Ok(())
@@ -195,6 +201,49 @@ impl Cluster {
             }
         }
         Ok(Route::Local(None))
+    }
+
+    /// The advertised URL of live node `node`.
+    pub(crate) async fn node_url(&self, node: &str) -> Option<String> {
+        if !node.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut c = self.redis.clone();
+        redis::cmd("GET")
+            .arg(key("node", node))
+            .query_async::<Option<String>>(&mut c)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The live nodes: `{"id", "url"}` each, sorted by ID.
+    pub(crate) async fn nodes(&self) -> Result<Vec<serde_json::Value>, ClusterError> {
+        let mut c = self.redis.clone();
+        let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg("ricochet:nodes")
+            .query_async(&mut c)
+            .await?;
+        ids.sort();
+        let mut nodes = Vec::new();
+        for id in ids {
+            let url: Option<String> = redis::cmd("GET")
+                .arg(key("node", &id))
+                .query_async(&mut c)
+                .await?;
+            match url {
+                Some(url) => nodes.push(serde_json::json!({ "id": id, "url": url })),
+                // Its heartbeat expired: a dead node, forgotten.
+                None => {
+                    redis::cmd("SREM")
+                        .arg("ricochet:nodes")
+                        .arg(&id)
+                        .query_async::<()>(&mut c)
+                        .await?
+                }
+            }
+        }
+        Ok(nodes)
     }
 
     /// Where match `id` is: here, at its live home node, or here after taking it over.
