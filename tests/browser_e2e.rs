@@ -10,7 +10,9 @@
 //! (server-created, unlisted) match. And a relay that refuses the tickets: each tab gives up
 //! with the relay's close code and reason. Every test that checks paths checks both ends of
 //! every pair. A desync planted in a bot playing a tab: the page offers a forensics bundle for
-//! download, and `ricochet-desync` names the field that differs.
+//! download, and `ricochet-desync` names the field that differs. Two tabs chat while they play,
+//! directly and forced to the relay: each line typed into one page's chat box shows once in the
+//! other's, and the keys typed there never reach the game.
 
 #[path = "browser/support.rs"]
 mod support;
@@ -366,4 +368,87 @@ fn a_desync_with_a_bot_is_offered_for_download_and_read_by_the_tool() {
         rerun.contains("(this side)") || rerun.ends_with("'s") && !rerun.contains("neither"),
         "{rerun}"
     );
+}
+
+/// Two tabs play and chat through their pages (`drive.mjs --chat`): each, with its chat box
+/// focused, holds W (the game must not see it), types a line with non-ASCII characters and
+/// presses Enter, then Escape back to the game, where W does move. Each tab receives the other's
+/// line exactly once, from the other's handle, lists its own line as its own, and shows both on
+/// the page after the senders' player numbers.
+fn two_tabs_chat(name: &str, force_relay: bool) {
+    let _serial = serial();
+    let web = support::web_dir();
+    let servers = servers(&["--static", web.to_str().unwrap()]);
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let room = format!("{name}-{}", std::process::id());
+    let relay = if force_relay { "&relay=force" } else { "" };
+    let urls: Vec<String> = (1..=2)
+        .map(|seed| format!("{http}/?match={room}&players=2&autoplay={seed}{relay}"))
+        .collect();
+    // 300 frames: the pair has settled on its path by then.
+    let drive = support::drive_with(
+        &["--chat"],
+        &support::artifacts(name),
+        "frame:300",
+        50,
+        &urls,
+    );
+    for t in &drive.tabs {
+        println!("tab: {t}");
+    }
+    assert!(drive.ok, "the tabs did not chat: {:?}", drive.tabs);
+    assert_eq!(drive.tabs.len(), 2);
+    let line = |i: usize| format!("hello from tab {i}, héllo ⚡");
+    for (i, tab) in drive.tabs.iter().enumerate() {
+        let status = &tab["status"];
+        let me = &status["handle"];
+        let other = 1 - i;
+        let them = &drive.statuses[other]["handle"];
+        assert_ne!(me, them);
+        let chat = status["chat"].as_array().expect("a chat list");
+        let received: Vec<&serde_json::Value> = chat.iter().filter(|l| l["from"] != *me).collect();
+        assert_eq!(
+            received,
+            [&serde_json::json!({ "from": them, "text": line(other) })],
+            "tab {i} received the other's line exactly once: {status}"
+        );
+        let sent: Vec<&serde_json::Value> = chat.iter().filter(|l| l["from"] == *me).collect();
+        assert_eq!(
+            sent,
+            [&serde_json::json!({ "from": me, "text": line(i) })],
+            "tab {i} lists its own line: {status}"
+        );
+        let player = |h: &serde_json::Value| h.as_u64().unwrap() + 1;
+        let shown = tab["chat_shown"].as_array().expect("the page's chat list");
+        let shown: Vec<&str> = shown.iter().filter_map(|l| l.as_str()).collect();
+        let mut want = [
+            format!("P{} (you) {}", player(me), line(i)),
+            format!("P{} {}", player(them), line(other)),
+        ];
+        // In the order the page got them: its own first, unless the other's came before.
+        if shown.first().is_some_and(|l| !l.contains("(you)")) {
+            want.reverse();
+        }
+        assert_eq!(shown, want, "tab {i}'s page shows both lines once");
+        assert_eq!(tab["chat_error"], serde_json::Value::Null, "{tab}");
+        assert_eq!(tab["keys_typing"], 0, "W typed into the chat moved: {tab}");
+        assert_eq!(
+            tab["keys_playing"],
+            ricochet_demo_game::buttons::UP,
+            "W on the game: {tab}"
+        );
+        assert_eq!(status["desyncs"], 0, "desync: {status}");
+    }
+    let everyone: Vec<&serde_json::Value> = drive.statuses.iter().collect();
+    assert_every_path(&everyone, if force_relay { "relay" } else { "direct" });
+}
+
+#[test]
+fn two_tabs_chat_over_direct_channels() {
+    two_tabs_chat("browser-chat-direct", false);
+}
+
+#[test]
+fn two_tabs_chat_forced_to_the_relay() {
+    two_tabs_chat("browser-chat-relay", true);
 }

@@ -6,7 +6,7 @@
 // "after": with --close-first, the status once the first tab is gone}]}.
 //
 //   node drive.mjs --out DIR [--until checksum|frame:N|failed] [--timeout SECS] [--private]
-//                  [--processes] [--mdns] [--close-first] URL...
+//                  [--processes] [--mdns] [--close-first] [--chat] URL...
 //
 // --private: the first tab clicks "New private match" on the (single) URL and the second tab
 // opens the link it shows, as a player would send it to a friend.
@@ -22,6 +22,14 @@
 // tabs of one browser.
 // --mdns: keep Chromium's default of hiding local addresses behind mDNS names in WebRTC ICE
 // candidates (by default drive.mjs turns it off with WebRtcHideLocalIpsWithMdns).
+// --chat: once every tab is playing, each tab chats through the page as a player would: with
+// the chat box focused it holds W (the game must not see it: "keys_typing", the status's
+// "keys"), types its line (CHAT_LINE with its index, non-ASCII included) and presses Enter,
+// then Escape back to the game and holds W again (the game sees it: "keys_playing"). The run
+// is done once every tab is done and lists every other tab's line in its status's "chat"; a
+// second later each status is read again, and the page's chat list is reported as "chat_shown"
+// (each line's text as shown, e.g. "P2 hello"), with a screenshot of the whole page
+// ("page_screenshot").
 // --close-first: once every tab is done, close the first tab (with --processes, its whole
 // browser, as a player quitting would), wait 3 s and read the other tabs' statuses again.
 import { chromium } from 'playwright-core';
@@ -32,7 +40,7 @@ import { join } from 'node:path';
 const CHROMIUM = process.env.RICOCHET_CHROMIUM || '/usr/bin/chromium';
 
 function parseArgs(argv) {
-  const args = { out: null, until: 'checksum', timeout: 180, private: false, processes: false, mdns: false, closeFirst: false, urls: [] };
+  const args = { out: null, until: 'checksum', timeout: 180, private: false, processes: false, mdns: false, closeFirst: false, chat: false, urls: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') args.out = argv[++i];
@@ -42,6 +50,7 @@ function parseArgs(argv) {
     else if (a === '--processes') args.processes = true;
     else if (a === '--mdns') args.mdns = true;
     else if (a === '--close-first') args.closeFirst = true;
+    else if (a === '--chat') args.chat = true;
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else args.urls.push(a);
   }
@@ -50,6 +59,36 @@ function parseArgs(argv) {
   if (!(args.timeout > 0)) throw new Error('bad --timeout');
   if (args.private && args.urls.length !== 1) throw new Error('--private takes one URL');
   return args;
+}
+
+// The chat line tab `i` sends with --chat.
+const CHAT_LINE = (i) => `hello from tab ${i}, héllo ⚡`;
+
+// With --chat: every tab lists every other tab's line.
+function chatDone() {
+  return tabs.every((t, i) => tabs.every((_, j) => i === j
+    || (t.status.chat || []).some((l) => l.text === CHAT_LINE(j) && l.from !== t.status.handle)));
+}
+
+// With --chat: tab `i` chats through its page (see the top of this file).
+async function chat(tab, i) {
+  const { page } = tab;
+  const keys = async () => JSON.parse(await page.evaluate(() => window.ricochet.status())).keys;
+  const input = page.locator('#chat-input');
+  await input.waitFor({ state: 'visible' });
+  await input.click();
+  await page.keyboard.down('KeyW');
+  tab.keys_typing = await keys();
+  await page.keyboard.up('KeyW');
+  await input.fill('');
+  await input.pressSequentially(CHAT_LINE(i));
+  await input.press('Enter');
+  tab.chat_error = (await page.locator('#chat-error').isVisible())
+    ? await page.locator('#chat-error').textContent() : null;
+  await input.press('Escape');
+  await page.keyboard.down('KeyW');
+  tab.keys_playing = await keys();
+  await page.keyboard.up('KeyW');
 }
 
 function done(until, status) {
@@ -123,13 +162,29 @@ try {
     tabs.push({ page, context, status: null, link });
   }
   const deadline = Date.now() + args.timeout * 1000;
-  for (;;) {
+  const readStatuses = async () => {
     for (const tab of tabs) {
       const text = await tab.page.evaluate(() => (window.ricochet ? window.ricochet.status() : null));
       tab.status = text ? JSON.parse(text) : { state: 'loading' };
     }
+  };
+  let chatted = false;
+  for (;;) {
+    await readStatuses();
     if (args.until !== 'failed' && tabs.some((t) => t.status.state === 'failed')) { code = 1; break; }
-    if (tabs.every((t) => done(args.until, t.status))) break;
+    if (args.chat && !chatted && tabs.every((t) => t.status.state === 'playing')) {
+      for (const [i, tab] of tabs.entries()) await chat(tab, i);
+      chatted = true;
+      continue;
+    }
+    if (tabs.every((t) => done(args.until, t.status)) && (!args.chat || (chatted && chatDone()))) {
+      if (args.chat) {
+        // A copy would show by now.
+        await new Promise((r) => setTimeout(r, 1000));
+        await readStatuses();
+      }
+      break;
+    }
     if (Date.now() > deadline) {
       process.stderr.write(`drive: timed out after ${args.timeout}s\n`);
       code = 1;
@@ -150,6 +205,11 @@ try {
     tab.shown = await tab.page.locator('#status').textContent();
     tab.screenshot = join(args.out, `tab-${i}.png`);
     await tab.page.locator('#game').screenshot({ path: tab.screenshot });
+    if (args.chat) {
+      tab.chat_shown = await tab.page.locator('#chat-log li').allInnerTexts();
+      tab.page_screenshot = join(args.out, `tab-${i}-page.png`);
+      await tab.page.screenshot({ path: tab.page_screenshot, fullPage: true });
+    }
   }
   if (args.closeFirst && code === 0) {
     const [first, ...rest] = tabs;
@@ -167,7 +227,8 @@ try {
 } finally {
   const tabReport = (t) => ({
     status: t.status, shown: t.shown, screenshot: t.screenshot, url: t.url || t.page.url(), after: t.after,
-    download: t.download,
+    download: t.download, chat_shown: t.chat_shown, keys_typing: t.keys_typing,
+    keys_playing: t.keys_playing, chat_error: t.chat_error, page_screenshot: t.page_screenshot,
   });
   console.log(JSON.stringify({ tabs: tabs.map(tabReport) }));
   for (const { context, profile } of browsers) {

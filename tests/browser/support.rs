@@ -134,6 +134,10 @@ pub struct Drive {
     /// With `--until forensics`: each tab's downloaded forensics bundle.
     #[allow(dead_code)] // Not every test binary that includes this file reads it.
     pub downloads: Vec<Option<PathBuf>>,
+    /// Each tab's whole report (with `--chat`: `chat_shown`, `keys_typing`, `keys_playing`,
+    /// `chat_error`, `page_screenshot`; see `drive.mjs`).
+    #[allow(dead_code)] // Not every test binary that includes this file reads it.
+    pub tabs: Vec<serde_json::Value>,
 }
 
 /// Opens `urls` in tabs of one headless Chromium (with the flag `--processes`, each in its own
@@ -144,7 +148,7 @@ pub fn drive(out: &Path, until: &str, timeout_secs: u32, urls: &[String]) -> Dri
 }
 
 /// [`drive`] with extra `drive.mjs` flags (`--private`, `--processes`, `--mdns`,
-/// `--close-first`).
+/// `--close-first`, `--chat`).
 pub fn drive_with(
     flags: &[&str],
     out: &Path,
@@ -189,6 +193,7 @@ pub fn drive_with(
             .iter()
             .map(|t| t["download"].as_str().map(PathBuf::from))
             .collect(),
+        tabs,
     }
 }
 

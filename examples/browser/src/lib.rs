@@ -6,7 +6,16 @@
 //! `?match=NAME` picks the match, `players=N` how many play (default 2), `relay=force` plays
 //! over the relay only, and `autoplay=SEED&frames=N` plays seeded inputs (as `ricochet-bot`
 //! does) and records the checksum of frame `N - 1` for tests. `window.ricochet.status()`
-//! returns [`Play::status`](ricochet_demo_client::Play::status) as JSON.
+//! returns [`Play::status`](ricochet_demo_client::Play::status) as JSON (with `keys`, the game
+//! buttons the keyboard and mouse hold).
+//!
+//! Once the match plays, the chat box beside the canvas sends a line to every player on Enter
+//! ([`Play::send_chat`](ricochet_demo_client::Play::send_chat): a match message with op
+//! [`CHAT_OP`](ricochet_demo_client::CHAT_OP), UTF-8, at most
+//! [`MAX_CHAT_CHARS`](ricochet_demo_client::MAX_CHAT_CHARS) characters), and lists the lines sent
+//! and received, each after its sender's player number in the player's colour (`chat` in the
+//! status; `window.ricochet.chat(text)` sends one). Enter on the game opens the chat, Escape goes
+//! back; keys typed into a text box never reach the game.
 //!
 //! Build it with `scripts/build-web`. What is not tied to the browser (options, the key
 //! mapping onto `ricochet_demo_client::controls`, pixel conversion) lives here and is tested

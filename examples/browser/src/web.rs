@@ -7,7 +7,7 @@ use std::rc::Rc;
 use ricochet::link::{PathConfig, PathMode};
 use ricochet::net::connect::{JoinOptions, Match, TakeError};
 use ricochet::net::IceServer;
-use ricochet_demo_client::Play;
+use ricochet_demo_client::{ChatLine, Play};
 use ricochet_demo_game::{render, InputScript};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
@@ -37,6 +37,8 @@ struct App {
     checksum: Option<u64>,
     /// Disconnected players already named in the page's status line.
     lost_shown: usize,
+    /// Chat lines already in the page's list (the next line's number).
+    chat_shown: u64,
     canvas: HtmlCanvasElement,
     ctx: CanvasRenderingContext2d,
     pixels: Vec<u32>,
@@ -64,9 +66,12 @@ impl App {
                 Ok(joined) => match start(joined) {
                     Ok(play) => {
                         set_status(&format!(
-                            "Match {room}: you are player {} (arrows/WASD move, space fires, mouse or Q/E aims)",
+                            "Match {room}: you are player {} (arrows/WASD move, space fires, mouse or Q/E aims, Enter chats)",
                             play.handle() + 1
                         ));
+                        if let Some(chat) = element("chat") {
+                            let _ = chat.remove_attribute("hidden");
+                        }
                         self.phase = Phase::Playing(Box::new(play));
                     }
                     Err(e) => return self.fail(format!("could not join match {room}: {e}")),
@@ -122,6 +127,38 @@ impl App {
         if let (None, Some(frames)) = (self.checksum, self.options.frames) {
             self.checksum = play.checksum_at(frames - 1);
         }
+        self.show_chat();
+    }
+
+    /// Adds the chat lines not shown yet to the page's list, each after its sender's player
+    /// number in the player's colour, and scrolls to the newest.
+    fn show_chat(&mut self) {
+        let Phase::Playing(play) = &self.phase else {
+            return;
+        };
+        let Some(list) = element("chat-log") else {
+            return;
+        };
+        let me = play.handle();
+        let mut added = false;
+        let shown = self.chat_shown;
+        for line in play.chat().filter(|l| l.number >= shown) {
+            self.chat_shown = line.number + 1;
+            if let Err(e) = append_chat_line(&list, line, me) {
+                web_sys::console::error_2(&"showing a chat line failed".into(), &e);
+            }
+            added = true;
+        }
+        if added {
+            // The list keeps what the status keeps.
+            while list.child_element_count() as usize > ricochet_demo_client::CHAT_KEPT {
+                match list.first_element_child() {
+                    Some(oldest) => oldest.remove(),
+                    None => break,
+                }
+            }
+            list.set_scroll_top(list.scroll_height());
+        }
     }
 
     /// Draws the arena and the overlay.
@@ -164,6 +201,8 @@ impl App {
             status["match"] = room.as_str().into();
         }
         status["players"] = self.options.players.into();
+        // The game buttons the keyboard and mouse hold now (none while typing in the chat).
+        status["keys"] = self.controls.buttons().into();
         status["force_relay"] = self.options.force_relay.into();
         if let Some(frames) = self.options.frames {
             status["frames"] = frames.into();
@@ -173,13 +212,40 @@ impl App {
     }
 }
 
-fn set_status(text: &str) {
-    if let Some(el) = web_sys::window()
+/// The page's element with the ID `id`.
+fn element(id: &str) -> Option<web_sys::Element> {
+    web_sys::window()
         .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id("status"))
-    {
+        .and_then(|d| d.get_element_by_id(id))
+}
+
+fn set_status(text: &str) {
+    if let Some(el) = element("status") {
         el.set_text_content(Some(text));
     }
+}
+
+/// `<li><span class="who" style="color: ...">P2</span> the line</li>` (`P1 (you)` for this
+/// player's own lines).
+fn append_chat_line(list: &web_sys::Element, line: &ChatLine, me: usize) -> Result<(), JsValue> {
+    let document = list
+        .owner_document()
+        .ok_or_else(|| JsValue::from_str("no document"))?;
+    let item = document.create_element("li")?;
+    let who = document.create_element("span")?;
+    who.set_class_name("who");
+    let color = render::PLAYER_COLORS
+        .get(line.from)
+        .copied()
+        .unwrap_or(render::WALL);
+    who.set_attribute("style", &format!("color: #{color:06x}"))?;
+    let you = if line.from == me { " (you)" } else { "" };
+    who.set_text_content(Some(&format!("P{}{you}", line.from + 1)));
+    item.append_child(&who)?;
+    // As text, never as markup.
+    item.append_with_str_1(&format!(" {}", line.text))?;
+    list.append_child(&item)?;
+    Ok(())
 }
 
 /// A running page: what `start` returns to JavaScript, which keeps it as `window.ricochet`.
@@ -191,7 +257,8 @@ pub struct Client {
 #[wasm_bindgen]
 impl Client {
     /// The state as JSON: `state` (`joining`, `playing`, `failed` with `error`), the page's
-    /// options, and while playing everything `Play::status` reports; with `frames=N` also
+    /// options, `keys` (the game buttons the keyboard and mouse hold now), and while playing
+    /// everything `Play::status` reports (the chat lines as `chat`); with `frames=N` also
     /// `checksum`, the checksum of frame `N - 1` once confirmed (else `null`).
     pub fn status(&self) -> String {
         self.app.borrow().status().to_string()
@@ -212,6 +279,23 @@ impl Client {
             Phase::Playing(play) => play.forensics().iter().map(|b| b.to_json()).collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Sends `text` to every other player as a chat line (op
+    /// [`CHAT_OP`](ricochet_demo_client::CHAT_OP), UTF-8, at most
+    /// [`MAX_CHAT_CHARS`](ricochet_demo_client::MAX_CHAT_CHARS) characters) and adds it to the
+    /// page's list. Throws if it was not sent: empty, too long, not playing, or refused.
+    pub fn chat(&self, text: &str) -> Result<(), JsError> {
+        let mut app = self.app.borrow_mut();
+        let Phase::Playing(play) = &mut app.phase else {
+            return Err(JsError::new(
+                "not playing: the chat opens once the match starts",
+            ));
+        };
+        play.send_chat(text)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        app.show_chat();
+        Ok(())
     }
 
     /// The current frame (-1 before the match starts).
@@ -274,6 +358,7 @@ pub fn start(
         controls: Controls::default(),
         checksum: None,
         lost_shown: 0,
+        chat_shown: 0,
         canvas: canvas.clone(),
         ctx,
         pixels: Vec::new(),
@@ -316,16 +401,22 @@ fn animate(app: Rc<RefCell<App>>) {
     }
 }
 
-/// Keyboard on the window, mouse on the canvas.
+/// Whether `e` happened in a text box (`<input>`, `<textarea>`, editable content).
+fn is_input(e: &web_sys::Event) -> bool {
+    e.target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+        .is_some_and(|el| {
+            matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA") || el.is_content_editable()
+        })
+}
+
+/// Keyboard on the window (not while typing in a text box), mouse on the canvas.
 fn listen(window: &web_sys::Window, app: Rc<RefCell<App>>) -> Result<(), JsValue> {
     for (event, pressed) in [("keydown", true), ("keyup", false)] {
         let app = app.clone();
         let f = Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| {
-            let typing = e
-                .target()
-                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-                .is_some_and(|el| el.tag_name() == "INPUT");
-            if typing {
+            // Keys typed into the chat (or the join form) are not the game's.
+            if is_input(&e) {
                 return;
             }
             if let Some(action) = controls::action(&e.code()) {
@@ -340,6 +431,16 @@ fn listen(window: &web_sys::Window, app: Rc<RefCell<App>>) -> Result<(), JsValue
     let blur = Closure::<dyn FnMut()>::new(move || blur_app.borrow_mut().controls.release_all());
     window.add_event_listener_with_callback("blur", blur.as_ref().unchecked_ref())?;
     blur.forget();
+    // Typing in a text box (the chat): the keys held when it took the focus will go up there,
+    // unseen by the game, so let go of them now.
+    let focus_app = app.clone();
+    let focus = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+        if is_input(&e) {
+            focus_app.borrow_mut().controls.release_all();
+        }
+    });
+    window.add_event_listener_with_callback("focusin", focus.as_ref().unchecked_ref())?;
+    focus.forget();
 
     let canvas = app.borrow().canvas.clone();
     let move_app = app.clone();

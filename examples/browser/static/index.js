@@ -1,5 +1,7 @@
 // The page: reads ?match=NAME (and players, relay, autoplay, frames), starts the wasm game,
-// and offers a form to join by name or to make a private match and copy its link.
+// and offers a form to join by name or to make a private match and copy its link. Once the
+// match plays, the chat box beside the canvas sends a line to every player on Enter (the wasm
+// side lists the lines, each after its sender's player number in the player's colour).
 import init, { start } from './ricochet_browser.js';
 
 const params = new URLSearchParams(location.search);
@@ -65,11 +67,48 @@ function run(query) {
       checksum: (frame) => client.checksum(frame) ?? null,
       frame: () => client.frame(),
       forensics: () => client.forensics(),
+      // Sends a chat line to every player; throws if it was not sent.
+      chat: (text) => client.chat(text),
     };
     offerForensics();
+    chatBox();
   } catch (err) {
     status.textContent = String(err.message || err);
   }
+}
+
+// The chat: Enter sends the line (an empty one goes back to the game), Escape goes back to the
+// game; Enter on the game (nothing else focused) opens the chat. The game ignores keys typed into the box.
+function chatBox() {
+  const box = document.getElementById('chat');
+  const input = document.getElementById('chat-input');
+  const error = document.getElementById('chat-error');
+  document.getElementById('chat-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text) {
+      input.blur();
+      return;
+    }
+    try {
+      client.chat(text);
+      input.value = '';
+      error.hidden = true;
+    } catch (err) {
+      error.textContent = String(err.message || err);
+      error.hidden = false;
+    }
+  });
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') input.blur();
+  });
+  window.addEventListener('keydown', (e) => {
+    const onGame = e.target === document.body || e.target === document.getElementById('game');
+    if (e.key === 'Enter' && onGame && !box.hidden) {
+      e.preventDefault();
+      input.focus();
+    }
+  });
 }
 
 // On a desync the session writes a forensics bundle (both states at the first differing

@@ -88,10 +88,9 @@ impl Controls {
         };
     }
 
-    /// This frame's input for player `me` of `arena`, drawn on a `width` x `height` canvas
-    /// (or window). Without a pointer the aim stays where Q/E (or the player's last aim) left
-    /// it.
-    pub fn input(&mut self, arena: &Arena, me: usize, width: usize, height: usize) -> Input {
+    /// The [`buttons`](ricochet_demo_game::buttons) held now (the input's `buttons`, without
+    /// the aim).
+    pub fn buttons(&self) -> u8 {
         let mut b = 0;
         for (held, bit) in [
             (self.up, buttons::UP),
@@ -104,6 +103,14 @@ impl Controls {
                 b |= bit;
             }
         }
+        b
+    }
+
+    /// This frame's input for player `me` of `arena`, drawn on a `width` x `height` canvas
+    /// (or window). Without a pointer the aim stays where Q/E (or the player's last aim) left
+    /// it.
+    pub fn input(&mut self, arena: &Arena, me: usize, width: usize, height: usize) -> Input {
+        let b = self.buttons();
         if let (Some((x, y)), Some(player)) = (self.pointer, arena.players.get(me)) {
             let (px, py) = render::screen_position(player.x, player.y, width, height);
             if (x - px).abs() >= 1.0 || (y - py).abs() >= 1.0 {

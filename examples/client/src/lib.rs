@@ -7,6 +7,10 @@
 //! the game (each player's path, RTT and loss, the rollback depth and input delay), and
 //! [`Play::status`] a JSON report for tests and tools.
 //!
+//! Chat: [`Play::send_chat`] sends a line to every other player as a match message
+//! ([`CHAT_OP`], UTF-8, at most [`MAX_CHAT_CHARS`] characters), and [`Play::chat`] lists the
+//! lines sent and received, each with its sender's handle.
+//!
 //! [`controls`] turns the keyboard and mouse into the game's input for the window and the
 //! browser; with the feature `cli`, `cli::JoinArgs` gives the binaries their join flags.
 #![forbid(unsafe_code)]
@@ -16,11 +20,13 @@
 pub mod cli;
 pub mod controls;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::time::Duration;
 
 use ricochet::link::CandidateType;
 use ricochet::link::Path;
+use ricochet::messages::{MessageError, Recipients};
 use ricochet::net::connect::Joined;
 use ricochet::net::path_socket::PathSocket;
 use ricochet::net::MatchInfo;
@@ -34,6 +40,79 @@ use web_time::Instant;
 
 /// Confirmed frames whose checksums [`Play::status`] lists: every this many frames.
 pub const STATUS_CHECKSUM_EVERY: i32 = 100;
+
+/// The op code of a chat line among the demo's clients: a match message whose data is the line
+/// as UTF-8, at most [`MAX_CHAT_CHARS`] characters (the op the JavaScript client's example
+/// chats with too, `clients/js/example`).
+pub const CHAT_OP: u8 = 2;
+/// Most characters (Unicode scalar values) in a chat line: 800 bytes of UTF-8 at most, well
+/// inside a match message's 2,048.
+pub const MAX_CHAT_CHARS: usize = 200;
+/// Chat lines [`Play`] keeps (the latest); older ones are forgotten.
+pub const CHAT_KEPT: usize = 100;
+
+/// A line of the match's chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLine {
+    /// Counts the match's chat lines from 0 as this player saw them (sent and received), so
+    /// that a front end can tell which lines it has shown.
+    pub number: u64,
+    /// The sender's player handle (this player's own for lines it sent).
+    pub from: usize,
+    /// The line: at most [`MAX_CHAT_CHARS`] characters, without control characters.
+    pub text: String,
+}
+
+/// Why [`Play::send_chat`] sent nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChatError {
+    /// The line is empty, or only white space.
+    Empty,
+    /// The line is longer than [`MAX_CHAT_CHARS`] characters.
+    TooLong {
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// The session refused the message (e.g. a full queue to a player who stopped
+    /// acknowledging).
+    Message(MessageError),
+}
+
+impl fmt::Display for ChatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChatError::Empty => write!(f, "nothing to send"),
+            ChatError::TooLong { chars } => write!(
+                f,
+                "a chat line has at most {MAX_CHAT_CHARS} characters, not {chars}"
+            ),
+            ChatError::Message(e) => write!(f, "the chat line was not sent: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ChatError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ChatError::Message(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A received chat line's data as shown: UTF-8 (invalid sequences replaced), control
+/// characters (line breaks included) as spaces, trimmed, cut at [`MAX_CHAT_CHARS`] characters.
+pub fn chat_text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_CHAT_CHARS)
+        .collect()
+}
 
 /// One player's running match of the demo game.
 pub struct Play {
@@ -56,6 +135,30 @@ pub struct Play {
     info: MatchInfo,
     /// When this player last reported its links to signaling (the operator console).
     reported: Option<Instant>,
+    /// The chat lines sent and received.
+    chat: Chat,
+}
+
+/// The latest [`CHAT_KEPT`] chat lines, and how many there were.
+#[derive(Default)]
+struct Chat {
+    lines: VecDeque<ChatLine>,
+    /// Chat lines so far (the next line's number).
+    count: u64,
+}
+
+impl Chat {
+    fn push(&mut self, from: usize, text: String) {
+        if self.lines.len() == CHAT_KEPT {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(ChatLine {
+            number: self.count,
+            from,
+            text,
+        });
+        self.count += 1;
+    }
 }
 
 /// How often a player reports its links (paths, round-trip times) to signaling for the
@@ -111,6 +214,7 @@ impl Play {
             disconnected: Vec::new(),
             info,
             reported: None,
+            chat: Chat::default(),
         })
     }
 
@@ -146,10 +250,49 @@ impl Play {
                 Event::Desync(report) => self.desyncs.push(report),
                 Event::DesyncForensics(bundle) => self.forensics.push(*bundle),
                 Event::Disconnected { peer, frame } => self.disconnected.push((peer, frame)),
+                Event::Message {
+                    from,
+                    op: CHAT_OP,
+                    data,
+                    ..
+                } => {
+                    let text = chat_text(&data);
+                    if !text.is_empty() {
+                        self.chat.push(from, text);
+                    }
+                }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// Sends `text` (trimmed) to every other player as a chat line ([`CHAT_OP`]) and adds it
+    /// to [`Play::chat`]. It goes out with the next [`Play::tick`] and arrives once, in order,
+    /// over whichever path each pair is on. An empty line, one longer than
+    /// [`MAX_CHAT_CHARS`] characters, or one the session refuses is sent to no one.
+    pub fn send_chat(&mut self, text: &str) -> Result<(), ChatError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ChatError::Empty);
+        }
+        let chars = text.chars().count();
+        if chars > MAX_CHAT_CHARS {
+            return Err(ChatError::TooLong { chars });
+        }
+        self.session
+            .send_message(Recipients::Everyone, CHAT_OP, text.as_bytes())
+            .map_err(ChatError::Message)?;
+        // Shown as the others will show it.
+        self.chat
+            .push(self.roster.handle, chat_text(text.as_bytes()));
+        Ok(())
+    }
+
+    /// The latest [`CHAT_KEPT`] chat lines, oldest first: those this player sent and those it
+    /// received, in the order it sent or received them.
+    pub fn chat(&self) -> impl ExactSizeIterator<Item = &ChatLine> {
+        self.chat.lines.iter()
     }
 
     /// The game state to draw.
@@ -266,7 +409,8 @@ impl Play {
     /// `direct_failures`), `time_to_first_frame_ms`, `time_to_first_confirmed_ms`, `elapsed_ms`
     /// (since joining began: 60 frames take 1,000 ms when nothing stalls), `malformed_packets`,
     /// `relay` (`null` without one: `reconnects`, `dropped_while_down`, `down` (why, while
-    /// reconnecting), `closed` (why, once given up)).
+    /// reconnecting), `closed` (why, once given up)), `chat` (the latest [`CHAT_KEPT`] chat
+    /// lines, each `{"from": handle, "text"}`, this player's own included).
     pub fn status(&self) -> serde_json::Value {
         let stats = self.session.stats();
         let mut checksums = BTreeMap::new();
@@ -342,6 +486,8 @@ impl Play {
             "path_switches": switches,
             "direct_failures": failures,
             "left": left,
+            "present": self.info.peers().len(),
+            "signaling_reconnects": self.info.snapshot().reconnects,
             "disconnected": self
                 .disconnected
                 .iter()
@@ -360,6 +506,12 @@ impl Play {
                     "closed": r.closed(),
                 })
             })),
+            "chat": self
+                .chat
+                .lines
+                .iter()
+                .map(|l| serde_json::json!({ "from": l.from, "text": l.text }))
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -392,5 +544,42 @@ fn path_name(path: Path) -> &'static str {
     match path {
         Path::Direct => "direct",
         Path::Relay => "relay",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_text_is_utf8_on_one_line_and_bounded() {
+        assert_eq!(chat_text("héllo ⚡".as_bytes()), "héllo ⚡");
+        assert_eq!(chat_text(b"  two\nlines\t\r "), "two lines");
+        assert_eq!(chat_text(b"bad \xFF byte"), "bad \u{FFFD} byte");
+        assert_eq!(chat_text(b"\n\n"), "");
+        let long = "é".repeat(MAX_CHAT_CHARS + 5);
+        assert_eq!(chat_text(long.as_bytes()).chars().count(), MAX_CHAT_CHARS);
+        // The longest line fits a match message.
+        assert!("\u{10FFFF}".repeat(MAX_CHAT_CHARS).len() <= ricochet::messages::MAX_MESSAGE_DATA);
+    }
+
+    #[test]
+    fn chat_keeps_the_latest_lines_numbered() {
+        let mut chat = Chat::default();
+        for i in 0..CHAT_KEPT + 3 {
+            chat.push(i % 2, i.to_string());
+        }
+        assert_eq!(chat.lines.len(), CHAT_KEPT);
+        assert_eq!(chat.lines[0].number, 3);
+        assert_eq!(chat.lines[0].text, "3");
+        assert_eq!(chat.lines.back().unwrap().number, CHAT_KEPT as u64 + 2);
+    }
+
+    #[test]
+    fn chat_errors_say_why() {
+        assert_eq!(ChatError::Empty.to_string(), "nothing to send");
+        assert!(ChatError::TooLong { chars: 201 }
+            .to_string()
+            .contains("at most 200 characters, not 201"));
     }
 }
