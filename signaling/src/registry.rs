@@ -685,6 +685,13 @@ impl Registry {
         (snaps, changes.gone)
     }
 
+    /// Charges a join to address `ip` (its join rate); `false` if it has none left. In a
+    /// cluster the node a client reaches charges it here before the join is routed (to this
+    /// node or another), so that a flood of joins costs Redis nothing.
+    pub(crate) fn take_join_token(&mut self, ip: IpAddr, now: Instant) -> bool {
+        self.policy.joins.allow(ip, now)
+    }
+
     /// Whether this node holds match `id`.
     pub(crate) fn has_match(&self, id: &MatchId) -> bool {
         self.matches.contains_key(id)
@@ -1100,7 +1107,9 @@ impl Registry {
             // Never let a newcomer take over an existing peer or match.
             return Err(Refusal::ServerFull);
         }
-        if !self.policy.joins.allow(ip, now) {
+        // In a cluster the node the client reached charged the address before routing the
+        // join (`take_join_token`), whichever node the match is on.
+        if self.changes.is_none() && !self.policy.joins.allow(ip, now) {
             return Err(Refusal::JoinRateLimited);
         }
         let existing = match target {

@@ -790,11 +790,11 @@ async fn room(
         }
     };
     // A join forwarded by another node of the cluster carries the client's address, signed.
-    let ip: IpAddr = shared
+    let forwarded = shared
         .cluster
         .as_ref()
-        .and_then(|c| c.forwarded_ip(&parts.headers))
-        .unwrap_or(addr.ip());
+        .and_then(|c| c.forwarded_ip(&parts.headers));
+    let ip: IpAddr = forwarded.unwrap_or(addr.ip());
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -810,6 +810,15 @@ async fn room(
                 .ok()
                 .map(|(t, _)| t),
         };
+        let joining = !query.contains_key("rejoin");
+        if joining
+            && forwarded.is_none()
+            && !shared
+                .registry()
+                .take_join_token(ip_prefix(ip), Instant::now())
+        {
+            return refusal(&shared, Refusal::JoinRateLimited);
+        }
         if let Some(target) = target {
             let fresh = MatchId::from_bytes(rand::thread_rng().gen());
             match cluster.route(&shared, &target, fresh).await {
