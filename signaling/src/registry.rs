@@ -66,15 +66,17 @@ enum Kind {
     Quick { room: String, size: u8 },
 }
 
-/// The lobby settings and state of a named room or created match.
-#[derive(Debug)]
-struct LobbyState {
-    min_players: u8,
-    late_join: bool,
+/// The lobby settings and state of a named room or created match (also as a cluster's
+/// snapshot carries it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LobbyState {
+    pub(crate) min_players: u8,
+    pub(crate) late_join: bool,
     /// The session's players, fixed by the host's `start`.
-    roster: Option<Vec<PeerId>>,
-    /// HMAC of the password under the registry's password key, compared in constant time.
-    password: Option<[u8; 32]>,
+    pub(crate) roster: Option<Vec<PeerId>>,
+    /// HMAC of the password under the registry's password key (derived from the shared
+    /// secret), compared in constant time.
+    pub(crate) password: Option<[u8; 32]>,
 }
 
 /// What `POST /matches` asks of a new match besides its ID.
@@ -567,17 +569,9 @@ pub(crate) struct Snapshot {
     pub(crate) metadata: Option<Value>,
     pub(crate) labels: Labels,
     pub(crate) joined_once: bool,
-    pub(crate) lobby: Option<SnapshotLobby>,
+    /// The password's HMAC in it is keyed by a key derived from the cluster's shared secret.
+    pub(crate) lobby: Option<LobbyState>,
     pub(crate) members: Vec<SnapshotMember>,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct SnapshotLobby {
-    pub(crate) min_players: u8,
-    pub(crate) late_join: bool,
-    pub(crate) roster: Option<Vec<PeerId>>,
-    /// The password's HMAC (the key is derived from the cluster's shared secret).
-    pub(crate) password: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -732,12 +726,7 @@ impl Registry {
             metadata: m.metadata.as_deref().cloned(),
             labels: (*m.labels).clone(),
             joined_once: m.joined_once,
-            lobby: m.lobby.as_ref().map(|l| SnapshotLobby {
-                min_players: l.min_players,
-                late_join: l.late_join,
-                roster: l.roster.clone(),
-                password: l.password,
-            }),
+            lobby: m.lobby.clone(),
             members: m
                 .members
                 .iter()
@@ -793,12 +782,7 @@ impl Registry {
                 joins: bucket(self.policy.match_joins, now),
                 relay: None,
                 labels: Arc::new(snap.labels.clone()),
-                lobby: snap.lobby.as_ref().map(|l| LobbyState {
-                    min_players: l.min_players,
-                    late_join: l.late_join,
-                    roster: l.roster.clone(),
-                    password: l.password,
-                }),
+                lobby: snap.lobby.clone(),
                 created_at: now,
             },
         );

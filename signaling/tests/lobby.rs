@@ -49,6 +49,21 @@ async fn expect_error(c: &mut Client, code: ErrorCode) -> String {
     }
 }
 
+/// Both mark themselves ready, and both hear both.
+async fn both_ready(a: &mut Client, b: &mut Client) {
+    for x in [&mut *a, &mut *b] {
+        send(x, json!({"type": "set_ready", "ready": true})).await;
+    }
+    for _ in 0..2 {
+        for x in [&mut *a, &mut *b] {
+            assert!(matches!(
+                recv_ext(&mut x.ws).await,
+                ServerMessage::PeerReady { .. }
+            ));
+        }
+    }
+}
+
 async fn expect_ready(c: &mut Client, peer: PeerId, ready: bool) {
     assert_eq!(
         recv_ext(&mut c.ws).await,
@@ -190,17 +205,7 @@ async fn late_join_lets_members_in_after_the_start_and_they_see_the_roster() {
     let (mut a, _, _) = enter(&url).await;
     let (mut b, _, _) = enter(&url).await;
     expect_joined(&mut a.ws, b.id).await;
-    for x in [&mut a, &mut b] {
-        send(x, json!({"type": "set_ready", "ready": true})).await;
-    }
-    for _ in 0..2 {
-        for x in [&mut a, &mut b] {
-            assert!(matches!(
-                recv_ext(&mut x.ws).await,
-                ServerMessage::PeerReady { .. }
-            ));
-        }
-    }
+    both_ready(&mut a, &mut b).await;
     send(&mut a, json!({"type": "start"})).await;
     for x in [&mut a, &mut b] {
         assert!(matches!(
@@ -243,17 +248,7 @@ async fn when_the_host_leaves_the_next_member_hosts() {
     let (mut d, lobby, _) = enter(&url).await;
     assert_eq!(lobby.unwrap().host, Some(b.id));
     expect_joined(&mut b.ws, d.id).await;
-    for x in [&mut b, &mut d] {
-        send(x, json!({"type": "set_ready", "ready": true})).await;
-    }
-    for _ in 0..2 {
-        for x in [&mut b, &mut d] {
-            assert!(matches!(
-                recv_ext(&mut x.ws).await,
-                ServerMessage::PeerReady { .. }
-            ));
-        }
-    }
+    both_ready(&mut b, &mut d).await;
     send(&mut d, json!({"type": "start"})).await;
     expect_error(&mut d, ErrorCode::NotHost).await;
     send(&mut b, json!({"type": "start"})).await;
