@@ -113,6 +113,8 @@ fn node(dir: &Path, addr: &str, relay: &str, redis_port: u16) -> Proc {
             .args(["--redis", &format!("redis://127.0.0.1:{redis_port}")])
             .args(["--advertise-url", &format!("ws://{addr}")])
             .args(["--admin-token", ADMIN])
+            // Every test client is 127.0.0.1: one address's join rate would hold them up.
+            .args(["--join-rate-per-ip", "1000", "--join-burst-per-ip", "1000"])
             .env("RICOCHET_SECRET", TEST_SECRET)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -338,6 +340,18 @@ fn quick_match_and_presence_are_one_across_nodes() {
     assert_eq!(m1, m2, "one group across two nodes");
     assert_ne!(m3, m1, "the full group took no third");
     assert_ne!(m4, m3, "another version is another queue");
+    // Two players joining one new name on two nodes at the same moment meet in one match
+    // (the name and its home are claimed in one step).
+    for round in 0..60 {
+        let path = format!("/race-{round}");
+        let (p0, p1) = (path.clone(), path);
+        let (n0, n1) = (a[0].clone(), a[1].clone());
+        let first = std::thread::spawn(move || ws_join(&n0, &p0));
+        let second = std::thread::spawn(move || ws_join(&n1, &p1));
+        let (_w0, id0, _) = first.join().unwrap();
+        let (_w1, id1, _) = second.join().unwrap();
+        assert_eq!(id0, id1, "round {round}: two matches for one name");
+    }
     // Presence: a member on node 2 sees a member of node 0 change its metadata.
     let (mut x, mx, _) = ws_join(&a[0], "/presence");
     let (mut y, my, y_id) = ws_join(&a[2], "/presence");

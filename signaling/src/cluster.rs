@@ -74,6 +74,13 @@ pub(crate) enum Route {
     Forward(String),
 }
 
+/// Where a match is, as [`Cluster::find`] finds it.
+enum Found {
+    Here,
+    There(String),
+    Nowhere,
+}
+
 /// Redis could not be reached (joins that need it are refused with 503).
 #[derive(Debug, thiserror::Error)]
 #[error("the cluster's Redis did not answer: {0}")]
@@ -88,12 +95,13 @@ fn quick_key((room, size, props): &QuickKey) -> String {
     key("quick", format!("{room}|{size}|{props}"))
 }
 
-/// Takes over `snap:{id}` if its home node is gone: `{"alive", url}` when the home node is
-/// alive, `{"taken", snapshot}` when this node is now home, `{"none", ""}` when there is no
-/// snapshot.
+/// Takes over `snap:{id}` if its home node is gone: `{"mine", ""}` when this node is already
+/// home, `{"alive", url}` when another live node is, `{"taken", snapshot}` when this node is
+/// now home, `{"none", ""}` when there is no snapshot.
 const TAKE_OVER: &str = r#"
 local home = redis.call('GET', KEYS[1])
-if home and home ~= ARGV[1] then
+if home == ARGV[1] then return {'mine', ''} end
+if home then
   local url = redis.call('GET', ARGV[2] .. home)
   if url then return {'alive', url} end
 end
@@ -101,6 +109,17 @@ local snap = redis.call('GET', KEYS[2])
 if not snap then return {'none', ''} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return {'taken', snap}
+"#;
+
+/// Claims name `KEYS[1]` for the new match `ARGV[1]` and makes this node (`ARGV[2]`) its home
+/// (`KEYS[2]`), in one step, so that nobody sees the name without a home; or returns the match
+/// the name points at: `{"claimed", id}` or `{"taken", id}`.
+const CLAIM: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  return {'claimed', ARGV[1]}
+end
+return {'taken', redis.call('GET', KEYS[1]) or ''}
 "#;
 
 /// Deletes `KEYS[i]` if it holds `ARGV[i]` (a match that is gone from its keys).
@@ -170,34 +189,29 @@ impl Cluster {
         };
         let mut c = self.redis.clone();
         for _ in 0..4 {
-            let claimed: Option<String> = redis::cmd("SET")
-                .arg(&name_key)
+            let (what, id): (String, String) = redis::Script::new(CLAIM)
+                .key(&name_key)
+                .key(key("home", fresh))
                 .arg(fresh.to_string())
-                .arg("NX")
-                .arg("EX")
+                .arg(&self.node)
                 .arg(TTL_SECS)
-                .query_async(&mut c)
+                .invoke_async(&mut c)
                 .await?;
-            if claimed.is_some() {
-                self.set_home(fresh).await?;
+            if what == "claimed" {
                 return Ok(Route::Local(Some(fresh)));
             }
-            let Some(id) = redis::cmd("GET")
-                .arg(&name_key)
-                .query_async::<Option<String>>(&mut c)
-                .await?
-                .and_then(|t| t.parse::<MatchId>().ok())
-            else {
+            let Ok(id) = id.parse::<MatchId>() else {
                 continue;
             };
-            match self.route_id(shared, id).await? {
-                Route::Local(_) if !shared.registry().has_match(&id) => {
+            match self.find(shared, id).await? {
+                Found::Here => return Ok(Route::Local(None)),
+                Found::There(url) => return Ok(Route::Forward(url)),
+                Found::Nowhere => {
                     // The name points at a match that is gone (its node died and no member
                     // came back): free it and claim it again.
                     self.delete_if(&[(name_key.clone(), id.to_string())])
                         .await?;
                 }
-                route => return Ok(route),
             }
         }
         Ok(Route::Local(None))
@@ -252,8 +266,18 @@ impl Cluster {
         shared: &Arc<Shared>,
         id: MatchId,
     ) -> Result<Route, ClusterError> {
+        Ok(match self.find(shared, id).await? {
+            Found::There(url) => Route::Forward(url),
+            // Here, or nowhere: the local registry answers (`404` for an unknown match).
+            Found::Here | Found::Nowhere => Route::Local(None),
+        })
+    }
+
+    /// Where match `id` is: here (also after taking it over from a dead node), on another live
+    /// node, or nowhere.
+    async fn find(&self, shared: &Arc<Shared>, id: MatchId) -> Result<Found, ClusterError> {
         if shared.registry().has_match(&id) {
-            return Ok(Route::Local(None));
+            return Ok(Found::Here);
         }
         let mut c = self.redis.clone();
         let (what, value): (String, String) = redis::Script::new(TAKE_OVER)
@@ -265,7 +289,7 @@ impl Cluster {
             .invoke_async(&mut c)
             .await?;
         match what.as_str() {
-            "alive" => Ok(Route::Forward(value)),
+            "alive" => Ok(Found::There(value)),
             "taken" => {
                 match serde_json::from_str::<Snapshot>(&value) {
                     Ok(snap) => self.take_over(shared, snap),
@@ -273,9 +297,24 @@ impl Cluster {
                         tracing::warn!(%id, %e, "unreadable snapshot in Redis; not taken over")
                     }
                 }
-                Ok(Route::Local(None))
+                Ok(if shared.registry().has_match(&id) {
+                    Found::Here
+                } else {
+                    Found::Nowhere
+                })
             }
-            _ => Ok(Route::Local(None)),
+            "mine" => {
+                // This node claimed it a moment ago and its first join is being made now: wait
+                // for it (a second), rather than make a second match of the same name.
+                for _ in 0..50 {
+                    if shared.registry().has_match(&id) {
+                        return Ok(Found::Here);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(Found::Nowhere)
+            }
+            _ => Ok(Found::Nowhere),
         }
     }
 
@@ -298,18 +337,6 @@ impl Cluster {
                 }
             });
         }
-    }
-
-    async fn set_home(&self, id: MatchId) -> Result<(), ClusterError> {
-        let mut c = self.redis.clone();
-        redis::cmd("SET")
-            .arg(key("home", id))
-            .arg(&self.node)
-            .arg("EX")
-            .arg(TTL_SECS)
-            .query_async::<()>(&mut c)
-            .await?;
-        Ok(())
     }
 
     async fn delete_if(&self, pairs: &[(String, String)]) -> Result<(), ClusterError> {
@@ -522,6 +549,9 @@ impl Cluster {
         }
         let mut config = tungstenite::protocol::WebSocketConfig::default();
         config.max_message_size = Some(max_message.max(64 * 1024));
+        // As small as a member's own socket: an idle forwarded member costs two sockets.
+        config.read_buffer_size = 2 * 1024;
+        config.write_buffer_size = 0;
         let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         let upstream = match tokio::time::timeout(Duration::from_secs(5), connect).await {
             Ok(Ok((upstream, _))) => upstream,
@@ -550,7 +580,9 @@ impl Cluster {
                 )
             }
         };
-        ws.max_message_size(max_message)
+        ws.read_buffer_size(2 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(max_message)
             .on_upgrade(move |client| pipe(client, upstream))
     }
 
