@@ -1,32 +1,52 @@
 #!/usr/bin/env bash
 # Benchmark ricochet-signaling against matchbox_server 0.15 with the same load generator, in the
-# same run, and write the table to docs/bench-signaling.md.
+# same run, and write the table to docs/bench-signaling.md; or (`cluster`) ricochet-signaling
+# alone in memory, on Redis, and as two nodes on Redis, and write docs/bench-cluster.md.
 #
 #   signaling/bench/run.sh            # 10,000 idle sockets, 1,000 latency clients
 #   IDLE_CONNECTIONS=2000 LATENCY_CLIENTS=200 signaling/bench/run.sh   # quick check
+#   signaling/bench/run.sh cluster    # one node in memory / on Redis / two nodes on Redis:
+#                                     # 10,000 idle sockets, 10,000 clients a round (~2 min)
 #
 # Environment: RICOCHET_BENCH_CACHE (where matchbox_server is installed, default
 # ~/.cache/ricochet-bench), CARGO_TARGET_DIR (default target-signaling), IDLE_CONNECTIONS,
 # LATENCY_CLIENTS, LATENCY_CONCURRENCY, LATENCY_ROUNDS, LOADGEN_TASKS, OUT (markdown file to write).
+# The cluster mode needs redis-server (and redis-cli) on the PATH.
 set -euo pipefail
 
+MODE="${1:-compare}"
+case "$MODE" in
+    compare | cluster) ;;
+    *)
+        echo "usage: $0 [compare|cluster]" >&2
+        exit 2
+        ;;
+esac
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 CACHE="${RICOCHET_BENCH_CACHE:-$HOME/.cache/ricochet-bench}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-signaling}"
 IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-10000}"
-LATENCY_CLIENTS="${LATENCY_CLIENTS:-1000}"
+if [ "$MODE" = cluster ]; then
+    LATENCY_CLIENTS="${LATENCY_CLIENTS:-10000}"
+else
+    LATENCY_CLIENTS="${LATENCY_CLIENTS:-1000}"
+fi
 LATENCY_CONCURRENCY="${LATENCY_CONCURRENCY:-50}"
 LATENCY_ROUNDS="${LATENCY_ROUNDS:-5}"
 LOADGEN_TASKS="${LOADGEN_TASKS:-100}"
-OUT="${OUT:-$ROOT/docs/bench-signaling.md}"
+if [ "$MODE" = cluster ]; then
+    OUT="${OUT:-$ROOT/docs/bench-cluster.md}"
+else
+    OUT="${OUT:-$ROOT/docs/bench-signaling.md}"
+fi
 OUR_PORT=3601
 LOAD_START="$(cut -d" " -f1 /proc/loadavg)"
 MB_PORT=3602
 
 # 1. The baseline, installed once.
 MATCHBOX="$CACHE/bin/matchbox_server"
-if [ ! -x "$MATCHBOX" ]; then
+if [ "$MODE" = compare ] && [ ! -x "$MATCHBOX" ]; then
     cargo install --locked matchbox_server --version 0.15.0 --root "$CACHE"
 fi
 
@@ -43,8 +63,17 @@ if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((IDLE_CONNECTIONS + 100)) ]; 
     exit 1
 fi
 
+# Every process this script started and has not stopped yet (servers, nodes, Redis).
+PIDS=()
 SERVER_PID=""
-cleanup() { if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi; }
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    PIDS=()
+}
 trap cleanup EXIT
 
 wait_health() {
@@ -58,23 +87,37 @@ wait_health() {
     exit 1
 }
 
+# Ricochet with its defaults except the caps that a loopback benchmark (every client on
+# 127.0.0.1) would hit: connections and TCP connections per address, joins per address and per
+# match, and the idle timeout. Extra arguments go to the server (the cluster's --redis ...).
+start_ricochet() { # port log [server args...]
+    local port="$1" log="$2"
+    shift 2
+    RUST_LOG=error "$OURS" --addr "127.0.0.1:$port" --secret "benchmark-secret-0123456789" \
+        --max-connections $((IDLE_CONNECTIONS + 1000)) \
+        --max-connections-per-ip $((IDLE_CONNECTIONS + 1000)) \
+        --max-tcp-connections $((2 * IDLE_CONNECTIONS + 1000)) \
+        --max-tcp-connections-per-ip $((2 * IDLE_CONNECTIONS + 1000)) \
+        --join-rate-per-ip 1000000 --join-burst-per-ip 1000000 \
+        --match-join-rate 1000000 --match-join-burst 1000000 \
+        --idle-timeout-secs 600 "$@" >>"$log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    wait_health "$port"
+}
+
 start_server() { # name port
     case "$1" in
         ricochet)
-            RUST_LOG=error "$OURS" --addr "127.0.0.1:$2" --secret "benchmark-secret-0123456789" \
-                --max-connections $((IDLE_CONNECTIONS + 1000)) \
-                --max-connections-per-ip $((IDLE_CONNECTIONS + 1000)) \
-                --max-tcp-connections $((IDLE_CONNECTIONS + 1000)) \
-                --max-tcp-connections-per-ip $((IDLE_CONNECTIONS + 1000)) \
-                --join-rate-per-ip 1000000 --join-burst-per-ip 1000000 \
-                --idle-timeout-secs 600 >/dev/null 2>&1 &
+            start_ricochet "$2" /dev/null
             ;;
         matchbox)
             RUST_LOG=error "$MATCHBOX" "127.0.0.1:$2" >/dev/null 2>&1 &
+            SERVER_PID=$!
+            PIDS+=("$SERVER_PID")
+            wait_health "$2"
             ;;
     esac
-    SERVER_PID=$!
-    wait_health "$2"
 }
 
 stop_server() { cleanup; SERVER_PID=""; sleep 1; }
@@ -83,9 +126,30 @@ field() { # line key
     echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
-declare -A IDLE_B IDLE_LINE LAT_P50S LAT_P99S LAT_LINES CPU_TICKS
 TICKS_PER_SEC="$(getconf CLK_TCK)"
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu_ticks() { # pid...
+    local p t=0
+    for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
+    echo "$t"
+}
+median() { echo "$1" | tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+MODEL="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+NPROC="$(nproc)"
+MEM_GIB="$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
+KERNEL="$(uname -r)"
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain --untracked-files=no -- signaling protocol server-kit 2>/dev/null)" ]; then
+    COMMIT="$COMMIT plus uncommitted changes"
+fi
+
+if [ "$MODE" = cluster ]; then
+    # shellcheck source=cluster.sh
+    . "$ROOT/signaling/bench/cluster.sh"
+    exit 0
+fi
+
+declare -A IDLE_B IDLE_LINE LAT_P50S LAT_P99S LAT_LINES CPU_TICKS
 for name in ricochet matchbox; do
     port=$OUR_PORT; [ "$name" = matchbox ] && port=$MB_PORT
     echo "== $name: $IDLE_CONNECTIONS idle connections" >&2
@@ -116,20 +180,14 @@ for round in $(seq 1 "$LATENCY_ROUNDS"); do
 done
 # Server CPU time (user + system) per client over all latency rounds, in microseconds.
 cpu_per_client() { awk -v t="$1" -v hz="$TICKS_PER_SEC" -v n="$((LATENCY_CLIENTS * LATENCY_ROUNDS))" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }'; }
-median() { echo "$1" | tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 declare -A LAT_P50 LAT_P99
 for name in ricochet matchbox; do
     LAT_P50[$name]="$(median "${LAT_P50S[$name]}")"
     LAT_P99[$name]="$(median "${LAT_P99S[$name]}")"
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
-MODEL="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-NPROC="$(nproc)"
 DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
-KERNEL="$(uname -r)"
 LOAD_END="$(cut -d" " -f1 /proc/loadavg)"
-COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 cat > "$OUT" <<MD
 # Signaling benchmark: ricochet-signaling vs matchbox_server 0.15
