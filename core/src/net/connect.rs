@@ -91,7 +91,9 @@ pub struct JoinOptions {
     /// is only the most expected. Meanwhile mark this player ready with
     /// [`MatchInfo::set_ready`] and, as the host, start with [`MatchInfo::start`] (through
     /// [`Match::info`]). A member that was not ready at the start is not a player: joining
-    /// fails with [`JoinError::NotInRoster`]. Default `false`.
+    /// fails with [`JoinError::NotInRoster`]. Only named rooms and created matches have a
+    /// lobby: in a quick-match group (`?next=N`) nobody ever starts, and joining times out.
+    /// Default `false`.
     pub lobby: bool,
 }
 
