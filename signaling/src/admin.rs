@@ -22,7 +22,9 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use hmac::{Hmac, Mac};
+use hmac::Mac as _;
+
+use crate::hmac_sha256;
 use ricochet_protocol::signaling::{ErrorCode, MatchId};
 use ricochet_protocol::PeerId;
 use ricochet_server_kit::{ip_prefix, RateMap};
@@ -48,17 +50,16 @@ impl AdminAuth {
     pub(crate) fn new(token: Option<&str>) -> AdminAuth {
         let key: [u8; 32] = rand::random();
         AdminAuth {
-            expected: token.map(|t| mac(&key, t).finalize().into_bytes().to_vec()),
+            expected: token.map(|t| {
+                hmac_sha256(&key, t.as_bytes())
+                    .finalize()
+                    .into_bytes()
+                    .to_vec()
+            }),
             key,
             failures: Mutex::new(RateMap::new(1.0, 10.0, 10_000)),
         }
     }
-}
-
-fn mac(key: &[u8; 32], text: &str) -> Hmac<sha2::Sha256> {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(text.as_bytes());
-    mac
 }
 
 /// The refusal to send, or `None` if the request may use the console.
@@ -77,7 +78,10 @@ fn refusal(shared: &Shared, headers: &HeaderMap, addr: SocketAddr) -> Option<Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if mac(&auth.key, given).verify_slice(expected).is_ok() {
+    if hmac_sha256(&auth.key, given.as_bytes())
+        .verify_slice(expected)
+        .is_ok()
+    {
         return None;
     }
     shared.metrics.reject(Rejection::AdminUnauthorized);

@@ -33,11 +33,12 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _};
-use hmac::{Hmac, Mac};
+use hmac::Mac as _;
 use redis::aio::ConnectionManager;
 use ricochet_protocol::signaling::MatchId;
 use tokio_tungstenite::tungstenite;
 
+use crate::hmac_sha256;
 use crate::registry::{Gone, QuickKey, Snapshot, Target};
 use crate::server::Shared;
 
@@ -481,15 +482,15 @@ impl Cluster {
     /// Signs the client's address for the home node (`FORWARD_AUTH`: Unix seconds, then the
     /// HMAC of the address and that time).
     fn forward_auth(&self, ip: std::net::IpAddr, secs: u64) -> String {
-        let mut mac =
-            <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret).expect("HMAC takes any key");
-        mac.update(format!("ricochet-forward-v1|{ip}|{secs}").as_bytes());
-        let sig: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sig: String = hmac_sha256(
+            &self.secret,
+            format!("ricochet-forward-v1|{ip}|{secs}").as_bytes(),
+        )
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
         format!("{secs}.{sig}")
     }
 
@@ -504,14 +505,14 @@ impl Cluster {
         if now.abs_diff(secs) > FORWARD_MAX_AGE_SECS {
             return None;
         }
-        // Compared as MACs: constant time.
+        // The two texts compared through their MACs: in constant time.
         let expected = self.forward_auth(ip, secs);
-        let mut a = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret).ok()?;
-        a.update(expected.as_bytes());
-        let a = a.finalize().into_bytes();
-        let mut b = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret).ok()?;
-        b.update(auth.as_bytes());
-        b.verify_slice(&a).ok()?;
+        let expected = hmac_sha256(&self.secret, expected.as_bytes())
+            .finalize()
+            .into_bytes();
+        hmac_sha256(&self.secret, auth.as_bytes())
+            .verify_slice(&expected)
+            .ok()?;
         Some(ip)
     }
 

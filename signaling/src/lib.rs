@@ -40,6 +40,17 @@
 #![warn(missing_docs)]
 
 mod admin;
+
+/// HMAC-SHA256 of `data` under `key` (any length): match passwords, the admin token, and the
+/// client address a cluster node forwards. Check a value with its `verify_slice`, which
+/// compares in constant time.
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac as _;
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(data);
+    mac
+}
 mod cluster;
 mod config;
 mod connection;

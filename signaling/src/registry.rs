@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
-use hmac::{Hmac, Mac};
+use hmac::Mac as _;
 use ricochet_protocol::signaling::{
     Labels, Lobby, MatchId, Member, Rejoin, RelayGrant, ServerFrame, ServerMessage,
     MIN_QUICK_MATCH_SIZE,
@@ -182,8 +182,110 @@ struct Match {
 }
 
 impl Match {
+    /// A match with no members yet, no metadata, labels or relay; named rooms get their
+    /// default lobby (start with 2 ready, no late join, no password).
+    fn new(kind: Kind, max_players: u8, joins: TokenBucket, now: Instant) -> Match {
+        Match {
+            lobby: matches!(kind, Kind::Named(_)).then_some(LobbyState {
+                min_players: MIN_QUICK_MATCH_SIZE,
+                late_join: false,
+                roster: None,
+                password: None,
+            }),
+            kind,
+            max_players,
+            metadata: None,
+            members: Vec::new(),
+            joined_once: false,
+            creator: None,
+            joins,
+            relay: None,
+            labels: Arc::default(),
+            created_at: now,
+        }
+    }
+
     fn started(&self) -> bool {
-        self.lobby.as_ref().is_some_and(|l| l.roster.is_some())
+        self.lobby.as_ref().is_some_and(LobbyState::started)
+    }
+
+    fn locked(&self) -> bool {
+        self.lobby.as_ref().is_some_and(LobbyState::locked)
+    }
+
+    /// The name it was joined by: a named room's, or a quick-match group's room.
+    fn room_name(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Named(n) => Some(n.clone()),
+            Kind::Quick { room, .. } => Some(room.clone()),
+            Kind::Created => None,
+        }
+    }
+
+    /// A named room's name.
+    fn named(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Named(n) => Some(n.clone()),
+            _ => None,
+        }
+    }
+
+    /// A quick-match group's queue: room, size and its required properties.
+    fn quick_key(&self) -> Option<QuickKey> {
+        match &self.kind {
+            Kind::Quick { room, size } => Some((room.clone(), *size, (*self.labels).clone())),
+            _ => None,
+        }
+    }
+}
+
+impl LobbyState {
+    pub(crate) fn started(&self) -> bool {
+        self.roster.is_some()
+    }
+
+    /// Whether joining needs a password.
+    pub(crate) fn locked(&self) -> bool {
+        self.password.is_some()
+    }
+}
+
+impl Slot {
+    /// A member that has just joined (or, away, been taken over) at `now`, on connection
+    /// `conn`, not ready, with fresh budgets and no link report.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        tx: mpsc::Sender<Outbound>,
+        queued: Arc<AtomicUsize>,
+        match_id: MatchId,
+        seat: u8,
+        meta: Option<Value>,
+        ip: IpAddr,
+        conn: u64,
+        rejoinable: bool,
+        meta_rate: (f64, f64),
+        now: Instant,
+    ) -> Slot {
+        Slot {
+            tx,
+            match_id,
+            seat,
+            meta,
+            ip,
+            queued,
+            meta_budget: bucket(meta_rate, now),
+            signal_budgets: Vec::new(),
+            conn,
+            away: false,
+            rejoinable,
+            ready: false,
+            joined_at: now,
+            links: Vec::new(),
+            links_at: None,
+            relay_rate: None,
+            relay_base: None,
+            reports: TokenBucket::new(1.0, 2.0, now),
+        }
     }
 }
 
@@ -592,13 +694,6 @@ pub(crate) const CLOSE_REMOVED: u16 = 4101;
 /// a connection then closes as "too slow").
 const MAX_KICKED_REMEMBERED: usize = 4096;
 
-/// The HMAC-SHA256 of `password` under `key`.
-fn password_mac(key: &[u8; 32], password: &str) -> Hmac<sha2::Sha256> {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(password.as_bytes());
-    mac
-}
-
 fn frame(f: ServerFrame) -> Outbound {
     Utf8Bytes::from(f.to_json())
 }
@@ -629,12 +724,10 @@ impl Registry {
             next_conn: 1,
             // Derived from the shared secret, so that every node of a cluster checks the
             // passwords of matches it takes over.
-            password_key: {
-                let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&config.secret)
-                    .expect("HMAC takes any key");
-                mac.update(b"ricochet-match-password-v1");
-                mac.finalize().into_bytes().into()
-            },
+            password_key: crate::hmac_sha256(&config.secret, b"ricochet-match-password-v1")
+                .finalize()
+                .into_bytes()
+                .into(),
             changes: None,
             kicked: std::collections::VecDeque::new(),
         }
@@ -707,16 +800,10 @@ impl Registry {
     /// The match `id` as another node would take it over.
     pub(crate) fn snapshot(&self, id: MatchId) -> Option<Snapshot> {
         let m = self.matches.get(&id)?;
-        let quick = match &m.kind {
-            Kind::Quick { room, size } => Some((room.clone(), *size, (*m.labels).clone())),
-            _ => None,
-        };
+        let quick = m.quick_key();
         Some(Snapshot {
             id,
-            name: match &m.kind {
-                Kind::Named(n) => Some(n.clone()),
-                _ => None,
-            },
+            name: m.named(),
             filling: quick
                 .as_ref()
                 .is_some_and(|k| self.filling.get(k) == Some(&id)),
@@ -773,17 +860,17 @@ impl Registry {
         self.matches.insert(
             snap.id,
             Match {
-                kind: kind.clone(),
-                max_players: snap.max_players,
                 metadata: snap.metadata.clone().map(Arc::new),
                 members: members.iter().map(|m| m.peer).collect(),
                 joined_once: snap.joined_once,
-                creator: None,
-                joins: bucket(self.policy.match_joins, now),
-                relay: None,
                 labels: Arc::new(snap.labels.clone()),
                 lobby: snap.lobby.clone(),
-                created_at: now,
+                ..Match::new(
+                    kind.clone(),
+                    snap.max_players,
+                    bucket(self.policy.match_joins, now),
+                    now,
+                )
             },
         );
         match (&kind, &snap.quick) {
@@ -805,27 +892,24 @@ impl Registry {
             let (tx, _) = mpsc::channel(1);
             let conn = self.next_conn;
             self.next_conn += 1;
+            let slot = Slot::new(
+                tx,
+                Arc::new(AtomicUsize::new(0)),
+                snap.id,
+                m.seat,
+                m.meta.clone(),
+                m.ip,
+                conn,
+                true,
+                self.policy.meta,
+                now,
+            );
             self.peers.insert(
                 m.peer,
                 Slot {
-                    tx,
-                    match_id: snap.id,
-                    seat: m.seat,
-                    meta: m.meta.clone(),
-                    ip: m.ip,
-                    queued: Arc::new(AtomicUsize::new(0)),
-                    meta_budget: bucket(self.policy.meta, now),
-                    signal_budgets: Vec::new(),
-                    conn,
                     away: true,
-                    rejoinable: true,
                     ready: m.ready,
-                    joined_at: now,
-                    links: Vec::new(),
-                    links_at: None,
-                    relay_rate: None,
-                    relay_base: None,
-                    reports: TokenBucket::new(1.0, 2.0, now),
+                    ..slot
                 },
             );
             self.connections.add(m.ip);
@@ -866,7 +950,7 @@ impl Registry {
             return Err(Refusal::TooManyMatches);
         }
         let password = new.password.as_deref().map(|p| {
-            password_mac(&self.password_key, p)
+            crate::hmac_sha256(&self.password_key, p.as_bytes())
                 .finalize()
                 .into_bytes()
                 .into()
@@ -874,15 +958,8 @@ impl Registry {
         self.matches.insert(
             id,
             Match {
-                kind: Kind::Created,
-                max_players: new.max_players,
                 metadata: new.metadata.map(Arc::new),
-                members: Vec::new(),
-                joined_once: false,
                 creator: Some(creator),
-                joins: bucket(self.policy.match_joins, now),
-                created_at: now,
-                relay: None,
                 labels: Arc::new(new.labels),
                 lobby: Some(LobbyState {
                     min_players: new.min_players,
@@ -890,6 +967,12 @@ impl Registry {
                     roster: None,
                     password,
                 }),
+                ..Match::new(
+                    Kind::Created,
+                    new.max_players,
+                    bucket(self.policy.match_joins, now),
+                    now,
+                )
             },
         );
         *self.created_per_ip.entry(creator).or_insert(0) += 1;
@@ -923,14 +1006,8 @@ impl Registry {
             changes.changed.remove(&id);
             changes.gone.push(Gone {
                 id,
-                name: match &m.kind {
-                    Kind::Named(n) => Some(n.clone()),
-                    _ => None,
-                },
-                quick: match &m.kind {
-                    Kind::Quick { room, size } => Some((room.clone(), *size, (*m.labels).clone())),
-                    _ => None,
-                },
+                name: m.named(),
+                quick: m.quick_key(),
             });
         }
         self.public.remove(&id);
@@ -1000,7 +1077,7 @@ impl Registry {
                 metadata: m.metadata.clone(),
                 min_players: m.lobby.as_ref().map_or(m.max_players, |l| l.min_players),
                 labels: m.labels.clone(),
-                locked: m.lobby.as_ref().is_some_and(|l| l.password.is_some()),
+                locked: m.locked(),
                 started: m.started(),
             });
         }
@@ -1108,7 +1185,7 @@ impl Registry {
             // After the address's join rate, so that guessing is as slow as joining.
             if let Some(expected) = m.lobby.as_ref().and_then(|l| l.password.as_ref()) {
                 let given = password.unwrap_or_default();
-                if password_mac(&self.password_key, given)
+                if crate::hmac_sha256(&self.password_key, given.as_bytes())
                     .verify_slice(expected)
                     .is_err()
                 {
@@ -1175,11 +1252,7 @@ impl Registry {
             })
             .unwrap_or(0);
         m.members.push(new_peer_id);
-        let name = match &m.kind {
-            Kind::Named(n) => Some(n.clone()),
-            Kind::Quick { room, .. } => Some(room.clone()),
-            Kind::Created => None,
-        };
+        let name = m.room_name();
         let max_players = m.max_players;
         let full = m.members.len() >= m.max_players as usize;
         if let Kind::Quick { room, size } = &m.kind {
@@ -1233,26 +1306,18 @@ impl Registry {
         }
         self.peers.insert(
             new_peer_id,
-            Slot {
+            Slot::new(
                 tx,
+                queued.clone(),
                 match_id,
                 seat,
-                meta: meta.clone(),
+                meta.clone(),
                 ip,
-                queued: queued.clone(),
-                meta_budget: bucket(self.policy.meta, now),
-                joined_at: now,
-                links: Vec::new(),
-                links_at: None,
-                relay_rate: None,
-                relay_base: None,
-                reports: TokenBucket::new(1.0, 2.0, now),
-                signal_budgets: Vec::new(),
-                conn: self.next_conn,
-                away: false,
+                self.next_conn,
                 rejoinable,
-                ready: false,
-            },
+                self.policy.meta,
+                now,
+            ),
         );
         let conn = self.next_conn;
         self.next_conn += 1;
@@ -1314,11 +1379,7 @@ impl Registry {
                 meta: self.peers.get(p).and_then(|s| s.meta.clone()),
             })
             .collect();
-        let name = match &m.kind {
-            Kind::Named(n) => Some(n.clone()),
-            Kind::Quick { room, .. } => Some(room.clone()),
-            Kind::Created => None,
-        };
+        let name = m.room_name();
         let (lobby, labels) = self.lobby_of(match_id);
         let welcome = [
             frame(ServerFrame::IdAssigned(peer)),
@@ -1417,27 +1478,9 @@ impl Registry {
     }
 
     fn insert_match(&mut self, id: MatchId, kind: Kind, max_players: u8, now: Instant) {
-        self.matches.insert(
-            id,
-            Match {
-                max_players,
-                metadata: None,
-                members: Vec::new(),
-                joined_once: false,
-                creator: None,
-                joins: bucket(self.policy.match_joins, now),
-                created_at: now,
-                relay: None,
-                labels: Arc::default(),
-                lobby: matches!(kind, Kind::Named(_)).then_some(LobbyState {
-                    min_players: MIN_QUICK_MATCH_SIZE,
-                    late_join: false,
-                    roster: None,
-                    password: None,
-                }),
-                kind,
-            },
-        );
+        let joins = bucket(self.policy.match_joins, now);
+        self.matches
+            .insert(id, Match::new(kind, max_players, joins, now));
     }
 
     /// Queues `text` for `to`; a member whose queue is full (in frames or bytes) goes on `cut`.
@@ -1533,7 +1576,7 @@ impl Registry {
         let lobby = m.lobby.as_ref().map(|l| Lobby {
             host: m.members.first().copied(),
             min_players: l.min_players,
-            started: l.roster.is_some(),
+            started: l.started(),
             late_join: l.late_join,
             ready: m
                 .members
@@ -1742,11 +1785,7 @@ impl Registry {
         let since = |at: Instant| now.saturating_duration_since(at).as_secs();
         AdminMatch {
             id,
-            name: match &m.kind {
-                Kind::Named(n) => Some(n.clone()),
-                Kind::Quick { room, .. } => Some(room.clone()),
-                Kind::Created => None,
-            },
+            name: m.room_name(),
             kind: match m.kind {
                 Kind::Named(_) => "named",
                 Kind::Created => "created",
@@ -1755,7 +1794,7 @@ impl Registry {
             age_secs: since(m.created_at),
             max_players: m.max_players,
             public: self.public.contains(&id),
-            locked: m.lobby.as_ref().is_some_and(|l| l.password.is_some()),
+            locked: m.locked(),
             metadata: m.metadata.as_deref().cloned(),
             labels,
             lobby,
@@ -1798,7 +1837,7 @@ impl Registry {
         let Some(lobby) = &m.lobby else {
             return Err(LobbyRefusal::NoLobby);
         };
-        if lobby.roster.is_some() {
+        if lobby.started() {
             return Err(LobbyRefusal::AlreadyStarted);
         }
         if m.members.first() != Some(&peer) {

@@ -541,8 +541,14 @@ async fn list_cluster(
             metadata: s.metadata.as_ref(),
             min_players: s.lobby.as_ref().map_or(s.max_players, |l| l.min_players),
             labels: &s.labels,
-            locked: s.lobby.as_ref().is_some_and(|l| l.password.is_some()),
-            started: s.lobby.as_ref().is_some_and(|l| l.roster.is_some()),
+            locked: s
+                .lobby
+                .as_ref()
+                .is_some_and(crate::registry::LobbyState::locked),
+            started: s
+                .lobby
+                .as_ref()
+                .is_some_and(crate::registry::LobbyState::started),
         });
     }
     // `next` is the last match looked at on this page, as on a lone node.
@@ -799,6 +805,10 @@ async fn room(
         .uri
         .path_and_query()
         .map_or_else(|| format!("/{room}"), |p| p.as_str().to_owned());
+    // The join's target and metadata (a rejoin ignores both: its token names the match).
+    let parsed = parse_join(&room, &query, shared.config.max_meta_size);
+    // The ID the cluster claimed for a new named room or quick-match group made here.
+    let mut claimed = None;
     if let Some(cluster) = &shared.cluster {
         // The match may live on another node: forward there, or take it over if that node died.
         let target = match query.get("rejoin") {
@@ -806,9 +816,7 @@ async fn room(
                 .ticketing
                 .verify_rejoin(token)
                 .map(|(match_id, _)| Target::Id(match_id)),
-            None => parse_join(&room, &query, shared.config.max_meta_size)
-                .ok()
-                .map(|(t, _)| t),
+            None => parsed.as_ref().ok().map(|(t, _)| t.clone()),
         };
         let joining = !query.contains_key("rejoin");
         if joining
@@ -834,11 +842,7 @@ async fn room(
                         )
                         .await
                 }
-                Ok(crate::cluster::Route::Local(claimed)) => {
-                    if let Some(id) = claimed {
-                        parts.extensions.insert(ClaimedId(id));
-                    }
-                }
+                Ok(crate::cluster::Route::Local(id)) => claimed = id,
                 Err(e) => return cluster_unavailable(&shared, &e),
             }
         }
@@ -869,7 +873,7 @@ async fn room(
             Err(r) => refusal(&shared, r),
         };
     }
-    let (target, meta) = match parse_join(&room, &query, shared.config.max_meta_size) {
+    let (target, meta) = match parsed {
         Ok(t) => t,
         Err((code, message)) => {
             shared.metrics.reject(Rejection::BadRequest);
@@ -882,10 +886,7 @@ async fn room(
             (
                 PeerId(uuid::Uuid::from_bytes(uuid_v4(rng.gen()))),
                 // A new room or quick-match group takes the ID the cluster claimed for it.
-                parts
-                    .extensions
-                    .get::<ClaimedId>()
-                    .map_or_else(|| MatchId::from_bytes(rng.gen()), |c| c.0),
+                claimed.unwrap_or_else(|| MatchId::from_bytes(rng.gen())),
             )
         };
         // Ricochet's clients can take their membership back after a dropped connection and
@@ -923,10 +924,6 @@ async fn room(
         span,
     )
 }
-
-/// The match ID the cluster claimed for a new named room or quick-match group.
-#[derive(Clone, Copy)]
-struct ClaimedId(MatchId);
 
 /// Completes the WebSocket upgrade of a member's connection with the server's limits.
 fn upgrade(

@@ -9,35 +9,15 @@ use std::time::Duration;
 use common::*;
 use ricochet_protocol::signaling::{ErrorCode, ServerMessage};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const TOKEN: &str = "operator-token-0123456789";
 
 /// An HTTP request with `Authorization: Bearer token` (if any); (status, JSON body).
 async fn admin(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Length: 0\r\n\r\n"
-    );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let (status, body) = http_bearer(addr, method, path, token).await;
     (
         status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
     )
 }
 

@@ -197,23 +197,48 @@ pub async fn closed(ws: &mut Ws) -> Option<u16> {
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (status, _, body) =
-        exchange(stream, addr, method, path, body, Duration::from_secs(5)).await;
+        exchange(stream, addr, method, path, body, "", Duration::from_secs(5)).await;
     (status, body)
 }
 
-/// Sends one request on `stream` and reads the response until the server closes; returns
-/// (status, head, body).
+/// [`http`] with `Authorization: Bearer TOKEN` when `token` is given; (status, body).
+pub async fn http_bearer(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let (status, _, body) = exchange(
+        stream,
+        addr,
+        method,
+        path,
+        None,
+        &auth,
+        Duration::from_secs(5),
+    )
+    .await;
+    (status, body)
+}
+
+/// Sends one request on `stream` (with `headers`, whole header lines, added) and reads the
+/// response until the server closes; returns (status, head, body).
 async fn exchange(
     mut stream: TcpStream,
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&str>,
+    headers: &str,
     wait: Duration,
 ) -> (u16, String, String) {
     let body = body.unwrap_or("");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(req.as_bytes()).await.unwrap();
@@ -276,7 +301,16 @@ pub async fn http_full_from(
     body: Option<&str>,
 ) -> (u16, String, String) {
     let stream = tcp_from(from, addr).await.unwrap();
-    exchange(stream, addr, method, path, body, Duration::from_secs(10)).await
+    exchange(
+        stream,
+        addr,
+        method,
+        path,
+        body,
+        "",
+        Duration::from_secs(10),
+    )
+    .await
 }
 
 /// A WebSocket join of `path` on the server at `server` from the local address `from`: the client and its
