@@ -1,29 +1,11 @@
 // Refusals before the WebSocket upgrade, the HTTP endpoints, and the options.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { allMatches, createMatch, join, listMatches, RicochetError } from '../ricochet.js';
-import { freePort, startServers } from './servers.mjs';
+import { describe, test } from 'node:test';
+import { allMatches, createMatch, join, listMatches } from '../ricochet.js';
+import { freePort, refused, serversForFile } from './servers.mjs';
 
 let servers;
-const open = [];
-before(async () => {
-  servers = await startServers();
-});
-after(async () => {
-  for (const m of open) await m.leave();
-  await servers.stop();
-});
-async function member(options) {
-  const m = await join({ signalingUrl: servers.signalingUrl, ...options });
-  open.push(m);
-  return m;
-}
-const refused = (code, status) => (e) => {
-  assert.ok(e instanceof RicochetError, `a RicochetError, not ${e}`);
-  assert.equal(e.code, code, e.message);
-  if (status !== undefined) assert.equal(e.status, status);
-  return true;
-};
+const member = serversForFile((started) => (servers = started));
 
 describe('joining refused before the upgrade', () => {
   test('an unknown match ID is 404 unknown_match', async () => {

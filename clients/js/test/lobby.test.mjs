@@ -1,31 +1,13 @@
 // The lobby (host, ready, start), passwords, labels and quick-match properties.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { createMatch, join, listMatches, RicochetError } from '../ricochet.js';
-import { startServers, until, waitFor } from './servers.mjs';
+import { describe, test } from 'node:test';
+import { createMatch, join, listMatches } from '../ricochet.js';
+import { refused, serversForFile, until, waitFor } from './servers.mjs';
 
 let servers;
-const open = [];
-before(async () => {
-  servers = await startServers();
-});
-after(async () => {
-  for (const m of open) await m.leave();
-  await servers.stop();
-});
+const member = serversForFile((started) => (servers = started));
 let rooms = 0;
 const room = () => `lobby-${process.pid}-${++rooms}`;
-async function member(options) {
-  const m = await join({ signalingUrl: servers.signalingUrl, ...options });
-  open.push(m);
-  return m;
-}
-const refused = (code, status) => (e) => {
-  assert.ok(e instanceof RicochetError, `a RicochetError, not ${e}`);
-  assert.equal(e.code, code, e.message);
-  if (status !== undefined) assert.equal(e.status, status);
-  return true;
-};
 
 describe('passwords', () => {
   test('a locked match refuses a missing or wrong password and takes the right one', async () => {

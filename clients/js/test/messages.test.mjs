@@ -1,26 +1,14 @@
 // Presence and relayed messages between JavaScript clients, against the real servers.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { createMatch, join, MAX_IN_FLIGHT, MAX_QUEUED, RicochetError } from '../ricochet.js';
-import { rawMember, relayReady, sleep, startServers, until, waitFor } from './servers.mjs';
+import { describe, test } from 'node:test';
+import { createMatch, MAX_IN_FLIGHT, MAX_QUEUED, RicochetError } from '../ricochet.js';
+import { rawMember, relayReady, serversForFile, sleep, until, waitFor } from './servers.mjs';
 
 let servers;
-const open = [];
-before(async () => {
-  servers = await startServers();
-});
-after(async () => {
-  for (const m of open) await m.leave();
-  await servers.stop();
-});
+const member = serversForFile((started) => (servers = started));
 
 let rooms = 0;
 const room = () => `js-${process.pid}-${++rooms}`;
-async function member(options) {
-  const m = await join({ signalingUrl: servers.signalingUrl, ...options });
-  open.push(m);
-  return m;
-}
 // Every message `m` receives, as {from, op, text}.
 function inbox(m) {
   const got = [];

@@ -1,12 +1,15 @@
 // Test support: starts the real `ricochet-signaling` and `ricochet-relay` binaries (debug
 // builds in target/debug, or RICOCHET_BIN_DIR) on free loopback ports with a shared secret,
 // and stops them after. Their logs go to a temporary directory, printed when a test fails.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { join as joinMatch, RicochetError } from '../ricochet.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN_DIR = process.env.RICOCHET_BIN_DIR || join(REPO, 'target/debug');
@@ -263,3 +266,32 @@ export async function tcpProxy(targetPort) {
     },
   };
 }
+
+// The servers of one test file: started before its tests (handed to `started`) and stopped
+// after them, once every member joined through the returned `member(options)` has left.
+export function serversForFile(started, options) {
+  let servers;
+  const open = [];
+  before(async () => {
+    servers = await startServers(options);
+    started(servers);
+  });
+  after(async () => {
+    for (const m of open) await m.leave();
+    await servers.stop();
+  });
+  return async function member(memberOptions) {
+    const m = await joinMatch({ signalingUrl: servers.signalingUrl, ...memberOptions });
+    open.push(m);
+    return m;
+  };
+}
+
+// An `assert.rejects` check: the error is a RicochetError with `code` (and HTTP `status`).
+export const refused = (code, status) => (e) => {
+  assert.ok(e instanceof RicochetError, `a RicochetError, not ${e}`);
+  assert.equal(e.code, code, e.message);
+  if (status !== undefined) assert.equal(e.status, status);
+  return true;
+};
+
