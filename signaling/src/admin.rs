@@ -62,16 +62,21 @@ impl AdminAuth {
     }
 }
 
+/// The answer to every `/admin` request while the console is off.
+fn disabled() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        ErrorCode::AdminDisabled,
+        "the operator console is off: start ricochet-signaling with --admin-token TOKEN (or \
+         RICOCHET_SIGNALING_ADMIN_TOKEN)",
+    )
+}
+
 /// The refusal to send, or `None` if the request may use the console.
 fn refusal(shared: &Shared, headers: &HeaderMap, addr: SocketAddr) -> Option<Response> {
     let auth = &shared.admin;
     let Some(expected) = &auth.expected else {
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            ErrorCode::AdminDisabled,
-            "the operator console is off: start ricochet-signaling with --admin-token TOKEN (or \
-             RICOCHET_SIGNALING_ADMIN_TOKEN)",
-        ));
+        return Some(disabled());
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -108,9 +113,7 @@ fn refusal(shared: &Shared, headers: &HeaderMap, addr: SocketAddr) -> Option<Res
 /// `GET /admin`: the page (when the console is on).
 pub(crate) async fn page(State(shared): State<Arc<Shared>>) -> Response {
     if shared.admin.expected.is_none() {
-        // The same refusal as the API's, without a token to check.
-        return refusal(&shared, &HeaderMap::new(), ([0, 0, 0, 0], 0).into())
-            .unwrap_or_else(|| StatusCode::FORBIDDEN.into_response());
+        return disabled();
     }
     (
         [
