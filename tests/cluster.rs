@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ricochet_tests::processes::{
-    bin, bot_report, free_port, http_get_text, serial, wait_listening, Proc, TEST_SECRET,
+    bin, bot_report, free_port, http_get_text, http_get_with, serial, wait_listening, Proc,
+    TEST_SECRET,
 };
 use tokio_tungstenite::tungstenite;
 
@@ -91,18 +92,12 @@ impl Cluster {
     /// The admin view node `i` answers with `query` (`?node=ID`: that node's view, fetched by
     /// node `i`).
     fn state_via(&self, i: usize, query: &str) -> serde_json::Value {
-        let addr = &self.addrs[i];
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(
-            s,
-            "GET /admin/api/state{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{out}: {e}"))
+        let body = http_get_with(
+            &self.addrs[i],
+            &format!("/admin/api/state{query}"),
+            &format!("Authorization: Bearer {ADMIN}\r\n"),
+        );
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"))
     }
 }
 

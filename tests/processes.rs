@@ -245,13 +245,18 @@ impl RelayPool {
 
 /// The body of a plain `GET path` to `addr` (empty when it cannot be read).
 pub fn http_get_text(addr: &str, path: &str) -> String {
+    http_get_with(addr, path, "")
+}
+
+/// [`http_get_text`] with `headers` (whole header lines, e.g. `"Authorization: Bearer T\r\n"`).
+pub fn http_get_with(addr: &str, path: &str, headers: &str) -> String {
     use std::io::{Read as _, Write as _};
     let Ok(mut s) = TcpStream::connect(addr) else {
         return String::new();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
     );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
