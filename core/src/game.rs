@@ -65,6 +65,15 @@ pub trait Game: 'static {
     fn encode_state(&self) -> Option<EncodedState> {
         None
     }
+    /// Replaces the current state with one that [`Game::encode_state`] produced, on this or
+    /// another machine: how a player who rejoins a match (or joins it late) gets the state
+    /// the others have (see [`crate::session::rejoin`]). Ricochet checks the result with
+    /// [`Game::checksum`]. `Err` (the default: the game cannot do it) says why, and the
+    /// rejoin fails with that reason.
+    fn decode_state(&mut self, state: &EncodedState) -> Result<(), String> {
+        let _ = state;
+        Err("this game does not implement Game::decode_state".into())
+    }
 }
 
 pub use crate::session::forensics::{EncodedState, StateFormat};

@@ -41,6 +41,8 @@ pub struct Player {
     pub waits: u64,
     /// Every event seen.
     pub events: Vec<Event<SimAddr>>,
+    /// The player's process is gone ([`PathMatch::vanish`]): it is not ticked.
+    pub away: bool,
 }
 
 /// Every peer's path to every other peer at one moment.
@@ -60,6 +62,8 @@ pub struct PathMatch {
     pub players: Vec<Player>,
     /// One sample per tick.
     pub log: Vec<Sample>,
+    /// Players, seed, path configuration, prediction window, disconnect timeout.
+    settings: (usize, u64, PathConfig, usize, Duration),
 }
 
 impl PathMatch {
@@ -71,44 +75,91 @@ impl PathMatch {
 
     /// The same with a prediction window of `max_prediction` frames (0: lockstep).
     pub fn with_prediction(n: usize, seed: u64, config: PathConfig, max_prediction: usize) -> Self {
+        // ggrs's timers run on the wall clock, which barely moves in a virtual run.
+        Self::with_timeout(n, seed, config, max_prediction, Duration::from_secs(60))
+    }
+
+    /// The same with a disconnect timeout of `disconnect` (ggrs measures it on the wall
+    /// clock, which runs as fast as the virtual one while a session waits; the stall
+    /// watchdog on the virtual clock).
+    pub fn with_timeout(
+        n: usize,
+        seed: u64,
+        config: PathConfig,
+        max_prediction: usize,
+        disconnect: Duration,
+    ) -> Self {
         let sim = SimPaths::new(seed, direct_link(), relay_link());
-        let players = (0..n)
+        let mut m = PathMatch {
+            sim,
+            players: Vec::new(),
+            log: Vec::new(),
+            settings: (n, seed, config, max_prediction, disconnect),
+        };
+        m.players = (0..n)
             .map(|me| {
-                let mut b = SessionBuilder::new()
-                    .with_players(n)
-                    .unwrap()
-                    .with_max_prediction(max_prediction)
-                    .unwrap()
-                    .with_input_delay(2)
-                    .unwrap()
-                    .with_desync_detection(Some(CHECK_EVERY))
-                    .unwrap()
-                    .with_replay_recording(true)
-                    // ggrs's timers run on the wall clock, which barely moves in a virtual run.
-                    .with_disconnect_timeouts(Duration::from_secs(60), Duration::from_secs(30))
+                let session = m
+                    .builder(me)
+                    .start_p2p(m.sim.socket(me as SimAddr, config))
                     .unwrap();
-                for h in 0..n {
-                    b = if h == me {
-                        b.add_local_player(h).unwrap()
-                    } else {
-                        b.add_remote_player(h, h as SimAddr).unwrap()
-                    };
-                }
-                Player {
-                    session: b.start_p2p(sim.socket(me as SimAddr, config)).unwrap(),
-                    game: Arena::new(n),
-                    script: InputScript::new(seed * 1000 + me as u64),
-                    pending: None,
-                    waits: 0,
-                    events: Vec::new(),
-                }
+                m.player(me, session)
             })
             .collect();
-        PathMatch {
-            sim,
-            players,
-            log: Vec::new(),
+        m
+    }
+
+    /// Player `me`'s session builder.
+    fn builder(&self, me: usize) -> SessionBuilder<SimAddr> {
+        let (n, _, _, max_prediction, disconnect) = self.settings;
+        let mut b = SessionBuilder::new()
+            .with_players(n)
+            .unwrap()
+            .with_max_prediction(max_prediction)
+            .unwrap()
+            .with_input_delay(2)
+            .unwrap()
+            .with_desync_detection(Some(CHECK_EVERY))
+            .unwrap()
+            .with_replay_recording(true)
+            .with_disconnect_timeouts(disconnect, disconnect / 2)
+            .unwrap();
+        for h in 0..n {
+            b = if h == me {
+                b.add_local_player(h).unwrap()
+            } else {
+                b.add_remote_player(h, h as SimAddr).unwrap()
+            };
         }
+        b
+    }
+
+    fn player(&self, me: usize, session: Session<Arena, SimAddr, SimPathSocket>) -> Player {
+        let (n, seed, ..) = self.settings;
+        Player {
+            session,
+            game: Arena::new(n),
+            script: InputScript::new(seed * 1000 + me as u64),
+            pending: None,
+            waits: 0,
+            events: Vec::new(),
+            away: false,
+        }
+    }
+
+    /// Player `me`'s process is gone: it stops sending and receiving.
+    pub fn vanish(&mut self, me: usize) {
+        self.players[me].away = true;
+    }
+
+    /// Player `me` comes back in a new process (a new session, game and socket) and asks for
+    /// its seat.
+    pub fn rejoin(&mut self, me: usize) {
+        let (_, _, config, ..) = self.settings;
+        let session = self
+            .builder(me)
+            .start_rejoin(self.sim.socket(me as SimAddr, config))
+            .unwrap();
+        self.players[me] = self.player(me, session);
     }
 
     /// Opens the data channel of every pair (ICE succeeds everywhere).
@@ -143,7 +194,7 @@ impl PathMatch {
     pub fn tick(&mut self) {
         let mut advanced = 0;
         let mut waiting = false;
-        for p in &mut self.players {
+        for p in self.players.iter_mut().filter(|p| !p.away) {
             let input = *p.pending.get_or_insert_with(|| p.script.next_input());
             for h in p.session.local_players() {
                 p.session.add_local_input(h, input).unwrap();
@@ -276,6 +327,12 @@ impl PathMatch {
     /// `at_least` (every [`CHECK_EVERY`]th), then asserts that their checksums there are
     /// equal and that no desync or disconnection happened. Returns the frame and checksum.
     pub fn finish(&mut self, at_least: i32) -> (i32, u64) {
+        self.finish_with(at_least, false)
+    }
+
+    /// [`PathMatch::finish`], allowing disconnections if `disconnections` (a player who
+    /// vanished and came back).
+    pub fn finish_with(&mut self, at_least: i32, disconnections: bool) -> (i32, u64) {
         let every = CHECK_EVERY as i32;
         let frame = (at_least + every) / every * every - 1;
         let mut ticks = 0u64;
@@ -299,8 +356,9 @@ impl PathMatch {
         );
         for (i, p) in self.players.iter().enumerate() {
             for e in &p.events {
+                assert!(!matches!(e, Event::Desync(_)), "player {i}: {e:?}");
                 assert!(
-                    !matches!(e, Event::Desync(_) | Event::Disconnected { .. }),
+                    disconnections || !matches!(e, Event::Disconnected { .. }),
                     "player {i}: {e:?}"
                 );
             }
@@ -323,10 +381,13 @@ impl PathMatch {
 
     /// Every player's recorded inputs, played offline through a fresh game, give the
     /// checksums the player saw after every confirmed frame, and cover at least `frames`
-    /// frames.
+    /// frames. A player who rejoined records no replay (it has no frames before its return).
     pub fn assert_replays_match(&self, frames: u32) {
         let n = self.players.len();
         for (i, p) in self.players.iter().enumerate() {
+            if p.session.epoch() > 0 && p.session.replay().is_none() {
+                continue;
+            }
             let replay = p.session.replay().expect("replays are recorded");
             let played = replay
                 .play(&mut Arena::new(n))

@@ -381,6 +381,14 @@ impl<A: Clone + Eq + Hash> Links<A> {
         Some(body)
     }
 
+    /// `peer` is a new process (a player rejoining its seat): its sequence numbers start
+    /// again, so the old ones it sent are forgotten.
+    pub fn on_peer_restarted(&mut self, peer: &A) {
+        if let Some(link) = self.peers.get_mut(peer) {
+            link.window = SequenceWindow::default();
+        }
+    }
+
     /// The WebRTC stack opened the data channel to `peer`.
     pub fn on_channel_open(&mut self, now: Instant, peer: &A) {
         self.link(peer, now).path.on_channel_open(now);

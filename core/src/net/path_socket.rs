@@ -149,6 +149,10 @@ fn send_direct(webrtc: &mut WebRtcSocket, peer: PeerId, bytes: &[u8]) {
 }
 
 impl PacketSocket<PeerId> for PathSocket {
+    fn peer_restarted(&mut self, peer: &PeerId) {
+        self.links.on_peer_restarted(peer);
+    }
+
     fn send_packet(&mut self, to: &PeerId, packet: &[u8]) {
         let tx = self.links.send(Instant::now(), to, packet);
         if tx.direct {

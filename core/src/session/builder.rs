@@ -12,6 +12,17 @@ use crate::limits::MAX_PLAYERS;
 use crate::session::*;
 use crate::wire::socket::{GgrsSocket, PacketSocket};
 
+/// The socket of a rejoining player's placeholder ggrs session: it sends and receives
+/// nothing (the session talks to its peers once its epoch starts).
+struct NoSocket;
+
+impl<A: Address> ggrs::NonBlockingSocket<A> for NoSocket {
+    fn send_to(&mut self, _: &ggrs::Message, _: &A) {}
+    fn receive_all_messages(&mut self) -> Vec<(A, ggrs::Message)> {
+        Vec::new()
+    }
+}
+
 /// Anything that identifies a remote peer.
 pub trait Address: Clone + PartialEq + Eq + Hash + Debug + Send + Sync + 'static {}
 impl<T: Clone + PartialEq + Eq + Hash + Debug + Send + Sync + 'static> Address for T {}
@@ -177,6 +188,30 @@ impl<A: Address> SessionBuilder<A> {
     where
         S: PacketSocket<A> + Send + 'static,
     {
+        self.check_roster()?;
+        let socket = GgrsSocket::new(socket);
+        let ggrs = self.ggrs_p2p::<G>(socket.clone())?;
+        self.session(ggrs, socket, None)
+    }
+
+    /// Starts the session of a player coming back to its seat in a running match: the same
+    /// roster as its first session (the same local handle, the same peers), over a new
+    /// socket. It plays once the others have moved to a new epoch and sent it the match's
+    /// state (see [`crate::session::rejoin`]); until then `advance` answers
+    /// [`Advance::Synchronizing`]. The game must implement [`Game::decode_state`] (and the
+    /// others' [`Game::encode_state`]).
+    pub fn start_rejoin<G: Game, S>(self, socket: S) -> Result<Session<G, A, S>, SessionError>
+    where
+        S: PacketSocket<A> + Send + 'static,
+    {
+        self.check_roster()?;
+        // A placeholder until the epoch is known: it talks to no one.
+        let ggrs = self.ggrs_p2p::<G>(NoSocket)?;
+        let socket = GgrsSocket::new(socket);
+        self.session(ggrs, socket, Some(rand::random()))
+    }
+
+    fn check_roster(&self) -> Result<(), SessionError> {
         let mut handles: Vec<usize> = self
             .local
             .iter()
@@ -195,6 +230,14 @@ impl<A: Address> SessionBuilder<A> {
                 "a session needs a local player".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// A ggrs session of this roster over `socket` (each epoch starts one).
+    pub(crate) fn ggrs_p2p<G: Game>(
+        &self,
+        socket: impl ggrs::NonBlockingSocket<A> + 'static,
+    ) -> Result<ggrs::P2PSession<GgrsConfig<G, A>>, SessionError> {
         let mut builder = self.ggrs_builder::<G>()?;
         for &h in &self.local {
             builder = builder
@@ -211,15 +254,25 @@ impl<A: Address> SessionBuilder<A> {
                 .add_player(PlayerType::Spectator(addr.clone()), self.players + i)
                 .map_err(SessionError::Ggrs)?;
         }
-        let socket = GgrsSocket::new(socket);
+        builder
+            .start_p2p_session(socket)
+            .map_err(SessionError::Ggrs)
+    }
+
+    fn session<G: Game, S>(
+        self,
+        ggrs: ggrs::P2PSession<GgrsConfig<G, A>>,
+        socket: GgrsSocket<A, S>,
+        rejoin_nonce: Option<u32>,
+    ) -> Result<Session<G, A, S>, SessionError>
+    where
+        S: PacketSocket<A> + Send + 'static,
+    {
         let mut roster = vec![None; self.players];
         for (h, addr) in &self.remote {
             roster[*h] = Some(addr.clone());
         }
         socket.set_roster(roster.clone());
-        let ggrs = builder
-            .start_p2p_session(socket.clone())
-            .map_err(SessionError::Ggrs)?;
         let remotes: Vec<A> = self.remote.iter().map(|(_, a)| a.clone()).collect();
         let mut peers = remotes.clone();
         peers.sort_by_key(|a| format!("{a:?}"));
@@ -235,11 +288,15 @@ impl<A: Address> SessionBuilder<A> {
             socket,
             core: Core::new(&self, self.settings.desync_interval)?,
             peers,
+            gone: vec![false; self.players],
             roster,
             messages,
             stalled: None,
             stall_limit,
-            settings: self.settings,
+            settings: self.settings.clone(),
+            epoch: 0,
+            rejoin: RejoinState::new(rejoin_nonce),
+            builder: self,
         })
     }
 

@@ -35,6 +35,9 @@ pub(crate) struct Window<G: Game> {
 
 /// Confirmed checksums kept for [`Session::checksum_at`].
 pub const CHECKSUM_LOG: usize = 1024;
+/// Without desync forensics, a confirmed state is kept every this many frames (the last
+/// two), for a rejoin to start from.
+pub const REJOIN_STATE_SPACING: u32 = 16;
 
 /// What all session kinds share: answering ggrs requests with the game, counting rollbacks,
 /// and turning confirmed frames into desync checks and replay frames.
@@ -52,6 +55,9 @@ pub(crate) struct Core<G: Game, A> {
     /// Checksum every frame whose number + 1 is a multiple of this (replays need all).
     pub(crate) checksum_every: u32,
     pub(crate) log: VecDeque<(i32, u64)>,
+    /// The frame ggrs's frame 0 stands for: the first frame of the session epoch (see
+    /// [`crate::session::rejoin`]).
+    pub(crate) offset: i32,
 }
 
 /// `game`'s state for forensics, if it encodes one small enough.
@@ -185,9 +191,18 @@ impl<G: Game, A: Address> Core<G, A> {
                 names.into_iter().map(|(a, hs)| (a, name(hs))),
             )
         });
-        let window = forensic.map(|interval| Window {
-            spacing: Forensics::<A>::spacing(interval),
-            max_states: b.settings.forensic_states,
+        // Without forensics, a small window still keeps the confirmed past a rejoin starts
+        // from (the confirmed state before any frame of the last few seconds).
+        let (spacing, max_states) = match forensic {
+            Some(interval) => (
+                Forensics::<A>::spacing(interval),
+                b.settings.forensic_states,
+            ),
+            None => (REJOIN_STATE_SPACING, 2),
+        };
+        let window = Some(Window {
+            spacing,
+            max_states,
             states: VecDeque::new(),
             inputs: VecDeque::new(),
             inputs_from: 0,
@@ -210,7 +225,48 @@ impl<G: Game, A: Address> Core<G, A> {
             skip_frames: 0,
             checksum_every,
             log: VecDeque::new(),
+            offset: 0,
         })
+    }
+
+    /// The confirmed state before `frame` (after frame `frame - 1`), re-simulated from the
+    /// newest saved confirmed state (the game is restored after).
+    pub(crate) fn confirmed_state_before(&self, game: &mut G, frame: i32) -> Option<G::State> {
+        let window = self.window.as_ref()?;
+        let mut state = None;
+        window.resimulate(game, frame - 1, frame - 1, |f, game| {
+            if f == frame - 1 {
+                state = Some(game.save());
+            }
+        })?;
+        state
+    }
+
+    /// Starts a new epoch at `frame` with the game at the state before it: predicted frames
+    /// from `frame` on are forgotten (confirmed ones before it stay).
+    pub(crate) fn rebase(&mut self, frame: i32) {
+        self.pending.clear();
+        self.frame = frame;
+        self.offset = frame;
+        self.stats.frame = frame;
+        self.skip_frames = 0;
+    }
+
+    /// A rejoining player's start at `frame` from `state` (the state before it): its
+    /// confirmed past begins there, and its replay (which would need every frame from 0) is
+    /// not recorded.
+    pub(crate) fn start_at(&mut self, frame: i32, state: G::State) {
+        self.rebase(frame);
+        self.stats.confirmed_frame = frame - 1;
+        if let Some(w) = &mut self.window {
+            w.states.clear();
+            w.inputs.clear();
+            w.states.push_back((frame - 1, state));
+            w.inputs_from = frame;
+        }
+        if self.replay.take().is_some() {
+            tracing::info!("a rejoined session records no replay");
+        }
     }
 
     pub(crate) fn handle(
@@ -227,6 +283,7 @@ impl<G: Game, A: Address> Core<G, A> {
                 GgrsRequest::LoadGameState { cell, frame } => {
                     let state = cell.load().ok_or(SessionError::MissingState(frame))?;
                     game.load(&state);
+                    let frame = frame + self.offset;
                     let depth = (self.frame - frame).max(0) as u32;
                     rollback = rollback.max(depth);
                     self.stats.rollbacks += 1;

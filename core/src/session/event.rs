@@ -65,6 +65,26 @@ pub enum Event<A> {
         /// participant gets its own event, so none of them plays on without knowing.
         frame: i32,
     },
+    /// The match moved to a new session epoch at `frame` so that a player could take its
+    /// seat again (see [`crate::session::rejoin`]): every player gets it, the returning one
+    /// too. The game's state is the confirmed one before `frame`; frames this player had
+    /// predicted past it were rewound, as in a rollback.
+    Rebased {
+        /// The new epoch (1 after the first rejoin).
+        epoch: u32,
+        /// Its first frame.
+        frame: i32,
+        /// Frames this player went back (0 for the returning player).
+        rewound: i32,
+        /// The returning player's peer (`None` on the returning player itself).
+        rejoined: Option<A>,
+    },
+    /// A rejoin did not complete on this side; the returning player asks again, with a new
+    /// request, until the match's grace runs out.
+    RejoinFailed {
+        /// Why.
+        reason: crate::session::rejoin::RejoinError,
+    },
     /// A peer computed a different state for a confirmed frame.
     Desync(DesyncReport<A>),
     /// The desync with a peer, investigated: the exact first frame that differs and both

@@ -60,14 +60,14 @@ pub enum StateFormat {
 }
 
 impl StateFormat {
-    fn to_byte(self) -> u8 {
+    pub(crate) fn to_byte(self) -> u8 {
         match self {
             StateFormat::Json => 0,
             StateFormat::Binary => 1,
         }
     }
 
-    fn from_byte(b: u8) -> Option<Self> {
+    pub(crate) fn from_byte(b: u8) -> Option<Self> {
         match b {
             0 => Some(StateFormat::Json),
             1 => Some(StateFormat::Binary),

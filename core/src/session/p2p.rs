@@ -7,6 +7,9 @@ use ggrs::GgrsError;
 use crate::game::{Game, GgrsConfig, PodInput};
 use crate::limits::MAX_INPUT_DELAY;
 use crate::messages::{MessageError, MessageStats, MessageStreams, Recipients};
+use crate::session::rejoin::{
+    RejoinError, SnapshotReceiver, SnapshotSender, REBASE_MARGIN, REBASE_RESEND, REJOIN_RESEND,
+};
 use crate::session::replay::Replay;
 use crate::session::*;
 use crate::wire::socket::{Bounds, GgrsSocket, PacketSocket};
@@ -28,9 +31,66 @@ pub struct Session<G: Game, A: Address, S> {
     /// are disconnected (the disconnect timeout).
     pub(crate) stall_limit: Duration,
     pub(crate) settings: SessionSettings,
+    /// Per player handle, whether it is disconnected in this epoch.
+    pub(crate) gone: Vec<bool>,
+    /// The session epoch: 0, then one more per rejoin (see [`crate::session::rejoin`]).
+    pub(crate) epoch: u32,
+    /// Rejoins in progress.
+    pub(crate) rejoin: RejoinState<A>,
+    /// What the session was built from: each epoch starts a ggrs session of this roster.
+    pub(crate) builder: SessionBuilder<A>,
 }
 
-impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
+/// Rejoins in progress, on the returning player's side and on the others'.
+pub(crate) struct RejoinState<A> {
+    /// This session is a returning player's, and its epoch has not started.
+    joining: Option<Joining<A>>,
+    /// The epoch agreed on and not started yet.
+    pending: Option<Pending<A>>,
+    /// Snapshots this session sends, as the coordinator, to returning players.
+    sending: Vec<(A, SnapshotSender)>,
+    /// Since when this epoch has been synchronising, and the peers done with it.
+    syncing: Option<(web_time::Instant, Vec<A>)>,
+    /// The last rejoin request's nonce from each peer.
+    nonces: std::collections::HashMap<A, u32>,
+}
+
+impl<A: Address> RejoinState<A> {
+    pub(crate) fn new(joining_nonce: Option<u32>) -> Self {
+        RejoinState {
+            joining: joining_nonce.map(|nonce| Joining {
+                nonce,
+                next_request: None,
+                rebase: None,
+                receiver: None,
+            }),
+            pending: None,
+            sending: Vec::new(),
+            syncing: None,
+            nonces: std::collections::HashMap::new(),
+        }
+    }
+}
+
+struct Joining<A> {
+    nonce: u32,
+    next_request: Option<web_time::Instant>,
+    /// The coordinator's answer: epoch, first frame, absent players, and who sent it.
+    rebase: Option<(u32, i32, u32, A)>,
+    receiver: Option<SnapshotReceiver>,
+}
+
+struct Pending<A> {
+    epoch: u32,
+    frame: i32,
+    absent: u32,
+    nonce: u32,
+    /// Set on the coordinator: the returning player.
+    joiner: Option<A>,
+    next_send: Option<web_time::Instant>,
+}
+
+impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> {
     /// Queues the input of local player `handle` for the next frame.
     pub fn add_local_input(&mut self, handle: usize, input: G::Input) -> Result<(), SessionError> {
         self.ggrs
@@ -52,8 +112,12 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
     /// [`Session::poll`] at `now`, for a caller that owns the clock (see
     /// [`Session::advance_at`]); match messages are resent on it.
     pub fn poll_at(&mut self, now: web_time::Instant) {
-        self.set_bounds();
-        self.ggrs.poll_remote_clients();
+        if self.rejoin.joining.is_some() {
+            self.socket.poll_control();
+        } else {
+            self.set_bounds();
+            self.ggrs.poll_remote_clients();
+        }
         self.drain(now);
         self.socket.flush();
     }
@@ -132,6 +196,9 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
         game: &mut G,
         now: web_time::Instant,
     ) -> Result<Advance, SessionError> {
+        if self.rejoin.joining.is_some() {
+            return self.advance_joining(game, now);
+        }
         let before = self.core.frame;
         self.set_bounds();
         let outcome = match self.ggrs.advance_frame() {
@@ -152,11 +219,17 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
             }
             Err(e) => return Err(from_ggrs(e)),
         };
-        self.core
-            .confirm(self.ggrs.confirmed_frame().min(self.core.frame - 1));
+        let mut confirmed =
+            (self.ggrs.confirmed_frame() + self.core.offset).min(self.core.frame - 1);
+        if let Some(p) = &self.rejoin.pending {
+            // Frames of the next epoch are not final in this one.
+            confirmed = confirmed.min(p.frame - 1);
+        }
+        self.core.confirm(confirmed);
         self.core.run_forensics(game);
         self.watch_stall(outcome, now);
         self.drain(now);
+        self.step_rejoins(game, now)?;
         self.socket.flush();
         Ok(outcome)
     }
@@ -198,6 +271,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
                     "peer holds the match back; disconnecting it"
                 );
                 if self.ggrs.disconnect_player(handle).is_ok() {
+                    self.gone[handle] = true;
                     self.core.events.push_back(Event::Disconnected {
                         peer: peer.clone(),
                         frame: self.core.frame,
@@ -209,7 +283,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
 
     fn set_bounds(&self) {
         self.socket.set_bounds(Bounds {
-            current_frame: self.core.frame,
+            current_frame: self.core.frame - self.core.offset,
             confirmed_frame: self.ggrs.confirmed_frame(),
             max_prediction: self.ggrs.max_prediction() as i32,
             players: self.ggrs.num_players(),
@@ -219,6 +293,19 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
     fn drain(&mut self, now: web_time::Instant) {
         let events: Vec<_> = self.ggrs.events().collect();
         for e in events {
+            match &e {
+                ggrs::GgrsEvent::Disconnected { addr } => {
+                    for h in self.handles_of(addr) {
+                        self.gone[h] = true;
+                    }
+                }
+                ggrs::GgrsEvent::Synchronized { addr } => {
+                    if let Some((_, synced)) = &mut self.rejoin.syncing {
+                        synced.push(addr.clone());
+                    }
+                }
+                _ => {}
+            }
             if let Some(skip) = self.core.ggrs_event(e) {
                 self.core.skip_frames = self.core.skip_frames.saturating_add(skip);
             }
@@ -235,6 +322,10 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
                         d.receive(&peer, &msg);
                     }
                 }
+                Control::Rejoin { .. }
+                | Control::Rebase { .. }
+                | Control::Snapshot { .. }
+                | Control::SnapshotAck { .. } => self.on_rejoin_control(peer, msg),
                 _ => {
                     if let Some(f) = &mut self.core.forensics {
                         f.receive(&peer, &msg);
@@ -380,5 +471,408 @@ impl<G: Game, A: Address, S: PacketSocket<A> + 'static> Session<G, A, S> {
             )));
         }
         self.ggrs.set_input_delay(handle, frames).map_err(from_ggrs)
+    }
+}
+
+/// Rejoins (see [`crate::session::rejoin`]).
+impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> {
+    /// The session epoch: 0, then one more each time the match moved to a new ggrs session
+    /// for a returning player ([`Event::Rebased`]).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Whether this is a returning player's session still waiting for its seat (see
+    /// [`SessionBuilder::start_rejoin`]).
+    pub fn is_rejoining(&self) -> bool {
+        self.rejoin.joining.is_some()
+    }
+
+    /// The player handles `peer` plays.
+    fn handles_of(&self, peer: &A) -> Vec<usize> {
+        (0..self.roster.len())
+            .filter(|&h| self.roster[h].as_ref() == Some(peer))
+            .collect()
+    }
+
+    /// Whether this session coordinates `joiner`'s rejoin: its lowest handle is the lowest
+    /// of the players still connected, the joiner aside.
+    fn coordinates_for(&self, joiner: &A) -> bool {
+        for (h, who) in self.roster.iter().enumerate() {
+            match who {
+                None => return true,
+                Some(a) if a != joiner && !self.gone[h] => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    fn on_rejoin_control(&mut self, peer: A, msg: Control) {
+        match msg {
+            Control::Rejoin { nonce } => self.on_rejoin_request(peer, nonce),
+            Control::Rebase {
+                epoch,
+                frame,
+                absent,
+                nonce,
+            } => {
+                if let Some(j) = &mut self.rejoin.joining {
+                    if nonce == j.nonce && j.rebase.is_none() {
+                        tracing::info!(epoch, frame, "rejoin answered; waiting for the state");
+                        j.rebase = Some((epoch, frame, absent, peer));
+                    }
+                    return;
+                }
+                if epoch != self.epoch + 1 || self.rejoin.pending.is_some() {
+                    return;
+                }
+                if frame <= self.core.stats.confirmed_frame {
+                    tracing::warn!(
+                        frame,
+                        confirmed = self.core.stats.confirmed_frame,
+                        "the new epoch starts at a frame already confirmed here"
+                    );
+                }
+                self.rejoin.pending = Some(Pending {
+                    epoch,
+                    frame,
+                    absent,
+                    nonce,
+                    joiner: None,
+                    next_send: None,
+                });
+            }
+            Control::Snapshot { .. } => {
+                let Some(j) = &mut self.rejoin.joining else {
+                    return;
+                };
+                let Some((epoch, frame, _, from)) = &j.rebase else {
+                    return;
+                };
+                let Control::Snapshot {
+                    epoch: e, frame: f, ..
+                } = &msg
+                else {
+                    return;
+                };
+                if (e, f) != (epoch, frame) || *from != peer {
+                    return;
+                }
+                let receiver = match &mut j.receiver {
+                    Some(r) => r,
+                    None => j.receiver.insert(match SnapshotReceiver::new(&msg) {
+                        Some(r) => r,
+                        None => return,
+                    }),
+                };
+                receiver.receive(&msg);
+                let ack = receiver.ack();
+                self.socket.send_control(&peer, &ack);
+            }
+            Control::SnapshotAck { epoch, next } => {
+                if let Some((_, sender)) = self.rejoin.sending.iter_mut().find(|(a, _)| *a == peer)
+                {
+                    sender.ack(epoch, next);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `peer`'s new process asks for its seat.
+    fn on_rejoin_request(&mut self, peer: A, nonce: u32) {
+        let handles = self.handles_of(&peer);
+        if self.rejoin.nonces.insert(peer.clone(), nonce) != Some(nonce) {
+            // A new process: its packets' sequence numbers start again.
+            self.socket.with_socket(|s| s.peer_restarted(&peer));
+        }
+        // The new process proves the old one gone: disconnect it, if ggrs has not yet.
+        let mut dropped = false;
+        for &h in &handles {
+            if !self.gone[h] && self.ggrs.disconnect_player(h).is_ok() {
+                self.gone[h] = true;
+                dropped = true;
+            }
+        }
+        if dropped {
+            tracing::info!(
+                ?peer,
+                "a player is back in a new process; its old one is disconnected"
+            );
+            self.messages.remove_member(&peer);
+            self.core.events.push_back(Event::Disconnected {
+                peer: peer.clone(),
+                frame: self.core.frame,
+            });
+        }
+        if let Some(p) = &mut self.rejoin.pending {
+            if p.joiner.as_ref() == Some(&peer) {
+                // Answer again now (the answer may have been lost, or this is a newer
+                // request of the same player).
+                p.nonce = nonce;
+                p.next_send = None;
+            }
+            return;
+        }
+        // A transfer to an earlier request of this player is of no use to this one.
+        self.rejoin.sending.retain(|(a, _)| *a != peer);
+        if !self.coordinates_for(&peer) {
+            return;
+        }
+        let offset = self.core.offset;
+        let newest = self
+            .peers
+            .iter()
+            .filter(|a| **a != peer)
+            .filter_map(|a| self.socket.last_input_frame(a))
+            .map(|f| f + offset)
+            .fold(self.core.frame, i32::max);
+        let frame = newest + REBASE_MARGIN + self.settings.max_prediction as i32;
+        let mut absent = 0u32;
+        for (h, gone) in self.gone.iter().enumerate() {
+            if *gone && !handles.contains(&h) {
+                absent |= 1 << h;
+            }
+        }
+        tracing::info!(
+            ?peer,
+            epoch = self.epoch + 1,
+            frame,
+            "coordinating a rejoin"
+        );
+        self.rejoin.pending = Some(Pending {
+            epoch: self.epoch + 1,
+            frame,
+            absent,
+            nonce,
+            joiner: Some(peer),
+            next_send: None,
+        });
+    }
+
+    /// After each frame: the coordinator's answers, the move to the next epoch once its
+    /// first frame's predecessor is confirmed, snapshots, and the new epoch's handshake
+    /// deadline.
+    fn step_rejoins(&mut self, game: &mut G, now: web_time::Instant) -> Result<(), SessionError> {
+        if let Some(p) = &mut self.rejoin.pending {
+            if let Some(joiner) = &p.joiner {
+                if p.next_send.is_none_or(|at| now >= at) {
+                    let msg = Control::Rebase {
+                        epoch: p.epoch,
+                        frame: p.frame,
+                        absent: p.absent,
+                        nonce: p.nonce,
+                    };
+                    for (h, who) in self.roster.iter().enumerate() {
+                        if let Some(a) = who {
+                            if !self.gone[h] && a != joiner {
+                                self.socket.send_control(a, &msg);
+                            }
+                        }
+                    }
+                    self.socket.send_control(joiner, &msg);
+                    p.next_send = Some(now + REBASE_RESEND);
+                }
+            }
+        }
+        if self
+            .rejoin
+            .pending
+            .as_ref()
+            .is_some_and(|p| self.core.stats.confirmed_frame >= p.frame - 1)
+        {
+            self.start_epoch(game, now)?;
+        }
+        for (to, sender) in &mut self.rejoin.sending {
+            for msg in sender.poll_transmit(now) {
+                self.socket.send_control(to, &msg);
+            }
+        }
+        self.rejoin.sending.retain(|(_, s)| !s.done());
+        if let Some((since, synced)) = &self.rejoin.syncing {
+            if self.is_running() {
+                self.rejoin.syncing = None;
+            } else if now.saturating_duration_since(*since) >= self.stall_limit {
+                let synced = synced.clone();
+                self.rejoin.syncing = None;
+                for peer in self.peers.clone() {
+                    if synced.contains(&peer) {
+                        continue;
+                    }
+                    let mut dropped = false;
+                    for h in self.handles_of(&peer) {
+                        if !self.gone[h] && self.ggrs.disconnect_player(h).is_ok() {
+                            self.gone[h] = true;
+                            dropped = true;
+                        }
+                    }
+                    if dropped {
+                        tracing::warn!(?peer, "no handshake in the new epoch; disconnecting");
+                        self.messages.remove_member(&peer);
+                        self.core.events.push_back(Event::Disconnected {
+                            peer,
+                            frame: self.core.frame,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves to the pending epoch: the confirmed state before its first frame, a new ggrs
+    /// session there, and the snapshot for the returning player if this is the coordinator.
+    fn start_epoch(&mut self, game: &mut G, now: web_time::Instant) -> Result<(), SessionError> {
+        let Some(p) = self.rejoin.pending.take() else {
+            return Ok(());
+        };
+        let Some(state) = self.core.confirmed_state_before(game, p.frame) else {
+            tracing::error!(
+                frame = p.frame,
+                "cannot rebuild the confirmed state for a rejoin"
+            );
+            self.core.events.push_back(Event::RejoinFailed {
+                reason: RejoinError::StateGone(p.frame - 1),
+            });
+            return Ok(());
+        };
+        let rewound = self.core.frame - p.frame;
+        game.load(&state);
+        self.core.rebase(p.frame);
+        self.begin_epoch(p.epoch, p.absent, now)?;
+        let rejoined = match p.joiner {
+            Some(joiner) => {
+                let rebase = Control::Rebase {
+                    epoch: p.epoch,
+                    frame: p.frame,
+                    absent: p.absent,
+                    nonce: p.nonce,
+                };
+                let sender = game
+                    .encode_state()
+                    .ok_or_else(|| {
+                        RejoinError::CannotEncode("Game::encode_state gave nothing".into())
+                    })
+                    .and_then(|state| {
+                        SnapshotSender::new(rebase, p.epoch, p.frame, game.checksum(), state)
+                    });
+                match sender {
+                    Ok(sender) => self.rejoin.sending.push((joiner.clone(), sender)),
+                    Err(reason) => {
+                        tracing::error!(%reason, "cannot send the state to a returning player");
+                        self.core.events.push_back(Event::RejoinFailed { reason });
+                    }
+                }
+                Some(joiner)
+            }
+            None => {
+                // Everyone but the returning player and the absent ones plays this epoch.
+                self.peers
+                    .iter()
+                    .find(|a| {
+                        self.handles_of(a).iter().all(|h| p.absent & (1 << h) == 0)
+                            && !self.messages.is_member(a)
+                    })
+                    .cloned()
+            }
+        };
+        tracing::info!(
+            epoch = p.epoch,
+            frame = p.frame,
+            rewound,
+            "moved to a new epoch"
+        );
+        self.core.events.push_back(Event::Rebased {
+            epoch: p.epoch,
+            frame: p.frame,
+            rewound,
+            rejoined,
+        });
+        Ok(())
+    }
+
+    /// Starts epoch `epoch`'s ggrs session at the core's frame, with the players of
+    /// `absent` disconnected from its start.
+    fn begin_epoch(
+        &mut self,
+        epoch: u32,
+        absent: u32,
+        now: web_time::Instant,
+    ) -> Result<(), SessionError> {
+        self.socket.set_epoch(epoch);
+        self.ggrs = self.builder.ggrs_p2p::<G>(self.socket.clone())?;
+        self.epoch = epoch;
+        self.stalled = None;
+        self.gone = vec![false; self.roster.len()];
+        for h in 0..self.roster.len() {
+            if absent & (1 << h) != 0 && self.roster[h].is_some() {
+                let _ = self.ggrs.disconnect_player(h);
+                self.gone[h] = true;
+            }
+        }
+        for peer in self.peers.clone() {
+            if self.handles_of(&peer).iter().any(|&h| !self.gone[h]) {
+                self.messages.add_member(peer);
+            }
+        }
+        self.rejoin.syncing = Some((now, Vec::new()));
+        Ok(())
+    }
+
+    /// A returning player's frame before its epoch starts: ask, take the state, start.
+    fn advance_joining(
+        &mut self,
+        game: &mut G,
+        now: web_time::Instant,
+    ) -> Result<Advance, SessionError> {
+        self.socket.poll_control();
+        self.drain(now);
+        let Some(j) = &mut self.rejoin.joining else {
+            return Ok(Advance::Synchronizing);
+        };
+        if j.rebase.is_none() && j.next_request.is_none_or(|at| now >= at) {
+            let msg = Control::Rejoin { nonce: j.nonce };
+            for peer in &self.peers {
+                self.socket.send_control(peer, &msg);
+            }
+            j.next_request = Some(now + REJOIN_RESEND);
+        }
+        let done = j
+            .receiver
+            .as_ref()
+            .and_then(|r| Some((r.complete()?, r.checksum)));
+        if let (Some((state, checksum)), Some((epoch, frame, absent, _))) = (done, j.rebase.clone())
+        {
+            let outcome = game.decode_state(&state).map_err(RejoinError::CannotDecode);
+            let outcome = outcome.and_then(|()| match game.checksum() {
+                got if got == checksum => Ok(()),
+                got => Err(RejoinError::ChecksumMismatch {
+                    expected: checksum,
+                    got,
+                }),
+            });
+            match outcome {
+                Ok(()) => {
+                    self.rejoin.joining = None;
+                    self.core.start_at(frame, game.save());
+                    self.begin_epoch(epoch, absent, now)?;
+                    tracing::info!(epoch, frame, "back in the seat");
+                    self.core.events.push_back(Event::Rebased {
+                        epoch,
+                        frame,
+                        rewound: 0,
+                        rejoined: None,
+                    });
+                }
+                Err(reason) => {
+                    tracing::warn!(%reason, "the rejoin failed; asking again");
+                    self.core.events.push_back(Event::RejoinFailed { reason });
+                    self.rejoin = RejoinState::new(Some(rand::random()));
+                }
+            }
+        }
+        self.socket.flush();
+        Ok(Advance::Synchronizing)
     }
 }

@@ -170,6 +170,10 @@ impl SimPathSocket {
 }
 
 impl PacketSocket<SimAddr> for SimPathSocket {
+    fn peer_restarted(&mut self, peer: &SimAddr) {
+        self.links.on_peer_restarted(peer);
+    }
+
     fn send_packet(&mut self, to: &SimAddr, packet: &[u8]) {
         let now = self.paths.now();
         let open = self.paths.is_open(self.addr, *to);

@@ -37,6 +37,17 @@ const TAG_STATE_CHUNK: u8 = 3;
 const TAG_FORENSIC_DONE: u8 = 4;
 const TAG_MESSAGE: u8 = 5;
 const TAG_MESSAGE_ACK: u8 = 6;
+/// A ggrs message of session epoch 1 or later (see [`put_epoch_header`]).
+pub const TAG_EPOCH: u8 = 7;
+const TAG_REJOIN: u8 = 8;
+const TAG_REBASE: u8 = 9;
+const TAG_SNAPSHOT: u8 = 10;
+const TAG_SNAPSHOT_ACK: u8 = 11;
+
+/// Largest game state a rejoin transfers ([`Control::Snapshot`]), in bytes.
+pub const MAX_SNAPSHOT_BYTES: usize = 4 * 1024 * 1024;
+/// Most bytes in one [`Control::Snapshot`] chunk.
+pub const SNAPSHOT_CHUNK: usize = 1024;
 
 /// Largest data of one match message ([`Control::Message`]), in bytes.
 pub const MAX_MESSAGE_DATA: usize = 2048;
@@ -153,6 +164,73 @@ pub enum Control {
         /// The lowest `seq` of that stream not yet received.
         next: u32,
     },
+    /// A player's new process asks to be seated again (see [`crate::session::rejoin`]);
+    /// sent to every other player until a [`Control::Rebase`] answers it.
+    Rejoin {
+        /// Random, new with each rejoining session: the answer names it.
+        nonce: u32,
+    },
+    /// The match moves to session `epoch` at `frame`: every player starts a new ggrs session
+    /// there, from the confirmed state after frame `frame - 1`.
+    Rebase {
+        /// The new epoch (the current one plus one).
+        epoch: u32,
+        /// The first frame of the new epoch.
+        frame: i32,
+        /// Player handles absent from the new epoch (bit `h` for handle `h`): disconnected
+        /// from its start.
+        absent: u32,
+        /// The nonce of the [`Control::Rejoin`] it answers.
+        nonce: u32,
+    },
+    /// A chunk of the state a rejoining player starts epoch `epoch` from.
+    Snapshot {
+        /// The epoch.
+        epoch: u32,
+        /// The epoch's first frame (the state is the one before it).
+        frame: i32,
+        /// The game's checksum of that state.
+        checksum: u64,
+        /// Its encoding (0 JSON, 1 binary).
+        format: u8,
+        /// The whole state's length in bytes (at most [`MAX_SNAPSHOT_BYTES`]).
+        total: u32,
+        /// Where this chunk starts.
+        offset: u32,
+        /// The chunk (at most [`SNAPSHOT_CHUNK`] bytes).
+        bytes: Vec<u8>,
+    },
+    /// The rejoining player has the first `next` bytes of epoch `epoch`'s snapshot.
+    SnapshotAck {
+        /// The epoch.
+        epoch: u32,
+        /// Bytes received without a gap from the start.
+        next: u32,
+    },
+}
+
+/// Writes the header of a ggrs message of session `epoch` (1 or later) into `out` (cleared
+/// first): [`CONTROL_PREFIX`], [`TAG_EPOCH`], the epoch as a varint; the ggrs message's own
+/// encoding follows. Epoch 0's messages go bare, as before epochs existed.
+pub fn put_epoch_header(out: &mut Vec<u8>, epoch: u32) {
+    out.clear();
+    out.extend_from_slice(&CONTROL_PREFIX);
+    out.push(TAG_EPOCH);
+    put_varint(out, u128::from(epoch));
+}
+
+/// If `bytes` is a ggrs message of an epoch of 1 or later, that epoch and the length of its
+/// header (the ggrs message follows); `Err` for a malformed header.
+pub fn split_epoch(bytes: &[u8]) -> Option<Result<(u32, usize), WireError>> {
+    let rest = bytes
+        .strip_prefix(&CONTROL_PREFIX)?
+        .strip_prefix(&[TAG_EPOCH])?;
+    let mut d = Decoder { input: rest };
+    Some(match d.uint::<u32>() {
+        Ok(0) => Err(WireError::Invalid("epoch 0 is never wrapped".into())),
+        Ok(epoch) => Ok((epoch, bytes.len() - d.input.len())),
+        Err(e) => Err(e),
+    })
 }
 
 /// The shape of ggrs 0.13's `Message` (its fields are private to ggrs, so Ricochet decodes
@@ -284,6 +362,46 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
             put_varint(out, u128::from(*stream));
             put_varint(out, u128::from(*next));
         }
+        Control::Rejoin { nonce } => {
+            out.push(TAG_REJOIN);
+            put_varint(out, u128::from(*nonce));
+        }
+        Control::Rebase {
+            epoch,
+            frame,
+            absent,
+            nonce,
+        } => {
+            out.push(TAG_REBASE);
+            put_varint(out, u128::from(*epoch));
+            put_varint(out, zigzag(*frame as i128));
+            put_varint(out, u128::from(*absent));
+            put_varint(out, u128::from(*nonce));
+        }
+        Control::Snapshot {
+            epoch,
+            frame,
+            checksum,
+            format,
+            total,
+            offset,
+            bytes,
+        } => {
+            out.push(TAG_SNAPSHOT);
+            put_varint(out, u128::from(*epoch));
+            put_varint(out, zigzag(*frame as i128));
+            out.extend_from_slice(&checksum.to_le_bytes());
+            out.push(*format);
+            put_varint(out, u128::from(*total));
+            put_varint(out, u128::from(*offset));
+            put_varint(out, bytes.len() as u128);
+            out.extend_from_slice(bytes);
+        }
+        Control::SnapshotAck { epoch, next } => {
+            out.push(TAG_SNAPSHOT_ACK);
+            put_varint(out, u128::from(*epoch));
+            put_varint(out, u128::from(*next));
+        }
     }
 }
 
@@ -369,6 +487,44 @@ fn decode_control(bytes: &[u8]) -> Result<Control, WireError> {
         }
         TAG_MESSAGE_ACK => Control::MessageAck {
             stream: d.stream()?,
+            next: d.uint()?,
+        },
+        TAG_REJOIN => Control::Rejoin { nonce: d.uint()? },
+        TAG_REBASE => Control::Rebase {
+            epoch: d.uint()?,
+            frame: d.frame()?,
+            absent: d.uint()?,
+            nonce: d.uint()?,
+        },
+        TAG_SNAPSHOT => {
+            let epoch = d.uint()?;
+            let frame = d.frame()?;
+            let checksum = d.u64_le()?;
+            let format = d.take(1)?[0];
+            let total: u32 = d.uint()?;
+            let offset: u32 = d.uint()?;
+            let len: usize = d.uint()?;
+            if total as usize > MAX_SNAPSHOT_BYTES || len > SNAPSHOT_CHUNK {
+                return Err(WireError::Invalid(format!(
+                    "snapshot of {total} bytes, chunk of {len} (at most {MAX_SNAPSHOT_BYTES} and {SNAPSHOT_CHUNK})"
+                )));
+            }
+            if u64::from(offset) + len as u64 > u64::from(total) {
+                return Err(WireError::Invalid("snapshot chunk past the end".into()));
+            }
+            let bytes = d.take(len)?.to_vec();
+            Control::Snapshot {
+                epoch,
+                frame,
+                checksum,
+                format,
+                total,
+                offset,
+                bytes,
+            }
+        }
+        TAG_SNAPSHOT_ACK => Control::SnapshotAck {
+            epoch: d.uint()?,
             next: d.uint()?,
         },
         other => return Err(WireError::UnknownControl(other)),
@@ -993,6 +1149,26 @@ mod tests {
                 stream: 0x0102_0304,
                 next: u32::MAX,
             },
+            Control::Rejoin { nonce: u32::MAX },
+            Control::Rebase {
+                epoch: 1,
+                frame: 1116,
+                absent: 0b1010,
+                nonce: 7,
+            },
+            Control::Snapshot {
+                epoch: 3,
+                frame: 700,
+                checksum: u64::MAX,
+                format: 0,
+                total: 1500,
+                offset: 1024,
+                bytes: vec![5; 476],
+            },
+            Control::SnapshotAck {
+                epoch: 3,
+                next: 1024,
+            },
         ] {
             encode_control(&msg, &mut out);
             assert_eq!(decode(&out).unwrap(), Packet::Control(msg.clone()));
@@ -1012,6 +1188,37 @@ mod tests {
             decode(&[0, 0, 1, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]),
             Err(WireError::Truncated)
         );
+    }
+
+    #[test]
+    fn epoch_headers_and_snapshot_limits() {
+        let mut out = Vec::new();
+        put_epoch_header(&mut out, 300);
+        assert_eq!(out, [0, 0, TAG_EPOCH, 0xac, 0x02]);
+        out.extend_from_slice(&[0x34, 0x12, 7]);
+        assert_eq!(split_epoch(&out), Some(Ok((300, 5))));
+        assert_eq!(split_epoch(&[0x34, 0x12, 7]), None);
+        assert!(matches!(split_epoch(&[0, 0, TAG_EPOCH, 0]), Some(Err(_))));
+        assert!(matches!(
+            split_epoch(&[0, 0, TAG_EPOCH, 0x80]),
+            Some(Err(_))
+        ));
+        // A chunk past the end, or a state over the limit, is refused.
+        for (total, offset, len) in [(100u32, 90u32, 20usize), (u32::MAX, 0, 10)] {
+            encode_control(
+                &Control::Snapshot {
+                    epoch: 1,
+                    frame: 1,
+                    checksum: 0,
+                    format: 0,
+                    total,
+                    offset,
+                    bytes: vec![0; len],
+                },
+                &mut out,
+            );
+            assert!(decode(&out).is_err(), "{total} {offset} {len}");
+        }
     }
 
     #[test]

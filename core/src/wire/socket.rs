@@ -51,6 +51,12 @@ pub trait PacketSocket<A> {
     /// The session has sent everything for now (it calls this once per `advance` or
     /// `poll`). A socket that batches packets sends them now; the default does nothing.
     fn flush(&mut self) {}
+    /// `peer` is a new process (a player rejoining its seat): what the socket remembers of
+    /// the old one's packets (sequence numbers) must not hold the new one's back. The default
+    /// does nothing.
+    fn peer_restarted(&mut self, peer: &A) {
+        let _ = peer;
+    }
 }
 
 impl<A, T: PacketSocket<A> + ?Sized> PacketSocket<A> for Box<T> {
@@ -62,6 +68,9 @@ impl<A, T: PacketSocket<A> + ?Sized> PacketSocket<A> for Box<T> {
     }
     fn flush(&mut self) {
         (**self).flush()
+    }
+    fn peer_restarted(&mut self, peer: &A) {
+        (**self).peer_restarted(peer)
     }
 }
 
@@ -91,6 +100,11 @@ pub struct SocketStats {
     /// ggrs checksum reports held because our own ggrs had not sent one yet (see the
     /// [module docs](self)); passed on, or counted in `rejected_packets`, later.
     pub held_checksum_reports: u64,
+    /// ggrs messages of an earlier session epoch (before a rejoin), dropped.
+    pub stale_packets: u64,
+    /// ggrs messages of a later session epoch, held until this side moves to it (counted
+    /// again in `packets_received` or `stale_packets` then).
+    pub early_packets: u64,
 }
 
 /// What the session tells its socket so that it can check ggrs messages before ggrs sees
@@ -121,6 +135,9 @@ pub const MAX_DECODED_INPUTS: usize = 16 * 1024;
 /// Most ggrs checksum reports held until our own ggrs sends its first (see the
 /// [module docs](self)); the oldest is dropped beyond this.
 pub const MAX_HELD_CHECKSUM_REPORTS: usize = 64;
+/// Most ggrs messages of a later session epoch held until this side moves to it; the oldest
+/// is dropped beyond this.
+pub const MAX_EARLY_PACKETS: usize = 256;
 
 /// Walks ggrs's encoding of a batch of inputs (an RLE bitfield, as the `bitfield-rle` crate
 /// writes it, of delta-encoded inputs each prefixed by a little-endian `u16` length) and
@@ -413,6 +430,13 @@ struct Inner<A, S> {
     control: VecDeque<(A, Control)>,
     messages: VecDeque<(A, Control)>,
     stats: SocketStats,
+    /// The session epoch whose ggrs messages are sent and taken (see
+    /// [`GgrsSocket::set_epoch`]).
+    epoch: u32,
+    /// ggrs messages of later epochs (epoch, sender, the bare ggrs message), oldest first.
+    early: VecDeque<(u32, A, Vec<u8>)>,
+    /// Scratch for a ggrs message with its epoch header.
+    framed: Vec<u8>,
 }
 
 /// A [`PacketSocket`] made into a [`ggrs::NonBlockingSocket`], shareable between ggrs and the
@@ -451,6 +475,9 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
                 control: VecDeque::new(),
                 messages: VecDeque::new(),
                 stats: SocketStats::default(),
+                epoch: 0,
+                early: VecDeque::new(),
+                framed: Vec::new(),
             })),
         }
     }
@@ -505,6 +532,41 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
     pub fn with_roster(self, roster: Vec<Option<A>>) -> Self {
         self.set_roster(roster);
         self
+    }
+
+    /// Moves to session epoch `epoch` (a rejoin restarts ggrs; see
+    /// [`crate::session::rejoin`]): our ggrs messages carry it from now on, a peer's messages
+    /// of earlier epochs are dropped and those of later ones held until then, and what the
+    /// checks remember of the last epoch's frames is forgotten (frames count from 0 again).
+    pub fn set_epoch(&self, epoch: u32)
+    where
+        A: Eq + Hash,
+    {
+        let mut inner = self.lock();
+        inner.epoch = epoch;
+        inner.guard.bounds = None;
+        inner.guard.disconnected_at.clear();
+        inner.guard.last_input.clear();
+        let before = inner.early.len();
+        inner.early.retain(|(e, _, _)| *e >= epoch);
+        inner.stats.stale_packets += (before - inner.early.len()) as u64;
+    }
+
+    /// The session epoch (0 until the first rejoin).
+    pub fn epoch(&self) -> u32 {
+        self.lock().epoch
+    }
+
+    /// Receives without a ggrs session (a rejoining player before its epoch starts): control
+    /// messages are queued as always, ggrs messages of later epochs held, the rest dropped.
+    pub fn poll_control(&self)
+    where
+        A: Eq + Hash + Send + Sync,
+        S: PacketSocket<A> + Send,
+    {
+        let mut this = self.clone();
+        let dropped = ggrs::NonBlockingSocket::receive_all_messages(&mut this).len() as u64;
+        self.lock().stats.stale_packets += dropped;
     }
 
     /// Counters so far.
@@ -595,9 +657,16 @@ where
                         pings.push_back(ping);
                     }
                 }
+                let packet = if inner.epoch > 0 {
+                    wire::put_epoch_header(&mut inner.framed, inner.epoch);
+                    inner.framed.extend_from_slice(&inner.scratch);
+                    &inner.framed
+                } else {
+                    &inner.scratch
+                };
                 inner.stats.packets_sent += 1;
-                inner.stats.bytes_sent += inner.scratch.len() as u64;
-                inner.socket.send_packet(addr, &inner.scratch);
+                inner.stats.bytes_sent += packet.len() as u64;
+                inner.socket.send_packet(addr, packet);
             }
             Err(err) => tracing::error!(%err, "could not encode a ggrs message; dropped"),
         }
@@ -618,6 +687,18 @@ where
             held = guard.held_reports.len();
             inner.received.extend(guard.held_reports.drain(..));
         }
+        // ggrs messages held for this epoch, now that it has come (their header is gone).
+        let epoch = inner.epoch;
+        let early = std::mem::take(&mut inner.early);
+        for (e, from, bytes) in early {
+            if e == epoch {
+                inner.received.push((from, bytes));
+                held += 1;
+            } else {
+                inner.early.push_back((e, from, bytes));
+            }
+        }
+        let unwrapped = held;
         inner.socket.receive_packets(&mut inner.received);
         let mut messages = Vec::with_capacity(inner.received.len());
         for (i, (from, bytes)) in inner.received.drain(..).enumerate() {
@@ -625,6 +706,39 @@ where
                 inner.stats.bytes_received += bytes.len() as u64;
             }
             let mut bytes = bytes;
+            if i >= unwrapped {
+                // The session epoch: a ggrs message of epoch 1 or later comes with a header.
+                let bare_ggrs = bytes.len() >= 2 && bytes[..2] != wire::CONTROL_PREFIX;
+                match wire::split_epoch(&bytes) {
+                    Some(Ok((e, header))) if e == epoch => {
+                        bytes.drain(..header);
+                    }
+                    Some(Ok((e, header))) if e > epoch => {
+                        if inner.early.len() == MAX_EARLY_PACKETS {
+                            inner.early.pop_front();
+                            inner.stats.stale_packets += 1;
+                        }
+                        bytes.drain(..header);
+                        inner.early.push_back((e, from, bytes));
+                        inner.stats.early_packets += 1;
+                        continue;
+                    }
+                    Some(Ok(_)) => {
+                        inner.stats.stale_packets += 1;
+                        continue;
+                    }
+                    Some(Err(err)) => {
+                        inner.stats.malformed_packets += 1;
+                        tracing::debug!(%err, "dropped a ggrs message with a bad epoch header");
+                        continue;
+                    }
+                    None if bare_ggrs && epoch > 0 => {
+                        inner.stats.stale_packets += 1;
+                        continue;
+                    }
+                    None => {}
+                }
+            }
             // Only these ggrs messages carry values ggrs trusts; the rest need no second look.
             let checked_kind = matches!(
                 bytes.get(2),

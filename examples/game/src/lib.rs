@@ -103,7 +103,8 @@ pub struct Player {
     pub score: u32,
     /// Times hit.
     pub hits_taken: u32,
-    /// Whether the player has left the match (their input is zero from then on).
+    /// Whether the player is disconnected (its input is zero while it is; a player who
+    /// rejoins its seat plays again).
     pub disconnected: bool,
 }
 
@@ -177,7 +178,8 @@ impl Arena {
                 .get(i)
                 .copied()
                 .unwrap_or((Input::default(), InputStatus::Disconnected));
-            p.disconnected |= status == InputStatus::Disconnected;
+            // Not for good: a player who rejoins its seat plays again.
+            p.disconnected = status == InputStatus::Disconnected;
             let b = input.buttons;
             let ax = axis(b & buttons::RIGHT != 0, b & buttons::LEFT != 0);
             let ay = axis(b & buttons::DOWN != 0, b & buttons::UP != 0);
@@ -314,6 +316,20 @@ impl Game for Arena {
         serde_json::to_vec(self)
             .ok()
             .map(ricochet::EncodedState::json)
+    }
+    fn decode_state(&mut self, state: &ricochet::EncodedState) -> Result<(), String> {
+        if state.format != ricochet::StateFormat::Json {
+            return Err("the arena's states are JSON".into());
+        }
+        let mut arena: Arena =
+            serde_json::from_slice(&state.bytes).map_err(|e| format!("not an arena state: {e}"))?;
+        if !(1..=MAX_PLAYERS).contains(&arena.players.len()) {
+            return Err(format!("an arena has 1..={MAX_PLAYERS} players"));
+        }
+        // The fault injection is this machine's, not the state's.
+        arena.planted_desync = self.planted_desync;
+        *self = arena;
+        Ok(())
     }
 }
 
