@@ -541,7 +541,9 @@ fn ggrs_guard_run(data: &[u8]) -> (usize, u64) {
         stats.packets_received
             + stats.malformed_packets
             + stats.rejected_packets
-            + socket.held_reports() as u64,
+            + stats.stale_packets
+            + socket.held_reports() as u64
+            + socket.held_early() as u64,
         fed,
         "a packet went uncounted: {stats:?}"
     );

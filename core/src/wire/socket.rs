@@ -552,6 +552,11 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
         inner.stats.stale_packets += (before - inner.early.len()) as u64;
     }
 
+    /// ggrs messages of later epochs held now (see [`SocketStats::early_packets`]).
+    pub fn held_early(&self) -> usize {
+        self.lock().early.len()
+    }
+
     /// The session epoch (0 until the first rejoin).
     pub fn epoch(&self) -> u32 {
         self.lock().epoch
