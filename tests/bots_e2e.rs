@@ -345,6 +345,68 @@ fn a_match_that_loses_a_player_says_so_and_fails_unless_told() {
     );
 }
 
+/// A bot killed with SIGKILL about 600 frames into a 3-player match and started again with
+/// its seat file (its rejoin token) takes its seat back: the others disconnect its old
+/// process, move the match to a new epoch, send it the state, and all three finish with
+/// equal checksums; nobody counts as lost (a bot that loses a player exits 3).
+#[test]
+fn a_bot_killed_mid_match_comes_back_to_its_seat_and_the_match_finishes() {
+    let _one = serial();
+    let servers = servers(&[]);
+    let dir = std::env::temp_dir().join(format!("ricochet-seat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seat = dir.join("seat");
+    let _ = std::fs::remove_file(&seat);
+    let start = |seed: usize, extra: &[&str]| {
+        Proc(
+            Command::new(bin("ricochet-bot"))
+                .args(["--signaling", &servers.signaling_url, "--room", "comeback"])
+                .args(["--players", "3", "--frames", "1800"])
+                .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start ricochet-bot"),
+        )
+    };
+    let seat_arg = seat.to_str().unwrap();
+    let first = start(1, &[]);
+    let second = start(2, &[]);
+    let mut victim = start(3, &["--seat-file", seat_arg]);
+    // The seat file appears once the victim has joined; 600 frames take 10 s after that.
+    let waited = std::time::Instant::now();
+    while !seat.exists() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "the bot never wrote its seat file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    victim.0.kill().expect("SIGKILL the third bot");
+    let _ = victim.0.wait();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let back = start(3, &["--seat-file", seat_arg]);
+    let reports: Vec<_> = [first, second, back].into_iter().map(bot_report).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    agree(&reports);
+    let victim_peer = reports[2]["peer"].as_str().unwrap();
+    for r in &reports {
+        assert_eq!(r["epoch"], 1, "one rejoin, one new epoch: {r}");
+        assert_eq!(r["disconnected"], serde_json::json!([]), "nobody lost: {r}");
+        assert_eq!(
+            r["rejoined"][0]["peer"], victim_peer,
+            "the killed bot is back in its seat: {r}"
+        );
+    }
+    let frame = reports[2]["rejoined"][0]["frame"].as_i64().unwrap();
+    assert!(
+        (600..1800).contains(&frame),
+        "back at frame {frame}, after the kill and before the end"
+    );
+}
+
 /// The relay is the only path and it is killed (SIGKILL) 8 s into the match and restarted
 /// 1 s later: every bot reconnects to the new relay process with its ticket and the match
 /// finishes with equal checksums and nobody lost (a bot that loses a player exits 3).

@@ -44,7 +44,7 @@ pub const DEFAULT_MAX_META_SIZE: usize = 512;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time a member whose connection dropped (without a close) keeps its place, presence
 /// and seat, for its client to reconnect with the rejoin token of its welcome.
-pub const DEFAULT_REJOIN_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_REJOIN_GRACE: Duration = Duration::from_secs(60);
 /// Default lifetime of a relay ticket.
 pub const DEFAULT_TICKET_TTL: Duration = Duration::from_secs(60);
 /// Default time a match created by `POST /matches` waits for its first player before removal.

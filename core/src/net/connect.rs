@@ -95,6 +95,11 @@ pub struct JoinOptions {
     /// lobby: in a quick-match group (`?next=N`) nobody ever starts, and joining times out.
     /// Default `false`.
     pub lobby: bool,
+    /// Take back a seat in a running match: the rejoin token this player got when it first
+    /// joined ([`MatchInfo::rejoin_token`]), kept across a crash, a restart or a reloaded
+    /// page. Signaling gives back the same peer ID while the match's rejoin grace lasts;
+    /// start the session with [`Joined::start_rejoin`]. Default `None`.
+    pub rejoin: Option<String>,
 }
 
 impl JoinOptions {
@@ -129,12 +134,20 @@ impl JoinOptions {
             ice_servers: Vec::new(),
             timeout: DEFAULT_JOIN_TIMEOUT,
             lobby: false,
+            rejoin: None,
         }
     }
 
-    /// The room's WebSocket URL.
+    /// The room's WebSocket URL (with the rejoin token, if any).
     pub fn room_url(&self) -> String {
-        format!("{}/{}", self.signaling_url.trim_end_matches('/'), self.room)
+        let url = format!("{}/{}", self.signaling_url.trim_end_matches('/'), self.room);
+        match &self.rejoin {
+            Some(token) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}rejoin={token}")
+            }
+            None => url,
+        }
     }
 }
 
@@ -225,6 +238,14 @@ impl Joined {
         self,
         builder: SessionBuilder<PeerId>,
     ) -> Result<Session<G, PeerId, PathSocket>, SessionError> {
+        self.roster(builder)?.start_p2p::<G, _>(self.socket)
+    }
+
+    /// `builder` with this match's players: the local one and the remote ones, by handle.
+    fn roster(
+        &self,
+        builder: SessionBuilder<PeerId>,
+    ) -> Result<SessionBuilder<PeerId>, SessionError> {
         let mut builder = builder.with_players(self.players.len())?;
         for (h, id) in self.players.iter().enumerate() {
             builder = if h == self.handle {
@@ -233,7 +254,18 @@ impl Joined {
                 builder.add_remote_player(h, *id)?
             };
         }
-        builder.start_p2p::<G, _>(self.socket)
+        Ok(builder)
+    }
+
+    /// Starts the session of a player taking back its seat (joined with
+    /// [`JoinOptions::rejoin`]): the others move the match to a new epoch and send this one
+    /// the game's state (see [`crate::session::rejoin`]; the game implements
+    /// [`Game::decode_state`]). Until then the session answers `Synchronizing`.
+    pub fn start_rejoin<G: Game>(
+        self,
+        builder: SessionBuilder<PeerId>,
+    ) -> Result<Session<G, PeerId, PathSocket>, SessionError> {
+        self.roster(builder)?.start_rejoin::<G, _>(self.socket)
     }
 
     /// Match messages on this match without a session, for a client that only chats, keeps

@@ -132,6 +132,13 @@ impl MatchInfo {
         self.lock().state.relay.clone()
     }
 
+    /// This player's rejoin token, once the server's welcome gave one: keep it (a file, the
+    /// page's session storage) to take the seat back after a crash or a reload
+    /// ([`JoinOptions::rejoin`](crate::net::JoinOptions::rejoin)) within the match's grace.
+    pub fn rejoin_token(&self) -> Option<String> {
+        self.lock().state.rejoin.as_ref().map(|r| r.token.clone())
+    }
+
     /// The members' peer IDs, in join order.
     pub fn peers(&self) -> Vec<PeerId> {
         self.lock().state.members.iter().map(|m| m.peer).collect()

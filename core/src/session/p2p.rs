@@ -766,16 +766,13 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                 }
                 Some(joiner)
             }
-            None => {
-                // Everyone but the returning player and the absent ones plays this epoch.
-                self.peers
-                    .iter()
-                    .find(|a| {
-                        self.handles_of(a).iter().all(|h| p.absent & (1 << h) == 0)
-                            && !self.messages.is_member(a)
-                    })
-                    .cloned()
-            }
+            // The player whose request the coordinator answered.
+            None => self
+                .rejoin
+                .nonces
+                .iter()
+                .find(|(_, nonce)| **nonce == p.nonce)
+                .map(|(peer, _)| peer.clone()),
         };
         tracing::info!(
             epoch = p.epoch,

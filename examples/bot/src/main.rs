@@ -78,6 +78,11 @@ struct Args {
     /// its players is a failure: exit code 3, after the report).
     #[arg(long)]
     expect_disconnect: bool,
+    /// Keep this player's seat in a file: if it holds a rejoin token (a bot of this match that
+    /// crashed or was killed wrote it), take that seat back in the running match; then write
+    /// this player's token there once signaling gives it.
+    #[arg(long, value_name = "PATH")]
+    seat_file: Option<std::path::PathBuf>,
     /// Play no game: send this many match messages (op 7, data "<peer id> <i>") to everyone,
     /// receive as many from each other member, and report (the game's flags do not apply).
     #[arg(long, value_name = "N")]
@@ -145,6 +150,14 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let mut options = args.join.join_options();
     options.timeout = Duration::from_secs(args.timeout_secs);
+    options.rejoin = match &args.seat_file {
+        Some(path) => std::fs::read_to_string(path)
+            .ok()
+            .map(|token| token.trim().to_string())
+            .filter(|token| !token.is_empty()),
+        None => None,
+    };
+    let rejoining = options.rejoin.is_some();
     let mut joined = join(options).await?;
     let others: Vec<_> = joined
         .players
@@ -158,7 +171,13 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     let builder = ricochet::SessionBuilder::new()
         .with_input_delay(ricochet::session::DEFAULT_INPUT_DELAY)?
         .with_desync_detection(Some(args.desync_interval))?;
-    let mut play = Play::start_with(joined, builder, ricochet::session::DEFAULT_INPUT_DELAY)?;
+    let mut play = if rejoining {
+        eprintln!("ricochet-bot: taking back a seat in a running match");
+        Play::rejoin_with(joined, builder, ricochet::session::DEFAULT_INPUT_DELAY)?
+    } else {
+        Play::start_with(joined, builder, ricochet::session::DEFAULT_INPUT_DELAY)?
+    };
+    let mut seat_written = false;
     if let Some(frame) = args.plant_desync {
         play.plant_desync(frame);
     }
@@ -180,6 +199,12 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
                 play.frame(),
                 play.session().confirmed_frame()
             );
+        }
+        if let (Some(path), false) = (&args.seat_file, seat_written) {
+            if let Some(token) = play.rejoin_token() {
+                write_seat(path, &token)?;
+                seat_written = true;
+            }
         }
         let before = play.frame();
         play.tick(web_time::Instant::now(), script.clone().next_input())?;
@@ -242,6 +267,15 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     }
     report["forensics"] = written.into();
     Ok(report)
+}
+
+/// Writes `token` to `path` whole (through a temporary file and a rename), so that a bot
+/// killed meanwhile leaves the old file or the new one, never half of one.
+fn write_seat(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, token)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing the seat file {}", path.display()))
 }
 
 /// What `--messages` mode prints, and why it failed if it did.

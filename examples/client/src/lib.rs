@@ -129,8 +129,11 @@ pub struct Play {
     desyncs: Vec<DesyncReport<PeerId>>,
     /// Desync forensics bundles received ([`Event::DesyncForensics`]).
     forensics: Vec<ForensicBundle>,
-    /// Players disconnected from the session, with the frame it was at.
+    /// Players disconnected from the session, with the frame it was at (and not back).
     disconnected: Vec<(PeerId, i32)>,
+    /// Players who took their seats back, with the first frame of the epoch they came back in
+    /// (`None`: this player itself).
+    rejoined: Vec<(Option<PeerId>, i32)>,
     /// What signaling says about the match: who is still in it.
     info: MatchInfo,
     /// When this player last reported its links to signaling (the operator console).
@@ -189,6 +192,26 @@ impl Play {
         builder: SessionBuilder<PeerId>,
         input_delay: usize,
     ) -> Result<Play, SessionError> {
+        Play::begin(joined, builder, input_delay, false)
+    }
+
+    /// [`Play::start_with`] for a player taking back its seat in a running match (joined
+    /// with [`JoinOptions::rejoin`](ricochet::net::JoinOptions::rejoin)): the game starts from
+    /// the state the others send once they have moved to a new epoch.
+    pub fn rejoin_with(
+        joined: Joined,
+        builder: SessionBuilder<PeerId>,
+        input_delay: usize,
+    ) -> Result<Play, SessionError> {
+        Play::begin(joined, builder, input_delay, true)
+    }
+
+    fn begin(
+        joined: Joined,
+        builder: SessionBuilder<PeerId>,
+        input_delay: usize,
+        rejoin: bool,
+    ) -> Result<Play, SessionError> {
         let started = Instant::now() - joined.elapsed;
         let players = joined.players.len();
         let info = joined.info.clone();
@@ -197,7 +220,11 @@ impl Play {
             handle: joined.handle,
             players: joined.players.clone(),
         };
-        let session = joined.start::<Arena>(builder)?;
+        let session = if rejoin {
+            joined.start_rejoin::<Arena>(builder)?
+        } else {
+            joined.start::<Arena>(builder)?
+        };
         let clock = FrameClock::for_settings(session.settings());
         Ok(Play {
             session,
@@ -212,6 +239,7 @@ impl Play {
             desyncs: Vec::new(),
             forensics: Vec::new(),
             disconnected: Vec::new(),
+            rejoined: Vec::new(),
             info,
             reported: None,
             chat: Chat::default(),
@@ -250,6 +278,15 @@ impl Play {
                 Event::Desync(report) => self.desyncs.push(report),
                 Event::DesyncForensics(bundle) => self.forensics.push(*bundle),
                 Event::Disconnected { peer, frame } => self.disconnected.push((peer, frame)),
+                Event::Rebased {
+                    frame, rejoined, ..
+                } => {
+                    // A player who is back was not lost.
+                    if let Some(peer) = rejoined {
+                        self.disconnected.retain(|(p, _)| *p != peer);
+                    }
+                    self.rejoined.push((rejoined, frame));
+                }
                 Event::Message {
                     from,
                     op: CHAT_OP,
@@ -321,6 +358,12 @@ impl Play {
         self.session.with_socket(f)
     }
 
+    /// This player's rejoin token, once signaling gave it: keep it to take the seat back
+    /// after a crash or a reload ([`Play::rejoin_with`]).
+    pub fn rejoin_token(&self) -> Option<String> {
+        self.info.rejoin_token()
+    }
+
     /// The current frame.
     pub fn frame(&self) -> i32 {
         self.session.current_frame()
@@ -347,8 +390,8 @@ impl Play {
         self.game.planted_desync = Some(frame);
     }
 
-    /// Players disconnected from the session so far, with the frame it was at: from there on
-    /// the match plays on without their inputs.
+    /// Players disconnected from the session so far and not back, with the frame it was at:
+    /// from there on the match plays on without their inputs.
     pub fn disconnected(&self) -> &[(PeerId, i32)] {
         &self.disconnected
     }
@@ -404,7 +447,10 @@ impl Play {
     /// `desyncs`, `rollbacks`, `max_rollback`, `paths` and `links` per remote peer (path, RTT,
     /// loss, counters, ICE candidate types as `local/remote`, e.g. `host/srflx`),
     /// `path_switches`, `direct_failures`, `disconnected` (players the session disconnected,
-    /// each `{"peer", "frame"}`: the match went on without them from that frame), `left` (the players who left the
+    /// each `{"peer", "frame"}`: the match went on without them from that frame, and they
+    /// did not come back), `epoch` and `rejoined` (players who took their seats back, this one
+    /// included, each `{"peer", "frame"}` with the first frame of the epoch they came back
+    /// in), `left` (the players who left the
     /// match, by signaling and the relay: their path shows as `left`, and the closing of their channel is among the
     /// `direct_failures`), `time_to_first_frame_ms`, `time_to_first_confirmed_ms`, `elapsed_ms`
     /// (since joining began: 60 frames take 1,000 ms when nothing stalls), `malformed_packets`,
@@ -492,6 +538,15 @@ impl Play {
                 .disconnected
                 .iter()
                 .map(|(peer, frame)| serde_json::json!({ "peer": peer.to_string(), "frame": frame }))
+                .collect::<Vec<_>>(),
+            "epoch": self.session.epoch(),
+            "rejoined": self
+                .rejoined
+                .iter()
+                .map(|(peer, frame)| serde_json::json!({
+                    "peer": peer.map_or(self.roster.me, |p| p).to_string(),
+                    "frame": frame,
+                }))
                 .collect::<Vec<_>>(),
             "time_to_first_frame_ms": ms(self.first_frame),
             "time_to_first_confirmed_ms": ms(self.first_confirmed),
