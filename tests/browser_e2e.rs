@@ -12,7 +12,9 @@
 //! every pair. A desync planted in a bot playing a tab: the page offers a forensics bundle for
 //! download, and `ricochet-desync` names the field that differs. Two tabs chat while they play,
 //! directly and forced to the relay: each line typed into one page's chat box shows once in the
-//! other's, and the keys typed there never reach the game.
+//! other's, and the keys typed there never reach the game. A tab reloaded mid-match takes its
+//! seat back (its rejoin token kept in the tab's session storage) within 3 s, and everyone
+//! finishes with equal checksums.
 
 #[path = "browser/support.rs"]
 mod support;
@@ -451,4 +453,66 @@ fn two_tabs_chat_over_direct_channels() {
 #[test]
 fn two_tabs_chat_forced_to_the_relay() {
     two_tabs_chat("browser-chat-relay", true);
+}
+
+/// Two tabs and a bot; the second tab is reloaded at frame 300, as a player pressing F5 would.
+/// The page's WebSocket closes with 1001 "going away", so signaling keeps its place; the
+/// reloaded page rejoins with the token it kept in the tab's session storage, the others move
+/// the match to a new epoch and send it the state. It confirms frames again within 3 s of the
+/// reload, and all three end with the same checksum, nobody lost (the bot would exit 3).
+#[test]
+fn a_tab_reloaded_mid_match_is_back_in_its_seat_within_3_s() {
+    let _serial = serial();
+    let web = support::web_dir();
+    let servers = servers(&["--static", web.to_str().unwrap()]);
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let room = format!("reload-{}", std::process::id());
+    let frames = 1200;
+    let bot = Proc(
+        Command::new(bin("ricochet-bot"))
+            .args(["--signaling", &servers.signaling_url, "--room", &room])
+            .args(["--players", "3", "--frames", &frames.to_string()])
+            .args(["--seed", "3", "--timeout-secs", "240"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ricochet-bot"),
+    );
+    let urls: Vec<String> = (1..=2)
+        .map(|seed| format!("{http}/?match={room}&players=3&autoplay={seed}&frames={frames}"))
+        .collect();
+    let drive = support::drive_with(
+        &["--reload-last-at", "300"],
+        &support::artifacts("reload"),
+        "checksum",
+        240,
+        &urls,
+    );
+    for t in &drive.tabs {
+        println!("tab: {t}");
+    }
+    assert!(drive.ok, "the tabs did not finish: {:?}", drive.statuses);
+    let bot = bot_report(bot);
+    println!("bot: {bot}");
+    let reloaded = &drive.tabs[1];
+    let back_ms = reloaded["back_ms"].as_u64().expect("back_ms");
+    println!(
+        "reloaded at frame {}, playing again after {back_ms} ms",
+        reloaded["reloaded_at_frame"]
+    );
+    assert!(
+        back_ms <= 3000,
+        "back in its seat within 3 s, not {back_ms} ms"
+    );
+    let me = drive.statuses[1]["peer"].clone();
+    for s in drive.statuses.iter().chain([&bot]) {
+        assert_eq!(s["checksum"], bot["checksum"], "checksums differ: {s}");
+        assert_eq!(s["desyncs"], 0, "desync: {s}");
+        assert_eq!(s["epoch"], 1, "one new epoch: {s}");
+        assert_eq!(
+            s["rejoined"][0]["peer"], me,
+            "the reloaded tab is back: {s}"
+        );
+        assert_eq!(s["disconnected"], serde_json::json!([]), "nobody lost: {s}");
+    }
 }

@@ -95,6 +95,10 @@ impl Drop for Membership {
 enum Flow {
     Continue,
     Close(u16, &'static str),
+    /// The client closed with 1001 "going away": a browser page unloading (a reload, or
+    /// navigating away). Like a dropped connection, a rejoinable member keeps its place for
+    /// the grace, so that a reloaded page takes its seat back.
+    GoingAway,
 }
 
 /// Runs one member's connection to its end.
@@ -175,6 +179,7 @@ pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Memb
                     match handle(&mut socket, &membership, message).await {
                         Flow::Continue => {}
                         Flow::Close(code, reason) => break Some((code, reason)),
+                        Flow::GoingAway => break None,
                     }
                 }
             },
@@ -264,6 +269,9 @@ async fn handle(socket: &mut WebSocket, membership: &Membership, message: Messag
     let text = match message {
         Message::Text(text) => text,
         Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+        Message::Close(Some(frame)) if frame.code == close_code::GOING_AWAY => {
+            return Flow::GoingAway
+        }
         Message::Close(_) => return Flow::Close(close_code::NORMAL, ""),
         Message::Binary(_) => {
             shared.metrics.message(MessageKind::Invalid);

@@ -1,8 +1,8 @@
 //! Rejoin: a member whose connection drops without a close keeps its place for the rejoin
 //! grace and takes it back with the token of its welcome; the others see nothing. A second
 //! rejoin replaces a connection that is still open (half-open), a bad token is refused, a
-//! place nobody comes back to is given up when the grace runs out, and a clean close leaves at
-//! once.
+//! place nobody comes back to is given up when the grace runs out, a close with 1001 (a page
+//! unloading) keeps the place like a drop, and a clean close leaves at once.
 mod common;
 
 use std::time::{Duration, Instant};
@@ -108,6 +108,24 @@ async fn a_dropped_member_takes_its_place_back_and_nobody_sees_it_leave() {
         "{:?}",
         closing.elapsed()
     );
+    // A page that unloads (a reload) closes with 1001 "going away": its place is kept for the
+    // grace, as for a drop, and the reloaded page takes it back.
+    let mut e = join(&server.url("/room?rejoinable=1")).await;
+    let (w, _) = welcome(&mut e.ws).await;
+    let e_token = self::token(&w);
+    expect_joined(&mut a.ws, e.id).await;
+    e.ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away,
+        reason: "".into(),
+    }))
+    .await
+    .unwrap();
+    silent(&mut a.ws, 500).await;
+    let e2 = join(&server.url(&format!("/room?rejoin={e_token}"))).await;
+    assert_eq!(e2.id, e.id, "the reloaded page is the same peer");
+    silent(&mut a.ws, 300).await;
+    drop(e2);
+    expect_left(&mut a.ws, e.id).await;
     // A client that did not say it can rejoin gets no token and leaves when it drops.
     let mut d = join(&server.url("/room")).await;
     let (w, _) = welcome(&mut d.ws).await;

@@ -30,6 +30,9 @@
 // second later each status is read again, and the page's chat list is reported as "chat_shown"
 // (each line's text as shown, e.g. "P2 hello"), with a screenshot of the whole page
 // ("page_screenshot").
+// --reload-last-at N: once the last tab plays at frame N, reload it (as a player pressing F5
+// would); its report gets "reloaded_at_frame" and "back_ms", the time from the reload until it
+// confirms a frame of the epoch it came back in (its status's "rejoined").
 // --close-first: once every tab is done, close the first tab (with --processes, its whole
 // browser, as a player quitting would), wait 3 s and read the other tabs' statuses again.
 import { chromium } from 'playwright-core';
@@ -40,7 +43,7 @@ import { join } from 'node:path';
 const CHROMIUM = process.env.RICOCHET_CHROMIUM || '/usr/bin/chromium';
 
 function parseArgs(argv) {
-  const args = { out: null, until: 'checksum', timeout: 180, private: false, processes: false, mdns: false, closeFirst: false, chat: false, urls: [] };
+  const args = { out: null, until: 'checksum', timeout: 180, private: false, processes: false, mdns: false, closeFirst: false, chat: false, reloadLastAt: null, urls: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') args.out = argv[++i];
@@ -51,6 +54,7 @@ function parseArgs(argv) {
     else if (a === '--mdns') args.mdns = true;
     else if (a === '--close-first') args.closeFirst = true;
     else if (a === '--chat') args.chat = true;
+    else if (a === '--reload-last-at') args.reloadLastAt = Number(argv[++i]);
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else args.urls.push(a);
   }
@@ -169,8 +173,33 @@ try {
     }
   };
   let chatted = false;
+  let reloadedAt = null;
   for (;;) {
     await readStatuses();
+    if (args.reloadLastAt != null) {
+      const last = tabs[tabs.length - 1];
+      if (reloadedAt == null && last.status.state === 'playing' && last.status.frame >= args.reloadLastAt) {
+        last.reloaded_at_frame = last.status.frame;
+        reloadedAt = Date.now();
+        process.stderr.write(`drive: reloading the last tab at frame ${last.status.frame}\n`);
+        await last.page.reload();
+        continue;
+      }
+      const back = (last.status.rejoined || []).find((r) => r.peer === last.status.peer);
+      if (reloadedAt != null && last.back_ms == null && back && last.status.confirmed > back.frame) {
+        last.back_ms = Date.now() - reloadedAt;
+      }
+      if (reloadedAt == null || last.back_ms == null) {
+        if (Date.now() > deadline) {
+          process.stderr.write('drive: the reloaded tab never came back\n');
+          code = 1;
+          break;
+        }
+        if (tabs.some((t) => t.status.state === 'failed')) { code = 1; break; }
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+    }
     if (args.until !== 'failed' && tabs.some((t) => t.status.state === 'failed')) { code = 1; break; }
     if (args.chat && !chatted && tabs.every((t) => t.status.state === 'playing')) {
       for (const [i, tab] of tabs.entries()) await chat(tab, i);
@@ -229,6 +258,7 @@ try {
     status: t.status, shown: t.shown, screenshot: t.screenshot, url: t.url || t.page.url(), after: t.after,
     download: t.download, chat_shown: t.chat_shown, keys_typing: t.keys_typing,
     keys_playing: t.keys_playing, chat_error: t.chat_error, page_screenshot: t.page_screenshot,
+    reloaded_at_frame: t.reloaded_at_frame, back_ms: t.back_ms,
   });
   console.log(JSON.stringify({ tabs: tabs.map(tabReport) }));
   for (const { context, profile } of browsers) {

@@ -79,8 +79,9 @@ pub enum Event<A> {
         /// The returning player's peer (`None` on the returning player itself).
         rejoined: Option<A>,
     },
-    /// A rejoin did not complete on this side; the returning player asks again, with a new
-    /// request, until the match's grace runs out.
+    /// A rejoin did not complete on this side (the reason says why). The returning player
+    /// asks again, with a new request, when its side fails or the state does not arrive
+    /// within the disconnect timeout; the others go on without it meanwhile.
     RejoinFailed {
         /// Why.
         reason: crate::session::rejoin::RejoinError,

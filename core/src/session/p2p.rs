@@ -53,6 +53,8 @@ pub(crate) struct RejoinState<A> {
     syncing: Option<(web_time::Instant, Vec<A>)>,
     /// The last rejoin request's nonce from each peer.
     nonces: std::collections::HashMap<A, u32>,
+    /// Requests an epoch has answered: a copy arriving late changes nothing.
+    answered: Vec<u32>,
 }
 
 impl<A: Address> RejoinState<A> {
@@ -61,6 +63,7 @@ impl<A: Address> RejoinState<A> {
             joining: joining_nonce.map(|nonce| Joining {
                 nonce,
                 next_request: None,
+                answered_at: None,
                 rebase: None,
                 receiver: None,
             }),
@@ -68,6 +71,7 @@ impl<A: Address> RejoinState<A> {
             sending: Vec::new(),
             syncing: None,
             nonces: std::collections::HashMap::new(),
+            answered: Vec::new(),
         }
     }
 }
@@ -75,6 +79,8 @@ impl<A: Address> RejoinState<A> {
 struct Joining<A> {
     nonce: u32,
     next_request: Option<web_time::Instant>,
+    /// When the coordinator answered: the state must follow within the disconnect timeout.
+    answered_at: Option<web_time::Instant>,
     /// The coordinator's answer: epoch, first frame, absent players, and who sent it.
     rebase: Option<(u32, i32, u32, A)>,
     receiver: Option<SnapshotReceiver>,
@@ -521,6 +527,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                     if nonce == j.nonce && j.rebase.is_none() {
                         tracing::info!(epoch, frame, "rejoin answered; waiting for the state");
                         j.rebase = Some((epoch, frame, absent, peer));
+                        j.answered_at = None;
                     }
                     return;
                 }
@@ -582,6 +589,10 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
 
     /// `peer`'s new process asks for its seat.
     fn on_rejoin_request(&mut self, peer: A, nonce: u32) {
+        if self.rejoin.answered.contains(&nonce) {
+            // A late copy of a request the match has moved on for: the player is seated.
+            return;
+        }
         let handles = self.handles_of(&peer);
         if self.rejoin.nonces.insert(peer.clone(), nonce) != Some(nonce) {
             // A new process: its packets' sequence numbers start again.
@@ -689,7 +700,16 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                 self.socket.send_control(to, &msg);
             }
         }
-        self.rejoin.sending.retain(|(_, s)| !s.done());
+        // Done, or to a player disconnected again meanwhile: no more.
+        let gone: Vec<A> = self
+            .peers
+            .iter()
+            .filter(|a| self.handles_of(a).iter().all(|&h| self.gone[h]))
+            .cloned()
+            .collect();
+        self.rejoin
+            .sending
+            .retain(|(a, s)| !s.done() && !gone.contains(a));
         if let Some((since, synced)) = &self.rejoin.syncing {
             if self.is_running() {
                 self.rejoin.syncing = None;
@@ -738,6 +758,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             return Ok(());
         };
         let rewound = self.core.frame - p.frame;
+        self.rejoin.answered.push(p.nonce);
         game.load(&state);
         self.core.rebase(p.frame);
         self.begin_epoch(p.epoch, p.absent, now)?;
@@ -834,6 +855,20 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                 self.socket.send_control(peer, &msg);
             }
             j.next_request = Some(now + REJOIN_RESEND);
+        }
+        if j.rebase.is_some() {
+            let since = *j.answered_at.get_or_insert(now);
+            if now.saturating_duration_since(since) >= self.stall_limit {
+                // The state never came (the coordinator cannot send it, or vanished): ask
+                // again, anew.
+                tracing::warn!("the match's state did not arrive; asking again");
+                self.core.events.push_back(Event::RejoinFailed {
+                    reason: RejoinError::StateNotSent,
+                });
+                self.rejoin = RejoinState::new(Some(rand::random()));
+                self.socket.flush();
+                return Ok(Advance::Synchronizing);
+            }
         }
         let done = j
             .receiver

@@ -75,6 +75,9 @@ pub enum RejoinError {
         /// The decoded state's.
         got: u64,
     },
+    /// The coordinator answered but its state did not arrive within the disconnect timeout.
+    #[error("the match's state did not arrive in time")]
+    StateNotSent,
     /// The confirmed state before the new epoch could not be rebuilt (the saved states do
     /// not reach back that far).
     #[error("the confirmed state of frame {0} is no longer known")]
@@ -96,6 +99,8 @@ pub(crate) struct SnapshotSender {
     acked: usize,
     /// Whether a round was sent (an empty state is done after one).
     sent: bool,
+    /// The end of the bytes sent so far.
+    sent_to: usize,
     next_round: Option<Instant>,
 }
 
@@ -122,6 +127,7 @@ impl SnapshotSender {
             bytes: state.bytes,
             acked: 0,
             sent: false,
+            sent_to: 0,
             next_round: None,
         })
     }
@@ -132,7 +138,6 @@ impl SnapshotSender {
             let next = (next as usize).min(self.bytes.len());
             if next > self.acked {
                 self.acked = next;
-                self.next_round = None;
             }
         }
         self.done()
@@ -142,18 +147,24 @@ impl SnapshotSender {
         self.sent && self.acked >= self.bytes.len()
     }
 
-    /// The messages due at `now`: a round of the window beyond the acknowledged bytes, every
-    /// [`SNAPSHOT_RESEND`] or at once when an acknowledgement moved it.
+    /// The messages due at `now`: every [`SNAPSHOT_RESEND`], the window beyond the
+    /// acknowledged bytes again; in between, as acknowledgements move the window, only the
+    /// chunks it newly covers (so the bytes in flight stay within the window).
     pub(crate) fn poll_transmit(&mut self, now: Instant) -> Vec<Control> {
-        if self.next_round.is_some_and(|at| now < at) {
+        let end = (self.acked + SNAPSHOT_WINDOW * SNAPSHOT_CHUNK).min(self.bytes.len());
+        let round = self.next_round.is_none_or(|at| now >= at);
+        let from = if round {
+            self.acked
+        } else if end > self.sent_to {
+            self.sent_to
+        } else {
             return Vec::new();
-        }
+        };
         let mut out = Vec::new();
-        if self.acked == 0 {
+        if round && self.acked == 0 {
             out.push(self.rebase.clone());
         }
-        let end = (self.acked + SNAPSHOT_WINDOW * SNAPSHOT_CHUNK).min(self.bytes.len());
-        let mut offset = self.acked;
+        let mut offset = from;
         // An empty state is one empty chunk.
         loop {
             let to = (offset + SNAPSHOT_CHUNK).min(end);
@@ -172,7 +183,10 @@ impl SnapshotSender {
             }
         }
         self.sent = true;
-        self.next_round = Some(now + SNAPSHOT_RESEND);
+        self.sent_to = self.sent_to.max(end);
+        if round {
+            self.next_round = Some(now + SNAPSHOT_RESEND);
+        }
         out
     }
 }

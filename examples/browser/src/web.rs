@@ -37,6 +37,13 @@ struct App {
     checksum: Option<u64>,
     /// Disconnected players already named in the page's status line.
     lost_shown: usize,
+    /// Returns of players (this one included) already named in the page's status line.
+    back_shown: usize,
+    /// This tab is taking back a seat it had before a reload (its rejoin token was in the
+    /// tab's session storage).
+    rejoining: bool,
+    /// Whether this player's rejoin token is in the tab's session storage.
+    seat_saved: bool,
     /// Chat lines already in the page's list (the next line's number).
     chat_shown: u64,
     canvas: HtmlCanvasElement,
@@ -60,8 +67,26 @@ impl App {
             let builder = ricochet::SessionBuilder::new()
                 .with_input_delay(ricochet::session::DEFAULT_INPUT_DELAY)
                 .and_then(|b| b.with_desync_detection(Some(self.options.desync_interval)));
-            let start =
-                |joined| Play::start_with(joined, builder?, ricochet::session::DEFAULT_INPUT_DELAY);
+            let rejoining = self.rejoining;
+            let start = |joined| {
+                if rejoining {
+                    Play::rejoin_with(joined, builder?, ricochet::session::DEFAULT_INPUT_DELAY)
+                } else {
+                    Play::start_with(joined, builder?, ricochet::session::DEFAULT_INPUT_DELAY)
+                }
+            };
+            let refused = |e: &dyn std::fmt::Display| {
+                if rejoining {
+                    // The seat is gone (the grace ran out, or the match ended): a reload joins
+                    // anew.
+                    forget_seat(&room);
+                    format!(
+                        "could not take your seat back in match {room}: {e} (reload to join again)"
+                    )
+                } else {
+                    format!("could not join match {room}: {e}")
+                }
+            };
             match handle.take_joined() {
                 Ok(joined) => match start(joined) {
                     Ok(play) => {
@@ -74,10 +99,10 @@ impl App {
                         }
                         self.phase = Phase::Playing(Box::new(play));
                     }
-                    Err(e) => return self.fail(format!("could not join match {room}: {e}")),
+                    Err(e) => return self.fail(refused(&e)),
                 },
                 Err(TakeError::NotReady(_)) => return,
-                Err(e) => return self.fail(format!("could not join match {room}: {e}")),
+                Err(e) => return self.fail(refused(&e)),
             }
         }
         let Phase::Playing(play) = &mut self.phase else {
@@ -102,8 +127,35 @@ impl App {
                 script.next_input();
             }
         }
+        if !self.seat_saved {
+            if let (Some(token), Some(room)) = (play.rejoin_token(), &self.options.room) {
+                // A reload of this tab takes the seat back (see `start`).
+                self.seat_saved = save_seat(room, &token);
+            }
+        }
+        let back = play.rejoined();
+        if back.len() > self.back_shown {
+            self.back_shown = back.len();
+            let names: Vec<String> = back
+                .iter()
+                .map(|(peer, frame)| match peer {
+                    None => format!("you are back in your seat (frame {frame})"),
+                    Some(peer) => {
+                        let who = play
+                            .players()
+                            .iter()
+                            .position(|p| p == peer)
+                            .map_or_else(|| peer.to_string(), |h| format!("player {}", h + 1));
+                        format!("{who} is back (frame {frame})")
+                    }
+                })
+                .collect();
+            set_status(&format!("Match: {}.", names.join(", ")));
+        }
         // Never a silent split: a player the match went on without is named on the page.
         let lost = play.disconnected();
+        // A player who came back is no longer among them.
+        self.lost_shown = self.lost_shown.min(lost.len());
         if lost.len() > self.lost_shown {
             self.lost_shown = lost.len();
             let names: Vec<String> = lost
@@ -307,6 +359,35 @@ impl Client {
     }
 }
 
+/// The session-storage key of the rejoin token for match `room`.
+fn seat_key(room: &str) -> String {
+    format!("ricochet-seat:{room}")
+}
+
+fn session_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok().flatten()
+}
+
+/// The rejoin token this tab saved for `room` before a reload, if any.
+fn saved_seat(room: &str) -> Option<String> {
+    session_storage()?
+        .get_item(&seat_key(room))
+        .ok()
+        .flatten()
+        .filter(|t| !t.is_empty())
+}
+
+/// Saves this player's rejoin token for `room`; whether it could.
+fn save_seat(room: &str, token: &str) -> bool {
+    session_storage().is_some_and(|s| s.set_item(&seat_key(room), token).is_ok())
+}
+
+fn forget_seat(room: &str) {
+    if let Some(s) = session_storage() {
+        let _ = s.remove_item(&seat_key(room));
+    }
+}
+
 /// Starts the game on `canvas` with the options in `query` (`location.search`), joining
 /// through the signaling server at `signaling_url` (`ws://HOST:PORT`). Errors in the options
 /// are thrown; errors while joining or playing show in the page and in `status()`.
@@ -346,6 +427,13 @@ pub fn start(
     ));
     // The match's connections run on the page's event loop; the game loop takes the match
     // from the handle once it is ready.
+    // A reloaded tab takes its seat back with the token it saved (the tab's session storage
+    // outlives a reload, not the tab).
+    join_options.rejoin = saved_seat(&room);
+    let rejoining = join_options.rejoin.is_some();
+    if rejoining {
+        set_status(&format!("Taking your seat back in match {room}..."));
+    }
     let (joining, driver) = Match::new(join_options).map_err(|e| JsError::new(&e.to_string()))?;
     wasm_bindgen_futures::spawn_local(async move {
         // A failure is also in the handle, which the game loop reports.
@@ -358,6 +446,9 @@ pub fn start(
         controls: Controls::default(),
         checksum: None,
         lost_shown: 0,
+        back_shown: 0,
+        rejoining,
+        seat_saved: false,
         chat_shown: 0,
         canvas: canvas.clone(),
         ctx,

@@ -396,6 +396,12 @@ impl Play {
         &self.disconnected
     }
 
+    /// Players who took their seats back, with the first frame of the epoch they came back in
+    /// (`None`: this player itself, after a crash or a reload).
+    pub fn rejoined(&self) -> &[(Option<PeerId>, i32)] {
+        &self.rejoined
+    }
+
     /// Time from joining to the first frame simulated, and to the first frame confirmed
     /// (every player's input known).
     pub fn time_to_first_frame(&self) -> (Option<Duration>, Option<Duration>) {
