@@ -407,6 +407,45 @@ fn a_bot_killed_mid_match_comes_back_to_its_seat_and_the_match_finishes() {
     );
 }
 
+/// A fourth bot joins a running 3-bot match about 300 frames in (`--late-join`): the three
+/// move the match to a new epoch with four players, the newcomer gets the state and the next
+/// handle, and all four finish with equal checksums, nobody lost.
+#[test]
+fn a_late_joiner_takes_the_fourth_seat_of_a_running_match() {
+    let _one = serial();
+    let servers = servers(&[]);
+    let start = |seed: usize, players: &str, extra: &[&str]| {
+        Proc(
+            Command::new(bin("ricochet-bot"))
+                .args(["--signaling", &servers.signaling_url, "--room", "late"])
+                .args(["--players", players, "--frames", "1500"])
+                .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start ricochet-bot"),
+        )
+    };
+    let first: Vec<Proc> = (1..=3).map(|seed| start(seed, "3", &[])).collect();
+    // Joining takes a second or two; 300 frames take 5 s.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let late = start(4, "4", &["--late-join"]);
+    let reports: Vec<_> = first.into_iter().chain([late]).map(bot_report).collect();
+    agree(&reports);
+    let newcomer = reports[3]["peer"].as_str().unwrap();
+    assert_eq!(reports[3]["handle"], 3, "the next handle: {}", reports[3]);
+    for r in &reports {
+        assert_eq!(r["epoch"], 1, "one new epoch: {r}");
+        assert_eq!(r["disconnected"], serde_json::json!([]), "nobody lost: {r}");
+        assert_eq!(r["rejoined"][0]["peer"], newcomer, "{r}");
+        assert!(
+            r["paths"][newcomer].is_string() || r["peer"] == newcomer,
+            "{r}"
+        );
+    }
+}
+
 /// The relay is the only path and it is killed (SIGKILL) 8 s into the match and restarted
 /// 1 s later: every bot reconnects to the new relay process with its ticket and the match
 /// finishes with equal checksums and nobody lost (a bot that loses a player exits 3).

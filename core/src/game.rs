@@ -74,6 +74,14 @@ pub trait Game: 'static {
         let _ = state;
         Err("this game does not implement Game::decode_state".into())
     }
+    /// A player joins the running match as player `handle` (the next handle: the inputs
+    /// passed to [`Game::advance`] have one more entry from now on). Called on every machine at
+    /// the same frame, before the newcomer gets the state (see
+    /// [`SessionSettings::with_late_join`](crate::SessionSettings::with_late_join)). The
+    /// default does nothing.
+    fn player_joined(&mut self, handle: usize) {
+        let _ = handle;
+    }
 }
 
 pub use crate::session::forensics::{EncodedState, StateFormat};

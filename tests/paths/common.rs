@@ -66,6 +66,13 @@ pub struct PathMatch {
     settings: (usize, u64, PathConfig, usize, Duration),
 }
 
+impl Player {
+    /// Players in this player's game.
+    pub fn game_players(&self) -> usize {
+        self.game.players.len()
+    }
+}
+
 impl PathMatch {
     /// `n` players in rollback (prediction window 8, input delay 2), paths configured with
     /// `config`, networks seeded from `seed`. Every data channel starts closed.
@@ -110,7 +117,12 @@ impl PathMatch {
 
     /// Player `me`'s session builder.
     fn builder(&self, me: usize) -> SessionBuilder<SimAddr> {
-        let (n, _, _, max_prediction, disconnect) = self.settings;
+        self.builder_of(me, self.players.len().max(self.settings.0))
+    }
+
+    /// Player `me`'s session builder in a match of `n` players.
+    fn builder_of(&self, me: usize, n: usize) -> SessionBuilder<SimAddr> {
+        let (_, _, _, max_prediction, disconnect) = self.settings;
         let mut b = SessionBuilder::new()
             .with_players(n)
             .unwrap()
@@ -121,6 +133,7 @@ impl PathMatch {
             .with_desync_detection(Some(CHECK_EVERY))
             .unwrap()
             .with_replay_recording(true)
+            .with_late_join(true)
             .with_disconnect_timeouts(disconnect, disconnect / 2)
             .unwrap();
         for h in 0..n {
@@ -149,6 +162,23 @@ impl PathMatch {
     /// Player `me`'s process is gone: it stops sending and receiving.
     pub fn vanish(&mut self, me: usize) {
         self.players[me].away = true;
+    }
+
+    /// A new player joins the running match: the next handle, a new address, a session that
+    /// waits for its seat; its data channels to everyone open.
+    pub fn late_join(&mut self) {
+        let (_, _, config, ..) = self.settings;
+        let me = self.players.len();
+        for other in 0..me {
+            self.sim.open_channel(other as SimAddr, me as SimAddr);
+        }
+        let session = self
+            .builder_of(me, me + 1)
+            .start_rejoin(self.sim.socket(me as SimAddr, config))
+            .unwrap();
+        let mut player = self.player(me, session);
+        player.game = Arena::new(me + 1);
+        self.players.push(player);
     }
 
     /// Player `me` comes back in a new process (a new session, game and socket) and asks for

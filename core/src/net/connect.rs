@@ -100,6 +100,12 @@ pub struct JoinOptions {
     /// page. Signaling gives back the same peer ID while the match's rejoin grace lasts;
     /// start the session with [`Joined::start_rejoin`]. Default `None`.
     pub rejoin: Option<String>,
+    /// Join a match that is already running, as a new player: the players are the first
+    /// `players - 1` members, and this one takes the next handle. Start the session with
+    /// [`Joined::start_rejoin`]; the others must allow late joiners
+    /// ([`SessionSettings::with_late_join`](crate::SessionSettings::with_late_join)). Default
+    /// `false`.
+    pub late_join: bool,
 }
 
 impl JoinOptions {
@@ -135,6 +141,7 @@ impl JoinOptions {
             timeout: DEFAULT_JOIN_TIMEOUT,
             lobby: false,
             rejoin: None,
+            late_join: false,
         }
     }
 
@@ -735,6 +742,14 @@ async fn connect(
     let mut driver: RelayDriver = rt::boxed(driver);
 
     players.sort();
+    if options.late_join && players.contains(&me) {
+        // The match's players were the first members; this one comes after them.
+        players = info.peers();
+        players.retain(|p| *p != me);
+        players.truncate(options.players - 1);
+        players.sort();
+        players.push(me);
+    }
     let handle = players
         .iter()
         .position(|id| *id == me)

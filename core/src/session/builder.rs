@@ -120,6 +120,12 @@ impl<A: Address> SessionBuilder<A> {
         self
     }
 
+    /// Late joiners (see [`SessionSettings::with_late_join`]).
+    pub fn with_late_join(mut self, allow: bool) -> Self {
+        self.settings = self.settings.with_late_join(allow);
+        self
+    }
+
     /// Replay recording (see [`SessionSettings::with_replay_recording`]).
     pub fn with_replay_recording(mut self, record: bool) -> Self {
         self.settings = self.settings.with_replay_recording(record);

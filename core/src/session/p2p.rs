@@ -91,6 +91,8 @@ struct Pending<A> {
     frame: i32,
     absent: u32,
     nonce: u32,
+    /// Players in the new epoch (one more than now for a late joiner).
+    players: usize,
     /// Set on the coordinator: the returning player.
     joiner: Option<A>,
     next_send: Option<web_time::Instant>,
@@ -319,7 +321,9 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         self.exchange_messages(now);
         let control = self.socket.take_control();
         for (peer, msg) in control {
-            if !self.peers.contains(&peer) {
+            // A peer that plays no player may only ask to join (when late joiners are let in).
+            let late_joiner = self.settings.late_join && matches!(msg, Control::Rejoin { .. });
+            if !self.peers.contains(&peer) && !late_joiner {
                 continue;
             }
             match msg {
@@ -522,9 +526,19 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                 frame,
                 absent,
                 nonce,
+                players,
             } => {
+                let players = usize::from(players);
                 if let Some(j) = &mut self.rejoin.joining {
                     if nonce == j.nonce && j.rebase.is_none() {
+                        if players != self.roster.len() {
+                            tracing::error!(
+                                players,
+                                mine = self.roster.len(),
+                                "the match's new epoch has another number of players than this session"
+                            );
+                            return;
+                        }
                         tracing::info!(epoch, frame, "rejoin answered; waiting for the state");
                         j.rebase = Some((epoch, frame, absent, peer));
                         j.answered_at = None;
@@ -541,11 +555,15 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                         "the new epoch starts at a frame already confirmed here"
                     );
                 }
+                if !(self.roster.len()..=self.roster.len() + 1).contains(&players) {
+                    return;
+                }
                 self.rejoin.pending = Some(Pending {
                     epoch,
                     frame,
                     absent,
                     nonce,
+                    players,
                     joiner: None,
                     next_send: None,
                 });
@@ -594,6 +612,11 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             return;
         }
         let handles = self.handles_of(&peer);
+        let late = handles.is_empty();
+        if late && self.roster.len() >= crate::limits::MAX_PLAYERS {
+            tracing::warn!(?peer, "a late joiner, but every player handle is taken");
+            return;
+        }
         if self.rejoin.nonces.insert(peer.clone(), nonce) != Some(nonce) {
             // A new process: its packets' sequence numbers start again.
             self.socket.with_socket(|s| s.peer_restarted(&peer));
@@ -648,6 +671,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         }
         tracing::info!(
             ?peer,
+            late,
             epoch = self.epoch + 1,
             frame,
             "coordinating a rejoin"
@@ -657,6 +681,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             frame,
             absent,
             nonce,
+            players: self.roster.len() + usize::from(late),
             joiner: Some(peer),
             next_send: None,
         });
@@ -674,6 +699,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                         frame: p.frame,
                         absent: p.absent,
                         nonce: p.nonce,
+                        players: p.players as u8,
                     };
                     for (h, who) in self.roster.iter().enumerate() {
                         if let Some(a) = who {
@@ -759,42 +785,55 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         };
         let rewound = self.core.frame - p.frame;
         self.rejoin.answered.push(p.nonce);
-        game.load(&state);
-        self.core.rebase(p.frame);
-        self.begin_epoch(p.epoch, p.absent, now)?;
-        let rejoined = match p.joiner {
-            Some(joiner) => {
-                let rebase = Control::Rebase {
-                    epoch: p.epoch,
-                    frame: p.frame,
-                    absent: p.absent,
-                    nonce: p.nonce,
-                };
-                let sender = game
-                    .encode_state()
-                    .ok_or_else(|| {
-                        RejoinError::CannotEncode("Game::encode_state gave nothing".into())
-                    })
-                    .and_then(|state| {
-                        SnapshotSender::new(rebase, p.epoch, p.frame, game.checksum(), state)
-                    });
-                match sender {
-                    Ok(sender) => self.rejoin.sending.push((joiner.clone(), sender)),
-                    Err(reason) => {
-                        tracing::error!(%reason, "cannot send the state to a returning player");
-                        self.core.events.push_back(Event::RejoinFailed { reason });
-                    }
-                }
-                Some(joiner)
-            }
-            // The player whose request the coordinator answered.
-            None => self
-                .rejoin
+        // The player whose request the coordinator answered (this side may be the coordinator).
+        let joiner = p.joiner.clone().or_else(|| {
+            self.rejoin
                 .nonces
                 .iter()
                 .find(|(_, nonce)| **nonce == p.nonce)
-                .map(|(peer, _)| peer.clone()),
-        };
+                .map(|(peer, _)| peer.clone())
+        });
+        let grew = p.players > self.roster.len();
+        if grew {
+            let Some(newcomer) = joiner.clone().filter(|a| !self.peers.contains(a)) else {
+                tracing::error!("a late joiner this side never heard from; it cannot be seated");
+                self.core.events.push_back(Event::RejoinFailed {
+                    reason: RejoinError::UnknownJoiner,
+                });
+                return Ok(());
+            };
+            self.add_player(newcomer);
+        }
+        game.load(&state);
+        self.core.rebase(p.frame);
+        if grew {
+            // Every side tells its game at the same frame, before the state is sent.
+            game.player_joined(self.roster.len() - 1);
+        }
+        self.begin_epoch(p.epoch, p.absent, now)?;
+        if let Some(to) = p.joiner {
+            let rebase = Control::Rebase {
+                epoch: p.epoch,
+                frame: p.frame,
+                absent: p.absent,
+                nonce: p.nonce,
+                players: p.players as u8,
+            };
+            let sender = game
+                .encode_state()
+                .ok_or_else(|| RejoinError::CannotEncode("Game::encode_state gave nothing".into()))
+                .and_then(|state| {
+                    SnapshotSender::new(rebase, p.epoch, p.frame, game.checksum(), state)
+                });
+            match sender {
+                Ok(sender) => self.rejoin.sending.push((to, sender)),
+                Err(reason) => {
+                    tracing::error!(%reason, "cannot send the state to a returning player");
+                    self.core.events.push_back(Event::RejoinFailed { reason });
+                }
+            }
+        }
+        let rejoined = joiner;
         tracing::info!(
             epoch = p.epoch,
             frame = p.frame,
@@ -808,6 +847,28 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             rejoined,
         });
         Ok(())
+    }
+
+    /// `joiner` plays the next handle from the next epoch on.
+    fn add_player(&mut self, joiner: A) {
+        let handle = self.roster.len();
+        tracing::info!(
+            ?joiner,
+            handle,
+            "a late joiner takes the next player handle"
+        );
+        self.roster.push(Some(joiner.clone()));
+        self.gone.push(false);
+        self.builder.players = handle + 1;
+        self.builder.remote.push((handle, joiner.clone()));
+        self.peers.push(joiner);
+        self.peers.sort_by_key(|a| format!("{a:?}"));
+        self.peers.dedup();
+        self.socket.set_roster(self.roster.clone());
+        if self.core.replay.take().is_some() {
+            // A replay has one player count throughout.
+            tracing::info!("the replay ends where a late joiner came in");
+        }
     }
 
     /// Starts epoch `epoch`'s ggrs session at the core's frame, with the players of

@@ -75,6 +75,10 @@ pub enum RejoinError {
         /// The decoded state's.
         got: u64,
     },
+    /// The match let a late joiner in that this side never heard from (its requests were
+    /// all lost), so this side cannot seat it.
+    #[error("a late joiner this side never heard from")]
+    UnknownJoiner,
     /// The coordinator answered but its state did not arrive within the disconnect timeout.
     #[error("the match's state did not arrive in time")]
     StateNotSent,
@@ -300,6 +304,7 @@ mod tests {
             frame: 700,
             absent: 0,
             nonce: 9,
+            players: 2,
         }
     }
 

@@ -41,6 +41,7 @@ pub struct SessionSettings {
     pub(crate) record_replay: bool,
     pub(crate) checksum_interval: u32,
     pub(crate) forensic_states: usize,
+    pub(crate) late_join: bool,
 }
 
 impl Default for SessionSettings {
@@ -56,6 +57,7 @@ impl Default for SessionSettings {
             record_replay: false,
             checksum_interval: DEFAULT_DESYNC_INTERVAL,
             forensic_states: crate::session::forensics::DEFAULT_SAVED_STATES,
+            late_join: false,
         }
     }
 }
@@ -167,6 +169,21 @@ impl SessionSettings {
     /// Saved states kept for desync forensics (0: off).
     pub fn forensic_states(&self) -> usize {
         self.forensic_states
+    }
+
+    /// Lets a player who was not in the match join it while it runs, as a new player (the
+    /// next handle; see [`crate::session::rejoin`]): the players move to a new epoch with one
+    /// more player, the game hears of it ([`crate::Game::player_joined`]) and the newcomer
+    /// gets the state. Every player of a match must say the same. Default off: a packet from
+    /// a peer that plays no player is dropped.
+    pub fn with_late_join(mut self, allow: bool) -> Self {
+        self.late_join = allow;
+        self
+    }
+
+    /// Whether late joiners are let in.
+    pub fn late_join(&self) -> bool {
+        self.late_join
     }
 
     /// Records confirmed inputs and checksums for a [`Replay`].

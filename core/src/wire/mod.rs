@@ -182,6 +182,9 @@ pub enum Control {
         absent: u32,
         /// The nonce of the [`Control::Rejoin`] it answers.
         nonce: u32,
+        /// Players in the new epoch: one more than before when the request came from a late
+        /// joiner (its handle is the new one), the same for a rejoin.
+        players: u8,
     },
     /// A chunk of the state a rejoining player starts epoch `epoch` from.
     Snapshot {
@@ -371,12 +374,14 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
             frame,
             absent,
             nonce,
+            players,
         } => {
             out.push(TAG_REBASE);
             put_varint(out, u128::from(*epoch));
             put_varint(out, zigzag(*frame as i128));
             put_varint(out, u128::from(*absent));
             put_varint(out, u128::from(*nonce));
+            out.push(*players);
         }
         Control::Snapshot {
             epoch,
@@ -490,12 +495,20 @@ fn decode_control(bytes: &[u8]) -> Result<Control, WireError> {
             next: d.uint()?,
         },
         TAG_REJOIN => Control::Rejoin { nonce: d.uint()? },
-        TAG_REBASE => Control::Rebase {
-            epoch: d.uint()?,
-            frame: d.frame()?,
-            absent: d.uint()?,
-            nonce: d.uint()?,
-        },
+        TAG_REBASE => {
+            let (epoch, frame, absent, nonce) = (d.uint()?, d.frame()?, d.uint()?, d.uint()?);
+            let players = d.take(1)?[0];
+            if !(1..=crate::limits::MAX_PLAYERS).contains(&usize::from(players)) {
+                return Err(WireError::Invalid(format!("{players} players")));
+            }
+            Control::Rebase {
+                epoch,
+                frame,
+                absent,
+                nonce,
+                players,
+            }
+        }
         TAG_SNAPSHOT => {
             let epoch = d.uint()?;
             let frame = d.frame()?;
@@ -1155,6 +1168,7 @@ mod tests {
                 frame: 1116,
                 absent: 0b1010,
                 nonce: 7,
+                players: 4,
             },
             Control::Snapshot {
                 epoch: 3,

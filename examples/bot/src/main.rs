@@ -83,6 +83,10 @@ struct Args {
     /// this player's token there once signaling gives it.
     #[arg(long, value_name = "PATH")]
     seat_file: Option<std::path::PathBuf>,
+    /// Join the running match as a new player (the next handle, `--players` counting this one):
+    /// the others move the match to a new epoch and send this bot the state.
+    #[arg(long)]
+    late_join: bool,
     /// Play no game: send this many match messages (op 7, data "<peer id> <i>") to everyone,
     /// receive as many from each other member, and report (the game's flags do not apply).
     #[arg(long, value_name = "N")]
@@ -157,7 +161,8 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
             .filter(|token| !token.is_empty()),
         None => None,
     };
-    let rejoining = options.rejoin.is_some();
+    options.late_join = args.late_join;
+    let rejoining = options.rejoin.is_some() || args.late_join;
     let mut joined = join(options).await?;
     let others: Vec<_> = joined
         .players
@@ -172,7 +177,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         .with_input_delay(ricochet::session::DEFAULT_INPUT_DELAY)?
         .with_desync_detection(Some(args.desync_interval))?;
     let mut play = if rejoining {
-        eprintln!("ricochet-bot: taking back a seat in a running match");
+        eprintln!("ricochet-bot: taking a seat in a running match");
         Play::rejoin_with(joined, builder, ricochet::session::DEFAULT_INPUT_DELAY)?
     } else {
         Play::start_with(joined, builder, ricochet::session::DEFAULT_INPUT_DELAY)?

@@ -220,6 +220,8 @@ impl Play {
             handle: joined.handle,
             players: joined.players.clone(),
         };
+        // The demo's matches let late joiners in.
+        let builder = builder.with_late_join(true);
         let session = if rejoin {
             joined.start_rejoin::<Arena>(builder)?
         } else {
@@ -281,9 +283,12 @@ impl Play {
                 Event::Rebased {
                     frame, rejoined, ..
                 } => {
-                    // A player who is back was not lost.
+                    // A player who is back was not lost; a late joiner is a new player.
                     if let Some(peer) = rejoined {
                         self.disconnected.retain(|(p, _)| *p != peer);
+                        if !self.roster.players.contains(&peer) {
+                            self.roster.players.push(peer);
+                        }
                     }
                     self.rejoined.push((rejoined, frame));
                 }

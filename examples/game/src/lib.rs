@@ -84,6 +84,25 @@ pub struct Input {
     pub aim: u8,
 }
 
+impl Player {
+    /// Player `handle` as it enters the arena: in its corner, aiming inwards.
+    pub fn spawned(handle: usize) -> Player {
+        let spawn = [
+            (80, 80, 15u8),
+            (WIDTH - 80, HEIGHT - 80, 7),
+            (WIDTH - 80, 80, 9),
+            (80, HEIGHT - 80, 1),
+        ];
+        let (x, y, aim) = spawn[handle % spawn.len()];
+        Player {
+            x: x * ONE,
+            y: y * ONE,
+            aim,
+            ..Player::default()
+        }
+    }
+}
+
 /// A player.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Player {
@@ -148,23 +167,9 @@ impl Arena {
     /// A new match for `players` players (clamped to 1..=[`MAX_PLAYERS`]), each in a corner.
     pub fn new(players: usize) -> Self {
         let n = players.clamp(1, MAX_PLAYERS);
-        let spawn = [
-            (80, 80, 15u8),
-            (WIDTH - 80, HEIGHT - 80, 7),
-            (WIDTH - 80, 80, 9),
-            (80, HEIGHT - 80, 1),
-        ];
         Arena {
             frame: 0,
-            players: spawn[..n]
-                .iter()
-                .map(|&(x, y, aim)| Player {
-                    x: x * ONE,
-                    y: y * ONE,
-                    aim,
-                    ..Player::default()
-                })
-                .collect(),
+            players: (0..n).map(Player::spawned).collect(),
             bullets: Vec::with_capacity(MAX_BULLETS),
             planted_desync: None,
         }
@@ -316,6 +321,12 @@ impl Game for Arena {
         serde_json::to_vec(self)
             .ok()
             .map(ricochet::EncodedState::json)
+    }
+    fn player_joined(&mut self, handle: usize) {
+        // A late joiner enters in its corner (a fifth would have none: the arena holds four).
+        if handle == self.players.len() && handle < MAX_PLAYERS {
+            self.players.push(Player::spawned(handle));
+        }
     }
     fn decode_state(&mut self, state: &ricochet::EncodedState) -> Result<(), String> {
         if state.format != ricochet::StateFormat::Json {
