@@ -516,3 +516,60 @@ fn a_tab_reloaded_mid_match_is_back_in_its_seat_within_3_s() {
         assert_eq!(s["disconnected"], serde_json::json!([]), "nobody lost: {s}");
     }
 }
+
+/// Two tabs and a bot; the second tab is frozen at frame 300 for 8 s (its timers and tasks
+/// stop, as a background tab's can), longer than the disconnect timeout: the others play on
+/// without it. When it runs again it sees the gap, asks for its seat again, and is back
+/// within 3 s; all three end with the same checksum, nobody lost.
+#[test]
+fn a_tab_frozen_in_the_background_comes_back_to_its_seat() {
+    let _serial = serial();
+    let web = support::web_dir();
+    let servers = servers(&["--static", web.to_str().unwrap()]);
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let room = format!("frozen-{}", std::process::id());
+    let frames = 1500;
+    let bot = Proc(
+        Command::new(bin("ricochet-bot"))
+            .args(["--signaling", &servers.signaling_url, "--room", &room])
+            .args(["--players", "3", "--frames", &frames.to_string()])
+            .args(["--seed", "3", "--timeout-secs", "240"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ricochet-bot"),
+    );
+    let urls: Vec<String> = (1..=2)
+        .map(|seed| format!("{http}/?match={room}&players=3&autoplay={seed}&frames={frames}"))
+        .collect();
+    let drive = support::drive_with(
+        &["--freeze-last-at", "300", "--freeze-secs", "8"],
+        &support::artifacts("frozen"),
+        "checksum",
+        240,
+        &urls,
+    );
+    for t in &drive.tabs {
+        println!("tab: {t}");
+    }
+    assert!(drive.ok, "the tabs did not finish: {:?}", drive.statuses);
+    let bot = bot_report(bot);
+    println!("bot: {bot}");
+    let frozen = &drive.tabs[1];
+    let back_ms = frozen["back_ms"].as_u64().expect("back_ms");
+    println!(
+        "frozen at frame {}, playing again {back_ms} ms after",
+        frozen["frozen_at_frame"]
+    );
+    assert!(
+        back_ms <= 3000,
+        "back in its seat within 3 s, not {back_ms} ms"
+    );
+    let me = drive.statuses[1]["peer"].clone();
+    for s in drive.statuses.iter().chain([&bot]) {
+        assert_eq!(s["checksum"], bot["checksum"], "checksums differ: {s}");
+        assert_eq!(s["desyncs"], 0, "desync: {s}");
+        assert_eq!(s["rejoined"][0]["peer"], me, "the frozen tab is back: {s}");
+        assert_eq!(s["disconnected"], serde_json::json!([]), "nobody lost: {s}");
+    }
+}

@@ -33,6 +33,11 @@
 // --reload-last-at N: once the last tab plays at frame N, reload it (as a player pressing F5
 // would); its report gets "reloaded_at_frame" and "back_ms", the time from the reload until it
 // confirms a frame of the epoch it came back in (its status's "rejoined").
+// --freeze-last-at N [--freeze-secs S]: once the last tab plays at frame N, freeze it (CDP
+// Debugger.pause: its JavaScript and timers stop, as a background tab's can) for S seconds
+// (default 8), then resume it; its report gets "frozen_at_frame"
+// and "back_ms", from the end of the freeze until it confirms a frame of the epoch it came
+// back in.
 // --close-first: once every tab is done, close the first tab (with --processes, its whole
 // browser, as a player quitting would), wait 3 s and read the other tabs' statuses again.
 import { chromium } from 'playwright-core';
@@ -43,7 +48,7 @@ import { join } from 'node:path';
 const CHROMIUM = process.env.RICOCHET_CHROMIUM || '/usr/bin/chromium';
 
 function parseArgs(argv) {
-  const args = { out: null, until: 'checksum', timeout: 180, private: false, processes: false, mdns: false, closeFirst: false, chat: false, reloadLastAt: null, urls: [] };
+  const args = { out: null, until: 'checksum', timeout: 180, private: false, processes: false, mdns: false, closeFirst: false, chat: false, reloadLastAt: null, freezeLastAt: null, freezeSecs: 8, urls: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') args.out = argv[++i];
@@ -55,6 +60,8 @@ function parseArgs(argv) {
     else if (a === '--close-first') args.closeFirst = true;
     else if (a === '--chat') args.chat = true;
     else if (a === '--reload-last-at') args.reloadLastAt = Number(argv[++i]);
+    else if (a === '--freeze-last-at') args.freezeLastAt = Number(argv[++i]);
+    else if (a === '--freeze-secs') args.freezeSecs = Number(argv[++i]);
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else args.urls.push(a);
   }
@@ -176,13 +183,28 @@ try {
   let reloadedAt = null;
   for (;;) {
     await readStatuses();
-    if (args.reloadLastAt != null) {
+    if (args.reloadLastAt != null || args.freezeLastAt != null) {
       const last = tabs[tabs.length - 1];
-      if (reloadedAt == null && last.status.state === 'playing' && last.status.frame >= args.reloadLastAt) {
-        last.reloaded_at_frame = last.status.frame;
-        reloadedAt = Date.now();
-        process.stderr.write(`drive: reloading the last tab at frame ${last.status.frame}\n`);
-        await last.page.reload();
+      const at = args.reloadLastAt != null ? args.reloadLastAt : args.freezeLastAt;
+      if (reloadedAt == null && last.status.state === 'playing' && last.status.frame >= at) {
+        if (args.reloadLastAt != null) {
+          last.reloaded_at_frame = last.status.frame;
+          reloadedAt = Date.now();
+          process.stderr.write(`drive: reloading the last tab at frame ${last.status.frame}\n`);
+          await last.page.reload();
+        } else {
+          last.frozen_at_frame = last.status.frame;
+          const cdp = await last.context.newCDPSession(last.page);
+          process.stderr.write(`drive: freezing the last tab at frame ${last.status.frame} for ${args.freezeSecs} s\n`);
+          // The page's JavaScript stops at its next statement (the game loop's timer fires
+          // every few milliseconds) and runs no timer until resumed.
+          await cdp.send('Debugger.enable');
+          await cdp.send('Debugger.pause');
+          await new Promise((r) => setTimeout(r, args.freezeSecs * 1000));
+          await cdp.send('Debugger.resume');
+          await cdp.send('Debugger.disable');
+          reloadedAt = Date.now();
+        }
         continue;
       }
       const back = (last.status.rejoined || []).find((r) => r.peer === last.status.peer);
@@ -258,7 +280,7 @@ try {
     status: t.status, shown: t.shown, screenshot: t.screenshot, url: t.url || t.page.url(), after: t.after,
     download: t.download, chat_shown: t.chat_shown, keys_typing: t.keys_typing,
     keys_playing: t.keys_playing, chat_error: t.chat_error, page_screenshot: t.page_screenshot,
-    reloaded_at_frame: t.reloaded_at_frame, back_ms: t.back_ms,
+    reloaded_at_frame: t.reloaded_at_frame, frozen_at_frame: t.frozen_at_frame, back_ms: t.back_ms,
   });
   console.log(JSON.stringify({ tabs: tabs.map(tabReport) }));
   for (const { context, profile } of browsers) {

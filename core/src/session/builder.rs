@@ -14,7 +14,7 @@ use crate::wire::socket::{GgrsSocket, PacketSocket};
 
 /// The socket of a rejoining player's placeholder ggrs session: it sends and receives
 /// nothing (the session talks to its peers once its epoch starts).
-struct NoSocket;
+pub(crate) struct NoSocket;
 
 impl<A: Address> ggrs::NonBlockingSocket<A> for NoSocket {
     fn send_to(&mut self, _: &ggrs::Message, _: &A) {}
@@ -302,6 +302,7 @@ impl<A: Address> SessionBuilder<A> {
             settings: self.settings.clone(),
             epoch: 0,
             rejoin: RejoinState::new(rejoin_nonce),
+            rejoined: None,
             builder: self,
         })
     }

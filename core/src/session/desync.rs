@@ -51,6 +51,9 @@ pub struct DesyncDetector<A> {
     /// the confirmed frame jumps between batches.
     batches: std::collections::VecDeque<i32>,
     found: Vec<DesyncReport<A>>,
+    /// Per peer, the first frame whose checksums from it count (see
+    /// [`DesyncDetector::ignore_before`]).
+    floors: HashMap<A, i32>,
 }
 
 impl<A: Clone + Eq + Hash> DesyncDetector<A> {
@@ -66,6 +69,18 @@ impl<A: Clone + Eq + Hash> DesyncDetector<A> {
             last_batch_frame: -1,
             batches: std::collections::VecDeque::new(),
             found: Vec::new(),
+            floors: HashMap::new(),
+        }
+    }
+
+    /// From now on, `peer`'s checksums of frames before `frame` are ignored (and those held
+    /// are dropped): after `peer` was disconnected (`i32::MAX`), what it computed alone is not
+    /// the match's; once it is back in a new epoch from `frame`, its checksums count again from
+    /// there.
+    pub fn ignore_before(&mut self, peer: &A, frame: i32) {
+        self.floors.insert(peer.clone(), frame);
+        if let Some(entries) = self.remote.get_mut(peer) {
+            entries.retain(|f, _| *f >= frame);
         }
     }
 
@@ -100,6 +115,7 @@ impl<A: Clone + Eq + Hash> DesyncDetector<A> {
         else {
             return;
         };
+        let floor = self.floors.get(peer).copied().unwrap_or(i32::MIN);
         let entries = self.remote.entry(peer.clone()).or_default();
         for (i, checksum) in checksums.iter().enumerate() {
             let Some(frame) = (i as i64)
@@ -109,7 +125,9 @@ impl<A: Clone + Eq + Hash> DesyncDetector<A> {
             else {
                 break;
             };
-            entries.insert(frame, *checksum);
+            if frame >= floor {
+                entries.insert(frame, *checksum);
+            }
         }
         while entries.len() > HISTORY {
             entries.pop_first();

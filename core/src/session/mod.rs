@@ -23,6 +23,7 @@ mod settings;
 mod spectator;
 mod sync_test;
 
+pub(crate) use builder::NoSocket;
 pub use builder::{Address, SessionBuilder};
 pub use clock::FrameClock;
 pub(crate) use core::Core;
@@ -33,7 +34,7 @@ pub use error::SessionError;
 pub use event::{Advance, Event, PeerStats, SessionStats};
 pub use forensics::ForensicBundle;
 pub(crate) use p2p::RejoinState;
-pub use p2p::Session;
+pub use p2p::{RejoinStats, Session};
 pub use replay::{Replay, ReplayError};
 pub use settings::*;
 pub use spectator::Spectator;

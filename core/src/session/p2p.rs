@@ -37,8 +37,23 @@ pub struct Session<G: Game, A: Address, S> {
     pub(crate) epoch: u32,
     /// Rejoins in progress.
     pub(crate) rejoin: RejoinState<A>,
+    /// On a session that rejoined: the state's size and how long it took to arrive.
+    pub(crate) rejoined: Option<RejoinStats>,
     /// What the session was built from: each epoch starts a ggrs session of this roster.
     pub(crate) builder: SessionBuilder<A>,
+}
+
+/// What a returning (or late) player's rejoin took ([`Session::rejoin_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejoinStats {
+    /// The epoch it came back in, and that epoch's first frame.
+    pub epoch: u32,
+    /// The first frame of that epoch.
+    pub frame: i32,
+    /// Bytes of the game state it received.
+    pub state_bytes: usize,
+    /// From the coordinator's answer to the whole state decoded and checked.
+    pub transfer: Duration,
 }
 
 /// Rejoins in progress, on the returning player's side and on the others'.
@@ -280,6 +295,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                 );
                 if self.ggrs.disconnect_player(handle).is_ok() {
                     self.gone[handle] = true;
+                    self.forget(&peer);
                     self.core.events.push_back(Event::Disconnected {
                         peer: peer.clone(),
                         frame: self.core.frame,
@@ -306,6 +322,8 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                     for h in self.handles_of(addr) {
                         self.gone[h] = true;
                     }
+                    let addr = addr.clone();
+                    self.forget(&addr);
                 }
                 ggrs::GgrsEvent::Synchronized { addr } => {
                     if let Some((_, synced)) = &mut self.rejoin.syncing {
@@ -359,11 +377,6 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
     /// Match messages: a disconnected peer is no longer a recipient; what arrived is handed
     /// to the game as events; what is due is sent.
     fn exchange_messages(&mut self, now: web_time::Instant) {
-        for e in &self.core.events {
-            if let Event::Disconnected { peer, .. } = e {
-                self.messages.remove_member(peer);
-            }
-        }
         for (peer, msg) in self.socket.take_messages() {
             self.messages.handle(&peer, &msg);
         }
@@ -492,10 +505,41 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         self.epoch
     }
 
+    /// Asks for this player's seat again, as a returning player would
+    /// ([`SessionBuilder::start_rejoin`]), keeping the socket: for a player that knows the
+    /// others have dropped it, e.g. a page whose timers were frozen in the background for
+    /// longer than the disconnect timeout. The others disconnect what is left of its old
+    /// session (if they had not), move the match to a new epoch and send it the state; until
+    /// then `advance` answers [`Advance::Synchronizing`].
+    pub fn rejoin_anew(&mut self) -> Result<(), SessionError> {
+        self.ggrs = self.builder.ggrs_p2p::<G>(NoSocket)?;
+        self.rejoin = RejoinState::new(Some(rand::random()));
+        self.rejoined = None;
+        self.stalled = None;
+        tracing::info!("asking for this player's seat again");
+        Ok(())
+    }
+
+    /// On a session started with [`SessionBuilder::start_rejoin`], once seated: the epoch and
+    /// frame it came back at, the state's size and how long it took to arrive.
+    pub fn rejoin_stats(&self) -> Option<RejoinStats> {
+        self.rejoined
+    }
+
     /// Whether this is a returning player's session still waiting for its seat (see
     /// [`SessionBuilder::start_rejoin`]).
     pub fn is_rejoining(&self) -> bool {
         self.rejoin.joining.is_some()
+    }
+
+    /// `peer` was disconnected: it is no longer a recipient of match messages, and what it
+    /// computes alone from now on is not the match's (its checksums are ignored until it is
+    /// back in a new epoch).
+    fn forget(&mut self, peer: &A) {
+        self.messages.remove_member(peer);
+        if let Some(d) = &mut self.core.desync {
+            d.ignore_before(peer, i32::MAX);
+        }
     }
 
     /// The player handles `peer` plays.
@@ -634,7 +678,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                 ?peer,
                 "a player is back in a new process; its old one is disconnected"
             );
-            self.messages.remove_member(&peer);
+            self.forget(&peer);
             self.core.events.push_back(Event::Disconnected {
                 peer: peer.clone(),
                 frame: self.core.frame,
@@ -755,7 +799,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                     }
                     if dropped {
                         tracing::warn!(?peer, "no handshake in the new epoch; disconnecting");
-                        self.messages.remove_member(&peer);
+                        self.forget(&peer);
                         self.core.events.push_back(Event::Disconnected {
                             peer,
                             frame: self.core.frame,
@@ -892,6 +936,11 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         }
         for peer in self.peers.clone() {
             if self.handles_of(&peer).iter().any(|&h| !self.gone[h]) {
+                // Checksums count from the epoch's first frame (a returning player's older
+                // ones are of its time alone).
+                if let Some(d) = &mut self.core.desync {
+                    d.ignore_before(&peer, self.core.frame);
+                }
                 self.messages.add_member(peer);
             }
         }
@@ -947,6 +996,14 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             });
             match outcome {
                 Ok(()) => {
+                    self.rejoined = Some(RejoinStats {
+                        epoch,
+                        frame,
+                        state_bytes: state.bytes.len(),
+                        transfer: j
+                            .answered_at
+                            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at)),
+                    });
                     self.rejoin.joining = None;
                     self.core.start_at(frame, game.save());
                     self.begin_epoch(epoch, absent, now)?;

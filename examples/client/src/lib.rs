@@ -136,6 +136,8 @@ pub struct Play {
     rejoined: Vec<(Option<PeerId>, i32)>,
     /// What signaling says about the match: who is still in it.
     info: MatchInfo,
+    /// When [`Play::tick`] last ran.
+    last_tick: Option<Instant>,
     /// When this player last reported its links to signaling (the operator console).
     reported: Option<Instant>,
     /// The chat lines sent and received.
@@ -242,6 +244,7 @@ impl Play {
             forensics: Vec::new(),
             disconnected: Vec::new(),
             rejoined: Vec::new(),
+            last_tick: None,
             info,
             reported: None,
             chat: Chat::default(),
@@ -250,7 +253,23 @@ impl Play {
 
     /// Advances the frames due at `now` (0 when ahead of the others or waiting for them),
     /// each with `input` as this player's input.
+    ///
+    /// After a gap longer than the disconnect timeout since the last call (a page whose
+    /// timers were frozen in the background, a process stopped in a debugger) the others
+    /// have dropped this player: it asks for its seat again ([`Session::rejoin_anew`]) and is
+    /// back once they send the state.
     pub fn tick(&mut self, now: Instant, input: Input) -> Result<(), SessionError> {
+        let gap = self
+            .last_tick
+            .replace(now)
+            .map(|t| now.saturating_duration_since(t));
+        if gap.is_some_and(|g| g > self.session.settings().disconnect_timeout())
+            && self.session.is_running()
+            && !self.session.is_rejoining()
+        {
+            self.session.rejoin_anew()?;
+            self.clock = FrameClock::for_settings(self.session.settings());
+        }
         let steps = self.clock.tick(now, self.session.frames_ahead());
         if steps == 0 {
             self.session.poll();
@@ -272,7 +291,15 @@ impl Play {
             let (links, relayed) = self.session.link_report();
             self.info.report_links(links, relayed);
         }
-        if self.first_confirmed.is_none() && self.session.confirmed_frame() >= 0 {
+        // A player taking a seat in a running match confirms its first frame in its epoch.
+        let first = if self.session.is_rejoining() {
+            None
+        } else {
+            Some(self.session.rejoin_stats().map_or(0, |r| r.frame))
+        };
+        if self.first_confirmed.is_none()
+            && first.is_some_and(|f| self.session.confirmed_frame() >= f)
+        {
             self.first_confirmed = Some(self.started.elapsed());
         }
         for event in self.session.events() {
@@ -461,7 +488,9 @@ impl Play {
     /// each `{"peer", "frame"}`: the match went on without them from that frame, and they
     /// did not come back), `epoch` and `rejoined` (players who took their seats back, this one
     /// included, each `{"peer", "frame"}` with the first frame of the epoch they came back
-    /// in), `left` (the players who left the
+    /// in), `rejoin` (on a player that took a seat in a running match: `epoch`, `frame`,
+    /// `state_bytes` received and `transfer_ms` from the answer to the state checked; its
+    /// `time_to_first_confirmed_ms` counts to its first confirmed frame there), `left` (the players who left the
     /// match, by signaling and the relay: their path shows as `left`, and the closing of their channel is among the
     /// `direct_failures`), `time_to_first_frame_ms`, `time_to_first_confirmed_ms`, `elapsed_ms`
     /// (since joining began: 60 frames take 1,000 ms when nothing stalls), `malformed_packets`,
@@ -559,6 +588,12 @@ impl Play {
                     "frame": frame,
                 }))
                 .collect::<Vec<_>>(),
+            "rejoin": self.session.rejoin_stats().map(|r| serde_json::json!({
+                "epoch": r.epoch,
+                "frame": r.frame,
+                "state_bytes": r.state_bytes,
+                "transfer_ms": r.transfer.as_millis() as u64,
+            })),
             "time_to_first_frame_ms": ms(self.first_frame),
             "time_to_first_confirmed_ms": ms(self.first_confirmed),
             "elapsed_ms": ms(Some(self.started.elapsed())),

@@ -1,0 +1,543 @@
+//! Rejoin benchmark: how long a player whose process crashed takes, once started again, to be
+//! playing again (its first confirmed frame in the match's new epoch), against what starting a
+//! new match would cost (a game without rejoin has to restart the match, or go on without the
+//! player); and the same for a player joining a running match late.
+//!
+//! One run, everything on loopback (relay and signaling on 127.0.0.1, automatic paths):
+//!
+//! - *Rejoin after a crash*: three `ricochet-bot`s join one room for a 1,500-frame match; the
+//!   third keeps its seat in a seat file (`--seat-file`: it writes its rejoin token there once
+//!   joined). 8 s after the file appears the third bot is killed (SIGKILL), and 1 s later
+//!   started again with the same seat file: it takes its seat back, the others move the match to
+//!   a new epoch and send it the state. Its report's `time_to_first_confirmed_ms` (from its
+//!   process starting to join to its first confirmed frame in its epoch) is the time to playing
+//!   again; its `rejoin` gives the state's size and the time from the coordinator's answer to
+//!   the state decoded. The run passes when all three bots exit 0 (nobody lost) with equal
+//!   checksums, no desync, and epoch 1.
+//! - *New match* (baseline), right after: a fresh pair joins a new room for 120 frames; the
+//!   later of their first confirmed frames (from process start, join included) is what a new
+//!   match costs, before counting the progress lost.
+//! - *Late join*: three bots start a 1,500-frame match for three; 7 s later a fourth joins it
+//!   with `--players 4 --late-join`, and is measured like the returning bot. The run passes when
+//!   all four exit 0 with equal checksums, no desync, and epoch 1.
+//!
+//! Run with `cargo bench -p ricochet-tests --bench rejoin` (~3 min after the build, 3 runs).
+//! Prints a table and writes it to `docs/bench-rejoin.md` (override with `BENCH_OUT`).
+//! `REJOIN_RUNS` (default 3) sets the runs.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ricochet_tests::processes::{
+    bot_output, build_release_binaries, env_usize, run_stamp, target_dir, Proc, Servers,
+    TEST_SECRET,
+};
+use serde_json::Value;
+
+/// Frames of the match a player rejoins or joins late (25 s at 60 Hz).
+const MATCH_FRAMES: &str = "1500";
+/// Frames of the baseline's new match (its first confirmed frame is long over by then).
+const BASELINE_FRAMES: &str = "120";
+/// How long after the third bot wrote its seat file it is killed.
+const KILL_AFTER: Duration = Duration::from_secs(8);
+/// How long the killed bot stays down.
+const DOWN: Duration = Duration::from_secs(1);
+/// How long after the three bots start the late joiner starts.
+const LATE_AFTER: Duration = Duration::from_secs(7);
+/// How long the bench waits for the seat file.
+const SEAT_FILE_WAIT: Duration = Duration::from_secs(30);
+/// A bot gives up after this long.
+const BOT_TIMEOUT_SECS: &str = "90";
+/// The goal: a rejoining player plays again within this long of starting.
+const GOAL_MS: u64 = 2000;
+
+/// Signaling and relay on loopback, and the release binaries.
+struct Place {
+    servers: Servers,
+    dir: PathBuf,
+}
+
+impl Place {
+    /// Starts a bot (seed `seed`) in `room` for `frames` frames with `extra` flags, stdout
+    /// piped.
+    fn bot(&self, room: &str, players: &str, frames: &str, seed: usize, extra: &[&str]) -> Proc {
+        Proc(
+            Command::new(self.dir.join("ricochet-bot"))
+                .args(["--signaling", &self.servers.signaling_url, "--room", room])
+                .args(["--players", players, "--frames", frames])
+                .args([
+                    "--seed",
+                    &seed.to_string(),
+                    "--timeout-secs",
+                    BOT_TIMEOUT_SECS,
+                ])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start ricochet-bot"),
+        )
+    }
+}
+
+/// The JSON line a bot printed, or why there is none or it failed: the bot must exit 0 (a bot
+/// that lost a player exits 3 after its report). Does not panic: a failed run is reported, not
+/// fatal.
+fn read_report(bot: Proc) -> Result<Value, String> {
+    let (status, line) = bot_output(bot);
+    let report: Value =
+        serde_json::from_str(&line).map_err(|_| format!("exited {status}, printed {line:?}"))?;
+    if status.success() {
+        Ok(report)
+    } else {
+        Err(format!(
+            "exited {status} (disconnected {}, epoch {})",
+            report["disconnected"], report["epoch"]
+        ))
+    }
+}
+
+/// What failed the checks of a match one player joined running: every bot exited 0, equal
+/// checksums, no desync, epoch 1, and the joiner (the last report) has its rejoin figures.
+fn check(reports: &[Result<Value, String>]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let ok: Vec<&Value> = reports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.as_ref()
+                .map_err(|e| problems.push(format!("bot {}: {e}", i + 1)))
+                .ok()
+        })
+        .collect();
+    if ok.len() == reports.len() && ok.iter().any(|r| r["checksum"] != ok[0]["checksum"]) {
+        problems.push("checksums differ".into());
+    }
+    for (i, r) in reports.iter().enumerate() {
+        let Ok(r) = r else { continue };
+        let bot = i + 1;
+        if r["desyncs"] != 0 {
+            problems.push(format!("bot {bot}: desyncs {}", r["desyncs"]));
+        }
+        if r["epoch"] != 1 {
+            problems.push(format!("bot {bot}: epoch {}", r["epoch"]));
+        }
+    }
+    if let Some(Ok(joiner)) = reports.last() {
+        if !joiner["rejoin"].is_object() {
+            problems.push("the joiner reports no rejoin".into());
+        }
+        if joiner["time_to_first_confirmed_ms"].as_u64().is_none() {
+            problems.push("the joiner reports no first confirmed frame".into());
+        }
+    }
+    problems
+}
+
+/// A player taking a seat in a running match, in one run.
+#[derive(Default)]
+struct Joiner {
+    /// From its process starting to join to its first confirmed frame in its epoch.
+    playing_ms: Option<u64>,
+    /// Bytes of the state it received.
+    state_bytes: Option<u64>,
+    /// From the coordinator's answer to the state decoded.
+    transfer_ms: Option<u64>,
+    /// The first frame of its epoch.
+    frame: Option<i64>,
+    /// The other players' longest stall of the confirmed frame (the crash and the rejoin).
+    others_stall_ms: Vec<Option<u64>>,
+    /// What failed the checks, empty when it passed.
+    problems: Vec<String>,
+}
+
+impl Joiner {
+    fn failed(problem: String) -> Joiner {
+        Joiner {
+            problems: vec![problem],
+            ..Joiner::default()
+        }
+    }
+
+    /// From the reports of a match (the joiner's last).
+    fn from_reports(reports: &[Result<Value, String>]) -> Joiner {
+        let problems = check(reports);
+        let joiner = reports.last().and_then(|r| r.as_ref().ok());
+        let rejoin = |key: &str| joiner.and_then(|r| r["rejoin"][key].as_u64());
+        Joiner {
+            playing_ms: joiner.and_then(|r| r["time_to_first_confirmed_ms"].as_u64()),
+            state_bytes: rejoin("state_bytes"),
+            transfer_ms: rejoin("transfer_ms"),
+            frame: joiner.and_then(|r| r["rejoin"]["frame"].as_i64()),
+            others_stall_ms: reports[..reports.len() - 1]
+                .iter()
+                .map(|r| r.as_ref().ok().and_then(|r| r["longest_stall_ms"].as_u64()))
+                .collect(),
+            problems,
+        }
+    }
+
+    fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn raw(&self) -> String {
+        let mut s = format!(
+            "playing again after {} (state {} bytes in {}, epoch from frame {}; the others' \
+             longest stalls: {} ms)",
+            ms(self.playing_ms),
+            opt(self.state_bytes),
+            ms(self.transfer_ms),
+            opt(self.frame),
+            list(&self.others_stall_ms)
+        );
+        if !self.ok() {
+            s = format!("**FAILED** ({}): {s}", self.problems.join("; "));
+        }
+        s
+    }
+}
+
+/// One run: the rejoin, the new match, the late join (see the module docs).
+struct Run {
+    rejoin: Joiner,
+    /// Each bot's first confirmed frame in the new match, or why the pair did not play.
+    baseline_ms: Result<Vec<u64>, String>,
+    late: Joiner,
+}
+
+impl Run {
+    /// The later bot's first confirmed frame in the new match.
+    fn baseline(&self) -> Option<u64> {
+        self.baseline_ms.as_ref().ok()?.iter().copied().max()
+    }
+
+    fn raw_baseline(&self) -> String {
+        match (&self.baseline_ms, self.baseline()) {
+            (Ok(each), Some(b)) => {
+                let each: Vec<_> = each.iter().copied().map(Some).collect();
+                let mut s = format!("{b} ms (bots: {})", list(&each));
+                if let Some(r) = self.rejoin.playing_ms.filter(|_| b > 0) {
+                    let _ = write!(s, ", rejoin ratio {:.1}", r as f64 / b as f64);
+                }
+                s
+            }
+            (Err(e), _) => format!("**FAILED**: {e}"),
+            (Ok(_), None) => "no bots".into(),
+        }
+    }
+}
+
+/// `a, b, none`: one value per bot.
+fn list<T: std::fmt::Display>(values: &[Option<T>]) -> String {
+    values
+        .iter()
+        .map(|v| opt(v.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("none".into(), |v| v.to_string())
+}
+
+fn ms<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v} ms"))
+}
+
+/// A fresh room name per match: a room is never reused on the same signaling server.
+fn room(kind: &str) -> String {
+    static ROOMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = ROOMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("rejoin-{n}-{kind}")
+}
+
+/// Waits up to [`SEAT_FILE_WAIT`] for `seat` to exist.
+fn wait_for(seat: &Path) -> bool {
+    let waited = Instant::now();
+    while !seat.exists() {
+        if waited.elapsed() > SEAT_FILE_WAIT {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Three bots, the third killed and started again with its seat file.
+fn rejoin_once(place: &Place, seat_dir: &Path) -> Joiner {
+    let _ = std::fs::remove_dir_all(seat_dir);
+    std::fs::create_dir_all(seat_dir).expect("create the seat file's directory");
+    let seat = seat_dir.join("seat");
+    let seat_arg = seat.to_str().expect("a UTF-8 temp path");
+    let room = room("crash");
+    let first = place.bot(&room, "3", MATCH_FRAMES, 1, &[]);
+    let second = place.bot(&room, "3", MATCH_FRAMES, 2, &[]);
+    let mut victim = place.bot(&room, "3", MATCH_FRAMES, 3, &["--seat-file", seat_arg]);
+    if !wait_for(&seat) {
+        return Joiner::failed(format!(
+            "the third bot wrote no seat file in {} s",
+            SEAT_FILE_WAIT.as_secs()
+        ));
+    }
+    std::thread::sleep(KILL_AFTER);
+    let _ = victim.0.kill();
+    let _ = victim.0.wait();
+    std::thread::sleep(DOWN);
+    let back = place.bot(&room, "3", MATCH_FRAMES, 3, &["--seat-file", seat_arg]);
+    let reports: Vec<_> = [first, second, back].into_iter().map(read_report).collect();
+    let _ = std::fs::remove_dir_all(seat_dir);
+    Joiner::from_reports(&reports)
+}
+
+/// Three bots, and a fourth joining late.
+fn late_once(place: &Place) -> Joiner {
+    let room = room("late");
+    let first: Vec<Proc> = (1..=3)
+        .map(|seed| place.bot(&room, "3", MATCH_FRAMES, seed, &[]))
+        .collect();
+    std::thread::sleep(LATE_AFTER);
+    let late = place.bot(&room, "4", MATCH_FRAMES, 4, &["--late-join"]);
+    let reports: Vec<_> = first.into_iter().chain([late]).map(read_report).collect();
+    Joiner::from_reports(&reports)
+}
+
+fn run_once(place: &Place, seat_dir: &Path) -> Run {
+    let rejoin = rejoin_once(place, seat_dir);
+    let new = room("new");
+    let pair: Vec<Proc> = (1..=2)
+        .map(|seed| place.bot(&new, "2", BASELINE_FRAMES, seed, &[]))
+        .collect();
+    let baseline_ms = pair
+        .into_iter()
+        .map(|bot| {
+            let r = read_report(bot)?;
+            r["time_to_first_confirmed_ms"]
+                .as_u64()
+                .ok_or_else(|| format!("no first confirmed frame: {r}"))
+        })
+        .collect();
+    let late = late_once(place);
+    Run {
+        rejoin,
+        baseline_ms,
+        late,
+    }
+}
+
+fn median<T: Ord + Copy>(mut v: Vec<T>) -> Option<T> {
+    v.sort_unstable();
+    (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
+/// One scenario over every run.
+struct Row<'a> {
+    scenario: &'static str,
+    joiners: Vec<&'a Joiner>,
+    baseline_median: Option<u64>,
+}
+
+impl Row<'_> {
+    /// `field` of the runs that passed.
+    fn passed(&self, field: impl Fn(&Joiner) -> Option<u64>) -> Vec<u64> {
+        self.joiners
+            .iter()
+            .filter(|j| j.ok())
+            .filter_map(|j| field(j))
+            .collect()
+    }
+
+    fn failed(&self) -> usize {
+        self.joiners.iter().filter(|j| !j.ok()).count()
+    }
+
+    fn playing_median(&self) -> Option<u64> {
+        median(self.passed(|j| j.playing_ms))
+    }
+
+    fn playing_max(&self) -> Option<u64> {
+        self.passed(|j| j.playing_ms).into_iter().max()
+    }
+
+    fn ratio(&self) -> String {
+        match (self.playing_median(), self.baseline_median) {
+            (Some(r), Some(b)) if b > 0 => format!("{:.1}", r as f64 / b as f64),
+            _ => "n/a".into(),
+        }
+    }
+
+    /// Every run passed and the slowest is within [`GOAL_MS`].
+    fn goal_met(&self) -> bool {
+        self.failed() == 0 && self.playing_max().is_some_and(|m| m <= GOAL_MS)
+    }
+
+    fn line(&self) -> String {
+        let bytes = self.passed(|j| j.state_bytes);
+        let bytes = match (bytes.iter().min(), bytes.iter().max()) {
+            (Some(lo), Some(hi)) if lo == hi => lo.to_string(),
+            (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
+            _ => "n/a".into(),
+        };
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            self.scenario,
+            self.joiners.len(),
+            self.failed(),
+            ms(self.playing_median()),
+            ms(self.playing_max()),
+            bytes,
+            ms(median(self.passed(|j| j.transfer_ms))),
+            ms(self.passed(|j| j.transfer_ms).into_iter().max()),
+            ms(self.baseline_median),
+            self.ratio(),
+            if self.goal_met() {
+                "met"
+            } else {
+                "**not met**"
+            },
+        )
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to filter here.
+    let runs = env_usize("REJOIN_RUNS", 3);
+    build_release_binaries();
+    let (_, load_before) = run_stamp();
+    let started = Instant::now();
+    let dir = target_dir();
+    let place = Place {
+        // Every bot joins from 127.0.0.1: lift the per-address join rate (5/s, 20 at once).
+        servers: Servers::start(
+            &dir,
+            &["--join-rate-per-ip", "1000", "--join-burst-per-ip", "1000"],
+            TEST_SECRET,
+        ),
+        dir: dir.clone(),
+    };
+    let seat_dir =
+        std::env::temp_dir().join(format!("ricochet-bench-rejoin-{}", std::process::id()));
+    let runs: Vec<Run> = (0..runs)
+        .map(|i| {
+            let run = run_once(&place, &seat_dir);
+            eprintln!("run {}: rejoin: {}", i + 1, run.rejoin.raw());
+            eprintln!("run {}: new match: {}", i + 1, run.raw_baseline());
+            eprintln!("run {}: late join: {}", i + 1, run.late.raw());
+            run
+        })
+        .collect();
+    let took = started.elapsed().as_secs();
+
+    let baseline_median = median(runs.iter().filter_map(Run::baseline).collect());
+    let baseline_failed = runs.iter().filter(|r| r.baseline().is_none()).count();
+    let rows = [
+        Row {
+            scenario: "rejoin after a crash (3 players)",
+            joiners: runs.iter().map(|r| &r.rejoin).collect(),
+            baseline_median,
+        },
+        Row {
+            scenario: "late join (4th player)",
+            joiners: runs.iter().map(|r| &r.late).collect(),
+            baseline_median,
+        },
+    ];
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| scenario | runs | failed | playing again median | playing again max | state bytes | \
+         transfer median | transfer max | new match median | ratio (medians) | \
+         <= {GOAL_MS} ms |"
+    );
+    let _ = writeln!(
+        table,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    );
+    for row in &rows {
+        let _ = writeln!(table, "{}", row.line());
+    }
+    let mut raw = String::new();
+    for (i, run) in runs.iter().enumerate() {
+        let n = i + 1;
+        let _ = writeln!(raw, "- run {n}, rejoin: {}", run.rejoin.raw());
+        let _ = writeln!(raw, "- run {n}, new match: {}", run.raw_baseline());
+        let _ = writeln!(raw, "- run {n}, late join: {}", run.late.raw());
+    }
+    let (date, load) = run_stamp();
+    let machine = format!(
+        "2-vCPU VM (load average {load_before} when measuring began, {load} when it ended)"
+    );
+    println!("{table}");
+    println!("{raw}");
+    println!(
+        "{date}, {machine}, {} runs, measuring took {took} s",
+        runs.len()
+    );
+
+    let out = std::env::var("BENCH_OUT").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/bench-rejoin.md").to_string()
+    });
+    let mut doc = String::new();
+    let _ = writeln!(
+        doc,
+        "# Rejoining a running match: time until the player is playing again\n"
+    );
+    let _ = writeln!(
+        doc,
+        "Generated by `cargo bench -p ricochet-tests --bench rejoin` on {date}, machine: \
+         {machine}, release builds, {} runs ({took} s of measuring).\n",
+        runs.len()
+    );
+    let _ = writeln!(
+        doc,
+        "Everything runs on loopback: relay and signaling on 127.0.0.1, bots on automatic paths \
+         (no `--force-relay`).\n"
+    );
+    let _ = writeln!(
+        doc,
+        "*Rejoin after a crash*: three `ricochet-bot`s join one room for a {MATCH_FRAMES}-frame \
+         match; the third keeps its rejoin token in a seat file (`--seat-file`), which it \
+         writes once joined. {} s after the file appears the third bot is killed (SIGKILL: no \
+         goodbye to anyone) and {} s later started again with the same seat file, so it takes \
+         its seat back: the others move the match to a new epoch and send it the state. \
+         *Playing again* is the returning bot's `time_to_first_confirmed_ms`: from its process \
+         starting to join (signaling, paths) to its first confirmed frame in the new epoch. \
+         *State bytes* and *transfer* come from its `rejoin` report: the size of the game state \
+         it received and the time from the coordinator's answer to the state decoded and \
+         checked. A run passes when all three bots exit 0 (nobody lost) with the same \
+         checksum, no desync, and epoch 1.\n",
+        KILL_AFTER.as_secs(),
+        DOWN.as_secs()
+    );
+    let _ = writeln!(
+        doc,
+        "*Late join*: three bots start a {MATCH_FRAMES}-frame match for three; {} s later a \
+         fourth joins it with `--players 4 --late-join` and is measured the same way. A run \
+         passes when all four exit 0 with the same checksum, no desync, and epoch 1.\n",
+        LATE_AFTER.as_secs()
+    );
+    let _ = writeln!(
+        doc,
+        "*New match* is the baseline, measured in each run between the two: a fresh pair joins \
+         a new room for {BASELINE_FRAMES} frames; its value is the later bot's first confirmed \
+         frame, in ms from the bot's process start (joining included). It is the least a game \
+         without rejoin would pay to restart the match, before counting the progress lost. \
+         Ratio: playing again / new match, medians ({baseline_failed} of {} baselines failed). \
+         Failed runs are counted in the table and left out of its medians and maxima; their \
+         values are in the raw list.\n",
+        runs.len()
+    );
+    doc.push_str(&table);
+    let _ = writeln!(
+        doc,
+        "\nGoal (issue): a rejoining player playing again within {GOAL_MS} ms of starting, in \
+         every run: **{}**. (The late join row is held to the same bound for comparison.)\n",
+        if rows[0].goal_met() { "met" } else { "not met" }
+    );
+    let _ = writeln!(doc, "Raw values per run:\n\n{raw}");
+    std::fs::write(&out, doc).unwrap_or_else(|e| panic!("cannot write {out}: {e}"));
+    println!("wrote {out}");
+}
