@@ -46,6 +46,34 @@ fn path<'a>(from: &'a serde_json::Value, to: &serde_json::Value) -> &'a str {
         .unwrap_or_else(|| panic!("{from} has no path to {to}"))
 }
 
+/// Starts one bot in `room` of `players` players for `frames` frames with seed `seed` (90 s
+/// timeout), its report on its stdout.
+fn bot(
+    signaling: &str,
+    room: &str,
+    players: usize,
+    frames: u32,
+    seed: usize,
+    extra: &[&str],
+) -> Proc {
+    Proc(
+        Command::new(bin("ricochet-bot"))
+            .args(["--signaling", signaling, "--room", room])
+            .args([
+                "--players",
+                &players.to_string(),
+                "--frames",
+                &frames.to_string(),
+            ])
+            .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ricochet-bot"),
+    )
+}
+
 /// Runs `players` bots whose arguments differ per bot (`extra(i)`).
 fn bots_each(
     signaling: &str,
@@ -56,18 +84,9 @@ fn bots_each(
 ) -> Vec<serde_json::Value> {
     let children: Vec<Proc> = (0..players)
         .map(|i| {
-            Proc(
-                Command::new(bin("ricochet-bot"))
-                    .args(["--signaling", signaling, "--room", room])
-                    .args(["--players", &players.to_string()])
-                    .args(["--frames", &frames.to_string()])
-                    .args(["--seed", &(i + 1).to_string(), "--timeout-secs", "90"])
-                    .args(extra(i))
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect("start ricochet-bot"),
-            )
+            let extra = extra(i);
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            bot(signaling, room, players, frames, i + 1, &extra)
         })
         .collect();
     children.into_iter().map(bot_report).collect()
@@ -278,19 +297,8 @@ fn a_match_that_loses_a_player_says_so_and_fails_unless_told() {
     use std::io::{BufRead as _, BufReader};
     let _one = serial();
     let servers = servers(&[]);
-    let start = |seed: usize, extra: &[&str]| {
-        Proc(
-            Command::new(bin("ricochet-bot"))
-                .args(["--signaling", &servers.signaling_url, "--room", "lost-one"])
-                .args(["--players", "3", "--frames", "1500"])
-                .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
-                .args(extra)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start ricochet-bot"),
-        )
-    };
+    let start =
+        |seed: usize, extra: &[&str]| bot(&servers.signaling_url, "lost-one", 3, 1500, seed, extra);
     let told = start(1, &["--expect-disconnect"]);
     let untold = start(2, &[]);
     let mut victim = start(3, &[]);
@@ -357,19 +365,8 @@ fn a_bot_killed_mid_match_comes_back_to_its_seat_and_the_match_finishes() {
     std::fs::create_dir_all(&dir).unwrap();
     let seat = dir.join("seat");
     let _ = std::fs::remove_file(&seat);
-    let start = |seed: usize, extra: &[&str]| {
-        Proc(
-            Command::new(bin("ricochet-bot"))
-                .args(["--signaling", &servers.signaling_url, "--room", "comeback"])
-                .args(["--players", "3", "--frames", "1800"])
-                .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
-                .args(extra)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start ricochet-bot"),
-        )
-    };
+    let start =
+        |seed: usize, extra: &[&str]| bot(&servers.signaling_url, "comeback", 3, 1800, seed, extra);
     let seat_arg = seat.to_str().unwrap();
     let first = start(1, &[]);
     let second = start(2, &[]);
@@ -414,23 +411,13 @@ fn a_bot_killed_mid_match_comes_back_to_its_seat_and_the_match_finishes() {
 fn a_late_joiner_takes_the_fourth_seat_of_a_running_match() {
     let _one = serial();
     let servers = servers(&[]);
-    let start = |seed: usize, players: &str, extra: &[&str]| {
-        Proc(
-            Command::new(bin("ricochet-bot"))
-                .args(["--signaling", &servers.signaling_url, "--room", "late"])
-                .args(["--players", players, "--frames", "1500"])
-                .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
-                .args(extra)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start ricochet-bot"),
-        )
+    let start = |seed: usize, players: usize, extra: &[&str]| {
+        bot(&servers.signaling_url, "late", players, 1500, seed, extra)
     };
-    let first: Vec<Proc> = (1..=3).map(|seed| start(seed, "3", &[])).collect();
+    let first: Vec<Proc> = (1..=3).map(|seed| start(seed, 3, &[])).collect();
     // Joining takes a second or two; 300 frames take 5 s.
     std::thread::sleep(std::time::Duration::from_secs(7));
-    let late = start(4, "4", &["--late-join"]);
+    let late = start(4, 4, &["--late-join"]);
     let reports: Vec<_> = first.into_iter().chain([late]).map(bot_report).collect();
     agree(&reports);
     let newcomer = reports[3]["peer"].as_str().unwrap();

@@ -455,19 +455,16 @@ fn two_tabs_chat_forced_to_the_relay() {
     two_tabs_chat("browser-chat-relay", true);
 }
 
-/// Two tabs and a bot; the second tab is reloaded at frame 300, as a player pressing F5 would.
-/// The page's WebSocket closes with 1001 "going away", so signaling keeps its place; the
-/// reloaded page rejoins with the token it kept in the tab's session storage, the others move
-/// the match to a new epoch and send it the state. It confirms frames again within 3 s of the
-/// reload, and all three end with the same checksum, nobody lost (the bot would exit 3).
-#[test]
-fn a_tab_reloaded_mid_match_is_back_in_its_seat_within_3_s() {
+/// Two tabs and a bot play `frames` frames; `drive.mjs` does something to the second tab at
+/// frame 300 (`flags`, which report the frame it did so as `at_key`). The second tab must be
+/// back in its seat and confirming frames within 3 s of it, every player in epoch 1 with the
+/// same checksum and nobody lost (the bot would exit 3).
+fn a_tab_comes_back(name: &str, frames: u32, flags: &[&str], at_key: &str) {
     let _serial = serial();
     let web = support::web_dir();
     let servers = servers(&["--static", web.to_str().unwrap()]);
     let http = servers.signaling_url.replace("ws://", "http://");
-    let room = format!("reload-{}", std::process::id());
-    let frames = 1200;
+    let room = format!("{name}-{}", std::process::id());
     let bot = Proc(
         Command::new(bin("ricochet-bot"))
             .args(["--signaling", &servers.signaling_url, "--room", &room])
@@ -481,25 +478,16 @@ fn a_tab_reloaded_mid_match_is_back_in_its_seat_within_3_s() {
     let urls: Vec<String> = (1..=2)
         .map(|seed| format!("{http}/?match={room}&players=3&autoplay={seed}&frames={frames}"))
         .collect();
-    let drive = support::drive_with(
-        &["--reload-last-at", "300"],
-        &support::artifacts("reload"),
-        "checksum",
-        240,
-        &urls,
-    );
+    let drive = support::drive_with(flags, &support::artifacts(name), "checksum", 240, &urls);
     for t in &drive.tabs {
         println!("tab: {t}");
     }
     assert!(drive.ok, "the tabs did not finish: {:?}", drive.statuses);
     let bot = bot_report(bot);
     println!("bot: {bot}");
-    let reloaded = &drive.tabs[1];
-    let back_ms = reloaded["back_ms"].as_u64().expect("back_ms");
-    println!(
-        "reloaded at frame {}, playing again after {back_ms} ms",
-        reloaded["reloaded_at_frame"]
-    );
+    let tab = &drive.tabs[1];
+    let back_ms = tab["back_ms"].as_u64().expect("back_ms");
+    println!("{at_key} {}, playing again {back_ms} ms after", tab[at_key]);
     assert!(
         back_ms <= 3000,
         "back in its seat within 3 s, not {back_ms} ms"
@@ -509,67 +497,34 @@ fn a_tab_reloaded_mid_match_is_back_in_its_seat_within_3_s() {
         assert_eq!(s["checksum"], bot["checksum"], "checksums differ: {s}");
         assert_eq!(s["desyncs"], 0, "desync: {s}");
         assert_eq!(s["epoch"], 1, "one new epoch: {s}");
-        assert_eq!(
-            s["rejoined"][0]["peer"], me,
-            "the reloaded tab is back: {s}"
-        );
+        assert_eq!(s["rejoined"][0]["peer"], me, "the second tab is back: {s}");
         assert_eq!(s["disconnected"], serde_json::json!([]), "nobody lost: {s}");
     }
 }
 
-/// Two tabs and a bot; the second tab is frozen at frame 300 for 8 s (its timers and tasks
-/// stop, as a background tab's can), longer than the disconnect timeout: the others play on
-/// without it. When it runs again it sees the gap, asks for its seat again, and is back
-/// within 3 s; all three end with the same checksum, nobody lost.
+/// The second tab is reloaded at frame 300, as a player pressing F5 would. The page's
+/// WebSocket closes with 1001 "going away", so signaling keeps its place; the reloaded page
+/// rejoins with the token it kept in the tab's session storage, the others move the match to a
+/// new epoch and send it the state.
+#[test]
+fn a_tab_reloaded_mid_match_is_back_in_its_seat_within_3_s() {
+    a_tab_comes_back(
+        "reload",
+        1200,
+        &["--reload-last-at", "300"],
+        "reloaded_at_frame",
+    );
+}
+
+/// The second tab's JavaScript is paused at frame 300 for 8 s (its timers stop, as a
+/// background tab's can), longer than the disconnect timeout: the others play on without it.
+/// When it runs again it sees the gap and asks for its seat again.
 #[test]
 fn a_tab_frozen_in_the_background_comes_back_to_its_seat() {
-    let _serial = serial();
-    let web = support::web_dir();
-    let servers = servers(&["--static", web.to_str().unwrap()]);
-    let http = servers.signaling_url.replace("ws://", "http://");
-    let room = format!("frozen-{}", std::process::id());
-    let frames = 1500;
-    let bot = Proc(
-        Command::new(bin("ricochet-bot"))
-            .args(["--signaling", &servers.signaling_url, "--room", &room])
-            .args(["--players", "3", "--frames", &frames.to_string()])
-            .args(["--seed", "3", "--timeout-secs", "240"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start ricochet-bot"),
-    );
-    let urls: Vec<String> = (1..=2)
-        .map(|seed| format!("{http}/?match={room}&players=3&autoplay={seed}&frames={frames}"))
-        .collect();
-    let drive = support::drive_with(
+    a_tab_comes_back(
+        "frozen",
+        1500,
         &["--freeze-last-at", "300", "--freeze-secs", "8"],
-        &support::artifacts("frozen"),
-        "checksum",
-        240,
-        &urls,
+        "frozen_at_frame",
     );
-    for t in &drive.tabs {
-        println!("tab: {t}");
-    }
-    assert!(drive.ok, "the tabs did not finish: {:?}", drive.statuses);
-    let bot = bot_report(bot);
-    println!("bot: {bot}");
-    let frozen = &drive.tabs[1];
-    let back_ms = frozen["back_ms"].as_u64().expect("back_ms");
-    println!(
-        "frozen at frame {}, playing again {back_ms} ms after",
-        frozen["frozen_at_frame"]
-    );
-    assert!(
-        back_ms <= 3000,
-        "back in its seat within 3 s, not {back_ms} ms"
-    );
-    let me = drive.statuses[1]["peer"].clone();
-    for s in drive.statuses.iter().chain([&bot]) {
-        assert_eq!(s["checksum"], bot["checksum"], "checksums differ: {s}");
-        assert_eq!(s["desyncs"], 0, "desync: {s}");
-        assert_eq!(s["rejoined"][0]["peer"], me, "the frozen tab is back: {s}");
-        assert_eq!(s["disconnected"], serde_json::json!([]), "nobody lost: {s}");
-    }
 }
