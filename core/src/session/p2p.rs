@@ -735,6 +735,12 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
     /// first frame's predecessor is confirmed, snapshots, and the new epoch's handshake
     /// deadline.
     fn step_rejoins(&mut self, game: &mut G, now: web_time::Instant) -> Result<(), SessionError> {
+        if self.rejoin.pending.is_none()
+            && self.rejoin.sending.is_empty()
+            && self.rejoin.syncing.is_none()
+        {
+            return Ok(());
+        }
         if let Some(p) = &mut self.rejoin.pending {
             if let Some(joiner) = &p.joiner {
                 if p.next_send.is_none_or(|at| now >= at) {
@@ -765,21 +771,24 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         {
             self.start_epoch(game, now)?;
         }
-        for (to, sender) in &mut self.rejoin.sending {
-            for msg in sender.poll_transmit(now) {
-                self.socket.send_control(to, &msg);
+        if !self.rejoin.sending.is_empty() {
+            for (to, sender) in &mut self.rejoin.sending {
+                for msg in sender.poll_transmit(now) {
+                    self.socket.send_control(to, &msg);
+                }
             }
+            // Done, or to a player disconnected again meanwhile: no more.
+            let mut sending = std::mem::take(&mut self.rejoin.sending);
+            sending.retain(|(a, s)| {
+                !s.done()
+                    && self
+                        .roster
+                        .iter()
+                        .zip(&self.gone)
+                        .any(|(r, g)| r.as_ref() == Some(a) && !g)
+            });
+            self.rejoin.sending = sending;
         }
-        // Done, or to a player disconnected again meanwhile: no more.
-        let gone: Vec<A> = self
-            .peers
-            .iter()
-            .filter(|a| self.handles_of(a).iter().all(|&h| self.gone[h]))
-            .cloned()
-            .collect();
-        self.rejoin
-            .sending
-            .retain(|(a, s)| !s.done() && !gone.contains(a));
         if let Some((since, synced)) = &self.rejoin.syncing {
             if self.is_running() {
                 self.rejoin.syncing = None;
