@@ -38,8 +38,9 @@
 // (default 8), then resume it; its report gets "frozen_at_frame"
 // and "back_ms", from the end of the freeze until it confirms a frame of the epoch it came
 // back in.
-// --close-first: once every tab is done, close the first tab (with --processes, its whole
-// browser, as a player quitting would), wait 3 s and read the other tabs' statuses again.
+// --close-first: once every tab is done, the first tab leaves the match (window.ricochet.leave(),
+// as a player quitting through the game would) and is closed (with --processes, its whole
+// browser), wait 3 s and read the other tabs' statuses again.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -265,6 +266,10 @@ try {
   if (args.closeFirst && code === 0) {
     const [first, ...rest] = tabs;
     first.url = first.page.url();
+    // A player quitting leaves through the game first (a page only closed keeps its place for
+    // the rejoin grace, as a reload does).
+    await first.page.evaluate(() => window.ricochet.leave());
+    await new Promise((r) => setTimeout(r, 200));
     if (args.processes) await first.context.close();
     else await first.page.close();
     await new Promise((r) => setTimeout(r, 3000));

@@ -26,6 +26,8 @@ enum Phase {
     Joining(Match),
     Playing(Box<Play>),
     Failed(String),
+    /// The player left ([`Client::leave`]): every connection is closed.
+    Left,
 }
 
 struct App {
@@ -242,6 +244,7 @@ impl App {
     fn status(&self) -> serde_json::Value {
         let mut status = match &self.phase {
             Phase::Joining(_) => serde_json::json!({ "state": "joining" }),
+            Phase::Left => serde_json::json!({ "state": "left" }),
             Phase::Failed(e) => serde_json::json!({ "state": "failed", "error": e }),
             Phase::Playing(play) => {
                 let mut s = play.status();
@@ -314,6 +317,20 @@ impl Client {
     /// `checksum`, the checksum of frame `N - 1` once confirmed (else `null`).
     pub fn status(&self) -> String {
         self.app.borrow().status().to_string()
+    }
+
+    /// Leaves the match, as a player quitting through the game would: every connection is
+    /// closed cleanly (signaling tells the others at once that this player left) and the tab
+    /// forgets its seat, so a reload joins afresh. A page that is just closed or reloaded
+    /// keeps its place for the server's rejoin grace instead (its WebSocket closes with 1001).
+    pub fn leave(&self) {
+        let mut app = self.app.borrow_mut();
+        if let Some(room) = &app.options.room {
+            forget_seat(room);
+        }
+        // Dropping the match closes its connections.
+        app.phase = Phase::Left;
+        set_status("You left the match.");
     }
 
     /// The checksum of confirmed frame `frame` as 16 hex digits, while the session remembers it.

@@ -69,6 +69,8 @@ function run(query) {
       forensics: () => client.forensics(),
       // Sends a chat line to every player; throws if it was not sent.
       chat: (text) => client.chat(text),
+      // Leaves the match (the others see this player leave at once; a reload joins afresh).
+      leave: () => client.leave(),
     };
     offerForensics();
     chatBox();
