@@ -481,3 +481,62 @@ pub fn assert_every_path(reports: &[&serde_json::Value], want: &str) {
         }
     }
 }
+
+/// The benchmarks' bookkeeping, shared by the reconnect and rejoin benches.
+pub mod bench {
+    use serde_json::Value;
+
+    /// The middle value (the upper one of an even count); `None` for none.
+    pub fn median<T: Ord + Copy>(mut v: Vec<T>) -> Option<T> {
+        v.sort_unstable();
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    }
+
+    /// `a, b, none`: one value per bot.
+    pub fn list<T: std::fmt::Display>(values: &[Option<T>]) -> String {
+        values
+            .iter()
+            .map(|v| v.as_ref().map_or("none".into(), T::to_string))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `N ms`, or `n/a`.
+    pub fn ms<T: std::fmt::Display>(v: Option<T>) -> String {
+        v.map_or("n/a".into(), |v| format!("{v} ms"))
+    }
+
+    /// A fresh room name per match (`{bench}-{n}-{kind}`): a room is never reused on the same
+    /// signaling server.
+    pub fn room(bench: &str, kind: &str) -> String {
+        static ROOMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = ROOMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{bench}-{n}-{kind}")
+    }
+
+    /// The reports of the bots that ran, and the problems every match must not have: a bot
+    /// that failed (`bot N: why`), checksums that differ (when every bot ran), a desync.
+    pub fn ran_and_agree(reports: &[Result<Value, String>]) -> (Vec<(usize, &Value)>, Vec<String>) {
+        let mut problems = Vec::new();
+        let ok: Vec<(usize, &Value)> = reports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                r.as_ref()
+                    .map_err(|e| problems.push(format!("bot {}: {e}", i + 1)))
+                    .ok()
+                    .map(|r| (i + 1, r))
+            })
+            .collect();
+        if ok.len() == reports.len() && ok.iter().any(|(_, r)| r["checksum"] != ok[0].1["checksum"])
+        {
+            problems.push("checksums differ".into());
+        }
+        for (bot, r) in &ok {
+            if r["desyncs"] != 0 {
+                problems.push(format!("bot {bot}: desyncs {}", r["desyncs"]));
+            }
+        }
+        (ok, problems)
+    }
+}

@@ -26,6 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ricochet_tests::netns::{spawn_peer, Host, NatLab, PublicServers};
+use ricochet_tests::processes::bench::{list, median, ms, ran_and_agree, room};
 use ricochet_tests::processes::{
     bot_output, build_release_binaries, env_usize, target_dir, unix_ms, Proc, Servers, TEST_SECRET,
 };
@@ -182,42 +183,10 @@ impl Run {
     }
 }
 
-/// `a, b, none`: one value per bot.
-fn list<T: std::fmt::Display>(values: &[Option<T>]) -> String {
-    values
-        .iter()
-        .map(|v| v.as_ref().map_or("none".into(), T::to_string))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A fresh room name per match: a room is never reused on the same signaling server.
-fn room(kind: &str) -> String {
-    static ROOMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = ROOMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("reconnect-{n}-{kind}")
-}
-
 /// What failed the checks of a match the relay restarted under (killed at `killed_at`).
 fn check(reports: &[Result<Value, String>], killed_at: u64) -> Vec<String> {
-    let mut problems = Vec::new();
-    let ok: Vec<&Value> = reports
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            r.as_ref()
-                .map_err(|e| problems.push(format!("bot {}: {e}", i + 1)))
-                .ok()
-        })
-        .collect();
-    if ok.len() == reports.len() && ok.iter().any(|r| r["checksum"] != ok[0]["checksum"]) {
-        problems.push("checksums differ".into());
-    }
-    for (i, r) in ok.iter().enumerate() {
-        let bot = i + 1;
-        if r["desyncs"] != 0 {
-            problems.push(format!("bot {bot}: desyncs {}", r["desyncs"]));
-        }
+    let (ok, mut problems) = ran_and_agree(reports);
+    for (bot, r) in ok {
         if r["relay"]["reconnects"] != 1 {
             problems.push(format!(
                 "bot {bot}: reconnects {}",
@@ -241,7 +210,7 @@ fn check(reports: &[Result<Value, String>], killed_at: u64) -> Vec<String> {
 
 /// One run: the restarted-relay match, then the new match (see the module docs).
 fn run_once(place: &mut Place<'_>) -> Run {
-    let bots = place.spawn_bots(&room("match"), MATCH_FRAMES);
+    let bots = place.spawn_bots(&room("reconnect", "match"), MATCH_FRAMES);
     std::thread::sleep(KILL_AFTER);
     let killed_at = unix_ms();
     let back_at = place.restart_relay();
@@ -259,7 +228,7 @@ fn run_once(place: &mut Place<'_>) -> Run {
         .collect();
 
     let baseline_ms = place
-        .spawn_bots(&room("new"), BASELINE_FRAMES)
+        .spawn_bots(&room("reconnect", "new"), BASELINE_FRAMES)
         .into_iter()
         .map(|bot| {
             let r = read_report(bot)?;
@@ -279,11 +248,6 @@ fn run_once(place: &mut Place<'_>) -> Run {
 struct Row {
     scenario: &'static str,
     runs: Vec<Run>,
-}
-
-fn median<T: Ord + Copy>(mut v: Vec<T>) -> Option<T> {
-    v.sort_unstable();
-    (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
 impl Row {
@@ -323,10 +287,6 @@ impl Row {
     fn goal_met(&self) -> bool {
         self.failed() == 0 && self.recovery_max().is_some_and(|m| m <= GOAL_MS)
     }
-}
-
-fn ms<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map_or("n/a".into(), |v| format!("{v} ms"))
 }
 
 fn scenario(name: &'static str, mut place: Place<'_>, runs: usize) -> Row {

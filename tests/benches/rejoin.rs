@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ricochet_tests::processes::bench::{list, median, ms, ran_and_agree, room};
 use ricochet_tests::processes::{
     bot_output, build_release_binaries, env_usize, run_stamp, target_dir, Proc, Servers,
     TEST_SECRET,
@@ -102,25 +103,8 @@ fn read_report(bot: Proc) -> Result<Value, String> {
 /// What failed the checks of a match one player joined running: every bot exited 0, equal
 /// checksums, no desync, epoch 1, and the joiner (the last report) has its rejoin figures.
 fn check(reports: &[Result<Value, String>]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let ok: Vec<&Value> = reports
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            r.as_ref()
-                .map_err(|e| problems.push(format!("bot {}: {e}", i + 1)))
-                .ok()
-        })
-        .collect();
-    if ok.len() == reports.len() && ok.iter().any(|r| r["checksum"] != ok[0]["checksum"]) {
-        problems.push("checksums differ".into());
-    }
-    for (i, r) in reports.iter().enumerate() {
-        let Ok(r) = r else { continue };
-        let bot = i + 1;
-        if r["desyncs"] != 0 {
-            problems.push(format!("bot {bot}: desyncs {}", r["desyncs"]));
-        }
+    let (ok, mut problems) = ran_and_agree(reports);
+    for (bot, r) in ok {
         if r["epoch"] != 1 {
             problems.push(format!("bot {bot}: epoch {}", r["epoch"]));
         }
@@ -230,28 +214,8 @@ impl Run {
     }
 }
 
-/// `a, b, none`: one value per bot.
-fn list<T: std::fmt::Display>(values: &[Option<T>]) -> String {
-    values
-        .iter()
-        .map(|v| opt(v.as_ref()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("none".into(), |v| v.to_string())
-}
-
-fn ms<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map_or("n/a".into(), |v| format!("{v} ms"))
-}
-
-/// A fresh room name per match: a room is never reused on the same signaling server.
-fn room(kind: &str) -> String {
-    static ROOMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = ROOMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("rejoin-{n}-{kind}")
 }
 
 /// Waits up to [`SEAT_FILE_WAIT`] for `seat` to exist.
@@ -272,7 +236,7 @@ fn rejoin_once(place: &Place, seat_dir: &Path) -> Joiner {
     std::fs::create_dir_all(seat_dir).expect("create the seat file's directory");
     let seat = seat_dir.join("seat");
     let seat_arg = seat.to_str().expect("a UTF-8 temp path");
-    let room = room("crash");
+    let room = room("rejoin", "crash");
     let first = place.bot(&room, "3", MATCH_FRAMES, 1, &[]);
     let second = place.bot(&room, "3", MATCH_FRAMES, 2, &[]);
     let mut victim = place.bot(&room, "3", MATCH_FRAMES, 3, &["--seat-file", seat_arg]);
@@ -294,7 +258,7 @@ fn rejoin_once(place: &Place, seat_dir: &Path) -> Joiner {
 
 /// Three bots, and a fourth joining late.
 fn late_once(place: &Place) -> Joiner {
-    let room = room("late");
+    let room = room("rejoin", "late");
     let first: Vec<Proc> = (1..=3)
         .map(|seed| place.bot(&room, "3", MATCH_FRAMES, seed, &[]))
         .collect();
@@ -306,7 +270,7 @@ fn late_once(place: &Place) -> Joiner {
 
 fn run_once(place: &Place, seat_dir: &Path) -> Run {
     let rejoin = rejoin_once(place, seat_dir);
-    let new = room("new");
+    let new = room("rejoin", "new");
     let pair: Vec<Proc> = (1..=2)
         .map(|seed| place.bot(&new, "2", BASELINE_FRAMES, seed, &[]))
         .collect();
@@ -325,11 +289,6 @@ fn run_once(place: &Place, seat_dir: &Path) -> Run {
         baseline_ms,
         late,
     }
-}
-
-fn median<T: Ord + Copy>(mut v: Vec<T>) -> Option<T> {
-    v.sort_unstable();
-    (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
 /// One scenario over every run.
