@@ -113,6 +113,19 @@ struct Pending<A> {
     next_send: Option<web_time::Instant>,
 }
 
+impl<A> Pending<A> {
+    /// The coordinator's answer announcing this epoch.
+    fn rebase(&self) -> Control {
+        Control::Rebase {
+            epoch: self.epoch,
+            frame: self.frame,
+            absent: self.absent,
+            nonce: self.nonce,
+            players: self.players as u8,
+        }
+    }
+}
+
 impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> {
     /// Queues the input of local player `handle` for the next frame.
     pub fn add_local_input(&mut self, handle: usize, input: G::Input) -> Result<(), SessionError> {
@@ -542,6 +555,35 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         }
     }
 
+    /// Disconnects `peer`'s player handles still connected in this epoch; if there were any,
+    /// forgets the peer ([`Session::forget`]) and tells the game (`Event::Disconnected`).
+    /// Whether there were.
+    fn disconnect_peer(&mut self, peer: &A) -> bool {
+        let mut dropped = false;
+        for h in self.handles_of(peer) {
+            if !self.gone[h] && self.ggrs.disconnect_player(h).is_ok() {
+                self.gone[h] = true;
+                dropped = true;
+            }
+        }
+        if dropped {
+            self.forget(peer);
+            self.core.events.push_back(Event::Disconnected {
+                peer: peer.clone(),
+                frame: self.core.frame,
+            });
+        }
+        dropped
+    }
+
+    /// Whether `peer` plays a handle still connected in this epoch.
+    fn plays_on(&self, peer: &A) -> bool {
+        self.roster
+            .iter()
+            .zip(&self.gone)
+            .any(|(r, gone)| r.as_ref() == Some(peer) && !gone)
+    }
+
     /// The player handles `peer` plays.
     fn handles_of(&self, peer: &A) -> Vec<usize> {
         (0..self.roster.len())
@@ -666,23 +708,11 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             self.socket.with_socket(|s| s.peer_restarted(&peer));
         }
         // The new process proves the old one gone: disconnect it, if ggrs has not yet.
-        let mut dropped = false;
-        for &h in &handles {
-            if !self.gone[h] && self.ggrs.disconnect_player(h).is_ok() {
-                self.gone[h] = true;
-                dropped = true;
-            }
-        }
-        if dropped {
+        if self.disconnect_peer(&peer) {
             tracing::info!(
                 ?peer,
                 "a player is back in a new process; its old one is disconnected"
             );
-            self.forget(&peer);
-            self.core.events.push_back(Event::Disconnected {
-                peer: peer.clone(),
-                frame: self.core.frame,
-            });
         }
         if let Some(p) = &mut self.rejoin.pending {
             if p.joiner.as_ref() == Some(&peer) {
@@ -744,13 +774,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         if let Some(p) = &mut self.rejoin.pending {
             if let Some(joiner) = &p.joiner {
                 if p.next_send.is_none_or(|at| now >= at) {
-                    let msg = Control::Rebase {
-                        epoch: p.epoch,
-                        frame: p.frame,
-                        absent: p.absent,
-                        nonce: p.nonce,
-                        players: p.players as u8,
-                    };
+                    let msg = p.rebase();
                     for (h, who) in self.roster.iter().enumerate() {
                         if let Some(a) = who {
                             if !self.gone[h] && a != joiner {
@@ -779,14 +803,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             }
             // Done, or to a player disconnected again meanwhile: no more.
             let mut sending = std::mem::take(&mut self.rejoin.sending);
-            sending.retain(|(a, s)| {
-                !s.done()
-                    && self
-                        .roster
-                        .iter()
-                        .zip(&self.gone)
-                        .any(|(r, g)| r.as_ref() == Some(a) && !g)
-            });
+            sending.retain(|(a, s)| !s.done() && self.plays_on(a));
             self.rejoin.sending = sending;
         }
         if let Some((since, synced)) = &self.rejoin.syncing {
@@ -799,20 +816,8 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                     if synced.contains(&peer) {
                         continue;
                     }
-                    let mut dropped = false;
-                    for h in self.handles_of(&peer) {
-                        if !self.gone[h] && self.ggrs.disconnect_player(h).is_ok() {
-                            self.gone[h] = true;
-                            dropped = true;
-                        }
-                    }
-                    if dropped {
-                        tracing::warn!(?peer, "no handshake in the new epoch; disconnecting");
-                        self.forget(&peer);
-                        self.core.events.push_back(Event::Disconnected {
-                            peer,
-                            frame: self.core.frame,
-                        });
+                    if self.disconnect_peer(&peer) {
+                        tracing::warn!(?peer, "no handshake in the new epoch; disconnected");
                     }
                 }
             }
@@ -864,14 +869,8 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             game.player_joined(self.roster.len() - 1);
         }
         self.begin_epoch(p.epoch, p.absent, now)?;
-        if let Some(to) = p.joiner {
-            let rebase = Control::Rebase {
-                epoch: p.epoch,
-                frame: p.frame,
-                absent: p.absent,
-                nonce: p.nonce,
-                players: p.players as u8,
-            };
+        if let Some(to) = p.joiner.clone() {
+            let rebase = p.rebase();
             let sender = game
                 .encode_state()
                 .ok_or_else(|| RejoinError::CannotEncode("Game::encode_state gave nothing".into()))
@@ -944,7 +943,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             }
         }
         for peer in self.peers.clone() {
-            if self.handles_of(&peer).iter().any(|&h| !self.gone[h]) {
+            if self.plays_on(&peer) {
                 // Checksums count from the epoch's first frame (a returning player's older
                 // ones are of its time alone).
                 if let Some(d) = &mut self.core.desync {
