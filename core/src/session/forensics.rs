@@ -655,9 +655,7 @@ impl<A: Clone + Eq + Hash + std::fmt::Debug> Forensics<A> {
                     return;
                 };
                 if total > MAX_STATE_BYTES
-                    || !offset.is_multiple_of(CHUNK_BYTES)
-                    || offset >= total.max(1)
-                    || bytes.len() != CHUNK_BYTES.min(total - offset.min(total))
+                    || !crate::wire::is_whole_chunk(offset, bytes.len(), total, CHUNK_BYTES)
                 {
                     return;
                 }

@@ -256,9 +256,8 @@ impl SnapshotReceiver {
             && *checksum == self.checksum
             && *format == self.format
             && *total as usize == self.bytes.len();
-        let whole_chunk = offset.is_multiple_of(SNAPSHOT_CHUNK)
-            && bytes.len() == (self.bytes.len() - offset.min(self.bytes.len())).min(SNAPSHOT_CHUNK);
-        if !same || !whole_chunk || offset > self.bytes.len() {
+        let total = self.bytes.len();
+        if !same || !crate::wire::is_whole_chunk(offset, bytes.len(), total, SNAPSHOT_CHUNK) {
             return;
         }
         let i = offset / SNAPSHOT_CHUNK;

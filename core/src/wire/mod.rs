@@ -335,13 +335,7 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
             bytes,
         } => {
             out.push(TAG_STATE_CHUNK);
-            put_varint(out, zigzag(*frame as i128));
-            out.extend_from_slice(&checksum.to_le_bytes());
-            out.push(*format);
-            put_varint(out, *total as u128);
-            put_varint(out, *offset as u128);
-            put_varint(out, bytes.len() as u128);
-            out.extend_from_slice(bytes);
+            put_chunk(out, *frame, *checksum, *format, *total, *offset, bytes);
         }
         Control::ForensicDone { frame } => {
             out.push(TAG_FORENSIC_DONE);
@@ -394,13 +388,7 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
         } => {
             out.push(TAG_SNAPSHOT);
             put_varint(out, u128::from(*epoch));
-            put_varint(out, zigzag(*frame as i128));
-            out.extend_from_slice(&checksum.to_le_bytes());
-            out.push(*format);
-            put_varint(out, u128::from(*total));
-            put_varint(out, u128::from(*offset));
-            put_varint(out, bytes.len() as u128);
-            out.extend_from_slice(bytes);
+            put_chunk(out, *frame, *checksum, *format, *total, *offset, bytes);
         }
         Control::SnapshotAck { epoch, next } => {
             out.push(TAG_SNAPSHOT_ACK);
@@ -408,6 +396,34 @@ pub fn encode_control(msg: &Control, out: &mut Vec<u8>) {
             put_varint(out, u128::from(*next));
         }
     }
+}
+
+/// A chunk of an encoded game state ([`Control::StateChunk`], and [`Control::Snapshot`] after
+/// its epoch): the frame (zigzag varint), the state's checksum (8 bytes little-endian), its
+/// format (1 byte), its total length, this chunk's offset and length (varints), the bytes.
+fn put_chunk(
+    out: &mut Vec<u8>,
+    frame: i32,
+    checksum: u64,
+    format: u8,
+    total: u32,
+    offset: u32,
+    bytes: &[u8],
+) {
+    put_varint(out, zigzag(frame as i128));
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out.push(format);
+    put_varint(out, u128::from(total));
+    put_varint(out, u128::from(offset));
+    put_varint(out, bytes.len() as u128);
+    out.extend_from_slice(bytes);
+}
+
+/// Whether `len` bytes at `offset` are a whole chunk of a `total`-byte state cut into
+/// `chunk`-byte pieces: at a chunk boundary inside the state (offset 0 for an empty state),
+/// as long as the state has bytes left there, up to `chunk`.
+pub fn is_whole_chunk(offset: usize, len: usize, total: usize, chunk: usize) -> bool {
+    offset.is_multiple_of(chunk) && offset < total.max(1) && len == chunk.min(total - offset)
 }
 
 /// A count, then each checksum as 8 bytes little-endian.
@@ -455,13 +471,7 @@ fn decode_control(bytes: &[u8]) -> Result<Control, WireError> {
             checksums: d.checksums()?,
         },
         TAG_STATE_CHUNK => {
-            let frame = d.frame()?;
-            let checksum = d.u64_le()?;
-            let format = d.take(1)?[0];
-            let total = u32::try_from(d.varint()?).map_err(|_| WireError::BadVarint)?;
-            let offset = u32::try_from(d.varint()?).map_err(|_| WireError::BadVarint)?;
-            let len = d.len_prefix(1)?;
-            let bytes = d.take(len)?.to_vec();
+            let (frame, checksum, format, total, offset, bytes) = d.chunk()?;
             Control::StateChunk {
                 frame,
                 checksum,
@@ -511,12 +521,8 @@ fn decode_control(bytes: &[u8]) -> Result<Control, WireError> {
         }
         TAG_SNAPSHOT => {
             let epoch = d.uint()?;
-            let frame = d.frame()?;
-            let checksum = d.u64_le()?;
-            let format = d.take(1)?[0];
-            let total: u32 = d.uint()?;
-            let offset: u32 = d.uint()?;
-            let len: usize = d.uint()?;
+            let (frame, checksum, format, total, offset, bytes) = d.chunk()?;
+            let len = bytes.len();
             if total as usize > MAX_SNAPSHOT_BYTES || len > SNAPSHOT_CHUNK {
                 return Err(WireError::Invalid(format!(
                     "snapshot of {total} bytes, chunk of {len} (at most {MAX_SNAPSHOT_BYTES} and {SNAPSHOT_CHUNK})"
@@ -525,7 +531,6 @@ fn decode_control(bytes: &[u8]) -> Result<Control, WireError> {
             if u64::from(offset) + len as u64 > u64::from(total) {
                 return Err(WireError::Invalid("snapshot chunk past the end".into()));
             }
-            let bytes = d.take(len)?.to_vec();
             Control::Snapshot {
                 epoch,
                 frame,
@@ -852,6 +857,25 @@ impl<'de> Decoder<'de> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(b))
+    }
+
+    /// What [`put_chunk`] wrote: frame, checksum, format, total, offset, bytes.
+    #[allow(clippy::type_complexity)]
+    fn chunk(&mut self) -> Result<(i32, u64, u8, u32, u32, Vec<u8>), WireError> {
+        let frame = self.frame()?;
+        let checksum = self.u64_le()?;
+        let format = self.take(1)?[0];
+        let total = self.uint()?;
+        let offset = self.uint()?;
+        let len = self.len_prefix(1)?;
+        Ok((
+            frame,
+            checksum,
+            format,
+            total,
+            offset,
+            self.take(len)?.to_vec(),
+        ))
     }
 
     /// A match message stream: a non-zero `u32` varint.
