@@ -3,10 +3,10 @@
 //! Every bot reports the same checksum and no desync, over the direct path or, forced, the
 //! relay.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ricochet_tests::processes::{
-    assert_every_path, bin, bot_report, free_port, serial, servers, Proc,
+    assert_every_path, bin, bot_report, free_port, serial, servers, spawn_bot, Proc,
 };
 
 /// Runs `players` bots with the same extra arguments.
@@ -46,34 +46,6 @@ fn path<'a>(from: &'a serde_json::Value, to: &serde_json::Value) -> &'a str {
         .unwrap_or_else(|| panic!("{from} has no path to {to}"))
 }
 
-/// Starts one bot in `room` of `players` players for `frames` frames with seed `seed` (90 s
-/// timeout), its report on its stdout.
-fn bot(
-    signaling: &str,
-    room: &str,
-    players: usize,
-    frames: u32,
-    seed: usize,
-    extra: &[&str],
-) -> Proc {
-    Proc(
-        Command::new(bin("ricochet-bot"))
-            .args(["--signaling", signaling, "--room", room])
-            .args([
-                "--players",
-                &players.to_string(),
-                "--frames",
-                &frames.to_string(),
-            ])
-            .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start ricochet-bot"),
-    )
-}
-
 /// Runs `players` bots whose arguments differ per bot (`extra(i)`).
 fn bots_each(
     signaling: &str,
@@ -86,7 +58,7 @@ fn bots_each(
         .map(|i| {
             let extra = extra(i);
             let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-            bot(signaling, room, players, frames, i + 1, &extra)
+            spawn_bot(signaling, room, players, frames, i + 1, &extra)
         })
         .collect();
     children.into_iter().map(bot_report).collect()
@@ -297,8 +269,9 @@ fn a_match_that_loses_a_player_says_so_and_fails_unless_told() {
     use std::io::{BufRead as _, BufReader};
     let _one = serial();
     let servers = servers(&[]);
-    let start =
-        |seed: usize, extra: &[&str]| bot(&servers.signaling_url, "lost-one", 3, 1500, seed, extra);
+    let start = |seed: usize, extra: &[&str]| {
+        spawn_bot(&servers.signaling_url, "lost-one", 3, 1500, seed, extra)
+    };
     let told = start(1, &["--expect-disconnect"]);
     let untold = start(2, &[]);
     let mut victim = start(3, &[]);
@@ -365,8 +338,9 @@ fn a_bot_killed_mid_match_comes_back_to_its_seat_and_the_match_finishes() {
     std::fs::create_dir_all(&dir).unwrap();
     let seat = dir.join("seat");
     let _ = std::fs::remove_file(&seat);
-    let start =
-        |seed: usize, extra: &[&str]| bot(&servers.signaling_url, "comeback", 3, 1800, seed, extra);
+    let start = |seed: usize, extra: &[&str]| {
+        spawn_bot(&servers.signaling_url, "comeback", 3, 1800, seed, extra)
+    };
     let seat_arg = seat.to_str().unwrap();
     let first = start(1, &[]);
     let second = start(2, &[]);
@@ -412,7 +386,7 @@ fn a_late_joiner_takes_the_fourth_seat_of_a_running_match() {
     let _one = serial();
     let servers = servers(&[]);
     let start = |seed: usize, players: usize, extra: &[&str]| {
-        bot(&servers.signaling_url, "late", players, 1500, seed, extra)
+        spawn_bot(&servers.signaling_url, "late", players, 1500, seed, extra)
     };
     let first: Vec<Proc> = (1..=3).map(|seed| start(seed, 3, &[])).collect();
     // Joining takes a second or two; 300 frames take 5 s.
@@ -442,20 +416,13 @@ fn a_relay_restarted_mid_match_is_reconnected_and_the_match_finishes() {
     let mut servers = servers(&[]);
     let children: Vec<Proc> = (0..3)
         .map(|i| {
-            Proc(
-                Command::new(bin("ricochet-bot"))
-                    .args([
-                        "--signaling",
-                        &servers.signaling_url,
-                        "--room",
-                        "relay-restart",
-                    ])
-                    .args(["--players", "3", "--frames", "1500", "--force-relay"])
-                    .args(["--seed", &(i + 1).to_string(), "--timeout-secs", "90"])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect("start ricochet-bot"),
+            spawn_bot(
+                &servers.signaling_url,
+                "relay-restart",
+                3,
+                1500,
+                i + 1,
+                &["--force-relay"],
             )
         })
         .collect();
@@ -547,16 +514,7 @@ fn a_relay_of_a_pool_drains_mid_match_and_its_matches_move_to_the_other() {
     let _one = serial();
     let mut pool = RelayPool::start(2, &["--drain-secs", "2"]);
     let start = |room: &str, seed: usize| {
-        Proc(
-            Command::new(bin("ricochet-bot"))
-                .args(["--signaling", &pool.signaling_url, "--room", room])
-                .args(["--players", "2", "--frames", "1500", "--force-relay"])
-                .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start ricochet-bot"),
-        )
+        spawn_bot(&pool.signaling_url, room, 2, 1500, seed, &["--force-relay"])
     };
     let first = [start("pool-a", 1), start("pool-a", 2)];
     std::thread::sleep(std::time::Duration::from_secs(2));

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ricochet_tests::processes::{
-    bin, bot_report, free_port, http_get_text, http_get_with, serial, wait_listening, Proc,
-    TEST_SECRET,
+    bin, bot_report, free_port, http_get_text, http_get_with, serial, spawn_bot, wait_listening,
+    Proc, TEST_SECRET,
 };
 use tokio_tungstenite::tungstenite;
 
@@ -168,24 +168,6 @@ impl Drop for Balancer {
     }
 }
 
-fn bot(signaling: &str, room: &str, players: usize, frames: u32, seed: usize) -> Proc {
-    Proc(
-        Command::new(bin("ricochet-bot"))
-            .args(["--signaling", signaling, "--room", room])
-            .args([
-                "--players",
-                &players.to_string(),
-                "--frames",
-                &frames.to_string(),
-            ])
-            .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start ricochet-bot"),
-    )
-}
-
 fn agree(reports: &[serde_json::Value]) {
     for r in reports {
         println!("{r}");
@@ -213,12 +195,13 @@ fn players_on_three_nodes_join_one_match_by_name_and_play() {
     let cluster = Cluster::start(3, redis_port);
     let bots: Vec<Proc> = (0..3)
         .map(|i| {
-            bot(
+            spawn_bot(
                 &format!("ws://{}", cluster.addrs[i]),
                 "three-nodes",
                 3,
                 900,
                 i + 1,
+                &[],
             )
         })
         .collect();
@@ -241,12 +224,13 @@ fn a_killed_node_loses_no_match_its_players_rejoin_elsewhere() {
     // the match's home, and the others are forwarded there.
     let mut bots = Vec::new();
     for i in 0..3 {
-        bots.push(bot(
+        bots.push(spawn_bot(
             &format!("ws://{}", lb.addr),
             "node-dies",
             3,
             1500,
             i + 1,
+            &[],
         ));
         until(10, "the bot's join", || {
             cluster.state(0)["totals"]["clients"].as_u64() == Some(i as u64 + 1)
@@ -414,12 +398,13 @@ fn a_redis_restart_ends_no_running_match() {
     let cluster = Cluster::start(2, redis_port);
     let bots: Vec<Proc> = (0..2)
         .map(|i| {
-            bot(
+            spawn_bot(
                 &format!("ws://{}", cluster.addrs[i]),
                 "redis-restart",
                 2,
                 1200,
                 i + 1,
+                &[],
             )
         })
         .collect();

@@ -391,6 +391,30 @@ pub fn bot_output(mut bot: Proc) -> (std::process::ExitStatus, String) {
     (bot.0.wait().unwrap(), line)
 }
 
+/// Starts a `ricochet-bot` in `room` of `players` players for `frames` frames with seed `seed`
+/// and `extra` flags, giving up after 90 s; its report comes on its stdout ([`bot_report`]).
+pub fn spawn_bot(
+    signaling: &str,
+    room: &str,
+    players: usize,
+    frames: u32,
+    seed: usize,
+    extra: &[&str],
+) -> Proc {
+    Proc(
+        Command::new(bin("ricochet-bot"))
+            .args(["--signaling", signaling, "--room", room])
+            .args(["--players", &players.to_string()])
+            .args(["--frames", &frames.to_string()])
+            .args(["--seed", &seed.to_string(), "--timeout-secs", "90"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ricochet-bot"),
+    )
+}
+
 /// Reads the one JSON line a `ricochet-bot` prints and checks that it exited successfully.
 pub fn bot_report(bot: Proc) -> serde_json::Value {
     let (status, line) = bot_output(bot);
