@@ -741,14 +741,13 @@ async fn connect(
     relay.renew_from(info.clone(), grant.ticket.clone());
     let mut driver: RelayDriver = rt::boxed(driver);
 
-    players.sort();
-    if options.late_join && players.contains(&me) {
+    if options.late_join {
         // The match's players were the first members; this one comes after them.
-        players = info.peers();
         players.retain(|p| *p != me);
-        players.truncate(options.players - 1);
         players.sort();
         players.push(me);
+    } else {
+        players.sort();
     }
     let handle = players
         .iter()
