@@ -33,11 +33,10 @@
 // --reload-last-at N: once the last tab plays at frame N, reload it (as a player pressing F5
 // would); its report gets "reloaded_at_frame" and "back_ms", the time from the reload until it
 // confirms a frame of the epoch it came back in (its status's "rejoined").
-// --freeze-last-at N [--freeze-secs S]: once the last tab plays at frame N, freeze it (CDP
-// Debugger.pause: its JavaScript and timers stop, as a background tab's can) for S seconds
-// (default 8), then resume it; its report gets "frozen_at_frame"
-// and "back_ms", from the end of the freeze until it confirms a frame of the epoch it came
-// back in.
+// --freeze-last-at N [--freeze-secs S]: once the last tab plays at frame N, freeze it between
+// two tasks (a `debugger` statement under CDP: its JavaScript and timers stop, as a background
+// tab's can) for S seconds (default 8), then resume it; its report gets "frozen_at_frame" and
+// "back_ms", from the end of the freeze until it confirms a frame of the epoch it came back in.
 // --close-first: once every tab is done, the first tab leaves the match (window.ricochet.leave(),
 // as a player quitting through the game would) and is closed (with --processes, its whole
 // browser), wait 3 s and read the other tabs' statuses again.
@@ -197,12 +196,18 @@ try {
           last.frozen_at_frame = last.status.frame;
           const cdp = await last.context.newCDPSession(last.page);
           process.stderr.write(`drive: freezing the last tab at frame ${last.status.frame} for ${args.freezeSecs} s\n`);
-          // The page's JavaScript stops at its next statement (the game loop's timer fires
-          // every few milliseconds) and runs no timer until resumed.
+          // The page stops between two tasks, as a frozen background tab does: a `debugger`
+          // statement evaluated as a task of its own runs only once the game loop's current
+          // tick has returned (Debugger.pause would stop at whatever statement runs, possibly
+          // halfway through a tick, which no browser does to a background tab). No timer runs
+          // until it is resumed.
           await cdp.send('Debugger.enable');
-          await cdp.send('Debugger.pause');
+          const paused = new Promise((r) => cdp.once('Debugger.paused', r));
+          const stopped = cdp.send('Runtime.evaluate', { expression: 'debugger;' });
+          await paused;
           await new Promise((r) => setTimeout(r, args.freezeSecs * 1000));
           await cdp.send('Debugger.resume');
+          await stopped;
           await cdp.send('Debugger.disable');
           reloadedAt = Date.now();
         }
