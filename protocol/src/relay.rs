@@ -25,9 +25,17 @@
 //!
 //! Opcodes `0x00..=0xEF` belong to the game and are forwarded verbatim; `0xF0..=0xFF` are
 //! reserved for the relay ([`Opcode::WELCOME`], [`Opcode::JOIN`], [`Opcode::LEAVE`],
-//! [`Opcode::ERROR`] from the relay; [`Opcode::RENEW`] from a client; the others are
-//! unassigned). A client sending any other reserved opcode gets an [`Opcode::ERROR`] frame back
-//! and nothing is forwarded.
+//! [`Opcode::ERROR`] from the relay; [`Opcode::RENEW`] from a client; [`Opcode::STREAM`] both
+//! ways; the others are unassigned). A client sending any other reserved opcode gets an
+//! [`Opcode::ERROR`] frame back and nothing is forwarded.
+//!
+//! **Spectators** (a ticket with [`crate::ticket::SPECTATOR_SEAT`]) are members of a match of
+//! their own kind: the players never hear of them (no JOIN or LEAVE), they receive only their
+//! WELCOME (listing the players) and the match's [`Opcode::STREAM`] frames, and may send only
+//! [`Opcode::RENEW`] (anything else is answered with [`ErrorCode::NotAllowed`] and goes
+//! nowhere). A player sends the stream once; the relay fans it out to every spectator and
+//! keeps its latest [`StreamKind::Key`] and the inputs since, so a spectator arriving late
+//! starts from there ([`StreamRecord`]).
 //!
 //! Everything here is plain byte manipulation without I/O or allocation beyond the returned
 //! values, so it builds for wasm32 as well as native. Decoders return a [`FrameError`] on short
@@ -92,6 +100,14 @@ impl Opcode {
     /// ticket expires unless renewed this way; the relay answers a refused renewal with
     /// [`Opcode::ERROR`] ([`ErrorCode::TicketRefused`]) and keeps the old expiry.
     pub const RENEW: Opcode = Opcode(0xF4);
+    /// Client (a player) to relay, and relay to spectators: one record of the match's
+    /// spectator stream ([`StreamRecord`]: its confirmed inputs, and now and then the state
+    /// they start from). Never forwarded to players. The relay forwards a record only if it
+    /// continues the stream (see [`StreamRecord`]), so two players streaming the same match
+    /// at once (the streaming player changes when it leaves) make one stream. Sender field:
+    /// the streaming player's member number. A malformed record is refused with
+    /// [`ErrorCode::Malformed`].
+    pub const STREAM: Opcode = Opcode(0xF5);
 
     /// Whether the opcode is in the relay's reserved range `0xF0..=0xFF`.
     pub const fn is_reserved(self) -> bool {
@@ -436,6 +452,8 @@ pub enum ErrorCode {
     /// 4: a [`Opcode::RENEW`] ticket was invalid, expired, for another match, peer or seat, or
     /// older than the one in use.
     TicketRefused,
+    /// 5: a spectator sent something other than [`Opcode::RENEW`]: spectators only watch.
+    NotAllowed,
     /// Any other value, from a later version.
     Other(u8),
 }
@@ -448,6 +466,7 @@ impl ErrorCode {
             ErrorCode::ReservedOpcode => 2,
             ErrorCode::UnknownTarget => 3,
             ErrorCode::TicketRefused => 4,
+            ErrorCode::NotAllowed => 5,
             ErrorCode::Other(b) => b,
         }
     }
@@ -459,8 +478,98 @@ impl ErrorCode {
             2 => ErrorCode::ReservedOpcode,
             3 => ErrorCode::UnknownTarget,
             4 => ErrorCode::TicketRefused,
+            5 => ErrorCode::NotAllowed,
             b => ErrorCode::Other(b),
         }
+    }
+}
+
+/// Size of a [`StreamRecord`]'s header, in bytes.
+pub const STREAM_HEADER_LEN: usize = 6;
+
+/// What a [`StreamRecord`] carries (byte 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// 0: the confirmed inputs of `count` consecutive frames from `frame`.
+    Inputs,
+    /// 1: the match's state before `frame` (after frame `frame - 1`), from which a spectator
+    /// starts; `count` is 0.
+    Key,
+}
+
+/// One record of a match's spectator stream, the payload of an [`Opcode::STREAM`] frame:
+///
+/// | offset | size | field |
+/// | --- | --- | --- |
+/// | 0 | 1 | kind: 0 = [`StreamKind::Inputs`], 1 = [`StreamKind::Key`] |
+/// | 1 | 4 | frame, big-endian `u32` |
+/// | 5 | 1 | count: frames of inputs, `1..=255` (inputs); 0 (key) |
+/// | 6 | rest | body, opaque to the relay (its layout is the engine's: `docs/PROTOCOL.md`) |
+///
+/// The relay follows the stream with one number, the next frame it expects (`next`, none
+/// at first). An inputs record is forwarded iff `frame == next` (then `next = frame + count`);
+/// others are dropped silently (a second streaming player's copy, or a gap). A key is
+/// forwarded iff there is no `next` yet or `frame >= next` (then `next = frame`), and in any
+/// case, if its frame is not older than the key the relay keeps, it becomes the kept key
+/// (with the inputs after it, up to a bound): what a spectator arriving later receives
+/// first, right after its WELCOME.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamRecord<'a> {
+    /// What the record carries.
+    pub kind: StreamKind,
+    /// The first frame it concerns.
+    pub frame: u32,
+    /// Frames of inputs (0 for a key).
+    pub count: u8,
+    /// The rest of the record.
+    pub body: &'a [u8],
+}
+
+impl<'a> StreamRecord<'a> {
+    /// Decodes a record; the kind must be known and `count` must fit it (0 for a key, at
+    /// least 1 for inputs).
+    pub fn parse(buf: &'a [u8]) -> Result<Self, FrameError> {
+        if buf.len() < STREAM_HEADER_LEN {
+            return Err(FrameError::Incomplete {
+                needed: STREAM_HEADER_LEN,
+                got: buf.len(),
+            });
+        }
+        let count = buf[5];
+        let kind = match (buf[0], count) {
+            (0, 1..) => StreamKind::Inputs,
+            (1, 0) => StreamKind::Key,
+            _ => return Err(FrameError::BadPayload("STREAM")),
+        };
+        Ok(StreamRecord {
+            kind,
+            frame: u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]),
+            count,
+            body: &buf[STREAM_HEADER_LEN..],
+        })
+    }
+
+    /// Appends the encoded record to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(match self.kind {
+            StreamKind::Inputs => 0,
+            StreamKind::Key => 1,
+        });
+        out.extend_from_slice(&self.frame.to_be_bytes());
+        out.push(self.count);
+        out.extend_from_slice(self.body);
+    }
+
+    /// The encoded record.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(STREAM_HEADER_LEN + self.body.len());
+        self.encode(&mut out);
+        out
+    }
+
+    /// The frame after the last one it concerns (`frame + count`).
+    pub fn end(&self) -> u64 {
+        u64::from(self.frame) + u64::from(self.count)
     }
 }
 
@@ -599,6 +708,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn stream_records_round_trip_and_refuse_nonsense() {
+        for r in [
+            StreamRecord {
+                kind: StreamKind::Inputs,
+                frame: 600,
+                count: 3,
+                body: b"abc",
+            },
+            StreamRecord {
+                kind: StreamKind::Key,
+                frame: u32::MAX,
+                count: 0,
+                body: b"",
+            },
+        ] {
+            assert_eq!(StreamRecord::parse(&r.to_vec()), Ok(r));
+        }
+        assert_eq!(
+            StreamRecord {
+                kind: StreamKind::Inputs,
+                frame: 0x0102_0304,
+                count: 2,
+                body: b"x"
+            }
+            .to_vec(),
+            [0, 1, 2, 3, 4, 2, b'x']
+        );
+        assert!(StreamRecord::parse(&[0, 0, 0, 0, 1]).is_err());
+        assert!(StreamRecord::parse(&[0, 0, 0, 0, 1, 0]).is_err()); // inputs of 0 frames
+        assert!(StreamRecord::parse(&[1, 0, 0, 0, 1, 1]).is_err()); // a key with a count
+        assert!(StreamRecord::parse(&[2, 0, 0, 0, 1, 0]).is_err()); // unknown kind
+        assert_eq!(ErrorCode::from_byte(5), ErrorCode::NotAllowed);
     }
 
     #[test]

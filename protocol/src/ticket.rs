@@ -6,7 +6,8 @@
 //! back. Neither side reads the clock here: the current time (Unix seconds) is passed in.
 //!
 //! A ticket is bound to a **seat**: the place its holder has in the match on the signaling
-//! server (0-based, below the match's player limit, which the ticket carries too). The relay
+//! server (0-based, below the match's player limit, which the ticket carries too), or
+//! [`SPECTATOR_SEAT`] (255) for a spectator, who watches the match and holds no seat. The relay
 //! admits one member per seat and at most `max_players` members per match; of two tickets for
 //! the same seat, the one issued later (`issued_at_ms`) wins, so a replayed or older ticket can
 //! never evict a live member, while a reconnecting client with a fresher ticket can. See
@@ -21,7 +22,7 @@
 //! | 1 | 8 | expiry, Unix seconds, big-endian `u64` |
 //! | 9 | 8 | issue time, Unix milliseconds, big-endian `u64` (orders tickets of one seat) |
 //! | 17 | 16 | peer ID (the UUID the signaling server assigned), network byte order |
-//! | 33 | 1 | seat, `0..max_players` |
+//! | 33 | 1 | seat, `0..max_players`, or [`SPECTATOR_SEAT`] (255) for a spectator |
 //! | 34 | 1 | `max_players`, the match's player limit, `1..=255` |
 //! | 35 | 1 | `n`, length of the match key in bytes (1..=[`MAX_MATCH_KEY_LEN`]) |
 //! | 36 | n | match key, UTF-8 |
@@ -54,6 +55,10 @@ use crate::PeerId;
 pub const TICKET_VERSION: u8 = 2;
 /// Longest match key a ticket can carry, in bytes.
 pub const MAX_MATCH_KEY_LEN: usize = 255;
+/// The seat of a spectator's ticket: it watches the match (the relay sends it the match's
+/// stream, [`crate::relay::Opcode::STREAM`]) and holds no player seat. No player seat is ever
+/// 255 (the player limit is at most 255, seats are below it).
+pub const SPECTATOR_SEAT: u8 = 0xFF;
 /// Shortest secret accepted for signing or verifying, in bytes.
 pub const MIN_SECRET_LEN: usize = 16;
 const MAC_LEN: usize = 32;
@@ -71,6 +76,7 @@ pub struct TicketClaims {
     /// The peer ID the signaling server assigned to the holder.
     pub peer: PeerId,
     /// The holder's seat in the match, `0..max_players`: the relay admits one member per seat.
+    /// [`SPECTATOR_SEAT`] for a spectator ([`TicketClaims::is_spectator`]).
     pub seat: u8,
     /// The match's player limit: the relay admits at most this many members to the match.
     pub max_players: u8,
@@ -80,6 +86,13 @@ pub struct TicketClaims {
     /// Unix time in seconds after which the ticket is no longer accepted, and after which a
     /// relay membership admitted with it ends unless renewed with a later ticket.
     pub expires_at: u64,
+}
+
+impl TicketClaims {
+    /// Whether the ticket admits a spectator ([`SPECTATOR_SEAT`]) rather than a player.
+    pub fn is_spectator(&self) -> bool {
+        self.seat == SPECTATOR_SEAT
+    }
 }
 
 /// A signed, encoded relay ticket (unpadded base64url text).
@@ -139,7 +152,8 @@ impl Ticket {
         if key.is_empty() || key.len() > MAX_MATCH_KEY_LEN {
             return Err(TicketError::BadMatchKey(key.len()));
         }
-        if claims.seat >= claims.max_players {
+        if (claims.seat >= claims.max_players && !claims.is_spectator()) || claims.max_players == 0
+        {
             return Err(TicketError::BadSeat {
                 seat: claims.seat,
                 max_players: claims.max_players,
@@ -216,7 +230,7 @@ impl Ticket {
         let mut peer = [0u8; 16];
         peer.copy_from_slice(&signed[17..33]);
         let (seat, max_players) = (signed[33], signed[34]);
-        if seat >= max_players {
+        if (seat >= max_players && seat != SPECTATOR_SEAT) || max_players == 0 {
             return Err(TicketError::Malformed("seat is not below the player limit"));
         }
         let match_key = std::str::from_utf8(&signed[HEADER_LEN..])
@@ -435,6 +449,19 @@ mod tests {
             Ticket::from_text(URL_SAFE_NO_PAD.encode(&bytes)).verify(SECRET, 0),
             Err(TicketError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_spectator_ticket_holds_no_seat() {
+        let secret = b"0123456789abcdef0123";
+        let mut c = claims();
+        c.seat = SPECTATOR_SEAT;
+        let t = Ticket::issue(secret, &c).unwrap();
+        let back = t.verify(secret, c.expires_at).unwrap();
+        assert!(back.is_spectator());
+        assert_eq!(back, c);
+        c.max_players = 0;
+        assert!(Ticket::issue(secret, &c).is_err());
     }
 
     #[test]
