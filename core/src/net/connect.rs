@@ -580,7 +580,7 @@ type RelayDriver = rt::BoxFuture<Result<(), RelayClientError>>;
 /// A signaling-only connection's loop (force-relay mode): keeps the connection (and so the
 /// presence and the fresh tickets) alive with `KeepAlive`s; other players' offers and
 /// candidates stay unanswered. Returns why it ended.
-async fn presence(room_url: String, info: MatchInfo) -> String {
+pub(crate) async fn presence(room_url: String, info: MatchInfo) -> String {
     let builder = RicochetSignallerBuilder::new(info.clone());
     let mut signaller = match builder.new_signaller(Some(3), room_url).await {
         Ok(s) => s,

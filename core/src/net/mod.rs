@@ -8,6 +8,7 @@ pub mod path_socket;
 pub mod relay_client;
 pub mod rt;
 pub mod signaller;
+pub mod watch;
 mod ws;
 
 pub use connect::{

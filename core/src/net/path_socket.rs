@@ -153,6 +153,13 @@ impl PacketSocket<PeerId> for PathSocket {
         self.links.on_peer_restarted(peer);
     }
 
+    fn send_stream(&mut self, record: &[u8]) {
+        // The stream goes to the relay only: it fans it out to the spectators.
+        if let Some(relay) = &mut self.relay {
+            relay.send_stream(record);
+        }
+    }
+
     fn send_packet(&mut self, to: &PeerId, packet: &[u8]) {
         let tx = self.links.send(Instant::now(), to, packet);
         if tx.direct {

@@ -172,6 +172,12 @@ pub struct RelayStats {
     pub dropped_while_down: u64,
     /// Fresh tickets asked of signaling while reconnecting (the relay refused the one held).
     pub tickets_requested: u64,
+    /// Spectator stream records sent (as the match's streaming player).
+    pub stream_sent: u64,
+    /// Spectator stream records received (as a spectator).
+    pub stream_received: u64,
+    /// Stream records dropped because the spectator did not collect them in time.
+    pub stream_overflow: u64,
 }
 
 #[derive(Default)]
@@ -186,6 +192,10 @@ struct State {
     down: Option<String>,
     /// Packets sent since the last flush, in order.
     pending: Vec<(u16, Vec<u8>)>,
+    /// Spectator stream frames sent since the last flush, encoded, in order.
+    stream_out: Vec<Vec<u8>>,
+    /// Spectator stream records received and not yet taken ([`RelaySocket::take_stream`]).
+    stream_in: Vec<Vec<u8>>,
     /// Moves when members join or leave, or the connection ends.
     watch: crate::net::rt::Watch,
     /// Where fresh tickets come from (signaling): set by [`RelaySocket::renew_from`], which
@@ -511,6 +521,12 @@ impl RelaySocket {
         lock(&self.state).stats
     }
 
+    /// The spectator stream records received since the last call, in order (as a spectator:
+    /// [`crate::net::watch`]).
+    pub fn take_stream(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut lock(&self.state).stream_in)
+    }
+
     /// Why the connection ended for good, if it has.
     pub fn closed(&self) -> Option<String> {
         lock(&self.state).closed.clone()
@@ -591,6 +607,14 @@ fn handle(state: &Mutex<State>, bytes: &[u8]) {
             tracing::debug!(?code, ?opcode, "the relay refused a frame");
         }
         Ok(Some(_)) | Err(_) => {}
+        Ok(None) if frame.opcode == Opcode::STREAM => {
+            if s.stream_in.len() >= MAX_INBOX {
+                s.stats.stream_overflow += 1;
+            } else {
+                s.stats.stream_received += 1;
+                s.stream_in.push(frame.payload.to_vec());
+            }
+        }
         Ok(None) if frame.opcode == PACKET_OPCODE || frame.opcode == BUNDLE_OPCODE => {
             let Some(&peer) = s.by_member.get(&frame.sender) else {
                 return;
@@ -641,6 +665,13 @@ impl PacketSocket<PeerId> for RelaySocket {
         out.append(&mut lock(&self.state).inbox);
     }
 
+    fn send_stream(&mut self, record: &[u8]) {
+        let mut s = lock(&self.state);
+        s.stats.stream_sent += 1;
+        s.stream_out
+            .push(ClientFrame::broadcast(Opcode::STREAM, record).to_vec());
+    }
+
     fn flush(&mut self) {
         let mut s = lock(&self.state);
         // A new ticket from signaling goes to the relay; while the connection is down the
@@ -655,10 +686,11 @@ impl PacketSocket<PeerId> for RelaySocket {
                 }
             }
         }
-        if s.pending.is_empty() {
+        if s.pending.is_empty() && s.stream_out.is_empty() {
             return;
         }
-        let frames = bundle(std::mem::take(&mut s.pending));
+        let mut frames = bundle(std::mem::take(&mut s.pending));
+        frames.append(&mut s.stream_out);
         s.stats.frames_sent += frames.len() as u64;
         drop(s);
         // The driver is gone when the connection is; the session then sees the peers go

@@ -10,6 +10,7 @@ use crate::game::{Game, GgrsConfig, InputStatus};
 use crate::session::desync::DesyncDetector;
 use crate::session::forensics::{EncodedState, Forensics, Job, Resimulated, MAX_STATE_BYTES};
 use crate::session::replay::Replay;
+use crate::session::stream::Broadcast;
 use crate::session::*;
 
 pub(crate) struct Record<I, S> {
@@ -58,6 +59,8 @@ pub(crate) struct Core<G: Game, A> {
     /// The frame ggrs's frame 0 stands for: the first frame of the session epoch (see
     /// [`crate::session::rejoin`]).
     pub(crate) offset: i32,
+    /// The spectator stream, while this session is the match's streaming player.
+    pub(crate) stream: Broadcast<G::State>,
 }
 
 /// `game`'s state for forensics, if it encodes one small enough.
@@ -226,6 +229,7 @@ impl<G: Game, A: Address> Core<G, A> {
             checksum_every,
             log: VecDeque::new(),
             offset: 0,
+            stream: Broadcast::new(),
         })
     }
 
@@ -340,6 +344,7 @@ impl<G: Game, A: Address> Core<G, A> {
                 }
                 self.log.push_back((r.frame, checksum));
             }
+            self.stream.confirmed(r.frame, &r.inputs, r.state.as_ref());
             // Last: the window takes the record's inputs and state.
             if let Some(w) = &mut self.window {
                 w.confirm(r);

@@ -4,7 +4,8 @@
 //! then once per fixed step ([`FrameClock`]): add each local player's input, call `advance`
 //! with the game, and read the events. Ricochet answers ggrs's save/load/advance requests with
 //! the [`Game`](crate::Game) trait, so the game never sees them. Desync detection
-//! ([`DesyncReport`]), replays ([`Replay`]), spectators and sync tests live here too.
+//! ([`DesyncReport`]), replays ([`Replay`]), spectators (a direct [`Spectator`], or the
+//! relay's fan-out of one [`stream`]) and sync tests live here too.
 //!
 //! A session talks to its peers through any [`PacketSocket`](crate::wire::PacketSocket); it
 //! knows nothing of WebRTC, the relay or the simulator.
@@ -21,6 +22,7 @@ pub mod rejoin;
 pub mod replay;
 mod settings;
 mod spectator;
+pub mod stream;
 mod sync_test;
 
 pub(crate) use builder::NoSocket;

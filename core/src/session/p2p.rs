@@ -261,8 +261,11 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
             // Frames of the next epoch are not final in this one.
             confirmed = confirmed.min(p.frame - 1);
         }
+        let streams = self.streams();
+        self.core.stream.set(streams);
         self.core.confirm(confirmed);
         self.core.run_forensics(game);
+        self.send_stream(game);
         self.watch_stall(outcome, now);
         self.drain(now);
         self.step_rejoins(game, now)?;
@@ -315,6 +318,68 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                     });
                 }
             }
+        }
+    }
+
+    /// Whether this session is the match's streaming player (see
+    /// [`crate::session::stream`]): it streams, plays, and its lowest handle is the lowest of
+    /// the players still connected.
+    fn streams(&self) -> bool {
+        if !self.settings.spectator_stream || self.rejoin.joining.is_some() {
+            return false;
+        }
+        for (h, who) in self.roster.iter().enumerate() {
+            match who {
+                None => return true,
+                Some(_) if !self.gone[h] => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Sends what the spectator stream has: inputs as they are, keys encoded from their
+    /// saved state (the game is restored after).
+    fn send_stream(&mut self, game: &mut G) {
+        if self.core.stream.items.is_empty() {
+            return;
+        }
+        let items = std::mem::take(&mut self.core.stream.items);
+        let mut now: Option<G::State> = None;
+        for item in items {
+            let record = match item {
+                stream::Item::Inputs(record) => record,
+                stream::Item::Key(frame, state, players) => {
+                    let current = now.get_or_insert_with(|| game.save());
+                    game.load(&state);
+                    let encoded = game.encode_state();
+                    let checksum = game.checksum();
+                    game.load(current);
+                    let Some(encoded) = encoded else {
+                        if !self.core.stream.too_large {
+                            self.core.stream.too_large = true;
+                            tracing::warn!(
+                                "Game::encode_state gives nothing: spectators cannot start"
+                            );
+                        }
+                        continue;
+                    };
+                    let record = stream::key_record(frame, self.epoch, players, checksum, &encoded);
+                    if record.len() > stream::MAX_RECORD_BYTES {
+                        if !self.core.stream.too_large {
+                            self.core.stream.too_large = true;
+                            tracing::warn!(
+                                bytes = record.len(),
+                                max = stream::MAX_RECORD_BYTES,
+                                "the game's state is too large for a stream key: spectators cannot start"
+                            );
+                        }
+                        continue;
+                    }
+                    record
+                }
+            };
+            self.socket.with_socket(|s| s.send_stream(&record));
         }
     }
 

@@ -42,6 +42,7 @@ pub struct SessionSettings {
     pub(crate) checksum_interval: u32,
     pub(crate) forensic_states: usize,
     pub(crate) late_join: bool,
+    pub(crate) spectator_stream: bool,
 }
 
 impl Default for SessionSettings {
@@ -58,6 +59,7 @@ impl Default for SessionSettings {
             checksum_interval: DEFAULT_DESYNC_INTERVAL,
             forensic_states: crate::session::forensics::DEFAULT_SAVED_STATES,
             late_join: false,
+            spectator_stream: true,
         }
     }
 }
@@ -184,6 +186,23 @@ impl SessionSettings {
     /// Whether late joiners are let in.
     pub fn late_join(&self) -> bool {
         self.late_join
+    }
+
+    /// Whether this player streams the match to its spectators when it is the streaming
+    /// player (the lowest player handle still connected; see [`crate::session::stream`]): one
+    /// small record per confirmed frame to the relay (about 20 bytes for a few players, plus
+    /// a key of the game's state every few seconds), which the relay fans out to every
+    /// spectator. Default on; a socket without a relay ignores it. Every player of a match
+    /// should say the same, or the match stops being watchable when the streaming player
+    /// changes to one that does not stream.
+    pub fn with_spectator_stream(mut self, on: bool) -> Self {
+        self.spectator_stream = on;
+        self
+    }
+
+    /// Whether this player streams the match to spectators when it is the streaming player.
+    pub fn spectator_stream(&self) -> bool {
+        self.spectator_stream
     }
 
     /// Records confirmed inputs and checksums for a [`Replay`].

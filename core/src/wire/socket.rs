@@ -57,6 +57,12 @@ pub trait PacketSocket<A> {
     fn peer_restarted(&mut self, peer: &A) {
         let _ = peer;
     }
+    /// Sends one record of the match's spectator stream (see [`crate::session::stream`]) to
+    /// the relay, which fans it out to the spectators. Reliable and in order where it can be
+    /// (the relay's WebSocket); the default, for a socket without a relay, drops it.
+    fn send_stream(&mut self, record: &[u8]) {
+        let _ = record;
+    }
 }
 
 impl<A, T: PacketSocket<A> + ?Sized> PacketSocket<A> for Box<T> {
@@ -71,6 +77,9 @@ impl<A, T: PacketSocket<A> + ?Sized> PacketSocket<A> for Box<T> {
     }
     fn peer_restarted(&mut self, peer: &A) {
         (**self).peer_restarted(peer)
+    }
+    fn send_stream(&mut self, record: &[u8]) {
+        (**self).send_stream(record)
     }
 }
 
