@@ -509,10 +509,13 @@ pub enum StreamKind {
 /// The relay follows the stream with one number, the next frame it expects (`next`, none
 /// at first). An inputs record is forwarded iff `frame == next` (then `next = frame + count`);
 /// others are dropped silently (a second streaming player's copy, or a gap). A key is
-/// forwarded iff there is no `next` yet or `frame >= next` (then `next = frame`), and in any
-/// case, if its frame is not older than the key the relay keeps, it becomes the kept key
-/// (with the inputs after it, up to a bound): what a spectator arriving later receives
-/// first, right after its WELCOME.
+/// forwarded iff there is no `next` yet, or `frame > next`, or `frame == next` and the record
+/// forwarded last is not already a key (a second streaming player's copy); then
+/// `next = frame`. The relay keeps the last forwarded key and the inputs forwarded after it,
+/// up to a bound (a key that was not forwarded replaces it only if it is later and starts
+/// exactly where a kept inputs record starts): what a spectator arriving later receives
+/// first, right after its WELCOME, so its stream always starts with a key (`docs/PROTOCOL.md`
+/// §2.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamRecord<'a> {
     /// What the record carries.

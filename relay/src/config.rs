@@ -27,6 +27,16 @@ pub const DEFAULT_OUTBOUND_QUEUE: usize = DEFAULT_FRAME_BURST as usize;
 pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = DEFAULT_BYTE_BURST as usize;
 /// Default most members in one match.
 pub const DEFAULT_MAX_MEMBERS_PER_MATCH: usize = ricochet_protocol::MAX_PLAYERS;
+/// Default most spectators in one match (they do not count toward its players).
+pub const DEFAULT_MAX_SPECTATORS_PER_MATCH: usize = 1024;
+/// Most spectators in one match the relay can be set to: with the players (at most 255), they
+/// must leave member numbers free.
+pub const MAX_SPECTATORS_PER_MATCH: usize = 65_000;
+/// Default bound of the inputs a match's relay keeps after its latest stream key for spectators
+/// who arrive later, in bytes (see [`Config::set_max_stream_backlog_bytes`]).
+pub const DEFAULT_MAX_STREAM_BACKLOG_BYTES: usize = 256 * 1024;
+/// Largest stream backlog bound the relay can be set to, in bytes.
+pub const MAX_STREAM_BACKLOG_BYTES: usize = 64 << 20;
 /// Default most simultaneous connections from one IP address.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
 /// Default most simultaneous connections in total.
@@ -90,6 +100,8 @@ pub struct Config {
     pub(crate) outbound_queue: usize,
     pub(crate) outbound_queue_bytes: usize,
     pub(crate) max_members_per_match: usize,
+    pub(crate) max_spectators_per_match: usize,
+    pub(crate) max_stream_backlog_bytes: usize,
     pub(crate) max_connections_per_ip: usize,
     pub(crate) max_connections: usize,
     pub(crate) idle_timeout: Duration,
@@ -113,6 +125,8 @@ impl std::fmt::Debug for Config {
             .field("outbound_queue", &self.outbound_queue)
             .field("outbound_queue_bytes", &self.outbound_queue_bytes)
             .field("max_members_per_match", &self.max_members_per_match)
+            .field("max_spectators_per_match", &self.max_spectators_per_match)
+            .field("max_stream_backlog_bytes", &self.max_stream_backlog_bytes)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.idle_timeout)
@@ -137,6 +151,8 @@ impl Config {
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
             max_members_per_match: DEFAULT_MAX_MEMBERS_PER_MATCH,
+            max_spectators_per_match: DEFAULT_MAX_SPECTATORS_PER_MATCH,
+            max_stream_backlog_bytes: DEFAULT_MAX_STREAM_BACKLOG_BYTES,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -217,11 +233,29 @@ impl Config {
         Ok(self)
     }
 
-    /// The bounds of every member's outbound queue.
+    /// The bounds of every member's outbound queue. A spectator's also holds the most it can
+    /// be sent at join: the largest key (a client frame of the largest size, restamped with
+    /// the relay's 4-byte header) and the most kept inputs (the backlog bound, in bytes and in
+    /// the records of the smallest size it can hold).
     pub(crate) fn queue_limits(&self) -> crate::matches::QueueLimits {
+        use ricochet_protocol::relay::{CLIENT_HEADER_LEN, RELAY_HEADER_LEN};
         crate::matches::QueueLimits {
             per_sender_frames: self.outbound_queue,
             per_sender_bytes: self.outbound_queue_bytes,
+            backlog_frames: 1 + crate::stream::max_kept_inputs(self.max_stream_backlog_bytes),
+            backlog_bytes: (self.max_frame_len.saturating_sub(CLIENT_HEADER_LEN)
+                + RELAY_HEADER_LEN)
+                .saturating_add(self.max_stream_backlog_bytes),
+        }
+    }
+
+    /// Every limit a match applies.
+    pub(crate) fn match_limits(&self) -> crate::matches::MatchLimits {
+        crate::matches::MatchLimits {
+            max_members: self.max_members_per_match,
+            max_spectators: self.max_spectators_per_match,
+            stream_backlog_bytes: self.max_stream_backlog_bytes,
+            queues: self.queue_limits(),
         }
     }
 
@@ -229,6 +263,39 @@ impl Config {
     /// one value is the relay's).
     pub fn set_max_members_per_match(&mut self, members: usize) -> Result<&mut Self, ConfigError> {
         self.max_members_per_match = in_range_usize(members, 1, 65_535, "max-members")?;
+        Ok(self)
+    }
+
+    /// Most spectators in one match (`--max-spectators-per-match`,
+    /// 0..=[`MAX_SPECTATORS_PER_MATCH`]; 0 refuses every spectator). Spectators do not count
+    /// toward the player limit; one more is refused with 4003.
+    pub fn set_max_spectators_per_match(
+        &mut self,
+        spectators: usize,
+    ) -> Result<&mut Self, ConfigError> {
+        self.max_spectators_per_match = in_range_usize(
+            spectators,
+            0,
+            MAX_SPECTATORS_PER_MATCH,
+            "max-spectators-per-match",
+        )?;
+        Ok(self)
+    }
+
+    /// Most the inputs a match keeps after its latest stream key may cost, in bytes
+    /// (`--max-stream-backlog-bytes`, 0..=[`MAX_STREAM_BACKLOG_BYTES`]): each kept inputs
+    /// record counts the length of the frame a spectator receives for it plus 64. A
+    /// spectator arriving late is sent the kept key and these inputs; past the bound the relay
+    /// keeps nothing until the next key, and a spectator arriving meanwhile waits for that
+    /// key. Every spectator's outbound queue has room for this backlog on top of its other
+    /// bounds.
+    pub fn set_max_stream_backlog_bytes(&mut self, bytes: usize) -> Result<&mut Self, ConfigError> {
+        self.max_stream_backlog_bytes = in_range_usize(
+            bytes,
+            0,
+            MAX_STREAM_BACKLOG_BYTES,
+            "max-stream-backlog-bytes",
+        )?;
         Ok(self)
     }
 
@@ -319,6 +386,16 @@ impl Config {
     /// Most members in one match.
     pub fn max_members_per_match(&self) -> usize {
         self.max_members_per_match
+    }
+
+    /// Most spectators in one match.
+    pub fn max_spectators_per_match(&self) -> usize {
+        self.max_spectators_per_match
+    }
+
+    /// Bound of the inputs kept after a match's latest stream key, in bytes.
+    pub fn max_stream_backlog_bytes(&self) -> usize {
+        self.max_stream_backlog_bytes
     }
 
     /// Most simultaneous WebSocket connections from one address.
@@ -480,7 +557,7 @@ mod tests {
             }
         );
         let mut c = config();
-        let checks: [(Setter, &str); 19] = [
+        let checks: [(Setter, &str); 21] = [
             (
                 |c| c.set_max_frame_len(3),
                 "--max-frame-len must be in 4..=1048576, got 3",
@@ -520,6 +597,14 @@ mod tests {
             (
                 |c| c.set_max_members_per_match(70_000),
                 "--max-members must be in 1..=65535, got 70000",
+            ),
+            (
+                |c| c.set_max_spectators_per_match(65_001),
+                "--max-spectators-per-match must be in 0..=65000, got 65001",
+            ),
+            (
+                |c| c.set_max_stream_backlog_bytes(65 << 20),
+                "--max-stream-backlog-bytes must be in 0..=67108864, got 68157440",
             ),
             (
                 |c| c.set_max_connections_per_ip(0),
@@ -605,6 +690,10 @@ mod tests {
             .unwrap()
             .set_max_members_per_match(4)
             .unwrap()
+            .set_max_spectators_per_match(0)
+            .unwrap()
+            .set_max_stream_backlog_bytes(1_000)
+            .unwrap()
             .set_max_connections(9)
             .unwrap()
             .set_max_connections_per_ip(3)
@@ -632,6 +721,10 @@ mod tests {
         assert_eq!((c.bytes_per_second(), c.byte_burst()), (5_000, 6_000));
         assert_eq!((c.outbound_queue(), c.outbound_queue_bytes()), (7, 8_000));
         assert_eq!(c.max_members_per_match(), 4);
+        assert_eq!(
+            (c.max_spectators_per_match(), c.max_stream_backlog_bytes()),
+            (0, 1_000)
+        );
         assert_eq!((c.max_connections(), c.max_connections_per_ip()), (9, 3));
         assert_eq!(
             (c.idle_timeout(), c.ping_interval(), c.shards()),

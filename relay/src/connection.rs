@@ -1,12 +1,17 @@
 //! One client connection: the task that reads its frames, forwards them into its match, and
 //! writes its outbound queue to the socket in batches.
+//!
+//! A player's game frames are forwarded to the other players, its STREAM records to the
+//! match's stream. A spectator may send RENEW and nothing else: every other frame is answered
+//! with [`ErrorCode::NotAllowed`] and goes nowhere. Both are held to the same rate and size
+//! limits.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use ricochet_protocol::relay::{close, ClientFrame, ErrorCode, Opcode};
+use ricochet_protocol::relay::{close, ClientFrame, ErrorCode, Opcode, StreamRecord};
 use ricochet_protocol::{Ticket, TicketClaims, TicketError};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -100,6 +105,41 @@ fn expiry_instant(expires_at: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(left.min(86_400))
 }
 
+/// What to do with one well-formed client frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action<'a> {
+    /// A RENEW: check this ticket text.
+    Renew(&'a [u8]),
+    /// Refuse it with this error (and count it under this reason); nothing is forwarded.
+    Refuse(ErrorCode, &'static str),
+    /// A player's STREAM record: offer it to the match's stream.
+    Stream(StreamRecord<'a>),
+    /// A player's game frame: forward it to its target or to the other players.
+    Forward,
+}
+
+/// Decides what a frame from a player (or, with `spectator`, from a spectator) is: a
+/// spectator may send only an untargeted RENEW; a player a RENEW, a STREAM record (untargeted,
+/// well-formed) or game frames.
+pub(crate) fn classify<'a>(f: &ClientFrame<'a>, spectator: bool) -> Action<'a> {
+    if f.opcode == Opcode::RENEW && f.target.is_none() {
+        return Action::Renew(f.payload);
+    }
+    if spectator {
+        return Action::Refuse(ErrorCode::NotAllowed, "not_allowed");
+    }
+    if f.opcode == Opcode::STREAM {
+        return match StreamRecord::parse(f.payload) {
+            Ok(record) if f.target.is_none() => Action::Stream(record),
+            _ => Action::Refuse(ErrorCode::Malformed, "malformed"),
+        };
+    }
+    if f.opcode.is_reserved() {
+        return Action::Refuse(ErrorCode::ReservedOpcode, "reserved_opcode");
+    }
+    Action::Forward
+}
+
 /// Runs one connection to its end.
 pub(crate) async fn serve(
     mut ws: WebSocket,
@@ -118,11 +158,9 @@ pub(crate) async fn serve(
         }
     };
     let cfg = &shared.config;
-    let limits = cfg.queue_limits();
-    let membership = match shared
-        .matches
-        .join(&claims, cfg.max_members_per_match, limits, metrics)
-    {
+    let limits = cfg.match_limits();
+    let spectator = claims.is_spectator();
+    let membership = match shared.matches.join(&claims, &limits, metrics) {
         Ok(m) => m,
         Err(JoinError::Full) => {
             info!("match full");
@@ -146,7 +184,7 @@ pub(crate) async fn serve(
         kick,
     } = membership;
     tracing::Span::current().record("member", number);
-    info!("joined");
+    info!(spectator, "joined");
 
     let mut bucket = TokenBucket::new(cfg.frames_per_second, cfg.frame_burst, Instant::now());
     let mut byte_bucket = TokenBucket::new(cfg.bytes_per_second, cfg.byte_burst, Instant::now());
@@ -155,7 +193,11 @@ pub(crate) async fn serve(
     let mut expiry = std::pin::pin!(expiry);
     // The loosest bound a member's queue has (every possible member sending): replies to a
     // member's own bad frames never evict a member that reads.
-    let (reply_frames, reply_bytes) = limits.bound(cfg.max_members_per_match);
+    let (reply_frames, reply_bytes) = if spectator {
+        limits.queues.spectator_bound(cfg.max_members_per_match)
+    } else {
+        limits.queues.bound(cfg.max_members_per_match)
+    };
     // Spread the connections' housekeeping ticks over the interval, so that thousands of
     // connections made together do not all wake (and ping) in the same millisecond.
     let phase = cfg
@@ -230,13 +272,17 @@ pub(crate) async fn serve(
                         }
                         frames_in += 1;
                         bytes_in += data.len() as u64;
-                        match ClientFrame::parse(&data) {
+                        let f = match ClientFrame::parse(&data) {
+                            Ok(f) => f,
                             Err(_) => {
                                 metrics.drop_frame("malformed");
                                 reply(error_frame(ErrorCode::Malformed, data.first().copied().unwrap_or(0)));
+                                continue;
                             }
-                            Ok(f) if f.opcode == Opcode::RENEW && f.target.is_none() => {
-                                match check_renewal(f.payload, &claims, &cfg.secret, crate::unix_now()) {
+                        };
+                        match classify(&f, spectator) {
+                            Action::Renew(ticket) => {
+                                match check_renewal(ticket, &claims, &cfg.secret, crate::unix_now()) {
                                     Ok(fresh) if game.renewed(number, fresh.issued_at_ms) => {
                                         debug!(expires_at = fresh.expires_at, "renewed");
                                         metrics.renewals.inc();
@@ -251,11 +297,14 @@ pub(crate) async fn serve(
                                     }
                                 }
                             }
-                            Ok(f) if f.opcode.is_reserved() => {
-                                metrics.drop_frame("reserved_opcode");
-                                reply(error_frame(ErrorCode::ReservedOpcode, f.opcode.0));
+                            Action::Refuse(code, reason) => {
+                                metrics.drop_frame(reason);
+                                reply(error_frame(code, f.opcode.0));
                             }
-                            Ok(f) => {
+                            Action::Stream(record) => {
+                                game.stream(&shared.matches, number, &record, f.payload, metrics);
+                            }
+                            Action::Forward => {
                                 if let Err(code) = game.forward(&shared.matches, number, f.opcode, f.target, f.payload, metrics) {
                                     metrics.drop_frame("unknown_target");
                                     reply(error_frame(code, f.opcode.0));
@@ -366,6 +415,53 @@ mod tests {
             .as_str()
             .as_bytes()
             .to_vec()
+    }
+
+    #[test]
+    fn a_spectator_may_send_renew_and_nothing_else() {
+        use ricochet_protocol::relay::{StreamKind, StreamRecord};
+        let key = StreamRecord {
+            kind: StreamKind::Key,
+            frame: 7,
+            count: 0,
+            body: b"state",
+        }
+        .to_vec();
+        let frames = [
+            ClientFrame::broadcast(Opcode(1), b"inputs"),
+            ClientFrame::broadcast(Opcode(0xEF), b""),
+            ClientFrame::to_member(Opcode(1), 0, b"to a player"),
+            ClientFrame::broadcast(Opcode::STREAM, &key),
+            ClientFrame::broadcast(Opcode::STREAM, b"not a record"),
+            ClientFrame::to_member(Opcode::STREAM, 0, &key),
+            ClientFrame::broadcast(Opcode::WELCOME, b""),
+            ClientFrame::to_member(Opcode::RENEW, 0, b"ticket"),
+        ];
+        for f in &frames {
+            assert_eq!(
+                classify(f, true),
+                Action::Refuse(ErrorCode::NotAllowed, "not_allowed"),
+                "{f:?}"
+            );
+        }
+        let renew = ClientFrame::broadcast(Opcode::RENEW, b"ticket");
+        assert_eq!(classify(&renew, true), Action::Renew(b"ticket"));
+        // The same frames from a player.
+        let player: Vec<_> = frames.iter().map(|f| classify(f, false)).collect();
+        assert_eq!(
+            player,
+            [
+                Action::Forward,
+                Action::Forward,
+                Action::Forward,
+                Action::Stream(StreamRecord::parse(&key).unwrap()),
+                Action::Refuse(ErrorCode::Malformed, "malformed"),
+                Action::Refuse(ErrorCode::Malformed, "malformed"),
+                Action::Refuse(ErrorCode::ReservedOpcode, "reserved_opcode"),
+                Action::Refuse(ErrorCode::ReservedOpcode, "reserved_opcode"),
+            ]
+        );
+        assert_eq!(classify(&renew, false), Action::Renew(b"ticket"));
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! server gave it, becomes a member of the ticket's match, and exchanges binary frames
 //! ([`ricochet_protocol::relay`]). The relay forwards each game frame to every other member
 //! (or to one), stamped with the sender's member number, in one total order per match, and
-//! announces joins and leaves. `GET /health` and `GET /metrics` (Prometheus text) are served
-//! on the same port. Every resource is bounded by [`Config`]. The wire format is specified in
-//! `docs/PROTOCOL.md` (relay section).
+//! announces joins and leaves. A ticket with seat 255 admits a spectator instead: it is
+//! announced to no one, may send nothing but RENEW, and receives the match's stream (the
+//! STREAM records a player sends, each forwarded once if it continues the stream, with the
+//! latest key and the inputs since kept for spectators who arrive later). `GET /health` and
+//! `GET /metrics` (Prometheus text) are served on the same port. Every resource is bounded by
+//! [`Config`]. The wire format is specified in `docs/PROTOCOL.md` (relay section).
 //!
 //! # How it is built
 //! - [`run`] accepts TCP connections through the shared front door
@@ -42,6 +45,7 @@ mod config;
 mod connection;
 mod matches;
 mod metrics;
+mod stream;
 
 use std::convert::Infallible;
 use std::future::Future;

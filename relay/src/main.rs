@@ -48,6 +48,13 @@ struct Args {
     /// Most members in one match.
     #[arg(long, env = "RICOCHET_RELAY_MAX_MEMBERS", default_value_t = ricochet_relay::DEFAULT_MAX_MEMBERS_PER_MATCH)]
     max_members: usize,
+    /// Most spectators in one match (they do not count toward its players; 0 refuses them).
+    #[arg(long, env = "RICOCHET_RELAY_MAX_SPECTATORS_PER_MATCH", default_value_t = ricochet_relay::DEFAULT_MAX_SPECTATORS_PER_MATCH)]
+    max_spectators_per_match: usize,
+    /// Bytes of stream inputs a match keeps after its latest key for late spectators (past
+    /// it, nothing is kept until the next key).
+    #[arg(long, env = "RICOCHET_RELAY_MAX_STREAM_BACKLOG_BYTES", default_value_t = ricochet_relay::DEFAULT_MAX_STREAM_BACKLOG_BYTES)]
+    max_stream_backlog_bytes: usize,
     /// Most simultaneous connections from one IP address.
     #[arg(long, env = "RICOCHET_RELAY_MAX_CONNECTIONS_PER_IP", default_value_t = ricochet_relay::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     max_connections_per_ip: usize,
@@ -125,6 +132,8 @@ impl Args {
             .set_outbound_queue(self.outbound_queue)?
             .set_outbound_queue_bytes(self.outbound_queue_bytes)?
             .set_max_members_per_match(self.max_members)?
+            .set_max_spectators_per_match(self.max_spectators_per_match)?
+            .set_max_stream_backlog_bytes(self.max_stream_backlog_bytes)?
             .set_max_connections_per_ip(self.max_connections_per_ip)?
             .set_max_connections(self.max_connections)?
             .set_idle_timeout(Duration::from_secs(self.idle_timeout_secs))?
@@ -177,6 +186,30 @@ mod tests {
         };
         let config = parse(&["--max-connections", "10", "--shards", "2"]).unwrap();
         assert_eq!((config.max_connections(), config.shards()), (10, 2));
+        assert_eq!(
+            (
+                config.max_spectators_per_match(),
+                config.max_stream_backlog_bytes()
+            ),
+            (
+                ricochet_relay::DEFAULT_MAX_SPECTATORS_PER_MATCH,
+                ricochet_relay::DEFAULT_MAX_STREAM_BACKLOG_BYTES
+            )
+        );
+        let config = parse(&[
+            "--max-spectators-per-match",
+            "0",
+            "--max-stream-backlog-bytes",
+            "4096",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                config.max_spectators_per_match(),
+                config.max_stream_backlog_bytes()
+            ),
+            (0, 4096)
+        );
         for (flags, says) in [
             (
                 &["--frames-per-second", "0"][..],
@@ -185,6 +218,10 @@ mod tests {
             (
                 &["--max-members", "0"],
                 "--max-members must be in 1..=65535, got 0",
+            ),
+            (
+                &["--max-spectators-per-match", "70000"],
+                "--max-spectators-per-match must be in 0..=65000, got 70000",
             ),
             (
                 &["--ping-interval-secs", "0"],

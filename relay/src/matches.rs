@@ -17,17 +17,29 @@
 //! Members hold **seats**: the seat their ticket names, below the match's player limit (also
 //! from the ticket). One member per seat; a later-issued ticket for a seat takes it over (a
 //! reconnect), an older or equal one is refused ([`JoinError::SeatTaken`]).
+//!
+//! **Spectators** (tickets with [`SPECTATOR_SEAT`]) are kept apart from the players: they take
+//! no seat, do not count toward the player limit (they have their own,
+//! [`MatchLimits::max_spectators`]), and the players never hear of them. Their member numbers
+//! come from the same number space. They receive their WELCOME, then the match's stream
+//! ([`crate::stream`]): the kept key and inputs at once, then every record forwarded. Their
+//! queues are bounded like the players' (see [`QueueLimits::spectator_bound`]), and one that
+//! overflows is evicted alone.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use ricochet_protocol::relay::{close, relay_header, ErrorCode, Opcode, RELAY_MEMBER};
+use ricochet_protocol::relay::{
+    close, relay_header, ErrorCode, Opcode, StreamKind, StreamRecord, RELAY_MEMBER,
+};
+use ricochet_protocol::ticket::SPECTATOR_SEAT;
 use ricochet_protocol::{PeerId, TicketClaims};
 use tokio::sync::{mpsc, Notify};
 
 use crate::metrics::Metrics;
+use crate::stream::{StreamState, Verdict};
 
 /// Tells a connection task to close, with which code.
 #[derive(Debug, Default)]
@@ -62,11 +74,30 @@ impl Kick {
 
 /// How much one member's outbound queue may hold: `per_sender_frames` frames and
 /// `per_sender_bytes` bytes for every other member (each one's whole burst), plus
-/// [`QUEUE_SLACK_FRAMES`] and [`QUEUE_SLACK_BYTES`] for the relay's own events.
+/// [`QUEUE_SLACK_FRAMES`] and [`QUEUE_SLACK_BYTES`] for the relay's own events. A
+/// spectator's queue holds, besides, the most its join backlog can be (`backlog_frames`,
+/// `backlog_bytes`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueLimits {
     pub(crate) per_sender_frames: usize,
     pub(crate) per_sender_bytes: usize,
+    /// Most frames a spectator is sent at join (the kept key and inputs).
+    pub(crate) backlog_frames: usize,
+    /// Most bytes a spectator is sent at join (the kept key and inputs).
+    pub(crate) backlog_bytes: usize,
+}
+
+/// Every limit a match applies to who joins it and what it keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MatchLimits {
+    /// Most players at once (the ticket's player limit is applied too).
+    pub(crate) max_members: usize,
+    /// Most spectators at once.
+    pub(crate) max_spectators: usize,
+    /// Most the kept stream inputs may cost, in bytes ([`crate::stream`]).
+    pub(crate) stream_backlog_bytes: usize,
+    /// The bounds of the members' outbound queues.
+    pub(crate) queues: QueueLimits,
 }
 
 /// Room in every queue for presence events and errors, in frames.
@@ -154,16 +185,34 @@ struct Member {
     kick: Arc<Kick>,
 }
 
+/// A spectator: like a player, without a seat; `keyed` once it has been sent a key (before
+/// that it is sent no inputs, which it could not use).
+struct Spectator {
+    number: u16,
+    peer: PeerId,
+    issued_at_ms: u64,
+    tx: Outbox,
+    kick: Arc<Kick>,
+    keyed: bool,
+}
+
 struct MatchState {
+    /// The players, in join order.
     members: Vec<Member>,
+    /// The spectators, in join order.
+    spectators: Vec<Spectator>,
     next_number: u16,
     /// The player limit in the ticket that created the match: seats are below it.
     max_players: u8,
     /// Most members at once: `max_players`, or the relay's own cap if lower.
     capacity: usize,
+    /// Most spectators at once.
+    max_spectators: usize,
     /// The bounds of the members' outbound queues.
     limits: QueueLimits,
-    /// Set when the last member left; a joiner that finds it creates a new match.
+    /// The match's spectator stream.
+    stream: StreamState,
+    /// Set when the last player or spectator left; a joiner that finds it creates a new match.
     gone: bool,
 }
 
@@ -240,6 +289,23 @@ impl QueueLimits {
                 .saturating_add(QUEUE_SLACK_BYTES),
         )
     }
+
+    /// The bound of one spectator's queue while `players` players are in the match: the
+    /// backlog it got at join, plus the whole burst of every player (one streams; with more
+    /// streaming, each one's records may be forwarded), plus the slack.
+    pub(crate) fn spectator_bound(&self, players: usize) -> (usize, usize) {
+        let senders = players.max(1);
+        (
+            senders
+                .saturating_mul(self.per_sender_frames)
+                .saturating_add(self.backlog_frames)
+                .saturating_add(QUEUE_SLACK_FRAMES),
+            senders
+                .saturating_mul(self.per_sender_bytes)
+                .saturating_add(self.backlog_bytes)
+                .saturating_add(QUEUE_SLACK_BYTES),
+        )
+    }
 }
 
 impl MatchState {
@@ -265,76 +331,96 @@ impl MatchState {
         delivered
     }
 
-    /// Removes `number` (if present), kicks it with `code`, and tells the rest.
-    fn evict(&mut self, number: u16, code: u16, metrics: &Metrics) -> bool {
-        let Some(i) = self.members.iter().position(|m| m.number == number) else {
-            return false;
-        };
-        let m = self.members.remove(i);
-        metrics.members.dec();
-        m.kick.kick(code);
-        let leave = presence(Opcode::LEAVE, m.number, m.peer);
-        self.push(&leave, |_| true, metrics);
-        if self.members.is_empty() {
-            self.gone = true;
+    /// Pushes a STREAM frame to the spectators (to those that have a key, unless it is a
+    /// key); spectators whose queue is full or closed are evicted. Returns how many received
+    /// it.
+    fn push_stream(&mut self, frame: &Bytes, kind: StreamKind, metrics: &Metrics) -> usize {
+        let (max_frames, max_bytes) = self.limits.spectator_bound(self.members.len());
+        let mut delivered = 0;
+        let mut evicted = Vec::new();
+        for s in &mut self.spectators {
+            match kind {
+                StreamKind::Key => s.keyed = true,
+                StreamKind::Inputs if !s.keyed => continue,
+                StreamKind::Inputs => {}
+            }
+            if s.tx.push(frame.clone(), max_frames, max_bytes) {
+                delivered += 1;
+            } else {
+                evicted.push(s.number);
+            }
         }
+        metrics.stream_deliveries.inc_by(delivered as u64);
+        for number in evicted {
+            self.evict(number, close::SLOW_READER, metrics);
+        }
+        delivered
+    }
+
+    /// Removes `number` (if present), kicks it with `code`, and tells the players (if it was
+    /// one: a spectator leaves silently).
+    fn evict(&mut self, number: u16, code: u16, metrics: &Metrics) -> bool {
+        if let Some(i) = self.members.iter().position(|m| m.number == number) {
+            let m = self.members.remove(i);
+            metrics.members.dec();
+            m.kick.kick(code);
+            let leave = presence(Opcode::LEAVE, m.number, m.peer);
+            self.push(&leave, |_| true, metrics);
+        } else if let Some(i) = self.spectators.iter().position(|s| s.number == number) {
+            let s = self.spectators.remove(i);
+            metrics.spectators.dec();
+            s.kick.kick(code);
+        } else {
+            return false;
+        }
+        self.mark_if_empty();
         true
     }
 
+    /// Marks the match gone once it has neither players nor spectators.
+    fn mark_if_empty(&mut self) {
+        if self.members.is_empty() && self.spectators.is_empty() {
+            self.gone = true;
+        }
+    }
+
+    /// A member number no player or spectator holds.
     fn next_number(&mut self) -> u16 {
         loop {
             let n = self.next_number;
             self.next_number = if n >= RELAY_MEMBER - 1 { 0 } else { n + 1 };
-            if !self.members.iter().any(|m| m.number == n) {
+            if !self.members.iter().any(|m| m.number == n)
+                && !self.spectators.iter().any(|s| s.number == n)
+            {
                 return n;
             }
         }
     }
-}
 
-impl Matches {
-    /// Adds the holder of `claims` to its match (creating it), queues its WELCOME and tells
-    /// the others. A member in the same seat (or with the same peer ID) is replaced (closed
-    /// with [`close::REPLACED`]) if its ticket was issued earlier; otherwise the joiner is
-    /// refused with [`JoinError::SeatTaken`]. At most `min(ticket's player limit,
-    /// max_members)` members are admitted.
-    pub(crate) fn join(
-        &self,
+    /// The WELCOME for member `number`: the players present.
+    fn welcome(&self, number: u16) -> Bytes {
+        let mut welcome = BytesMut::with_capacity(
+            4 + self.members.len() * ricochet_protocol::relay::MEMBER_ENTRY_LEN,
+        );
+        welcome.put_slice(&relay_header(Opcode::WELCOME, false, number));
+        for m in &self.members {
+            welcome.put_u16(m.number);
+            welcome.put_slice(m.peer.0.as_bytes());
+        }
+        welcome.freeze()
+    }
+
+    /// Admits the holder of `claims` as a player: see [`Matches::join`].
+    fn join_player(
+        &mut self,
         claims: &TicketClaims,
-        max_members: usize,
-        limits: QueueLimits,
         metrics: &Metrics,
-    ) -> Result<Membership, JoinError> {
-        let key = claims.match_key.as_str();
+    ) -> Result<(u16, Outbox, Inbox, Arc<Kick>), JoinError> {
         let (peer, seat) = (claims.peer, claims.seat);
-        let mut map = lock(&self.by_key);
-        let game = match map.get(key) {
-            Some(g) if !lock(&g.state).gone => g.clone(),
-            _ => {
-                let key: Arc<str> = key.into();
-                let g = Arc::new(Match {
-                    key: key.clone(),
-                    state: Mutex::new(MatchState {
-                        members: Vec::new(),
-                        next_number: 0,
-                        max_players: claims.max_players,
-                        capacity: usize::from(claims.max_players).min(max_members),
-                        limits,
-                        gone: false,
-                    }),
-                });
-                if map.insert(key, g.clone()).is_none() {
-                    metrics.matches.inc();
-                }
-                g
-            }
-        };
-        let mut state = lock(&game.state);
-        drop(map);
-        if seat >= state.max_players {
+        if seat >= self.max_players {
             return Err(JoinError::Full);
         }
-        let holders: Vec<(u16, u64)> = state
+        let holders: Vec<(u16, u64)> = self
             .members
             .iter()
             .filter(|m| m.seat == seat || m.peer == peer)
@@ -347,27 +433,19 @@ impl Matches {
             return Err(JoinError::SeatTaken);
         }
         for (old, _) in holders {
-            state.evict(old, close::REPLACED, metrics);
+            self.evict(old, close::REPLACED, metrics);
         }
-        state.gone = false;
-        if state.members.len() >= state.capacity {
+        self.gone = false;
+        if self.members.len() >= self.capacity {
             return Err(JoinError::Full);
         }
-        let number = state.next_number();
+        let number = self.next_number();
         let (tx, rx) = queue();
-        let mut welcome = BytesMut::with_capacity(
-            4 + state.members.len() * ricochet_protocol::relay::MEMBER_ENTRY_LEN,
-        );
-        welcome.put_slice(&relay_header(Opcode::WELCOME, false, number));
-        for m in &state.members {
-            welcome.put_u16(m.number);
-            welcome.put_slice(m.peer.0.as_bytes());
-        }
         // The queue is new: the WELCOME always fits.
-        let _ = tx.push(welcome.freeze(), usize::MAX, usize::MAX);
-        state.push(&presence(Opcode::JOIN, number, peer), |_| true, metrics);
+        let _ = tx.push(self.welcome(number), usize::MAX, usize::MAX);
+        self.push(&presence(Opcode::JOIN, number, peer), |_| true, metrics);
         let kick = Arc::new(Kick::default());
-        state.members.push(Member {
+        self.members.push(Member {
             number,
             peer,
             seat,
@@ -376,6 +454,123 @@ impl Matches {
             kick: kick.clone(),
         });
         metrics.members.inc();
+        Ok((number, tx, rx, kick))
+    }
+
+    /// Admits the holder of `claims` as a spectator: see [`Matches::join`].
+    fn join_spectator(
+        &mut self,
+        claims: &TicketClaims,
+        metrics: &Metrics,
+    ) -> Result<(u16, Outbox, Inbox, Arc<Kick>), JoinError> {
+        let peer = claims.peer;
+        let holders: Vec<(u16, u64)> = self
+            .spectators
+            .iter()
+            .filter(|s| s.peer == peer)
+            .map(|s| (s.number, s.issued_at_ms))
+            .collect();
+        if holders
+            .iter()
+            .any(|(_, issued)| *issued >= claims.issued_at_ms)
+        {
+            return Err(JoinError::SeatTaken);
+        }
+        for (old, _) in holders {
+            self.evict(old, close::REPLACED, metrics);
+        }
+        self.gone = false;
+        if self.spectators.len() >= self.max_spectators {
+            return Err(JoinError::Full);
+        }
+        let number = self.next_number();
+        let (tx, rx) = queue();
+        // The queue is new, and its bound has room for the WELCOME and the whole backlog.
+        let _ = tx.push(self.welcome(number), usize::MAX, usize::MAX);
+        let mut backlog = 0u64;
+        for frame in self.stream.backlog() {
+            let _ = tx.push(frame.clone(), usize::MAX, usize::MAX);
+            backlog += 1;
+        }
+        metrics.stream_deliveries.inc_by(backlog);
+        let kick = Arc::new(Kick::default());
+        self.spectators.push(Spectator {
+            number,
+            peer,
+            issued_at_ms: claims.issued_at_ms,
+            tx: tx.clone(),
+            kick: kick.clone(),
+            keyed: self.stream.has_key(),
+        });
+        metrics.spectators.inc();
+        Ok((number, tx, rx, kick))
+    }
+}
+
+impl Matches {
+    /// Adds the holder of `claims` to its match (creating it) and queues its WELCOME.
+    ///
+    /// A player is announced to the other players (JOIN). A player in the same seat (or with
+    /// the same peer ID) is replaced (closed with [`close::REPLACED`]) if its ticket was issued
+    /// earlier; otherwise the joiner is refused with [`JoinError::SeatTaken`]. At most
+    /// `min(ticket's player limit, max_members)` players are admitted.
+    ///
+    /// A spectator ([`SPECTATOR_SEAT`]) is announced to no one and is sent the stream's kept
+    /// key and inputs right after its WELCOME. A spectator with the same peer ID is replaced
+    /// or wins the same way; at most `max_spectators` are admitted.
+    pub(crate) fn join(
+        &self,
+        claims: &TicketClaims,
+        limits: &MatchLimits,
+        metrics: &Metrics,
+    ) -> Result<Membership, JoinError> {
+        let key = claims.match_key.as_str();
+        let mut map = lock(&self.by_key);
+        let game = match map.get(key) {
+            Some(g) if !lock(&g.state).gone => g.clone(),
+            _ => {
+                let key: Arc<str> = key.into();
+                let g = Arc::new(Match {
+                    key: key.clone(),
+                    state: Mutex::new(MatchState {
+                        members: Vec::new(),
+                        spectators: Vec::new(),
+                        next_number: 0,
+                        max_players: claims.max_players,
+                        capacity: usize::from(claims.max_players).min(limits.max_members),
+                        max_spectators: limits.max_spectators,
+                        limits: limits.queues,
+                        stream: StreamState::new(limits.stream_backlog_bytes),
+                        gone: false,
+                    }),
+                });
+                if map.insert(key, g.clone()).is_none() {
+                    metrics.matches.inc();
+                }
+                g
+            }
+        };
+        let mut state = lock(&game.state);
+        drop(map);
+        let joined = if claims.seat == SPECTATOR_SEAT {
+            state.join_spectator(claims, metrics)
+        } else {
+            state.join_player(claims, metrics)
+        };
+        let (number, tx, rx, kick) = match joined {
+            Ok(j) => j,
+            Err(e) => {
+                // A refused joiner may have created the match, or replaced its last member:
+                // an empty match must not stay behind.
+                state.mark_if_empty();
+                let gone = state.gone;
+                drop(state);
+                if gone {
+                    self.forget_if_gone(&game, metrics);
+                }
+                return Err(e);
+            }
+        };
         drop(state);
         Ok(Membership {
             game,
@@ -386,8 +581,8 @@ impl Matches {
         })
     }
 
-    /// Removes member `number` of `game` (if still there), tells the others, and forgets the
-    /// match when it is empty.
+    /// Removes member `number` of `game` (a player or a spectator, if still there), tells the
+    /// players (of a player), and forgets the match when it has no one left.
     pub(crate) fn leave(&self, game: &Arc<Match>, number: u16, metrics: &Metrics) {
         let gone = {
             let mut state = lock(&game.state);
@@ -421,18 +616,22 @@ impl Match {
     /// `issued_at_ms`, so that ticket, not the one it joined with, is what a newcomer for the
     /// seat must beat. `false` if the member is gone.
     pub(crate) fn renewed(&self, number: u16, issued_at_ms: u64) -> bool {
-        let mut state = lock(&self.state);
-        match state.members.iter_mut().find(|m| m.number == number) {
-            Some(m) => {
-                m.issued_at_ms = m.issued_at_ms.max(issued_at_ms);
-                true
-            }
-            None => false,
-        }
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
+        let issued = match state.members.iter_mut().find(|m| m.number == number) {
+            Some(m) => &mut m.issued_at_ms,
+            None => match state.spectators.iter_mut().find(|s| s.number == number) {
+                Some(s) => &mut s.issued_at_ms,
+                None => return false,
+            },
+        };
+        *issued = (*issued).max(issued_at_ms);
+        true
     }
 
-    /// Accepts a game frame from member `from`: forwards it to `target` or to every other
-    /// member, stamped with `from`. Returns how many members it was queued for.
+    /// Accepts a game frame from player `from`: forwards it to `target` or to every other
+    /// player (never to a spectator), stamped with `from`. Returns how many players it was
+    /// queued for; 0 if `from` is not a player of the match (any more).
     pub(crate) fn forward(
         self: &Arc<Self>,
         matches: &Matches,
@@ -466,6 +665,44 @@ impl Match {
     }
 }
 
+impl Match {
+    /// Accepts a STREAM record (`payload`, already parsed as `record`) from player `from`: if
+    /// it continues the stream ([`crate::stream`]), forwards it to the spectators stamped
+    /// with `from` and keeps it for later ones as the stream's rules say; otherwise drops it.
+    /// Returns how many spectators it was queued for (0 for a dropped record, or if `from` is
+    /// not a player of the match any more).
+    pub(crate) fn stream(
+        self: &Arc<Self>,
+        matches: &Matches,
+        from: u16,
+        record: &StreamRecord<'_>,
+        payload: &[u8],
+        metrics: &Metrics,
+    ) -> usize {
+        let frame = encode(Opcode::STREAM, false, from, payload);
+        let mut state = lock(&self.state);
+        if !state.members.iter().any(|m| m.number == from) {
+            return 0;
+        }
+        let n = match state.stream.accept(record, &frame) {
+            Verdict::Forward(kind) => {
+                metrics.stream_records.inc();
+                state.push_stream(&frame, kind, metrics)
+            }
+            Verdict::Drop => {
+                metrics.stream_dropped.inc();
+                0
+            }
+        };
+        let gone = state.gone;
+        drop(state);
+        if gone {
+            matches.forget_if_gone(self, metrics);
+        }
+        n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,7 +711,19 @@ mod tests {
     const LIMITS: QueueLimits = QueueLimits {
         per_sender_frames: 8,
         per_sender_bytes: 1 << 20,
+        backlog_frames: 0,
+        backlog_bytes: 0,
     };
+
+    /// At most `max_members` players, 4 spectators, a 1 MiB stream backlog.
+    fn lim(max_members: usize, queues: QueueLimits) -> MatchLimits {
+        MatchLimits {
+            max_members,
+            max_spectators: 4,
+            stream_backlog_bytes: 1 << 20,
+            queues,
+        }
+    }
 
     fn peer(n: u128) -> PeerId {
         PeerId(uuid::Uuid::from_u128(n))
@@ -500,8 +749,12 @@ mod tests {
     fn join_forward_leave() {
         let metrics = Metrics::new();
         let ms = Matches::default();
-        let mut a = ms.join(&claims(1, 0, 1), 16, LIMITS, &metrics).unwrap();
-        let mut b = ms.join(&claims(2, 1, 1), 16, LIMITS, &metrics).unwrap();
+        let mut a = ms
+            .join(&claims(1, 0, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        let mut b = ms
+            .join(&claims(2, 1, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
         assert_eq!(
             event(&a.rx.try_recv().unwrap()),
             RelayEvent::Welcome {
@@ -546,8 +799,12 @@ mod tests {
     fn full_queue_evicts_only_that_reader() {
         let metrics = Metrics::new();
         let ms = Matches::default();
-        let a = ms.join(&claims(1, 0, 1), 16, LIMITS, &metrics).unwrap();
-        let mut b = ms.join(&claims(2, 1, 1), 16, LIMITS, &metrics).unwrap();
+        let a = ms
+            .join(&claims(1, 0, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        let mut b = ms
+            .join(&claims(2, 1, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
         // a never reads: one sender, so its queue holds 8 + 64 frames (WELCOME and JOIN are
         // two of them); the frame after that evicts it.
         let bound = LIMITS.per_sender_frames + QUEUE_SLACK_FRAMES;
@@ -577,9 +834,14 @@ mod tests {
         let limits = QueueLimits {
             per_sender_frames: 1000,
             per_sender_bytes: 4096,
+            ..LIMITS
         };
-        let mut a = ms.join(&claims(1, 0, 1), 16, limits, &metrics).unwrap();
-        let b = ms.join(&claims(2, 1, 1), 16, limits, &metrics).unwrap();
+        let mut a = ms
+            .join(&claims(1, 0, 1), &lim(16, limits), &metrics)
+            .unwrap();
+        let b = ms
+            .join(&claims(2, 1, 1), &lim(16, limits), &metrics)
+            .unwrap();
         while a.rx.try_recv().is_some() {}
         // 4096 + 16 KiB of slack: 20 frames of 1000 bytes fit, the 21st does not.
         let payload = [0u8; 996];
@@ -610,23 +872,25 @@ mod tests {
             max_players: 2,
             ..claims(n, seat, 1)
         };
-        let _a = ms.join(&two(1, 0), 16, LIMITS, &metrics).unwrap();
-        let _b = ms.join(&two(2, 1), 16, LIMITS, &metrics).unwrap();
+        let _a = ms.join(&two(1, 0), &lim(16, LIMITS), &metrics).unwrap();
+        let _b = ms.join(&two(2, 1), &lim(16, LIMITS), &metrics).unwrap();
         // A third ticket cannot name a seat of its own in a 2-player match...
         assert_eq!(
-            ms.join(&two(3, 2), 16, LIMITS, &metrics).err(),
+            ms.join(&two(3, 2), &lim(16, LIMITS), &metrics).err(),
             Some(JoinError::Full)
         );
         // ... nor claim a larger limit for the same match.
         assert_eq!(
-            ms.join(&claims(3, 2, 1), 16, LIMITS, &metrics).err(),
+            ms.join(&claims(3, 2, 1), &lim(16, LIMITS), &metrics).err(),
             Some(JoinError::Full)
         );
         // The relay's own cap wins when it is lower.
         let ms = Matches::default();
-        let _a = ms.join(&claims(1, 0, 1), 1, LIMITS, &metrics).unwrap();
+        let _a = ms
+            .join(&claims(1, 0, 1), &lim(1, LIMITS), &metrics)
+            .unwrap();
         assert_eq!(
-            ms.join(&claims(2, 1, 1), 1, LIMITS, &metrics).err(),
+            ms.join(&claims(2, 1, 1), &lim(1, LIMITS), &metrics).err(),
             Some(JoinError::Full)
         );
     }
@@ -635,12 +899,14 @@ mod tests {
     fn only_a_later_ticket_takes_a_seat_over() {
         let metrics = Metrics::new();
         let ms = Matches::default();
-        let a = ms.join(&claims(1, 0, 100), 16, LIMITS, &metrics).unwrap();
+        let a = ms
+            .join(&claims(1, 0, 100), &lim(16, LIMITS), &metrics)
+            .unwrap();
         // The same ticket again (a replay), an older one, or another peer's older ticket for
         // the seat: refused, and the holder stays.
         for c in [claims(1, 0, 100), claims(1, 0, 99), claims(7, 0, 50)] {
             assert_eq!(
-                ms.join(&c, 16, LIMITS, &metrics).err(),
+                ms.join(&c, &lim(16, LIMITS), &metrics).err(),
                 Some(JoinError::SeatTaken)
             );
         }
@@ -648,12 +914,344 @@ mod tests {
         // A renewal moves the bar: a ticket issued before it no longer wins.
         assert!(a.game.renewed(a.number, 200));
         assert_eq!(
-            ms.join(&claims(1, 0, 150), 16, LIMITS, &metrics).err(),
+            ms.join(&claims(1, 0, 150), &lim(16, LIMITS), &metrics)
+                .err(),
             Some(JoinError::SeatTaken)
         );
         // A later ticket (the holder reconnecting) replaces it.
-        let b = ms.join(&claims(1, 0, 201), 16, LIMITS, &metrics).unwrap();
+        let b = ms
+            .join(&claims(1, 0, 201), &lim(16, LIMITS), &metrics)
+            .unwrap();
         assert_eq!(a.kick.code.load(Ordering::Acquire), close::REPLACED);
         assert_ne!(a.number, b.number);
+    }
+
+    /// Peer `n`'s spectator ticket for match "m" (a 4-player match), issued at `issued`.
+    fn spectator(n: u128, issued: u64) -> TicketClaims {
+        claims(n, SPECTATOR_SEAT, issued)
+    }
+
+    /// A STREAM record's payload.
+    fn record(kind: StreamKind, frame: u32, count: u8) -> Vec<u8> {
+        StreamRecord {
+            kind,
+            frame,
+            count,
+            body: b"body",
+        }
+        .to_vec()
+    }
+
+    /// Player `from` of `m` streams a record; returns how many spectators it reached.
+    fn stream(
+        ms: &Matches,
+        metrics: &Metrics,
+        m: &Membership,
+        kind: StreamKind,
+        frame: u32,
+        count: u8,
+    ) -> usize {
+        let payload = record(kind, frame, count);
+        let r = StreamRecord::parse(&payload).unwrap();
+        m.game.stream(ms, m.number, &r, &payload, metrics)
+    }
+
+    /// The next STREAM frame in `m`'s queue, as (sender, kind, frame).
+    fn next_record(m: &mut Membership) -> Option<(u16, StreamKind, u32)> {
+        let b = m.rx.try_recv()?;
+        let f = RelayFrame::parse(&b).unwrap();
+        assert_eq!(f.opcode, Opcode::STREAM);
+        assert!(!f.targeted);
+        let r = StreamRecord::parse(f.payload).unwrap();
+        Some((f.sender, r.kind, r.frame))
+    }
+
+    #[test]
+    fn a_spectator_takes_no_seat_and_the_players_never_hear_of_it() {
+        let metrics = Metrics::new();
+        let ms = Matches::default();
+        let two = |n, seat| TicketClaims {
+            max_players: 2,
+            ..claims(n, seat, 1)
+        };
+        // A spectator may come first: it creates the match (its ticket carries the player
+        // limit too), and no player sees it.
+        let mut s = ms
+            .join(&two(10, SPECTATOR_SEAT), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        assert_eq!(
+            event(&s.rx.try_recv().unwrap()),
+            RelayEvent::Welcome {
+                you: 0,
+                members: vec![]
+            }
+        );
+        let mut a = ms.join(&two(1, 0), &lim(16, LIMITS), &metrics).unwrap();
+        let mut b = ms.join(&two(2, 1), &lim(16, LIMITS), &metrics).unwrap();
+        // Numbers come from one space: the players' do not collide with the spectator's.
+        assert_eq!((a.number, b.number), (1, 2));
+        assert_eq!(
+            event(&a.rx.try_recv().unwrap()),
+            RelayEvent::Welcome {
+                you: 1,
+                members: vec![]
+            }
+        );
+        assert!(matches!(
+            event(&a.rx.try_recv().unwrap()),
+            RelayEvent::Join { member: 2, .. }
+        ));
+        assert!(matches!(
+            event(&b.rx.try_recv().unwrap()),
+            RelayEvent::Welcome { you: 2, .. }
+        ));
+        // Neither the spectator already there, nor one joining a full 2-player match, takes
+        // a seat or counts toward the player limit.
+        let mut t = ms
+            .join(&two(11, SPECTATOR_SEAT), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        assert_eq!(
+            event(&t.rx.try_recv().unwrap()),
+            RelayEvent::Welcome {
+                you: 3,
+                members: vec![(1, peer(1)), (2, peer(2))]
+            }
+        );
+        assert_eq!(
+            ms.join(&two(3, 2), &lim(16, LIMITS), &metrics).err(),
+            Some(JoinError::Full)
+        );
+        assert!(a.rx.try_recv().is_none() && b.rx.try_recv().is_none());
+        // Spectators get no JOIN or LEAVE, nor game frames; players cannot target them.
+        assert_eq!(
+            a.game.forward(&ms, 1, Opcode(5), None, b"x", &metrics),
+            Ok(1)
+        );
+        assert_eq!(
+            a.game.forward(&ms, 1, Opcode(5), Some(3), b"x", &metrics),
+            Err(ErrorCode::UnknownTarget)
+        );
+        ms.leave(&b.game, 2, &metrics);
+        assert!(s.rx.try_recv().is_none() && t.rx.try_recv().is_none());
+        // A spectator's leaving is told to no one.
+        ms.leave(&t.game, 3, &metrics);
+        let _game_frame = b.rx.try_recv();
+        assert!(matches!(
+            event(&a.rx.try_recv().unwrap()),
+            RelayEvent::Leave { member: 2, .. }
+        ));
+        assert!(a.rx.try_recv().is_none());
+        // The match lives while anyone is in it, player or spectator.
+        ms.leave(&a.game, 1, &metrics);
+        assert_eq!(ms.len(), 1);
+        ms.leave(&s.game, 0, &metrics);
+        assert_eq!(ms.len(), 0);
+    }
+
+    #[test]
+    fn spectators_have_their_own_limit_and_a_later_ticket_replaces_one() {
+        let metrics = Metrics::new();
+        let ms = Matches::default();
+        let _a = ms
+            .join(&claims(1, 0, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        // lim() allows 4 spectators.
+        let first = ms
+            .join(&spectator(10, 100), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        let _more: Vec<_> = (11..14)
+            .map(|n| {
+                ms.join(&spectator(n, 1), &lim(16, LIMITS), &metrics)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            ms.join(&spectator(20, 1), &lim(16, LIMITS), &metrics).err(),
+            Some(JoinError::Full)
+        );
+        // The same peer again with the same or an older ticket: refused, the holder stays.
+        for issued in [100, 99] {
+            assert_eq!(
+                ms.join(&spectator(10, issued), &lim(16, LIMITS), &metrics)
+                    .err(),
+                Some(JoinError::SeatTaken)
+            );
+        }
+        assert_eq!(first.kick.code.load(Ordering::Acquire), 0);
+        // A later one replaces it (a reconnect), within the limit.
+        let back = ms
+            .join(&spectator(10, 101), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        assert_eq!(first.kick.code.load(Ordering::Acquire), close::REPLACED);
+        assert_ne!(back.number, first.number);
+        // Renewals count for spectators too.
+        assert!(back.game.renewed(back.number, 300));
+        assert_eq!(
+            ms.join(&spectator(10, 200), &lim(16, LIMITS), &metrics)
+                .err(),
+            Some(JoinError::SeatTaken)
+        );
+        // With no room for spectators at all, a refused spectator leaves no match behind.
+        let none = MatchLimits {
+            max_spectators: 0,
+            ..lim(16, LIMITS)
+        };
+        let ms = Matches::default();
+        assert_eq!(
+            ms.join(&spectator(10, 1), &none, &metrics).err(),
+            Some(JoinError::Full)
+        );
+        assert_eq!(ms.len(), 0);
+    }
+
+    #[test]
+    fn the_stream_reaches_spectators_only_once_and_in_order() {
+        let metrics = Metrics::new();
+        let ms = Matches::default();
+        let mut a = ms
+            .join(&claims(1, 0, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        let mut b = ms
+            .join(&claims(2, 1, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        let mut s = ms
+            .join(&spectator(10, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        while a.rx.try_recv().is_some() {}
+        while b.rx.try_recv().is_some() {}
+        let _welcome = s.rx.try_recv().unwrap();
+        assert!(s.rx.try_recv().is_none(), "no key yet, no backlog");
+        // Inputs before any key reach no one.
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Inputs, 0, 1), 0);
+        // Both players stream the same records: each goes once, stamped with its sender.
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Key, 0, 0), 1);
+        assert_eq!(stream(&ms, &metrics, &b, StreamKind::Key, 0, 0), 0);
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Inputs, 0, 2), 1);
+        assert_eq!(stream(&ms, &metrics, &b, StreamKind::Inputs, 0, 2), 0);
+        assert_eq!(stream(&ms, &metrics, &b, StreamKind::Inputs, 2, 2), 1);
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Inputs, 2, 2), 0);
+        // A gap: dropped until a key bridges it.
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Inputs, 6, 1), 0);
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Key, 6, 0), 1);
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Inputs, 6, 1), 1);
+        let got: Vec<_> = std::iter::from_fn(|| next_record(&mut s)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, StreamKind::Key, 0),
+                (0, StreamKind::Inputs, 0),
+                (1, StreamKind::Inputs, 2),
+                (0, StreamKind::Key, 6),
+                (0, StreamKind::Inputs, 6),
+            ]
+        );
+        // Never to a player.
+        assert!(a.rx.try_recv().is_none() && b.rx.try_recv().is_none());
+        // Nor from a spectator, even if its frames got this far.
+        let payload = record(StreamKind::Key, 100, 0);
+        let r = StreamRecord::parse(&payload).unwrap();
+        assert_eq!(s.game.stream(&ms, s.number, &r, &payload, &metrics), 0);
+        assert_eq!(
+            s.game
+                .forward(&ms, s.number, Opcode(1), None, b"x", &metrics),
+            Ok(0)
+        );
+        assert!(a.rx.try_recv().is_none() && b.rx.try_recv().is_none());
+        assert!(s.rx.try_recv().is_none());
+    }
+
+    #[test]
+    fn a_late_spectator_gets_the_kept_key_and_inputs_then_live_records() {
+        let metrics = Metrics::new();
+        let ms = Matches::default();
+        let a = ms
+            .join(&claims(1, 0, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        stream(&ms, &metrics, &a, StreamKind::Key, 0, 0);
+        stream(&ms, &metrics, &a, StreamKind::Inputs, 0, 3);
+        stream(&ms, &metrics, &a, StreamKind::Key, 3, 0);
+        stream(&ms, &metrics, &a, StreamKind::Inputs, 3, 1);
+        stream(&ms, &metrics, &a, StreamKind::Inputs, 4, 1);
+        let mut s = ms
+            .join(&spectator(10, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        assert!(matches!(
+            event(&s.rx.try_recv().unwrap()),
+            RelayEvent::Welcome { you: 1, .. }
+        ));
+        stream(&ms, &metrics, &a, StreamKind::Inputs, 5, 1);
+        let got: Vec<_> = std::iter::from_fn(|| next_record(&mut s)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, StreamKind::Key, 3),
+                (0, StreamKind::Inputs, 3),
+                (0, StreamKind::Inputs, 4),
+                (0, StreamKind::Inputs, 5),
+            ]
+        );
+        // Three from the backlog, one live.
+        assert_eq!(metrics.stream_deliveries.get(), 4);
+    }
+
+    #[test]
+    fn past_the_backlog_a_late_spectator_waits_for_the_next_key() {
+        let metrics = Metrics::new();
+        let ms = Matches::default();
+        // Room for one kept inputs record (14 bytes of frame + 64).
+        let small = MatchLimits {
+            stream_backlog_bytes: 100,
+            ..lim(16, LIMITS)
+        };
+        let a = ms.join(&claims(1, 0, 1), &small, &metrics).unwrap();
+        stream(&ms, &metrics, &a, StreamKind::Key, 0, 0);
+        stream(&ms, &metrics, &a, StreamKind::Inputs, 0, 1);
+        stream(&ms, &metrics, &a, StreamKind::Inputs, 1, 1);
+        let mut s = ms.join(&spectator(10, 1), &small, &metrics).unwrap();
+        let _welcome = s.rx.try_recv().unwrap();
+        assert_eq!(next_record(&mut s), None, "no hole: nothing at all");
+        // Inputs it could not use are not sent; the next key starts its stream.
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Inputs, 2, 1), 0);
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Key, 3, 0), 1);
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Inputs, 3, 1), 1);
+        let got: Vec<_> = std::iter::from_fn(|| next_record(&mut s)).collect();
+        assert_eq!(got, [(0, StreamKind::Key, 3), (0, StreamKind::Inputs, 3)]);
+    }
+
+    #[test]
+    fn a_spectator_that_does_not_read_is_evicted_alone() {
+        let metrics = Metrics::new();
+        let ms = Matches::default();
+        let mut a = ms
+            .join(&claims(1, 0, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        let mut b = ms
+            .join(&claims(2, 1, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        let mut reader = ms
+            .join(&spectator(10, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        let idle = ms
+            .join(&spectator(11, 1), &lim(16, LIMITS), &metrics)
+            .unwrap();
+        while a.rx.try_recv().is_some() {}
+        while b.rx.try_recv().is_some() {}
+        while reader.rx.try_recv().is_some() {}
+        // Two players: a spectator's queue holds 2 × 8 + 64 frames (its WELCOME is one).
+        let (bound, _) = LIMITS.spectator_bound(2);
+        assert_eq!(bound, 2 * 8 + 64);
+        stream(&ms, &metrics, &a, StreamKind::Key, 0, 0);
+        for f in 0..bound as u32 - 2 {
+            assert_eq!(stream(&ms, &metrics, &a, StreamKind::Inputs, f, 1), 2);
+            assert!(next_record(&mut reader).is_some());
+        }
+        assert_eq!(idle.kick.code.load(Ordering::Acquire), 0);
+        let f = bound as u32 - 2;
+        assert_eq!(stream(&ms, &metrics, &a, StreamKind::Inputs, f, 1), 1);
+        assert_eq!(idle.kick.code.load(Ordering::Acquire), close::SLOW_READER);
+        assert_eq!(reader.kick.code.load(Ordering::Acquire), 0);
+        // The players heard nothing of it.
+        assert!(a.rx.try_recv().is_none() && b.rx.try_recv().is_none());
+        assert_eq!(metrics.spectators.get(), 1);
     }
 }

@@ -28,6 +28,15 @@ pub(crate) struct Metrics {
     pub(crate) rejected: Family<Reason, Counter>,
     pub(crate) queue_depth: Histogram,
     pub(crate) renewals: Counter,
+    /// Spectators in all matches.
+    pub(crate) spectators: Gauge,
+    /// STREAM records forwarded to the spectators (each counted once).
+    pub(crate) stream_records: Counter,
+    /// STREAM frames queued for spectators (live records and join backlogs).
+    pub(crate) stream_deliveries: Counter,
+    /// STREAM records dropped because they did not continue the stream (duplicates from a
+    /// second streaming player, records after a gap, old keys).
+    pub(crate) stream_dropped: Counter,
 }
 
 impl Metrics {
@@ -46,6 +55,10 @@ impl Metrics {
             rejected: Family::default(),
             queue_depth: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             renewals: Counter::default(),
+            spectators: Gauge::default(),
+            stream_records: Counter::default(),
+            stream_deliveries: Counter::default(),
+            stream_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -94,6 +107,26 @@ impl Metrics {
             "ticket_renewals",
             "Memberships extended by a RENEW frame with a later ticket",
             m.renewals.clone(),
+        );
+        registry.register(
+            "spectators",
+            "Spectators in all matches",
+            m.spectators.clone(),
+        );
+        registry.register(
+            "stream_records",
+            "STREAM records forwarded to spectators",
+            m.stream_records.clone(),
+        );
+        registry.register(
+            "stream_deliveries",
+            "STREAM frames queued for spectators, join backlogs included",
+            m.stream_deliveries.clone(),
+        );
+        registry.register(
+            "stream_records_dropped",
+            "STREAM records dropped as duplicate or out of order",
+            m.stream_dropped.clone(),
         );
         registry.register(
             "queue_depth",
