@@ -100,7 +100,12 @@ impl Spectator {
 
 /// Runs `n` players until every one still playing has confirmed `target`, stopping to drive
 /// player 0 from frame `vanish` on if given; a spectator from the start and one from `late`.
-fn run(n: usize, target: i32, late: i32, vanish: Option<i32>) -> (Vec<Peer>, Spectator, Spectator, Records) {
+fn run(
+    n: usize,
+    target: i32,
+    late: i32,
+    vanish: Option<i32>,
+) -> (Vec<Peer>, Spectator, Spectator, Records) {
     let net = SimNetwork::new(
         11,
         LinkConditions::with_latency(Duration::from_millis(30))
@@ -141,7 +146,10 @@ fn run(n: usize, target: i32, late: i32, vanish: Option<i32>) -> (Vec<Peer>, Spe
         {
             break;
         }
-        assert!(tick < 199_999, "the match or a spectator never reached frame {target}");
+        assert!(
+            tick < 199_999,
+            "the match or a spectator never reached frame {target}"
+        );
         if advanced == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -178,7 +186,11 @@ fn spectators_replay_the_stream_to_the_players_checksums() {
     assert!(e.keys_checked >= 2, "later keys are checked: {e:?}");
     // The late one starts at the first key after it came, not from frame 0.
     assert!(l.frames < e.frames, "{e:?} {l:?}");
-    assert_eq!(streamers(&records), vec![0], "only the lowest handle streams");
+    assert_eq!(
+        streamers(&records),
+        vec![0],
+        "only the lowest handle streams"
+    );
     // One record per confirmed frame from the first key (after the first saved state, frame
     // 15) and a key every 300 frames, whatever the spectators.
     let n = records.lock().unwrap().len() as i32;

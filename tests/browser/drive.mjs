@@ -104,7 +104,7 @@ async function chat(tab, i) {
 
 function done(until, status) {
   if (until === 'failed') return status.state === 'failed';
-  if (status.state !== 'playing') return false;
+  if (status.state !== 'playing' && status.state !== 'watching') return false;
   if (until === 'checksum') return status.checksum != null;
   if (until === 'forensics') return (status.forensics || []).length > 0;
   return status.frame >= Number(until.slice('frame:'.length));

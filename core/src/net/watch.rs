@@ -112,6 +112,13 @@ impl Spectating {
         self.relay.stats()
     }
 
+    /// The relay connection itself. Whatever a spectator sends through it reaches no one:
+    /// the relay refuses every frame of a spectator but a ticket renewal (and closes one that
+    /// floods).
+    pub fn relay_mut(&mut self) -> &mut RelaySocket {
+        &mut self.relay
+    }
+
     /// Why the relay connection ended for good, if it has.
     pub fn closed(&self) -> Option<String> {
         self.relay.closed()

@@ -16,6 +16,15 @@
 //! It exits 1 with a message on timeout (`--timeout-secs`), and also prints the line (with
 //! `in_order` false or `duplicates` above 0) when a message arrived out of order or twice.
 //!
+//! With `--spectate` it takes no seat: it watches the match through signaling and the relay
+//! (`ricochet::net::watch`), replays the match's stream on its own copy of the game until frame
+//! `--frames - 1`, and prints `{"spectator":true,"frames":N,"checksum":"<hex>","checksums":
+//! {...},"started_at_frame":F,"keys_loaded":..,"keys_checked":..,"key_mismatches":..,"gaps":..,
+//! "stream_received":..,"peer":"<its peer id>","elapsed_ms":T}`. `--hostile N` makes it a hostile
+//! spectator: it also sends N game packets to every player and N stream records through the
+//! relay per tick (which the relay refuses), and reports how that ended (`"closed"`,
+//! `"refused"`) instead of waiting for the match's end.
+//!
 //! Fault injection for tests: `--block-direct N` drops everything on the direct path to N of
 //! the other players from the start, `--cut-direct-at F` drops everything on every direct path
 //! from frame F on, and `--garbage N` also sends N packets of random bytes per frame to every
@@ -87,6 +96,14 @@ struct Args {
     /// the others move the match to a new epoch and send this bot the state.
     #[arg(long)]
     late_join: bool,
+    /// Watch the match as a spectator (no seat, no input): replay its stream up to frame
+    /// `--frames - 1` and report the checksum there.
+    #[arg(long)]
+    spectate: bool,
+    /// With `--spectate`: a hostile spectator, also sending this many game packets to every
+    /// player and this many stream records through the relay every tick (2 ms).
+    #[arg(long, default_value_t = 0, requires = "spectate")]
+    hostile: u32,
     /// Play no game: send this many match messages (op 7, data "<peer id> <i>") to everyone,
     /// receive as many from each other member, and report (the game's flags do not apply).
     #[arg(long, value_name = "N")]
@@ -118,6 +135,16 @@ async fn main() {
                     std::process::exit(1);
                 }
             }
+            Err(e) => {
+                eprintln!("ricochet-bot: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    if args.spectate {
+        match spectate(&args).await {
+            Ok(line) => println!("{line}"),
             Err(e) => {
                 eprintln!("ricochet-bot: {e:#}");
                 std::process::exit(1);
@@ -272,6 +299,108 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     }
     report["forensics"] = written.into();
     Ok(report)
+}
+
+/// `--spectate`: watches the match and replays its stream up to the last frame (see the crate
+/// docs).
+async fn spectate(args: &Args) -> anyhow::Result<serde_json::Value> {
+    use std::collections::BTreeMap;
+
+    use ricochet::net::watch::{watch, WatchOptions};
+    use ricochet::session::stream::Watcher;
+    use ricochet::PacketSocket as _;
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.timeout_secs);
+    let join = args.join.join_options();
+    let mut options = WatchOptions::new(join.signaling_url, join.room);
+    options.timeout = Duration::from_secs(args.timeout_secs);
+    let mut spectating = watch(options).await?;
+    eprintln!(
+        "ricochet-bot: watching as spectator {} ({} players present)",
+        spectating.id(),
+        spectating.info().peers().len()
+    );
+    let mut game = ricochet_demo_game::Arena::new(1);
+    let mut watcher: Watcher<ricochet_demo_game::Input> = Watcher::new(1);
+    let target = args.frames - 1;
+    let mut started_at = None;
+    let mut first_frame_ms = None;
+    let mut noise = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed ^ 0x7370_6563);
+    let mut sent = 0u64;
+    loop {
+        if Instant::now() > deadline {
+            bail!(
+                "the spectator did not reach frame {target} in {}s (at {:?}, {:?})",
+                args.timeout_secs,
+                watcher.frame(),
+                watcher.stats()
+            );
+        }
+        if args.hostile > 0 {
+            if let Some(closed) = spectating.closed() {
+                return Ok(serde_json::json!({
+                    "spectator": true,
+                    "hostile": true,
+                    "sent": sent,
+                    "closed": closed,
+                    "refused": spectating.stats().refused,
+                    "peer": spectating.id().to_string(),
+                    "elapsed_ms": started.elapsed().as_millis() as u64,
+                }));
+            }
+            let players = spectating.info().peers();
+            let relay = spectating.relay_mut();
+            for _ in 0..args.hostile {
+                let mut bytes = vec![0u8; 1 + (rand::RngCore::next_u32(&mut noise) % 200) as usize];
+                rand::RngCore::fill_bytes(&mut noise, &mut bytes);
+                for p in &players {
+                    relay.send_packet(p, &bytes);
+                    sent += 1;
+                }
+                relay.send_stream(&bytes);
+                sent += 1;
+            }
+        }
+        for record in spectating.take_stream() {
+            if let Err(e) = watcher.receive(&mut game, &record) {
+                eprintln!("ricochet-bot: a stream record was refused: {e}");
+            }
+        }
+        while let Some(frame) = watcher.step(&mut game) {
+            started_at.get_or_insert(frame);
+            first_frame_ms.get_or_insert(started.elapsed().as_millis() as u64);
+        }
+        if let (Some(checksum), 0) = (watcher.checksum_at(target), args.hostile) {
+            let stats = watcher.stats();
+            let mut checksums = BTreeMap::new();
+            // The frames a player's report lists (`Play::status`).
+            let every = ricochet_demo_client::STATUS_CHECKSUM_EVERY;
+            for f in (0..=target).filter(|f| f % every == 0) {
+                if let Some(c) = watcher.checksum_at(f) {
+                    checksums.insert(f.to_string(), format!("{c:016x}"));
+                }
+            }
+            return Ok(serde_json::json!({
+                "spectator": true,
+                "peer": spectating.id().to_string(),
+                "frames": args.frames,
+                "checksum": format!("{checksum:016x}"),
+                "checksums": checksums,
+                "started_at_frame": started_at,
+                "players": watcher.players(),
+                "keys_loaded": stats.keys_loaded,
+                "keys_checked": stats.keys_checked,
+                "key_mismatches": stats.key_mismatches,
+                "gaps": stats.gaps,
+                "malformed": stats.malformed,
+                "stream_received": spectating.stats().stream_received,
+                "time_to_first_frame_ms": first_frame_ms,
+                "elapsed_ms": started.elapsed().as_millis() as u64,
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Writes `token` to `path` whole (through a temporary file and a rename), so that a bot

@@ -27,6 +27,9 @@ pub struct PageOptions {
     /// `desync_interval=N`: compare checksums with the others every N frames (default 1; on a
     /// desync the forensics find the exact frame either way).
     pub desync_interval: u32,
+    /// `spectate=1`: watch the match instead of playing (no seat; the relay sends the page
+    /// the match's stream).
+    pub spectate: bool,
 }
 
 impl Default for PageOptions {
@@ -39,6 +42,7 @@ impl Default for PageOptions {
             frames: None,
             stun: Vec::new(),
             desync_interval: 1,
+            spectate: false,
         }
     }
 }
@@ -106,6 +110,11 @@ impl PageOptions {
                             format!("desync_interval={value}: a number, 1 or more")
                         })?;
                 }
+                "spectate" => match value {
+                    "1" | "true" | "" => options.spectate = true,
+                    "0" | "false" => options.spectate = false,
+                    _ => return Err(format!("spectate={value}: use spectate=1 or spectate=0")),
+                },
                 "stun" => {
                     let url = percent_decode(value)
                         .filter(|u| u.starts_with("stun:") || u.starts_with("stuns:"))
@@ -155,7 +164,7 @@ mod tests {
         assert_eq!(PageOptions::parse("").unwrap(), PageOptions::default());
         assert_eq!(PageOptions::parse("?match=").unwrap().room, None);
         let o = PageOptions::parse(
-            "?match=friday-night&players=3&relay=force&autoplay=7&frames=600&desync_interval=10&x=1",
+            "?match=friday-night&players=3&relay=force&autoplay=7&frames=600&desync_interval=10&spectate=1&x=1",
         )
         .unwrap();
         assert_eq!(
@@ -168,6 +177,7 @@ mod tests {
                 frames: Some(600),
                 stun: Vec::new(),
                 desync_interval: 10,
+                spectate: true,
             }
         );
     }
@@ -184,6 +194,7 @@ mod tests {
             ("autoplay=-1", "autoplay=-1"),
             ("frames=0", "frames=0"),
             ("desync_interval=0", "desync_interval=0"),
+            ("spectate=maybe", "spectate=maybe"),
         ] {
             let e = PageOptions::parse(query).unwrap_err();
             assert!(e.contains(named), "{query}: {e}");

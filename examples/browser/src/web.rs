@@ -6,9 +6,11 @@ use std::rc::Rc;
 
 use ricochet::link::{PathConfig, PathMode};
 use ricochet::net::connect::{JoinOptions, Match, TakeError};
+use ricochet::net::watch::{watch, Spectating, WatchOptions};
 use ricochet::net::IceServer;
+use ricochet::session::stream::Watcher;
 use ricochet_demo_client::{ChatLine, Play};
-use ricochet_demo_game::{render, InputScript};
+use ricochet_demo_game::{render, Arena, Input, InputScript};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData, KeyboardEvent, MouseEvent};
@@ -20,6 +22,22 @@ use crate::{to_rgba, PageOptions};
 /// How often the match is stepped besides animation frames, in milliseconds: browsers stop
 /// animation frames in hidden tabs, and a player who stops sending inputs stalls the others.
 const TICK_INTERVAL_MS: i32 = 8;
+/// How long a spectator page keeps trying to watch a match that is not there (yet), and how
+/// long it waits between tries.
+const WATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+const WATCH_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Where the task connecting a spectator page leaves its result.
+type Connecting = Rc<RefCell<Option<Result<Spectating, String>>>>;
+
+/// A spectator page's match: the stream's connection, and the game it replays.
+struct Watch {
+    spectating: Spectating,
+    watcher: Watcher<Input>,
+    game: Arena,
+    /// Whether the page said the stream ended.
+    ended_shown: bool,
+}
 
 enum Phase {
     /// The match's handle, while its driver (a `spawn_local` task) joins.
@@ -28,6 +46,10 @@ enum Phase {
     Failed(String),
     /// The player left ([`Client::leave`]): every connection is closed.
     Left,
+    /// A spectator page (`spectate=1`), while it connects.
+    Connecting(Connecting),
+    /// A spectator page watching.
+    Watching(Box<Watch>),
 }
 
 struct App {
@@ -61,9 +83,52 @@ impl App {
         self.phase = Phase::Failed(message);
     }
 
+    /// A spectator page's step: takes the connection once made, then replays what the stream
+    /// brought.
+    fn watch_tick(&mut self) {
+        let room = self.options.room.clone().unwrap_or_default();
+        if let Phase::Connecting(slot) = &self.phase {
+            let taken = slot.borrow_mut().take();
+            match taken {
+                None => return,
+                Some(Err(e)) => return self.fail(format!("could not watch match {room}: {e}")),
+                Some(Ok(spectating)) => {
+                    set_status(&format!(
+                        "Watching match {room} as a spectator: the players do not see you."
+                    ));
+                    self.phase = Phase::Watching(Box::new(Watch {
+                        spectating,
+                        watcher: Watcher::new(1),
+                        game: Arena::new(1),
+                        ended_shown: false,
+                    }));
+                }
+            }
+        }
+        let Phase::Watching(w) = &mut self.phase else {
+            return;
+        };
+        for record in w.spectating.take_stream() {
+            if let Err(e) = w.watcher.receive(&mut w.game, &record) {
+                web_sys::console::warn_1(&JsValue::from_str(&format!("stream: {e}")));
+            }
+        }
+        while w.watcher.step(&mut w.game).is_some() {}
+        if let (Some(reason), false) = (w.spectating.closed(), w.ended_shown) {
+            w.ended_shown = true;
+            set_status(&format!("The match's stream ended: {reason}"));
+        }
+        if let (None, Some(frames)) = (self.checksum, self.options.frames) {
+            self.checksum = w.watcher.checksum_at(frames - 1);
+        }
+    }
+
     /// Steps the match: the frames due now, with this player's input. While joining, starts
     /// the game once the match is ready.
     fn tick(&mut self) {
+        if self.options.spectate {
+            return self.watch_tick();
+        }
         if let Phase::Joining(handle) = &mut self.phase {
             let room = self.options.room.clone().unwrap_or_default();
             let builder = ricochet::SessionBuilder::new()
@@ -217,19 +282,26 @@ impl App {
 
     /// Draws the arena and the overlay.
     fn draw(&mut self) {
-        let Phase::Playing(play) = &self.phase else {
-            return;
-        };
         let (w, h) = (self.canvas.width() as usize, self.canvas.height() as usize);
         self.pixels.resize(w * h, 0);
-        render::draw(
-            play.arena(),
-            &play.overlay(),
-            Some(play.handle()),
-            &mut self.pixels,
-            w,
-            h,
-        );
+        match &self.phase {
+            Phase::Playing(play) => render::draw(
+                play.arena(),
+                &play.overlay(),
+                Some(play.handle()),
+                &mut self.pixels,
+                w,
+                h,
+            ),
+            Phase::Watching(watch) => {
+                let overlay = match watch.watcher.frame() {
+                    Some(frame) => vec![format!("spectating  frame {frame}")],
+                    None => vec!["spectating  waiting for the stream".to_string()],
+                };
+                render::draw(&watch.game, &overlay, None, &mut self.pixels, w, h)
+            }
+            _ => return,
+        }
         to_rgba(&self.pixels, &mut self.rgba);
         match ImageData::new_with_u8_clamped_array_and_sh(Clamped(&self.rgba), w as u32, h as u32) {
             Ok(image) => {
@@ -250,6 +322,34 @@ impl App {
                 let mut s = play.status();
                 s["state"] = "playing".into();
                 s
+            }
+            Phase::Connecting(_) => serde_json::json!({ "state": "joining", "spectator": true }),
+            Phase::Watching(w) => {
+                let stats = w.watcher.stats();
+                let mut checksums = serde_json::Map::new();
+                let last = w.watcher.frame().unwrap_or(0) - 1;
+                let every = ricochet_demo_client::STATUS_CHECKSUM_EVERY;
+                for f in (0..=last).filter(|f| f % every == 0) {
+                    if let Some(c) = w.watcher.checksum_at(f) {
+                        checksums.insert(f.to_string(), format!("{c:016x}").into());
+                    }
+                }
+                serde_json::json!({
+                    "state": "watching",
+                    "spectator": true,
+                    "peer": w.spectating.id().to_string(),
+                    "frame": last,
+                    "confirmed": last,
+                    "checksums": checksums,
+                    "last_checksum": w.watcher.last_checksum().map(|(f, c)| (f, format!("{c:016x}"))),
+                    "watched_players": w.watcher.players(),
+                    "keys_loaded": stats.keys_loaded,
+                    "keys_checked": stats.keys_checked,
+                    "key_mismatches": stats.key_mismatches,
+                    "gaps": stats.gaps,
+                    "stream_received": w.spectating.stats().stream_received,
+                    "closed": w.spectating.closed(),
+                })
             }
         };
         if let Some(room) = &self.options.room {
@@ -337,6 +437,7 @@ impl Client {
     pub fn checksum(&self, frame: i32) -> Option<String> {
         match &self.app.borrow().phase {
             Phase::Playing(play) => play.checksum_at(frame).map(|c| format!("{c:016x}")),
+            Phase::Watching(w) => w.watcher.checksum_at(frame).map(|c| format!("{c:016x}")),
             _ => None,
         }
     }
@@ -371,6 +472,7 @@ impl Client {
     pub fn frame(&self) -> i32 {
         match &self.app.borrow().phase {
             Phase::Playing(play) => play.frame(),
+            Phase::Watching(w) => w.watcher.frame().map_or(-1, |f| f - 1),
             _ => -1,
         }
     }
@@ -428,6 +530,11 @@ pub fn start(
         .flatten()
         .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
         .ok_or_else(|| JsError::new("this browser gives no 2D canvas"))?;
+    if options.spectate {
+        set_status(&format!("Watching match {room}: connecting..."));
+        let phase = Phase::Connecting(connect_spectator(signaling_url, &room));
+        return run(canvas, ctx, options, phase, false);
+    }
     let mut join_options = JoinOptions::new(signaling_url, room.clone(), options.players);
     join_options.path = PathConfig {
         mode: if options.force_relay {
@@ -456,10 +563,48 @@ pub fn start(
         // A failure is also in the handle, which the game loop reports.
         let _ = driver.await;
     });
+    run(canvas, ctx, options, Phase::Joining(joining), rejoining)
+}
+
+/// Watches `room` from a spectator page: connects in a `spawn_local` task, trying again every
+/// [`WATCH_RETRY`] for [`WATCH_WAIT`] while the match is not there (a link opened before the
+/// players are in).
+fn connect_spectator(signaling_url: &str, room: &str) -> Connecting {
+    let slot: Connecting = Rc::default();
+    let fill = slot.clone();
+    let options = WatchOptions::new(signaling_url, room);
+    wasm_bindgen_futures::spawn_local(async move {
+        let started = Instant::now();
+        let result = loop {
+            match watch(options.clone()).await {
+                Ok(spectating) => break Ok(spectating),
+                Err(e) if started.elapsed() < WATCH_WAIT => {
+                    set_status(&format!(
+                        "Watching match {}: not yet ({e}); trying again...",
+                        options.room
+                    ));
+                    ricochet::net::rt::sleep(WATCH_RETRY).await;
+                }
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        *fill.borrow_mut() = Some(result);
+    });
+    slot
+}
+
+/// Runs the page: the game loop on animation frames and a timer, the keyboard and mouse.
+fn run(
+    canvas: HtmlCanvasElement,
+    ctx: CanvasRenderingContext2d,
+    options: PageOptions,
+    phase: Phase,
+    rejoining: bool,
+) -> Result<Client, JsError> {
     let app = Rc::new(RefCell::new(App {
         script: options.autoplay.map(InputScript::new),
         options,
-        phase: Phase::Joining(joining),
+        phase,
         controls: Controls::default(),
         checksum: None,
         lost_shown: 0,
