@@ -218,6 +218,31 @@ impl Cluster {
         Ok(Route::Local(None))
     }
 
+    /// Where a spectator's join of `target` goes: like [`Cluster::route`], but a room name
+    /// nobody holds is looked up, never claimed (a spectator makes no match; the node it lands
+    /// on refuses it with `404 unknown_match`).
+    pub(crate) async fn route_existing(
+        &self,
+        shared: &Arc<Shared>,
+        target: &Target,
+    ) -> Result<Route, ClusterError> {
+        if shared.registry().holds(target) {
+            return Ok(Route::Local(None));
+        }
+        let name_key = match target {
+            Target::Id(id) => return self.route_id(shared, *id).await,
+            Target::Name(name) => key("room", name),
+            // Spectators never name a quick-match queue (`next` is refused with `spectate`).
+            Target::Quick { .. } => return Ok(Route::Local(None)),
+        };
+        let mut c = self.redis.clone();
+        let id: Option<String> = redis::cmd("GET").arg(&name_key).query_async(&mut c).await?;
+        match id.and_then(|id| id.parse::<MatchId>().ok()) {
+            Some(id) => self.route_id(shared, id).await,
+            None => Ok(Route::Local(None)),
+        }
+    }
+
     /// The advertised URL of live node `node`.
     pub(crate) async fn node_url(&self, node: &str) -> Option<String> {
         if !node.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -36,6 +36,8 @@ const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_MATCHES: usize = 20_000;
 /// Default player limit of named rooms and of `POST /matches` without `max_players`.
 pub const DEFAULT_MAX_PLAYERS: u8 = MAX_MATCH_PLAYERS;
+/// Default cap on the spectators (`?spectate=1`) of one match.
+pub const DEFAULT_MAX_SPECTATORS_PER_MATCH: usize = 1024;
 /// Default largest WebSocket message (and frame) accepted from a client, in bytes.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024;
 /// Default largest metadata object (compact JSON), in bytes.
@@ -157,6 +159,8 @@ pub struct Config {
     pub(crate) max_matches: usize,
     /// Player limit of named rooms and default for created matches.
     pub(crate) max_players: u8,
+    /// Cap on the spectators of one match (0: no spectators).
+    pub(crate) max_spectators_per_match: usize,
     /// Largest WebSocket message or frame accepted from a client, bytes.
     pub(crate) max_message_size: usize,
     /// Largest metadata object (compact JSON), bytes.
@@ -255,6 +259,7 @@ impl std::fmt::Debug for Config {
             .field("front_door", &self.front_door)
             .field("max_matches", &self.max_matches)
             .field("max_players", &self.max_players)
+            .field("max_spectators_per_match", &self.max_spectators_per_match)
             .field("max_message_size", &self.max_message_size)
             .field("max_meta_size", &self.max_meta_size)
             .field("idle_timeout", &self.idle_timeout)
@@ -311,6 +316,7 @@ impl Config {
             },
             max_matches: DEFAULT_MAX_MATCHES,
             max_players: DEFAULT_MAX_PLAYERS,
+            max_spectators_per_match: DEFAULT_MAX_SPECTATORS_PER_MATCH,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_meta_size: DEFAULT_MAX_META_SIZE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -491,6 +497,14 @@ impl Config {
             "max-players",
         )?;
         Ok(self)
+    }
+
+    /// Cap on the spectators of one match (`--max-spectators-per-match`; 0 refuses every
+    /// spectator). A spectator beyond it is refused with `409 match_full` before the upgrade.
+    /// Spectators also count toward the connection caps, like members.
+    pub fn set_max_spectators_per_match(&mut self, spectators: usize) -> &mut Self {
+        self.max_spectators_per_match = spectators;
+        self
     }
 
     /// Largest WebSocket message or frame accepted from a client, in bytes
@@ -810,6 +824,11 @@ impl Config {
     /// Player limit of named rooms and default for created matches.
     pub fn max_players(&self) -> u8 {
         self.max_players
+    }
+
+    /// Cap on the spectators of one match.
+    pub fn max_spectators_per_match(&self) -> usize {
+        self.max_spectators_per_match
     }
 
     /// Largest WebSocket message accepted from a client, in bytes.

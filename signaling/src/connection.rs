@@ -43,6 +43,8 @@ pub(crate) struct Membership {
     /// The connection dropped without a close (lost network, killed process): the member
     /// waits out the rejoin grace instead of leaving at once.
     dropped: bool,
+    /// A spectator's connection: it may send only `KeepAlive` and `renew_ticket`.
+    spectator: bool,
 }
 
 impl Membership {
@@ -55,6 +57,7 @@ impl Membership {
             rx: joined.rx,
             queued: joined.queued,
             dropped: false,
+            spectator: joined.spectator,
         }
     }
 }
@@ -148,6 +151,9 @@ pub(crate) async fn serve_connection(mut socket: WebSocket, mut membership: Memb
                     break Some(match kicked {
                         Some(code) if code == crate::registry::CLOSE_MATCH_CLOSED => {
                             (code, "match closed by the operator")
+                        }
+                        Some(code) if code == crate::registry::CLOSE_MATCH_ENDED => {
+                            (code, "match ended")
                         }
                         Some(code) => (code, "removed by the operator"),
                         None if replaced => (close_code::NORMAL, "replaced by a rejoin"),
@@ -293,6 +299,24 @@ async fn handle(socket: &mut WebSocket, membership: &Membership, message: Messag
             return reply_error(socket, ErrorCode::Malformed, e.to_string()).await;
         }
     };
+    if membership.spectator {
+        if let Some(what) = refused_to_spectators(&frame) {
+            shared.metrics.message(match frame {
+                ClientFrame::Signal { .. } => MessageKind::Signal,
+                _ => MessageKind::Extension,
+            });
+            shared.metrics.reject(Rejection::SpectatorRefused);
+            return reply_error(
+                socket,
+                ErrorCode::BadRequest,
+                format!(
+                    "a spectator may not send {what}: it watches the match and may send only \
+                     KeepAlive and renew_ticket"
+                ),
+            )
+            .await;
+        }
+    }
     match frame {
         ClientFrame::Signal { receiver, data } => {
             shared.metrics.message(MessageKind::Signal);
@@ -428,6 +452,22 @@ async fn handle(socket: &mut WebSocket, membership: &Membership, message: Messag
         }
         #[allow(unreachable_patterns)]
         _ => Flow::Continue,
+    }
+}
+
+/// What a spectator sent that it may not send (it may send only `KeepAlive` and
+/// `renew_ticket`), named for the error; `None` if it may.
+fn refused_to_spectators(frame: &ClientFrame) -> Option<&'static str> {
+    match frame {
+        ClientFrame::KeepAlive | ClientFrame::Ricochet(ClientMessage::RenewTicket) => None,
+        ClientFrame::Signal { .. } => Some("signals (it never connects to the players)"),
+        ClientFrame::Ricochet(ClientMessage::SetMeta { .. }) => Some("set_meta"),
+        ClientFrame::Ricochet(ClientMessage::SetReady { .. }) => Some("set_ready"),
+        ClientFrame::Ricochet(ClientMessage::Start) => Some("start"),
+        ClientFrame::Ricochet(ClientMessage::Links { .. }) => Some("links"),
+        // Whatever later versions add: refused until it is known to be harmless.
+        #[allow(unreachable_patterns)]
+        _ => Some("this message"),
     }
 }
 

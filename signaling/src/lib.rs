@@ -8,7 +8,7 @@
 //! # Routes
 //! | request | answer |
 //! | --- | --- |
-//! | `GET /{room}` with a WebSocket upgrade | joins the match: by ID if `room` is 32 hex digits, else by name; `?next=N` quick-matches groups of N |
+//! | `GET /{room}` with a WebSocket upgrade | joins the match: by ID if `room` is 32 hex digits, else by name; `?next=N` quick-matches groups of N; `?spectate=1` watches an existing match without joining it (no seat, no signals; a spectator's relay ticket) |
 //! | `GET /{room}` without upgrade | static file `room` if `--static` is set, else `426` |
 //! | `POST /matches` | creates a match, `201` with its ID (rate and share limited per address) |
 //! | `GET /matches?limit=N&after=ID&open=true` | one page of public matches and their player counts, with a cursor to the next |

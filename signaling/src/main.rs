@@ -94,6 +94,9 @@ struct Args {
     /// Maximum live matches.
     #[arg(long, env = "RICOCHET_SIGNALING_MAX_MATCHES", default_value_t = ricochet_signaling::DEFAULT_MAX_MATCHES)]
     max_matches: usize,
+    /// Maximum spectators (`?spectate=1`) of one match; 0 refuses every spectator.
+    #[arg(long, env = "RICOCHET_SIGNALING_MAX_SPECTATORS_PER_MATCH", default_value_t = ricochet_signaling::DEFAULT_MAX_SPECTATORS_PER_MATCH)]
+    max_spectators_per_match: usize,
     /// Also answer STUN Binding requests on this UDP address (e.g. `0.0.0.0:3478`).
     #[arg(long, env = "RICOCHET_SIGNALING_STUN_ADDR")]
     stun_addr: Option<SocketAddr>,
@@ -226,6 +229,7 @@ impl Args {
             .set_ticket_ttl(Duration::from_secs(self.ticket_ttl_secs))?
             .set_max_players(self.max_players)?
             .set_max_matches(self.max_matches)?
+            .set_max_spectators_per_match(self.max_spectators_per_match)
             .set_message_rate(self.messages_per_second, self.message_burst)?
             .set_create_rate_per_ip(self.create_rate_per_ip, self.create_burst_per_ip)?
             .set_max_created_matches_per_ip(self.max_created_matches_per_ip)?
@@ -309,6 +313,12 @@ mod tests {
         let config = parse(&["--max-players", "4", "--relay-url", "wss://relay.example/"]).unwrap();
         assert_eq!(config.max_players(), 4);
         assert_eq!(config.relay_url(), Some("wss://relay.example/"));
+        assert_eq!(
+            config.max_spectators_per_match(),
+            ricochet_signaling::DEFAULT_MAX_SPECTATORS_PER_MATCH
+        );
+        let config = parse(&["--max-spectators-per-match", "3"]).unwrap();
+        assert_eq!(config.max_spectators_per_match(), 3);
         for (flags, says) in [
             (
                 &["--max-players", "1"][..],

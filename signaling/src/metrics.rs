@@ -36,6 +36,10 @@ pub(crate) enum Rejection {
     ReportRefused,
     AdminUnauthorized,
     ClusterUnavailable,
+    /// A spectator join into a match that has the most spectators allowed.
+    TooManySpectators,
+    /// A frame a spectator may not send (a signal, metadata, lobby request or link report).
+    SpectatorRefused,
 }
 
 impl Rejection {
@@ -69,6 +73,8 @@ impl Rejection {
             Rejection::ReportRefused => "report_refused",
             Rejection::AdminUnauthorized => "admin_unauthorized",
             Rejection::ClusterUnavailable => "cluster_unavailable",
+            Rejection::TooManySpectators => "too_many_spectators",
+            Rejection::SpectatorRefused => "spectator_refused",
         }
     }
 }
@@ -98,8 +104,10 @@ type Labels = [(&'static str, &'static str); 1];
 /// The server's metrics; cheap to update from any task.
 pub(crate) struct Metrics {
     registry: Registry,
-    /// Open WebSocket connections (members of a match).
+    /// Open WebSocket connections (members of a match, and spectators).
     pub(crate) connections: Gauge,
+    /// Spectators connected (`?spectate=1`), over every match.
+    pub(crate) spectators: Gauge,
     /// WebSocket connections accepted since start.
     pub(crate) connections_total: Counter,
     /// Live matches.
@@ -124,6 +132,7 @@ impl Metrics {
         let connections = Gauge::default();
         let connections_total = Counter::default();
         let matches = Gauge::default();
+        let spectators = Gauge::default();
         let rejoins_total = Counter::default();
         let takeovers_total = Counter::default();
         let dropped_total = Counter::default();
@@ -140,6 +149,11 @@ impl Metrics {
             connections_total.clone(),
         );
         registry.register("matches", "Live matches", matches.clone());
+        registry.register(
+            "spectators",
+            "Spectators connected, over every match (also counted in connections)",
+            spectators.clone(),
+        );
         registry.register(
             "rejoins",
             "Memberships taken back with a rejoin token since start",
@@ -170,6 +184,7 @@ impl Metrics {
             connections,
             connections_total,
             matches,
+            spectators,
             rejoins_total,
             takeovers_total,
             dropped_total,

@@ -11,7 +11,7 @@
 //! off by others who stay within their limits. Senders over a limit are refused, not the
 //! receiver.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,11 +20,12 @@ use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use hmac::Mac as _;
+use ricochet_protocol::signaling::{ErrorCode, LinkReport, MAX_LINK_REPORTS};
 use ricochet_protocol::signaling::{
     Labels, Lobby, MatchId, Member, Rejoin, RelayGrant, ServerFrame, ServerMessage,
     MIN_QUICK_MATCH_SIZE,
 };
-use ricochet_protocol::signaling::{LinkReport, MAX_LINK_REPORTS};
+use ricochet_protocol::ticket::SPECTATOR_SEAT;
 use ricochet_protocol::{PeerId, Ticket, TicketClaims};
 use ricochet_server_kit::{AddressCounts, RateMap, SlotCaps, SlotRefusal, TokenBucket};
 use serde_json::Value;
@@ -103,6 +104,8 @@ pub(crate) struct AdminView {
 pub(crate) struct AdminTotals {
     pub(crate) clients: usize,
     pub(crate) matches: usize,
+    /// Spectators connected, over every match (not counted in `clients`).
+    pub(crate) spectators: usize,
     /// Links the members reported (each pair counts once per end).
     pub(crate) links_reported: usize,
     /// Of those, the ones on the relay.
@@ -127,6 +130,8 @@ pub(crate) struct AdminMatch {
     pub(crate) lobby: Option<Lobby>,
     pub(crate) relay_url: Option<String>,
     pub(crate) members: Vec<AdminMember>,
+    /// Spectators watching it.
+    pub(crate) spectators: usize,
 }
 
 /// One member in the operator console.
@@ -179,6 +184,9 @@ struct Match {
     lobby: Option<LobbyState>,
     /// When it was made (the operator console shows its age).
     created_at: Instant,
+    /// Its spectators (`?spectate=1`): connected to it, never members. They hear its presence
+    /// events and end with it.
+    spectators: HashSet<PeerId>,
 }
 
 impl Match {
@@ -202,6 +210,7 @@ impl Match {
             relay: None,
             labels: Arc::default(),
             created_at: now,
+            spectators: HashSet::new(),
         }
     }
 
@@ -331,6 +340,19 @@ struct Slot {
     reports: TokenBucket,
 }
 
+/// A spectator's connection (`?spectate=1`): it watches one match and holds no seat; it is in no
+/// member list, roster or presence event, and may send nothing but `KeepAlive` and
+/// `renew_ticket`.
+#[derive(Debug)]
+struct Spectator {
+    tx: mpsc::Sender<Outbound>,
+    /// Bytes in `tx` not yet taken by the connection.
+    queued: Arc<AtomicUsize>,
+    match_id: MatchId,
+    ip: IpAddr,
+    conn: u64,
+}
+
 /// What one member may still signal to one other member: frames and bytes.
 #[derive(Debug)]
 struct SignalBudget {
@@ -361,6 +383,7 @@ pub(crate) struct Policy {
     signal_bytes: (f64, f64),
     queue_frames: usize,
     queue_bytes: usize,
+    max_spectators: usize,
 }
 
 impl Policy {
@@ -386,6 +409,7 @@ impl Policy {
             signal_bytes: pair(config.signal_byte_rate, config.signal_byte_burst),
             queue_frames: config.outbound_queue_frames(),
             queue_bytes: load.queue_bytes,
+            max_spectators: config.max_spectators_per_match,
         }
     }
 }
@@ -405,6 +429,7 @@ pub(crate) struct Listed {
     pub(crate) labels: Arc<Labels>,
     pub(crate) locked: bool,
     pub(crate) started: bool,
+    pub(crate) spectators: usize,
 }
 
 /// One page of `GET /matches`.
@@ -445,6 +470,10 @@ pub(crate) enum Refusal {
     WrongPassword,
     /// The match has started and takes nobody after the start.
     MatchStarted,
+    /// The match already has the most spectators allowed (`max`).
+    TooManySpectators {
+        max: usize,
+    },
 }
 
 impl Refusal {
@@ -462,6 +491,7 @@ impl Refusal {
             Refusal::RejoinRefused => Rejection::RejoinRefused,
             Refusal::WrongPassword => Rejection::WrongPassword,
             Refusal::MatchStarted => Rejection::MatchStarted,
+            Refusal::TooManySpectators { .. } => Rejection::TooManySpectators,
         }
     }
 }
@@ -594,6 +624,8 @@ pub(crate) struct Joined {
     pub(crate) queued: Arc<AtomicUsize>,
     /// The connection's number: pass it to [`Registry::leave`] and [`Registry::dropped`].
     pub(crate) conn: u64,
+    /// A spectator's connection ([`Registry::spectate`]), not a member's.
+    pub(crate) spectator: bool,
 }
 
 /// Result of routing a signal.
@@ -613,6 +645,9 @@ pub(crate) enum Routed {
 /// The server state. Not `Sync`: wrap in a mutex.
 pub(crate) struct Registry {
     peers: HashMap<PeerId, Slot>,
+    /// Spectators, by their peer ID (never a member's: both are fresh random IDs, checked
+    /// against each other).
+    spectators: HashMap<PeerId, Spectator>,
     matches: HashMap<MatchId, Match>,
     names: HashMap<String, MatchId>,
     filling: HashMap<QuickKey, MatchId>,
@@ -674,6 +709,9 @@ pub(crate) struct Snapshot {
     /// The password's HMAC in it is keyed by a key derived from the cluster's shared secret.
     pub(crate) lobby: Option<LobbyState>,
     pub(crate) members: Vec<SnapshotMember>,
+    /// Spectators watching it on its home node (for the listing; they are not taken over).
+    #[serde(default)]
+    pub(crate) spectators: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -690,6 +728,8 @@ pub(crate) struct SnapshotMember {
 pub(crate) const CLOSE_MATCH_CLOSED: u16 = 4100;
 /// Close code of a member the operator removed.
 pub(crate) const CLOSE_REMOVED: u16 = 4101;
+/// Close code of a spectator whose match ended (its last player left, or it expired unjoined).
+pub(crate) const CLOSE_MATCH_ENDED: u16 = 4102;
 /// Operator removals remembered for their connections to read (older ones are forgotten: such
 /// a connection then closes as "too slow").
 const MAX_KICKED_REMEMBERED: usize = 4096;
@@ -712,6 +752,7 @@ impl Registry {
     ) -> Registry {
         Registry {
             peers: HashMap::new(),
+            spectators: HashMap::new(),
             matches: HashMap::new(),
             names: HashMap::new(),
             filling: HashMap::new(),
@@ -829,6 +870,7 @@ impl Registry {
                     })
                 })
                 .collect(),
+            spectators: m.spectators.len(),
         })
     }
 
@@ -921,8 +963,11 @@ impl Registry {
     }
 
     fn update_gauges(&self) {
-        self.metrics.connections.set(self.peers.len() as i64);
+        self.metrics
+            .connections
+            .set((self.peers.len() + self.spectators.len()) as i64);
         self.metrics.matches.set(self.matches.len() as i64);
+        self.metrics.spectators.set(self.spectators.len() as i64);
     }
 
     /// Registers a match made by `POST /matches` from the address `creator` (an
@@ -1002,6 +1047,16 @@ impl Registry {
         let Some(m) = self.matches.remove(&id) else {
             return;
         };
+        if !m.spectators.is_empty() {
+            let notice = ext(ServerMessage::Error {
+                code: ErrorCode::UnknownMatch,
+                message: "the match ended: its last player left (or nobody joined it in time)"
+                    .into(),
+            });
+            for peer in &m.spectators {
+                self.end_spectator(*peer, CLOSE_MATCH_ENDED, Some(&notice));
+            }
+        }
         if let Some(changes) = self.changes.as_mut() {
             changes.changed.remove(&id);
             changes.gone.push(Gone {
@@ -1079,6 +1134,7 @@ impl Registry {
                 labels: m.labels.clone(),
                 locked: m.locked(),
                 started: m.started(),
+                spectators: m.spectators.len(),
             });
         }
         if ids.peek().is_none() {
@@ -1164,7 +1220,10 @@ impl Registry {
     ) -> Result<Joined, Refusal> {
         self.check(target, ip)?;
         let (new_peer_id, new_match_id) = fresh;
-        if self.peers.contains_key(&new_peer_id) || self.matches.contains_key(&new_match_id) {
+        if self.peers.contains_key(&new_peer_id)
+            || self.spectators.contains_key(&new_peer_id)
+            || self.matches.contains_key(&new_match_id)
+        {
             // Never let a newcomer take over an existing peer or match.
             return Err(Refusal::ServerFull);
         }
@@ -1333,6 +1392,9 @@ impl Registry {
             self.push(*other, new_peer.clone(), &mut cut);
             self.push(*other, joined.clone(), &mut cut);
         }
+        // Spectators hear of players only through the extension events (they never start
+        // WebRTC with anyone).
+        self.tell_spectators(match_id, &joined, &mut cut);
         self.cut_off(cut);
         self.touch(match_id);
         self.update_gauges();
@@ -1342,6 +1404,128 @@ impl Registry {
             rx,
             queued,
             conn,
+            spectator: false,
+        })
+    }
+
+    /// Adds a spectator of an existing match (`?spectate=1`): queues `IdAssigned`, a welcome
+    /// (the match's members, lobby and labels; no rejoin credential) and a spectator's ticket
+    /// (seat [`SPECTATOR_SEAT`]). Nobody is told: a spectator is no member, takes no seat and
+    /// never counts toward the player limit; it hears the players' extension presence events
+    /// until it leaves or the match ends.
+    ///
+    /// Checked in this order: the address's and the server's connection caps, the match (a
+    /// named room someone is in, or a match ID; never made here), the match's spectator cap,
+    /// the address's join rate (on a lone node; in a cluster the node the client reached
+    /// charged it), the password. The match's join rate is not used: a spectator's arrival
+    /// causes its members no events.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn spectate(
+        &mut self,
+        target: &Target,
+        ip: IpAddr,
+        password: Option<&str>,
+        peer: PeerId,
+        ticketing: &Ticketing,
+        now_ms: u64,
+        now: Instant,
+    ) -> Result<Joined, Refusal> {
+        let caps = SlotCaps {
+            total: self.limits.max_connections,
+            per_address: self.limits.max_connections_per_ip,
+        };
+        self.connections.check(ip, caps).map_err(|why| match why {
+            SlotRefusal::PerAddress => Refusal::TooManyConnectionsFromIp,
+            SlotRefusal::Total => Refusal::ServerFull,
+        })?;
+        let match_id = match target {
+            Target::Id(id) => *id,
+            Target::Name(name) => *self.names.get(name).ok_or(Refusal::UnknownMatch)?,
+            // Quick-match groups are watched by their match ID.
+            Target::Quick { .. } => return Err(Refusal::UnknownMatch),
+        };
+        let m = self.matches.get(&match_id).ok_or(Refusal::UnknownMatch)?;
+        if m.spectators.len() >= self.policy.max_spectators {
+            return Err(Refusal::TooManySpectators {
+                max: self.policy.max_spectators,
+            });
+        }
+        if self.peers.contains_key(&peer) || self.spectators.contains_key(&peer) {
+            // Never let a newcomer take over an existing peer.
+            return Err(Refusal::ServerFull);
+        }
+        if self.changes.is_none() && !self.policy.joins.allow(ip, now) {
+            return Err(Refusal::JoinRateLimited);
+        }
+        if let Some(expected) = m.lobby.as_ref().and_then(|l| l.password.as_ref()) {
+            let given = password.unwrap_or_default();
+            if crate::hmac_sha256(&self.password_key, given.as_bytes())
+                .verify_slice(expected)
+                .is_err()
+            {
+                return Err(Refusal::WrongPassword);
+            }
+        }
+        let members: Vec<Member> = m
+            .members
+            .iter()
+            .map(|p| Member {
+                peer: *p,
+                meta: self.peers.get(p).and_then(|s| s.meta.clone()),
+            })
+            .collect();
+        let (name, max_players) = (m.room_name(), m.max_players);
+        let (lobby, labels) = self.lobby_of(match_id);
+        let relay = self.relay_for(match_id, ticketing);
+        let grant = ticketing.grant(match_id, peer, SPECTATOR_SEAT, max_players, relay, now_ms);
+        let first = [
+            frame(ServerFrame::IdAssigned(peer)),
+            ext(ServerMessage::Welcome {
+                match_id,
+                name,
+                max_players,
+                members,
+                rejoin: None,
+                lobby,
+                labels,
+            }),
+        ];
+        let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(self.policy.queue_frames));
+        let queued = Arc::new(AtomicUsize::new(0));
+        // A fresh queue longer than 3 frames: these cannot fail.
+        for text in first
+            .into_iter()
+            .chain(grant.map(|g| ext(ServerMessage::Ticket(g))))
+        {
+            queued.fetch_add(text.len(), Ordering::Relaxed);
+            let _ = tx.try_send(text);
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.spectators.insert(
+            peer,
+            Spectator {
+                tx,
+                queued: queued.clone(),
+                match_id,
+                ip,
+                conn,
+            },
+        );
+        if let Some(m) = self.matches.get_mut(&match_id) {
+            m.spectators.insert(peer);
+        }
+        self.connections.add(ip);
+        self.metrics.connections_total.inc();
+        self.touch(match_id);
+        self.update_gauges();
+        Ok(Joined {
+            peer,
+            match_id,
+            rx,
+            queued,
+            conn,
+            spectator: true,
         })
     }
 
@@ -1427,6 +1611,7 @@ impl Registry {
             rx,
             queued,
             conn,
+            spectator: false,
         })
     }
 
@@ -1485,24 +1670,36 @@ impl Registry {
 
     /// Queues `text` for `to`; a member whose queue is full (in frames or bytes) goes on `cut`.
     fn push(&self, to: PeerId, text: Outbound, cut: &mut Vec<PeerId>) {
-        let Some(slot) = self.peers.get(&to) else {
-            return;
+        let (tx, queued) = match (self.peers.get(&to), self.spectators.get(&to)) {
+            (Some(slot), _) => (&slot.tx, &slot.queued),
+            (None, Some(spectator)) => (&spectator.tx, &spectator.queued),
+            (None, None) => return,
         };
         let len = text.len();
-        let before = slot.queued.fetch_add(len, Ordering::Relaxed);
+        let before = queued.fetch_add(len, Ordering::Relaxed);
         let full = if before.saturating_add(len) > self.policy.queue_bytes {
             true
         } else {
-            match slot.tx.try_send(text) {
+            match tx.try_send(text) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(_)) => true,
                 // The connection is ending: it leaves on its own.
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         };
-        slot.queued.fetch_sub(len, Ordering::Relaxed);
+        queued.fetch_sub(len, Ordering::Relaxed);
         if full && !cut.contains(&to) {
             cut.push(to);
+        }
+    }
+
+    /// Queues `text` for every spectator of `match_id`; those whose queue is full go on `cut`.
+    fn tell_spectators(&self, match_id: MatchId, text: &Outbound, cut: &mut Vec<PeerId>) {
+        let Some(m) = self.matches.get(&match_id) else {
+            return;
+        };
+        for spectator in &m.spectators {
+            self.push(*spectator, text.clone(), cut);
         }
     }
 
@@ -1512,13 +1709,24 @@ impl Registry {
                 self.metrics.reject(Rejection::TooSlow);
                 tracing::warn!(%peer, "outbound queue full, cutting off slow reader");
                 cut.extend(self.remove(peer));
+            } else if self.spectators.contains_key(&peer) {
+                // A spectator goes alone: nobody hears of it.
+                self.metrics.reject(Rejection::TooSlow);
+                tracing::warn!(%peer, "outbound queue full, cutting off slow spectator");
+                self.remove_spectator(peer);
             }
         }
     }
 
     /// Removes a member (idempotent) if connection `conn` still holds its membership:
     /// `PeerLeft` + `peer_left` to the rest of its match; the match goes away when it is empty.
+    /// A spectator's connection ends the same way (nobody hears of it).
     pub(crate) fn leave(&mut self, peer: PeerId, conn: u64) {
+        if self.spectators.get(&peer).is_some_and(|s| s.conn == conn) {
+            self.remove_spectator(peer);
+            self.update_gauges();
+            return;
+        }
         if self.peers.get(&peer).is_none_or(|s| s.conn != conn) {
             return;
         }
@@ -1565,7 +1773,40 @@ impl Registry {
                 self.push(other, host.clone(), &mut cut);
             }
         }
+        self.tell_spectators(slot.match_id, &left_ext, &mut cut);
+        if let Some(host) = &host {
+            self.tell_spectators(slot.match_id, host, &mut cut);
+        }
         cut
+    }
+
+    /// Removes a spectator (idempotent): nobody is told. Its queue goes with it, which ends
+    /// its connection if that is still open.
+    fn remove_spectator(&mut self, peer: PeerId) {
+        let Some(spectator) = self.spectators.remove(&peer) else {
+            return;
+        };
+        self.connections.remove(spectator.ip);
+        if let Some(m) = self.matches.get_mut(&spectator.match_id) {
+            m.spectators.remove(&peer);
+            self.touch(spectator.match_id);
+        }
+    }
+
+    /// Ends a spectator's connection: queues `notice` (if it fits), notes that the connection
+    /// is to close with `code`, and removes the spectator (its match's list is the caller's).
+    fn end_spectator(&mut self, peer: PeerId, code: u16, notice: Option<&Outbound>) {
+        let Some(spectator) = self.spectators.remove(&peer) else {
+            return;
+        };
+        if let Some(text) = notice {
+            spectator.queued.fetch_add(text.len(), Ordering::Relaxed);
+            if spectator.tx.try_send(text.clone()).is_err() {
+                spectator.queued.fetch_sub(text.len(), Ordering::Relaxed);
+            }
+        }
+        self.remember_kick(peer, spectator.conn, code);
+        self.connections.remove(spectator.ip);
     }
 
     /// The lobby (as presence shows it) and the labels of a match.
@@ -1598,6 +1839,7 @@ impl Registry {
         for p in &m.members {
             self.push(*p, text.clone(), &mut cut);
         }
+        self.tell_spectators(match_id, &text, &mut cut);
         self.cut_off(cut);
         self.update_gauges();
     }
@@ -1675,7 +1917,12 @@ impl Registry {
     /// Ends every membership of match `id` for the operator (close code 4100; the members hear
     /// nothing else) and forgets the match; how many members it had, `None` if no such match.
     pub(crate) fn close_match(&mut self, id: MatchId) -> Option<usize> {
-        let members = self.matches.get(&id)?.members.clone();
+        let m = self.matches.get_mut(&id)?;
+        let members = m.members.clone();
+        // Spectators are closed with the same code.
+        for spectator in std::mem::take(&mut m.spectators) {
+            self.end_spectator(spectator, CLOSE_MATCH_CLOSED, None);
+        }
         for peer in &members {
             self.kick(*peer, CLOSE_MATCH_CLOSED);
             if let Some(slot) = self.peers.remove(peer) {
@@ -1690,7 +1937,18 @@ impl Registry {
 
     /// Removes member `peer` of match `id` for the operator (its connection closes with 4101;
     /// the others see it leave). `false` if it is not a member of that match.
+    /// A spectator of that match is removed the same way (nobody hears of it).
     pub(crate) fn remove_member(&mut self, id: MatchId, peer: PeerId) -> bool {
+        if self.spectators.get(&peer).is_some_and(|s| s.match_id == id) {
+            if let Some(m) = self.matches.get_mut(&id) {
+                m.spectators.remove(&peer);
+            }
+            self.end_spectator(peer, CLOSE_REMOVED, None);
+            self.touch(id);
+            self.update_gauges();
+            tracing::info!(match_id = %id, %peer, "spectator removed by the operator");
+            return true;
+        }
         if self.peers.get(&peer).is_none_or(|s| s.match_id != id) {
             return false;
         }
@@ -1705,13 +1963,18 @@ impl Registry {
     /// Notes that `peer`'s current connection is to close with `code` when it finds its queue
     /// gone.
     fn kick(&mut self, peer: PeerId, code: u16) {
-        let Some(slot) = self.peers.get(&peer) else {
+        let Some(conn) = self.peers.get(&peer).map(|s| s.conn) else {
             return;
         };
+        self.remember_kick(peer, conn, code);
+    }
+
+    /// Notes that connection `conn` of `peer` is to close with `code`.
+    fn remember_kick(&mut self, peer: PeerId, conn: u64, code: u16) {
         if self.kicked.len() >= MAX_KICKED_REMEMBERED {
             self.kicked.pop_front();
         }
-        self.kicked.push_back((peer, slot.conn, code));
+        self.kicked.push_back((peer, conn, code));
     }
 
     /// The close code the operator chose for connection `conn` of `peer`, if it ended that
@@ -1761,6 +2024,7 @@ impl Registry {
             totals: AdminTotals {
                 clients: self.peers.len(),
                 matches: self.matches.len(),
+                spectators: self.spectators.len(),
                 links_reported: reported,
                 links_relayed: relayed,
                 relayed_share: if reported == 0 {
@@ -1822,6 +2086,7 @@ impl Registry {
                     })
                 })
                 .collect(),
+            spectators: m.spectators.len(),
         }
     }
 
@@ -1916,15 +2181,20 @@ impl Registry {
     }
 
     /// A fresh relay ticket for `peer`'s seat, if it is still a member (on the match's relay,
-    /// moved to another of the pool if that one stopped answering).
+    /// moved to another of the pool if that one stopped answering); for a spectator, a
+    /// spectator's ticket (seat [`SPECTATOR_SEAT`]).
     pub(crate) fn grant(
         &mut self,
         peer: PeerId,
         ticketing: &Ticketing,
         now_ms: u64,
     ) -> Option<RelayGrant> {
-        let slot = self.peers.get(&peer)?;
-        let (match_id, seat) = (slot.match_id, slot.seat);
+        let (match_id, seat) = match (self.peers.get(&peer), self.spectators.get(&peer)) {
+            (Some(slot), _) => (slot.match_id, slot.seat),
+            // A spectator's tickets hold no seat.
+            (None, Some(spectator)) => (spectator.match_id, SPECTATOR_SEAT),
+            (None, None) => return None,
+        };
         let max_players = self.matches.get(&match_id)?.max_players;
         let relay = self.relay_for(match_id, ticketing);
         ticketing.grant(match_id, peer, seat, max_players, relay, now_ms)
@@ -1961,6 +2231,7 @@ impl Registry {
         for other in m.members.iter().filter(|p| **p != peer) {
             self.push(*other, text.clone(), &mut cut);
         }
+        self.tell_spectators(match_id, &text, &mut cut);
         self.cut_off(cut);
         self.update_gauges();
         Ok(())
@@ -2316,6 +2587,107 @@ mod tests {
         assert!(!r.peers.contains_key(&b.peer));
         assert_eq!(drain(&mut a.rx)[0], ServerFrame::PeerLeft(b.peer));
         drop(b);
+    }
+
+    fn spectate(r: &mut Registry, target: &Target, n: u128) -> Result<Joined, Refusal> {
+        r.spectate(
+            target,
+            IP,
+            None,
+            ids(n).0,
+            &ticketing(),
+            1_000_000,
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn spectators_hold_no_seat_hear_presence_only_and_go_alone_or_with_their_match() {
+        let mut r = registry(6);
+        let room = Target::Name("r".into());
+        assert_eq!(
+            spectate(&mut r, &room, 9).err(),
+            Some(Refusal::UnknownMatch),
+            "a spectator makes no room"
+        );
+        assert!(r.matches.is_empty());
+        let mut a = join(&mut r, &room, 1);
+        drain(&mut a.rx);
+        let s = spectate(&mut r, &room, 100).unwrap(); // never drained: 3 frames queued
+        assert!(s.spectator);
+        assert_eq!(seat_of(&mut r, s.peer), SPECTATOR_SEAT);
+        assert!(drain(&mut a.rx).is_empty(), "the players hear nothing");
+        let mut b = join(&mut r, &room, 2);
+        assert_eq!(seat_of(&mut r, b.peer), 1, "the spectator took no seat");
+        assert_eq!(r.connections.total(), 3);
+        // Neither way do signals pass between a spectator and a player.
+        assert_eq!(
+            r.route_signal(a.peer, s.peer, "{}".into(), Instant::now()),
+            Routed::UnknownPeer
+        );
+        drain(&mut a.rx);
+        drain(&mut b.rx);
+        // b's join was the spectator's fourth frame; three metadata changes overflow its
+        // queue of 6 and cut it off alone: the players hear only the changes.
+        for n in 0..3 {
+            r.set_meta(a.peer, serde_json::json!({ "n": n }), Instant::now())
+                .unwrap();
+        }
+        assert!(!r.spectators.contains_key(&s.peer));
+        assert_eq!(r.connections.total(), 2);
+        assert_eq!(drain(&mut b.rx).len(), 3);
+        assert!(drain(&mut a.rx).is_empty());
+        drop(s);
+
+        // The match ends with its last player: its spectators are told and closed.
+        let mut t = spectate(&mut r, &room, 101).unwrap();
+        drain(&mut t.rx);
+        r.leave(b.peer, b.conn);
+        assert_eq!(
+            drain(&mut t.rx),
+            [ServerFrame::Ricochet(ServerMessage::PeerLeft {
+                peer: b.peer
+            })]
+        );
+        r.leave(a.peer, a.conn);
+        assert!(matches!(
+            drain(&mut t.rx)[..],
+            [ServerFrame::Ricochet(ServerMessage::Error {
+                code: ErrorCode::UnknownMatch,
+                ..
+            })]
+        ));
+        assert!(t.rx.is_closed());
+        assert_eq!(r.kicked(t.peer, t.conn), Some(CLOSE_MATCH_ENDED));
+        assert!(r.spectators.is_empty() && r.matches.is_empty());
+        assert_eq!(r.connections.total(), 0);
+        r.leave(t.peer, t.conn); // its connection's end changes nothing
+    }
+
+    #[test]
+    fn the_spectator_cap_is_per_match() {
+        let mut r = with_config(100, {
+            let mut c = Config::for_tests();
+            c.set_max_spectators_per_match(2);
+            c
+        });
+        let one = Target::Name("one".into());
+        let two = Target::Name("two".into());
+        let _a = join(&mut r, &one, 1);
+        let _b = join(&mut r, &two, 2);
+        let s1 = spectate(&mut r, &one, 10).unwrap();
+        let _s2 = spectate(&mut r, &one, 11).unwrap();
+        assert_eq!(
+            spectate(&mut r, &one, 12).err(),
+            Some(Refusal::TooManySpectators { max: 2 })
+        );
+        assert!(spectate(&mut r, &two, 13).is_ok());
+        r.leave(s1.peer, s1.conn);
+        assert!(spectate(&mut r, &one, 14).is_ok());
+        assert_eq!(
+            spectate(&mut r, &one, 15).err(),
+            Some(Refusal::TooManySpectators { max: 2 })
+        );
     }
 
     #[test]

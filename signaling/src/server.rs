@@ -347,6 +347,16 @@ fn refusal(shared: &Shared, r: Refusal) -> Response {
             ErrorCode::MatchStarted,
             "this match has started and takes no members after the start",
         ),
+        Refusal::TooManySpectators { max: 0 } => error(
+            StatusCode::CONFLICT,
+            ErrorCode::MatchFull,
+            "this server takes no spectators (--max-spectators-per-match 0)",
+        ),
+        Refusal::TooManySpectators { max } => error(
+            StatusCode::CONFLICT,
+            ErrorCode::MatchFull,
+            format!("this match has too many spectators (the most is {max})"),
+        ),
         Refusal::MatchJoinRateLimited => retry_later(error(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::MatchJoinRateLimited,
@@ -462,6 +472,8 @@ struct EntryBody<'a> {
     labels: &'a Labels,
     locked: bool,
     started: bool,
+    /// Spectators watching it (not among its `players`).
+    spectators: usize,
 }
 
 /// `GET /matches?limit=N&after=ID&open=true`: one page of public created matches in ID order.
@@ -500,6 +512,7 @@ async fn list_matches(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
                 labels: &m.labels,
                 locked: m.locked,
                 started: m.started,
+                spectators: m.spectators,
             })
             .collect(),
         next: page.next,
@@ -549,6 +562,7 @@ async fn list_cluster(
                 .lobby
                 .as_ref()
                 .is_some_and(crate::registry::LobbyState::started),
+            spectators: s.spectators,
         });
     }
     // `next` is the last match looked at on this page, as on a lone node.
@@ -669,13 +683,40 @@ fn valid_room_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
-/// Parses the room path and query into a join target and metadata.
+/// Whether the join asks to watch (`?spectate=1` or `true`; `0`, `false` or absent: to play).
+fn spectating(query: &HashMap<String, String>) -> Result<bool, (ErrorCode, String)> {
+    match query.get("spectate").map(String::as_str) {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err((
+            ErrorCode::BadRequest,
+            format!("spectate must be 1 or true (0 or false: join as a player), got {other:?}"),
+        )),
+    }
+}
+
+/// Parses the room path and query into a join target, metadata, and whether the join is a
+/// spectator's (`?spectate=1`: a named room or a match ID, without `next` or `meta`).
 fn parse_join(
     room: &str,
     query: &HashMap<String, String>,
     max_meta: usize,
-) -> Result<(Target, Option<serde_json::Value>), (ErrorCode, String)> {
+) -> Result<(Target, Option<serde_json::Value>, bool), (ErrorCode, String)> {
     let bad = |code: ErrorCode, message: String| Err((code, message));
+    let spectate = spectating(query)?;
+    if spectate && query.contains_key("next") {
+        return bad(
+            ErrorCode::BadNext,
+            "next cannot be combined with spectate: a spectator watches an existing match,              named by its room name or match id"
+                .into(),
+        );
+    }
+    if spectate && query.contains_key("meta") {
+        return bad(
+            ErrorCode::BadRequest,
+            "meta cannot be combined with spectate: a spectator has no metadata".into(),
+        );
+    }
     let next = match query.get("next") {
         None => None,
         Some(text) => match text.parse::<u8>() {
@@ -721,11 +762,18 @@ fn parse_join(
             format!("room name must be 1..={MAX_ROOM_NAME_LEN} characters of A-Z a-z 0-9 . _ ~ -"),
         );
     };
-    Ok((target, meta))
+    Ok((target, meta, spectate))
 }
 
 /// Query parameters of a join that are not required properties of a quick match.
-const JOIN_PARAMETERS: [&str; 5] = ["next", "meta", "rejoinable", "rejoin", "password"];
+const JOIN_PARAMETERS: [&str; 6] = [
+    "next",
+    "meta",
+    "rejoinable",
+    "rejoin",
+    "password",
+    "spectate",
+];
 
 /// A quick-match join's required properties: every parameter that is not one of
 /// [`JOIN_PARAMETERS`], under the label rules.
@@ -807,6 +855,15 @@ async fn room(
         .map_or_else(|| format!("/{room}"), |p| p.as_str().to_owned());
     // The join's target and metadata (a rejoin ignores both: its token names the match).
     let parsed = parse_join(&room, &query, shared.config.max_meta_size);
+    if query.contains_key("rejoin") && spectating(&query).unwrap_or(true) {
+        shared.metrics.reject(Rejection::BadRequest);
+        return error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "rejoin cannot be combined with spectate: a spectator has no membership to take back; \
+             connect again with spectate=1",
+        );
+    }
     // The ID the cluster claimed for a new named room or quick-match group made here.
     let mut claimed = None;
     if let Some(cluster) = &shared.cluster {
@@ -816,8 +873,9 @@ async fn room(
                 .ticketing
                 .verify_rejoin(token)
                 .map(|(match_id, _)| Target::Id(match_id)),
-            None => parsed.as_ref().ok().map(|(t, _)| t.clone()),
+            None => parsed.as_ref().ok().map(|(t, _, _)| t.clone()),
         };
+        let watching = parsed.as_ref().is_ok_and(|(_, _, spectate)| *spectate);
         let joining = !query.contains_key("rejoin");
         if joining
             && forwarded.is_none()
@@ -829,7 +887,13 @@ async fn room(
         }
         if let Some(target) = target {
             let fresh = MatchId::from_bytes(rand::thread_rng().gen());
-            match cluster.route(&shared, &target, fresh).await {
+            // A spectator never makes a match: its room name is looked up, not claimed.
+            let route = if watching {
+                cluster.route_existing(&shared, &target).await
+            } else {
+                cluster.route(&shared, &target, fresh).await
+            };
+            match route {
                 Ok(crate::cluster::Route::Forward(url)) => {
                     return cluster
                         .forward(
@@ -873,7 +937,7 @@ async fn room(
             Err(r) => refusal(&shared, r),
         };
     }
-    let (target, meta) = match parsed {
+    let (target, meta, spectate) = match parsed {
         Ok(t) => t,
         Err((code, message)) => {
             shared.metrics.reject(Rejection::BadRequest);
@@ -894,17 +958,30 @@ async fn room(
         let rejoinable = query
             .get("rejoinable")
             .is_some_and(|v| v == "1" || v == "true");
-        shared.registry().join(
-            &target,
-            ip_prefix(ip),
-            query.get("password").map(String::as_str),
-            meta,
-            rejoinable,
-            (peer_id, match_id),
-            &shared.ticketing,
-            now_unix_ms(),
-            Instant::now(),
-        )
+        if spectate {
+            // `rejoinable` is ignored: a spectator that loses its connection connects again.
+            shared.registry().spectate(
+                &target,
+                ip_prefix(ip),
+                query.get("password").map(String::as_str),
+                peer_id,
+                &shared.ticketing,
+                now_unix_ms(),
+                Instant::now(),
+            )
+        } else {
+            shared.registry().join(
+                &target,
+                ip_prefix(ip),
+                query.get("password").map(String::as_str),
+                meta,
+                rejoinable,
+                (peer_id, match_id),
+                &shared.ticketing,
+                now_unix_ms(),
+                Instant::now(),
+            )
+        }
     };
     let joined = match joined {
         Ok(j) => j,
@@ -916,7 +993,11 @@ async fn room(
         %ip,
         match_id = %joined.match_id,
     );
-    span.in_scope(|| tracing::info!(room = %room, "joined"));
+    if joined.spectator {
+        span.in_scope(|| tracing::info!(room = %room, "spectating"));
+    } else {
+        span.in_scope(|| tracing::info!(room = %room, "joined"));
+    }
     upgrade(
         ws,
         Membership::new(shared.clone(), joined),
@@ -993,6 +1074,40 @@ mod tests {
             .unwrap()
             .1
             .is_some());
+    }
+
+    #[test]
+    fn spectator_joins() {
+        let id = "0123456789abcdef0123456789abcdef";
+        for (room, query) in [
+            ("friday-night", &[("spectate", "1")][..]),
+            ("friday-night", &[("spectate", "true"), ("rejoinable", "1")]),
+            (id, &[("spectate", "1"), ("password", "p")]),
+        ] {
+            let (target, meta, spectate) = parse_join(room, &q(query), 512).unwrap();
+            assert!(spectate && meta.is_none(), "{query:?}");
+            assert_eq!(target, parse_join(room, &q(&[]), 512).unwrap().0);
+        }
+        for off in ["0", "false"] {
+            assert!(!parse_join("r", &q(&[("spectate", off)]), 512).unwrap().2);
+        }
+        for (query, code) in [
+            (&[("spectate", "1"), ("next", "2")][..], ErrorCode::BadNext),
+            (&[("spectate", "yes")], ErrorCode::BadRequest),
+            (&[("spectate", "")], ErrorCode::BadRequest),
+            (&[("spectate", "1"), ("meta", "{}")], ErrorCode::BadRequest),
+        ] {
+            assert_eq!(
+                parse_join("r", &q(query), 512).unwrap_err().0,
+                code,
+                "{query:?}"
+            );
+        }
+        // Not a quick-match property either.
+        assert_eq!(
+            quick_properties(&q(&[("spectate", "0"), ("mode", "duel")])).unwrap(),
+            Labels::from([("mode".to_owned(), "duel".to_owned())])
+        );
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {

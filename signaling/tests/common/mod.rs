@@ -35,6 +35,11 @@ pub fn config() -> Config {
 
 pub async fn start(config: Config) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(listener, config).await
+}
+
+/// [`start`] on a listener already bound (when the config must name its address).
+pub async fn start_on(listener: tokio::net::TcpListener, config: Config) -> Server {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(ricochet_signaling::run(listener, config, async move {
