@@ -407,6 +407,68 @@ fn a_late_joiner_takes_the_fourth_seat_of_a_running_match() {
     }
 }
 
+/// Three bots play; a spectator bot watches from the start, another from 10 s in (it starts
+/// from the key the relay kept), and a hostile spectator sends game packets to every player
+/// and stream records through the relay, flooding until the relay closes it. Both spectators
+/// confirm the players' checksum; the players see nothing of the hostile one and are not
+/// slowed down.
+#[test]
+fn spectators_confirm_the_players_checksum_and_a_hostile_one_disturbs_nobody() {
+    let _one = serial();
+    let servers = servers(&[]);
+    let started = std::time::Instant::now();
+    let players: Vec<Proc> = (1..=3)
+        .map(|seed| spawn_bot(&servers.signaling_url, "watched", 3, 1200, seed, &[]))
+        .collect();
+    // The room exists once the players are in (a second or two).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let watch = |seed: usize, extra: &[&str]| {
+        let mut args = vec!["--spectate"];
+        args.extend_from_slice(extra);
+        spawn_bot(&servers.signaling_url, "watched", 3, 1200, seed, &args)
+    };
+    let early = watch(10, &[]);
+    let hostile = watch(11, &["--hostile", "20"]);
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let late = watch(12, &[]);
+    let reports: Vec<_> = players.into_iter().map(bot_report).collect();
+    agree(&reports);
+    for r in &reports {
+        assert_eq!(
+            r["malformed_packets"], 0,
+            "nothing of the spectators reached it: {r}"
+        );
+        assert_eq!(r["disconnected"], serde_json::json!([]), "{r}");
+    }
+    // 1,200 frames take 20 s at 60 Hz; joining and lingering add a few seconds.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(45),
+        "the match was slowed down: {:?}",
+        started.elapsed()
+    );
+    let hostile = bot_report(hostile);
+    // 4007 (bytes) or 4008 (frames), whichever budget runs out first.
+    println!("hostile: {hostile}");
+    assert!(
+        hostile["closed"]
+            .as_str()
+            .is_some_and(|c| c.contains("4007") || c.contains("4008")),
+        "the relay closed the flooding spectator: {hostile}"
+    );
+    assert!(hostile["refused"].as_u64().unwrap() > 0, "{hostile}");
+    for (name, s) in [("early", bot_report(early)), ("late", bot_report(late))] {
+        println!("{name} spectator: {s}");
+        assert_eq!(s["checksum"], reports[0]["checksum"], "{name}: {s}");
+        assert_eq!(s["key_mismatches"], 0, "{name}: {s}");
+        assert_eq!(s["players"], 3, "{name}: {s}");
+        for (frame, c) in s["checksums"].as_object().unwrap() {
+            if let Some(theirs) = reports[0]["checksums"].get(frame) {
+                assert_eq!(c, theirs, "{name} at frame {frame}");
+            }
+        }
+    }
+}
+
 /// The relay is the only path and it is killed (SIGKILL) 8 s into the match and restarted
 /// 1 s later: every bot reconnects to the new relay process with its ticket and the match
 /// finishes with equal checksums and nobody lost (a bot that loses a player exits 3).

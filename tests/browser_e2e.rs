@@ -96,6 +96,48 @@ fn two_tabs_and_a_bot_play_forced_to_the_relay() {
     two_tabs_and_a_bot("browser-relay", true);
 }
 
+/// Two bots play; a spectator tab (`spectate=1`, opened before the match exists: it waits for
+/// it) watches through signaling and the relay, shows the match on its canvas, and confirms
+/// the bots' checksum of the last frame.
+#[test]
+fn a_spectator_tab_shows_the_match() {
+    let _serial = serial();
+    let web = support::web_dir();
+    let servers = servers(&["--static", web.to_str().unwrap()]);
+    let http = servers.signaling_url.replace("ws://", "http://");
+    let room = format!("browser-watched-{}", std::process::id());
+    let bots: Vec<Proc> = (1..=2)
+        .map(|seed| {
+            Proc(
+                Command::new(bin("ricochet-bot"))
+                    .args(["--signaling", &servers.signaling_url, "--room", &room])
+                    .args(["--players", "2", "--frames", &FRAMES.to_string()])
+                    .args(["--seed", &seed.to_string(), "--timeout-secs", "240"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("start ricochet-bot"),
+            )
+        })
+        .collect();
+    let urls = [format!("{http}/?match={room}&spectate=1&frames={FRAMES}")];
+    let drive = support::drive(&support::artifacts("spectator"), "checksum", 240, &urls);
+    let tab = &drive.statuses[0];
+    println!("spectator tab: {tab}");
+    assert!(drive.ok, "the spectator tab did not finish: {tab}");
+    let bots: Vec<_> = bots.into_iter().map(bot_report).collect();
+    assert_eq!(bots[0]["checksum"], bots[1]["checksum"]);
+    assert_eq!(tab["checksum"], bots[0]["checksum"], "{tab}");
+    assert_eq!(tab["spectator"], true, "{tab}");
+    assert_eq!(tab["key_mismatches"], 0, "{tab}");
+    let colors = support::check_screenshot(&drive.screenshots[0]);
+    println!("spectator screenshot: player color pixels {colors:?}");
+    assert!(
+        colors.iter().filter(|c| **c > 0).count() >= 2,
+        "both players are drawn: {colors:?}"
+    );
+}
+
 /// Two players as two people on one machine would start them: each page in its own Chromium
 /// process (its own profile), not two tabs of one browser. Both play the match to the end over
 /// the direct channel, and both ends report the pair on `direct` with no direct failure, read

@@ -190,6 +190,8 @@ struct State {
     closed: Option<String>,
     /// Why the connection is down while the driver reconnects.
     down: Option<String>,
+    /// Why the connection last dropped, kept once reconnected.
+    last_down: Option<String>,
     /// Packets sent since the last flush, in order.
     pending: Vec<(u16, Vec<u8>)>,
     /// Spectator stream frames sent since the last flush, encoded, in order.
@@ -365,6 +367,7 @@ async fn run(
         {
             let mut s = lock(&state);
             s.down = Some(error.to_string());
+            s.last_down = s.down.clone();
             s.by_member.clear();
             s.by_peer.clear();
             s.watch.bump();
@@ -530,6 +533,12 @@ impl RelaySocket {
     /// Why the connection ended for good, if it has.
     pub fn closed(&self) -> Option<String> {
         lock(&self.state).closed.clone()
+    }
+
+    /// Why the connection last dropped, once it did (kept after the driver reconnected, unlike
+    /// [`RelaySocket::down`]).
+    pub fn last_down(&self) -> Option<String> {
+        lock(&self.state).last_down.clone()
     }
 
     /// Why the connection is down, while the driver reconnects (see

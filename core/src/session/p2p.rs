@@ -379,6 +379,11 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                     record
                 }
             };
+            tracing::trace!(
+                kind = record.first(),
+                frame = u32::from_be_bytes([record[1], record[2], record[3], record[4]]),
+                "stream record sent"
+            );
             self.socket.with_socket(|s| s.send_stream(&record));
         }
     }

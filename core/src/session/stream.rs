@@ -333,6 +333,7 @@ impl<I: bytemuck::Pod> Watcher<I> {
             self.stats.malformed += 1;
             StreamError::Malformed(format!("frame {} out of range", r.frame))
         })?;
+        tracing::trace!(kind = ?r.kind, frame, count = r.count, "stream record received");
         match r.kind {
             StreamKind::Inputs => self.inputs(frame, r.count, r.body),
             StreamKind::Key => self.key(game, frame, r.body),
@@ -376,6 +377,11 @@ impl<I: bytemuck::Pod> Watcher<I> {
             }
             if f > expected_frame {
                 // Records were lost upstream: wait for the next key.
+                tracing::warn!(
+                    expected = expected_frame,
+                    got = f,
+                    "the spectator stream skipped frames; waiting for the next key"
+                );
                 self.stats.gaps += 1;
                 self.next = None;
                 self.queue.clear();
@@ -429,8 +435,13 @@ impl<I: bytemuck::Pod> Watcher<I> {
                 self.check = Some(key);
                 self.check_key(game)
             }
-            Some(_) => {
+            Some(next) => {
                 // Inputs between the watcher and the key were lost upstream.
+                tracing::warn!(
+                    expected = next + self.queue.len() as i32,
+                    key = frame,
+                    "the spectator stream skipped frames up to a key"
+                );
                 self.stats.gaps += 1;
                 self.load(game, key)
             }

@@ -338,7 +338,11 @@ async fn spectate(args: &Args) -> anyhow::Result<serde_json::Value> {
             );
         }
         if args.hostile > 0 {
-            if let Some(closed) = spectating.closed() {
+            // The first time the relay closed it (the client would reconnect).
+            if let Some(closed) = spectating
+                .closed()
+                .or_else(|| spectating.relay_mut().last_down())
+            {
                 return Ok(serde_json::json!({
                     "spectator": true,
                     "hostile": true,

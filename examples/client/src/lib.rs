@@ -494,7 +494,8 @@ impl Play {
     /// match, by signaling and the relay: their path shows as `left`, and the closing of their channel is among the
     /// `direct_failures`), `time_to_first_frame_ms`, `time_to_first_confirmed_ms`, `elapsed_ms`
     /// (since joining began: 60 frames take 1,000 ms when nothing stalls), `malformed_packets`,
-    /// `relay` (`null` without one: `reconnects`, `dropped_while_down`, `down` (why, while
+    /// `relay` (`null` without one: `reconnects`, `dropped_while_down`, `stream_sent` (spectator
+    /// stream records sent, as the match's streaming player), `down` (why, while
     /// reconnecting), `closed` (why, once given up)), `chat` (the latest [`CHAT_KEPT`] chat
     /// lines, each `{"from": handle, "text"}`, this player's own included).
     pub fn status(&self) -> serde_json::Value {
@@ -603,6 +604,7 @@ impl Play {
                 serde_json::json!({
                     "reconnects": st.reconnects,
                     "dropped_while_down": st.dropped_while_down,
+                    "stream_sent": st.stream_sent,
                     "down": r.down(),
                     "closed": r.closed(),
                 })
