@@ -6,6 +6,7 @@
 mod common;
 
 mod a_late_joiner_takes_the_next_seat;
+mod a_player_asking_again_and_again_costs_one_epoch_per_cooldown;
 mod a_player_who_vanishes_rejoins_its_seat;
 mod a_relay_outage_in_a_relay_only_match_is_ridden_out;
 mod both_ends_of_every_pair_agree_on_the_path;

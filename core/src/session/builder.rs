@@ -304,6 +304,7 @@ impl<A: Address> SessionBuilder<A> {
             rejoin: RejoinState::new(rejoin_nonce),
             rejoined: None,
             builder: self,
+            deferred: Vec::new(),
         })
     }
 

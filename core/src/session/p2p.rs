@@ -8,7 +8,8 @@ use crate::game::{Game, GgrsConfig, PodInput};
 use crate::limits::MAX_INPUT_DELAY;
 use crate::messages::{MessageError, MessageStats, MessageStreams, Recipients};
 use crate::session::rejoin::{
-    RejoinError, SnapshotReceiver, SnapshotSender, REBASE_MARGIN, REBASE_RESEND, REJOIN_RESEND,
+    RejoinError, SnapshotReceiver, SnapshotSender, REBASE_MARGIN, REBASE_RESEND, REJOIN_COOLDOWN,
+    REJOIN_RESEND,
 };
 use crate::session::replay::Replay;
 use crate::session::*;
@@ -41,6 +42,8 @@ pub struct Session<G: Game, A: Address, S> {
     pub(crate) rejoined: Option<RejoinStats>,
     /// What the session was built from: each epoch starts a ggrs session of this roster.
     pub(crate) builder: SessionBuilder<A>,
+    /// Peers to disconnect once ggrs can take it (see `Session::disconnect_peer`).
+    pub(crate) deferred: Vec<A>,
 }
 
 /// What a returning (or late) player's rejoin took ([`Session::rejoin_stats`]).
@@ -70,6 +73,8 @@ pub(crate) struct RejoinState<A> {
     nonces: std::collections::HashMap<A, u32>,
     /// Requests an epoch has answered: a copy arriving late changes nothing.
     answered: Vec<u32>,
+    /// When an epoch last seated each returning or late player (see [`REJOIN_COOLDOWN`]).
+    seated: std::collections::HashMap<A, web_time::Instant>,
 }
 
 impl<A: Address> RejoinState<A> {
@@ -87,6 +92,7 @@ impl<A: Address> RejoinState<A> {
             syncing: None,
             nonces: std::collections::HashMap::new(),
             answered: Vec::new(),
+            seated: std::collections::HashMap::new(),
         }
     }
 }
@@ -234,6 +240,11 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
     ) -> Result<Advance, SessionError> {
         if self.rejoin.joining.is_some() {
             return self.advance_joining(game, now);
+        }
+        for peer in std::mem::take(&mut self.deferred) {
+            if self.disconnect_peer(&peer) {
+                tracing::info!(?peer, "a player's old self is disconnected");
+            }
         }
         let before = self.core.frame;
         self.set_bounds();
@@ -436,7 +447,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                 Control::Rejoin { .. }
                 | Control::Rebase { .. }
                 | Control::Snapshot { .. }
-                | Control::SnapshotAck { .. } => self.on_rejoin_control(peer, msg),
+                | Control::SnapshotAck { .. } => self.on_rejoin_control(peer, msg, now),
                 _ => {
                     if let Some(f) = &mut self.core.forensics {
                         f.receive(&peer, &msg);
@@ -628,7 +639,26 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
     /// Disconnects `peer`'s player handles still connected in this epoch; if there were any,
     /// forgets the peer ([`Session::forget`]) and tells the game (`Event::Disconnected`).
     /// Whether there were.
+    ///
+    /// ggrs 0.13 rolls back to a disconnected player's last input frame + 1 at the next
+    /// advance, and panics ("must load frame in the past") when that is its current frame: a
+    /// player whose input it has for exactly the frame before. Such a disconnect waits (in
+    /// `deferred`, done before the next advance once it is safe: the player's old self sends
+    /// nothing more, the frame moves on).
     fn disconnect_peer(&mut self, peer: &A) -> bool {
+        let current = self.ggrs.current_frame();
+        if self
+            .socket
+            .last_input_frame(peer)
+            .is_some_and(|f| f >= current - 1)
+            && self.plays_on(peer)
+        {
+            if !self.deferred.contains(peer) {
+                self.deferred.push(peer.clone());
+            }
+            return false;
+        }
+        self.deferred.retain(|p| p != peer);
         let mut dropped = false;
         for h in self.handles_of(peer) {
             if !self.gone[h] && self.ggrs.disconnect_player(h).is_ok() {
@@ -674,9 +704,9 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         false
     }
 
-    fn on_rejoin_control(&mut self, peer: A, msg: Control) {
+    fn on_rejoin_control(&mut self, peer: A, msg: Control, now: web_time::Instant) {
         match msg {
-            Control::Rejoin { nonce } => self.on_rejoin_request(peer, nonce),
+            Control::Rejoin { nonce } => self.on_rejoin_request(peer, nonce, now),
             Control::Rebase {
                 epoch,
                 frame,
@@ -762,7 +792,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
     }
 
     /// `peer`'s new process asks for its seat.
-    fn on_rejoin_request(&mut self, peer: A, nonce: u32) {
+    fn on_rejoin_request(&mut self, peer: A, nonce: u32, now: web_time::Instant) {
         if self.rejoin.answered.contains(&nonce) {
             // A late copy of a request the match has moved on for: the player is seated.
             return;
@@ -796,6 +826,15 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         // A transfer to an earlier request of this player is of no use to this one.
         self.rejoin.sending.retain(|(a, _)| *a != peer);
         if !self.coordinates_for(&peer) {
+            return;
+        }
+        if self
+            .rejoin
+            .seated
+            .get(&peer)
+            .is_some_and(|at| now.saturating_duration_since(*at) < REJOIN_COOLDOWN)
+        {
+            // Seated a moment ago: it is answered once the cooldown is over (it keeps asking).
             return;
         }
         let offset = self.core.offset;
@@ -955,6 +994,9 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
                 }
             }
         }
+        if let Some(j) = &joiner {
+            self.rejoin.seated.insert(j.clone(), now);
+        }
         let rejoined = joiner;
         tracing::info!(
             epoch = p.epoch,
@@ -1004,6 +1046,8 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         self.socket.set_epoch(epoch);
         self.ggrs = self.builder.ggrs_p2p::<G>(self.socket.clone())?;
         self.epoch = epoch;
+        // Disconnects of the old epoch's session are moot in the new one.
+        self.deferred.clear();
         self.stalled = None;
         self.gone = vec![false; self.roster.len()];
         for h in 0..self.roster.len() {
@@ -1037,7 +1081,10 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         let Some(j) = &mut self.rejoin.joining else {
             return Ok(Advance::Synchronizing);
         };
-        if j.rebase.is_none() && j.next_request.is_none_or(|at| now >= at) {
+        // Until seated, not only until answered: a player that has not heard the request yet
+        // when the coordinator answers could not seat a late joiner (`UnknownJoiner`); the
+        // others ignore copies of a request they have answered.
+        if j.next_request.is_none_or(|at| now >= at) {
             let msg = Control::Rejoin { nonce: j.nonce };
             for peer in &self.peers {
                 self.socket.send_control(peer, &msg);

@@ -42,8 +42,13 @@ use web_time::Instant;
 use crate::game::{EncodedState, StateFormat};
 use crate::wire::{Control, MAX_SNAPSHOT_BYTES, SNAPSHOT_CHUNK};
 
-/// How often a returning player asks again while no [`Control::Rebase`] has answered.
+/// How often a returning player asks again until it is seated.
 pub const REJOIN_RESEND: Duration = Duration::from_millis(250);
+/// How long after an epoch seated a player the coordinator leaves a new request of that player
+/// (a new process, or the same one asking anew) unanswered: it is answered once this is over,
+/// since the player keeps asking. A player that asks again and again (a bug, or an attack)
+/// costs the others one epoch switch per cooldown at most.
+pub const REJOIN_COOLDOWN: Duration = Duration::from_secs(3);
 /// How often the coordinator sends [`Control::Rebase`] again until it moves to the epoch.
 pub const REBASE_RESEND: Duration = Duration::from_millis(100);
 /// Frames between the newest frame the coordinator knows of and the new epoch's first frame,

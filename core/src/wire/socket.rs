@@ -332,9 +332,13 @@ impl<A: Clone + Eq + Hash> Guard<A> {
                     edited = self.filter_disconnect_reports(from, input, limit, confirmed_frame)?;
                 }
                 // ggrs takes inputs only if they continue what it has; so does this record
-                // of who is still sending.
+                // of who is still sending (from the first message it sees: the ones before
+                // the session's first bounds went by unrecorded).
                 let seen = self.last_input.entry(from.clone()).or_insert((-1, 0));
-                if count > 0 && input.start_frame <= seen.0 + 1 && last as i32 > seen.0 {
+                if count > 0
+                    && (seen.0 < 0 || input.start_frame <= seen.0 + 1)
+                    && last as i32 > seen.0
+                {
                     *seen = (last as i32, self.polls);
                 }
                 Ok(edited)
