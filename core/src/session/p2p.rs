@@ -649,7 +649,7 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
         let current = self.ggrs.current_frame();
         if self
             .socket
-            .last_input_frame(peer)
+            .newest_input_frame(peer)
             .is_some_and(|f| f >= current - 1)
             && self.plays_on(peer)
         {

@@ -249,6 +249,8 @@ struct Guard<A> {
     pings: VecDeque<u128>,
     /// Per peer: the last frame of input accepted from it, and the poll it arrived in.
     last_input: HashMap<A, (i32, u64)>,
+    /// Per peer, the newest frame of input any message that passed the checks carried.
+    newest_input: HashMap<A, i32>,
 }
 
 /// A player whose inputs arrived within this many polls (frames) is not believed to have
@@ -331,14 +333,14 @@ impl<A: Clone + Eq + Hash> Guard<A> {
                     }
                     edited = self.filter_disconnect_reports(from, input, limit, confirmed_frame)?;
                 }
+                if count > 0 {
+                    let newest = self.newest_input.entry(from.clone()).or_insert(-1);
+                    *newest = (*newest).max(last as i32);
+                }
                 // ggrs takes inputs only if they continue what it has; so does this record
-                // of who is still sending (from the first message it sees: the ones before
-                // the session's first bounds went by unrecorded).
+                // of who is still sending.
                 let seen = self.last_input.entry(from.clone()).or_insert((-1, 0));
-                if count > 0
-                    && (seen.0 < 0 || input.start_frame <= seen.0 + 1)
-                    && last as i32 > seen.0
-                {
+                if count > 0 && input.start_frame <= seen.0 + 1 && last as i32 > seen.0 {
                     *seen = (last as i32, self.polls);
                 }
                 Ok(edited)
@@ -482,6 +484,7 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
                     disconnected_at: Vec::new(),
                     pings: VecDeque::with_capacity(PINGS_REMEMBERED),
                     last_input: HashMap::new(),
+                    newest_input: HashMap::new(),
                 },
                 scratch: Vec::with_capacity(256),
                 received: Vec::new(),
@@ -560,6 +563,7 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
         inner.guard.bounds = None;
         inner.guard.disconnected_at.clear();
         inner.guard.last_input.clear();
+        inner.guard.newest_input.clear();
         let before = inner.early.len();
         inner.early.retain(|(e, _, _)| *e >= epoch);
         inner.stats.stale_packets += (before - inner.early.len()) as u64;
@@ -612,6 +616,15 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
     /// [`Control::MessageAck`]) received so far, for [`crate::messages::MessageStreams`].
     pub fn take_messages(&self) -> Vec<(A, Control)> {
         self.lock().messages.drain(..).collect()
+    }
+
+    /// The newest frame of input any message from `peer` carried in this epoch (`None` before
+    /// its first): ggrs has at most this far of its inputs.
+    pub fn newest_input_frame(&self, peer: &A) -> Option<i32>
+    where
+        A: Eq + Hash,
+    {
+        self.lock().guard.newest_input.get(peer).copied()
     }
 
     /// The last frame of input accepted from `peer` (`None` before its first input).
