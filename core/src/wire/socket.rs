@@ -338,9 +338,15 @@ impl<A: Clone + Eq + Hash> Guard<A> {
                     *newest = (*newest).max(last as i32);
                 }
                 // ggrs takes inputs only if they continue what it has; so does this record
-                // of who is still sending.
+                // of who is still sending. A peer's first inputs start after its input delay
+                // (the frames before it are never sent), not at frame 0: without this the
+                // record stayed at -1 and the stall watchdog took every peer for one holding
+                // the match back.
                 let seen = self.last_input.entry(from.clone()).or_insert((-1, 0));
-                if count > 0 && input.start_frame <= seen.0 + 1 && last as i32 > seen.0 {
+                let first = seen.0 < 0
+                    && input.start_frame
+                        <= confirmed_frame.max(-1) + 1 + crate::limits::MAX_INPUT_DELAY as i32;
+                if count > 0 && (first || input.start_frame <= seen.0 + 1) && last as i32 > seen.0 {
                     *seen = (last as i32, self.polls);
                 }
                 Ok(edited)
