@@ -182,8 +182,9 @@ Goal (issue 15): measure the three in one run; memory per idle socket still at m
   receives \`NewPeer(B)\` (*join-to-NewPeer*); then both close. *First join* is A's own join, from its
   TCP connect to its \`IdAssigned\` (the join that makes the room, and on Redis claims its name). With two nodes, A joins node \`room % 2\` and B the other node,
   so half the clients are on each node and every B's join is forwarded to A's node (Redis \`SET NX\` on
-  the room name fails, the name and the home node are read from Redis, and the node opens a WebSocket
-  to the home node and pipes the frames). With one node on Redis, A's join claims the name in Redis
+  the room name fails, the name and the home node are read from Redis, and the node opens a TCP
+  connection to the home node, makes the client's WebSocket handshake there and then passes the
+  bytes through both ways). With one node on Redis, A's join claims the name in Redis
   (\`SET NX\`, then the match's home) and B's join finds the room locally.
 - **Joins/s**: joins completed (2 per room) divided by the wall time of the round, with
   $LATENCY_CONCURRENCY rooms in flight (a closed loop, not an open-loop maximum); the generator shares the CPUs.
@@ -195,8 +196,8 @@ Goal (issue 15): measure the three in one run; memory per idle socket still at m
   processes (summed over both nodes) before any client connects and 3 s after the last of
   $IDLE_CONNECTIONS WebSockets has its \`IdAssigned\`, the difference divided by the number of client
   sockets. Rooms of two; with two nodes the two members of a room are on different nodes, so half the
-  sockets are forwarded (the forwarding node holds the client's socket and a WebSocket to the home
-  node, the home node the member). Redis's \`VmRSS\` difference over the same sockets is its own
+  sockets are forwarded (the forwarding node holds the client's socket, its TCP connection to the
+  home node and one task passing bytes through, the home node the member). Redis's \`VmRSS\` difference over the same sockets is its own
   column. \`live_matches\` / \`live_members\` are the nodes' \`/metrics\` gauges while the sockets are open.
 - Every node runs with its defaults except the limits a loopback benchmark would hit (every client is
   127.0.0.1): \`--max-connections\`, \`--max-connections-per-ip\`, \`--max-tcp-connections\`,

@@ -8,7 +8,8 @@
 //!
 //! - joining a match whose home is another live node, the node **forwards** the WebSocket to
 //!   that node (it opens the same request there, passing the client's address in signed
-//!   headers, and pipes the frames both ways); a refusal there (full, wrong password, ...) is
+//!   headers, and once the home node accepts, passes the bytes through both ways: the
+//!   client's WebSocket ends at the home node); a refusal there (full, wrong password, ...) is
 //!   answered to the client as is;
 //! - joining a match whose home node died (its heartbeat key expired), the node **takes it
 //!   over** from its snapshot: every rejoinable member is kept, away, for the rejoin grace, and
@@ -26,17 +27,18 @@
 //! [`NODE_TTL_SECS`] without a heartbeat), `home:{match}`, `snap:{match}` (JSON),
 //! `room:{name}`, `quick:{room}|{size}|{properties}`, and the sorted set `public`.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt as _, StreamExt as _};
 use hmac::Mac as _;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use redis::aio::ConnectionManager;
 use ricochet_protocol::signaling::MatchId;
-use tokio_tungstenite::tungstenite;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::hmac_sha256;
 use crate::registry::{Gone, QuickKey, Snapshot, Target};
@@ -542,74 +544,127 @@ impl Cluster {
     }
 
     /// Forwards a join to the match's home node at `url`: the same path and query, the client's
-    /// address signed in headers. A refusal there is the answer here; an accepted join is
-    /// upgraded here and piped to it.
+    /// address signed in headers, the client's own `Sec-WebSocket-Key`. A refusal there is the
+    /// answer here; an accepted join is upgraded here (`upgrade`, the client's connection) and
+    /// from then on this node passes the bytes through both ways, frames as they are: the
+    /// client's masked frames are what the home node expects from a client, and the home
+    /// node's unmasked frames what the client expects from a server. So a forwarded member
+    /// costs this node no WebSocket state, no buffer while idle, and one task.
     pub(crate) async fn forward(
         &self,
-        ws: WebSocketUpgrade,
+        upgrade: Option<OnUpgrade>,
         url: &str,
         path_and_query: &str,
         headers: &HeaderMap,
         ip: std::net::IpAddr,
-        max_message: usize,
     ) -> Response {
-        use tungstenite::client::IntoClientRequest as _;
-        let target = format!("{}{}", url.trim_end_matches('/'), path_and_query);
-        let Ok(mut request) = target.as_str().into_client_request() else {
-            return crate::server::error(
+        let unreachable = || {
+            crate::server::error(
                 StatusCode::BAD_GATEWAY,
                 ricochet_protocol::signaling::ErrorCode::ServerFull,
                 "could not reach this match's node",
-            );
+            )
+        };
+        let target = format!("{}{}", url.trim_end_matches('/'), path_and_query);
+        let (Ok(uri), Some(key), Some(upgrade)) = (
+            target.parse::<axum::http::Uri>(),
+            headers.get(header::SEC_WEBSOCKET_KEY),
+            upgrade,
+        ) else {
+            return unreachable();
+        };
+        let (Some(authority), Some(path)) = (uri.authority(), uri.path_and_query()) else {
+            return unreachable();
         };
         let secs = crate::server::now_unix_ms() / 1000;
-        let h = request.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
-            h.insert(FORWARDED_FOR, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&self.forward_auth(ip, secs)) {
-            h.insert(FORWARD_AUTH, v);
-        }
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            h.insert(header::ORIGIN, origin.clone());
-        }
-        let mut config = tungstenite::protocol::WebSocketConfig::default();
-        config.max_message_size = Some(max_message.max(64 * 1024));
-        // As small as a member's own socket: an idle forwarded member costs two sockets.
-        config.read_buffer_size = 2 * 1024;
-        config.write_buffer_size = 0;
-        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-        let upstream = match tokio::time::timeout(Duration::from_secs(5), connect).await {
-            Ok(Ok((upstream, _))) => upstream,
-            Ok(Err(tungstenite::Error::Http(resp))) => {
-                // The home node's refusal, as it gave it.
-                let status =
-                    StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-                let body = resp.body().clone().unwrap_or_default();
-                let mut out = (status, body).into_response();
-                out.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                if let Some(retry) = resp.headers().get("retry-after") {
-                    if let Ok(v) = HeaderValue::from_bytes(retry.as_bytes()) {
-                        out.headers_mut().insert(header::RETRY_AFTER, v);
-                    }
-                }
-                return out;
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             {FORWARDED_FOR}: {ip}\r\n{FORWARD_AUTH}: {}\r\n",
+            self.forward_auth(ip, secs)
+        )
+        .into_bytes();
+        for (name, value) in [
+            (header::SEC_WEBSOCKET_KEY, Some(key)),
+            (header::ORIGIN, headers.get(header::ORIGIN)),
+        ] {
+            // A header value holds no CR or LF (hyper refused the request otherwise).
+            if let Some(value) = value {
+                request.extend_from_slice(name.as_str().as_bytes());
+                request.extend_from_slice(b": ");
+                request.extend_from_slice(value.as_bytes());
+                request.extend_from_slice(b"\r\n");
             }
-            _ => {
-                return crate::server::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ricochet_protocol::signaling::ErrorCode::ServerFull,
-                    "this match's node did not answer; try again",
-                )
+        }
+        request.extend_from_slice(b"\r\n");
+        // `wss://` is not supported between nodes (as before: no TLS client is built in).
+        let plain = uri.scheme_str() == Some("ws");
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(80);
+        let handshake = async {
+            if !plain {
+                return Err(std::io::ErrorKind::Unsupported.into());
             }
+            let mut upstream = tokio::net::TcpStream::connect((host, port)).await?;
+            // Signaling is small frames written back to back (see the front door).
+            upstream.set_nodelay(true)?;
+            upstream.write_all(&request).await?;
+            let answer = read_answer(&mut upstream).await?;
+            Ok::<_, std::io::Error>((upstream, answer))
         };
-        ws.read_buffer_size(2 * 1024)
-            .write_buffer_size(0)
-            .max_message_size(max_message)
-            .on_upgrade(move |client| pipe(client, upstream))
+        let (upstream, answer) =
+            match tokio::time::timeout(FORWARD_CONNECT_TIMEOUT, handshake).await {
+                Ok(Ok(done)) => done,
+                _ => {
+                    return crate::server::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        ricochet_protocol::signaling::ErrorCode::ServerFull,
+                        "this match's node did not answer; try again",
+                    )
+                }
+            };
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        if answer.status != StatusCode::SWITCHING_PROTOCOLS {
+            // The home node's refusal, as it gave it.
+            let mut out = (answer.status, answer.body).into_response();
+            out.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Some(retry) = answer.retry_after {
+                out.headers_mut().insert(header::RETRY_AFTER, retry);
+            }
+            return out;
+        }
+        if answer.accept.as_deref() != Some(accept.as_str()) {
+            return crate::server::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ricochet_protocol::signaling::ErrorCode::ServerFull,
+                "this match's node did not answer; try again",
+            );
+        }
+        let Ok(accept) = HeaderValue::from_str(&accept) else {
+            return unreachable();
+        };
+        // What the home node sent after its answer (its first frames) goes first to the client.
+        let early = answer.body;
+        tokio::spawn(async move {
+            // The client's connection, once hyper has sent it our 101; if it is gone already,
+            // dropping `upstream` tells the home node (as a dropped connection).
+            if let Ok(client) = upgrade.await {
+                let _ = Splice::new(client, upstream, early).await;
+            }
+        });
+        axum::http::Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, HeaderValue::from_static("upgrade"))
+            .header(header::UPGRADE, HeaderValue::from_static("websocket"))
+            .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+            .body(axum::body::Body::empty())
+            .unwrap_or_else(|_| unreachable())
     }
 
     /// Runs the cluster's background work until the server stops: the heartbeat every second,
@@ -657,61 +712,262 @@ impl Cluster {
         }
     }
 }
+/// How long a forwarding node waits for the home node's answer to a forwarded join.
+const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest answer head a forwarding node reads from a home node.
+const MAX_ANSWER_HEAD: usize = 16 * 1024;
+/// The longest refusal body a forwarding node passes on.
+const MAX_ANSWER_BODY: usize = 64 * 1024;
+/// How long a forwarded connection may stay half closed: one side ended (and the other was
+/// told), the other has not yet.
+const LINGER: Duration = Duration::from_secs(10);
+/// The most bytes a forwarded connection moves at once, through a buffer on the stack: an
+/// idle one holds no buffer at all.
+const SPLICE_CHUNK: usize = 8 * 1024;
 
-/// Pipes a forwarded member's frames between its client and the match's home node. When the
-/// home node's connection drops without a close (the node died), the client's connection is
-/// dropped without one too, so that the client rejoins (Ricochet's signaller does so after a
-/// drop, not after a close).
-async fn pipe(
-    client: WebSocket,
-    upstream: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) {
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut up_tx, mut up_rx) = upstream.split();
-    loop {
-        tokio::select! {
-            m = client_rx.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    if up_tx.send(tungstenite::Message::text(t.as_str())).await.is_err() { return; }
+/// The home node's answer to a forwarded join.
+struct Answer {
+    status: StatusCode,
+    /// `Sec-WebSocket-Accept` of an accepted join.
+    accept: Option<String>,
+    /// `Retry-After` of a refusal.
+    retry_after: Option<HeaderValue>,
+    /// A refusal's body; after an accepted join, what the home node sent after its answer
+    /// (its first frames).
+    body: Vec<u8>,
+}
+
+/// Reads the home node's answer to a forwarded join (an HTTP/1.1 response head, and a
+/// refusal's body as long as its `Content-Length`).
+async fn read_answer(upstream: &mut tokio::net::TcpStream) -> std::io::Result<Answer> {
+    use std::io::{Error, ErrorKind};
+    let bad = || Error::from(ErrorKind::InvalidData);
+    let mut buf = Vec::with_capacity(1024);
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_ANSWER_HEAD {
+            return Err(bad());
+        }
+        buf.reserve(1024);
+        if upstream.read_buf(&mut buf).await? == 0 {
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| bad())?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse::<u16>().ok())
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(bad)?;
+    let (mut accept, mut retry_after, mut length, mut websocket) = (None, None, None, false);
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "sec-websocket-accept" => accept = Some(value.to_owned()),
+            "retry-after" => retry_after = HeaderValue::from_str(value).ok(),
+            "content-length" => length = value.parse::<usize>().ok(),
+            "upgrade" => websocket = value.eq_ignore_ascii_case("websocket"),
+            _ => {}
+        }
+    }
+    let mut body = buf.split_off(head_end);
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        if !websocket {
+            return Err(bad());
+        }
+        body.shrink_to_fit();
+    } else {
+        let length = length.unwrap_or(body.len()).min(MAX_ANSWER_BODY);
+        while body.len() < length {
+            body.reserve(length - body.len());
+            if upstream.read_buf(&mut body).await? == 0 {
+                break;
+            }
+        }
+        body.truncate(length);
+    }
+    Ok(Answer {
+        status,
+        accept,
+        retry_after,
+        body,
+    })
+}
+
+/// One end of a forwarded connection, as raw bytes.
+trait RawIo: Unpin {
+    fn read_some(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>>;
+    fn write_some(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>>;
+    /// Ends the writing half (a TCP FIN), after what was written.
+    fn close_write(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>>;
+}
+
+impl RawIo for tokio::net::TcpStream {
+    fn read_some(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+        let mut buf = tokio::io::ReadBuf::new(buf);
+        ready!(tokio::io::AsyncRead::poll_read(
+            Pin::new(self),
+            cx,
+            &mut buf
+        ))?;
+        Poll::Ready(Ok(buf.filled().len()))
+    }
+
+    fn write_some(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write(Pin::new(self), cx, buf)
+    }
+
+    fn close_write(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        tokio::io::AsyncWrite::poll_shutdown(Pin::new(self), cx)
+    }
+}
+
+impl RawIo for Upgraded {
+    fn read_some(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+        let mut buf = hyper::rt::ReadBuf::new(buf);
+        ready!(hyper::rt::Read::poll_read(
+            Pin::new(self),
+            cx,
+            buf.unfilled()
+        ))?;
+        Poll::Ready(Ok(buf.filled().len()))
+    }
+
+    fn write_some(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        hyper::rt::Write::poll_write(Pin::new(self), cx, buf)
+    }
+
+    fn close_write(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        hyper::rt::Write::poll_shutdown(Pin::new(self), cx)
+    }
+}
+
+/// One direction of a forwarded connection.
+#[derive(Default)]
+struct Direction {
+    /// Bytes read and not yet written (the other side was not ready for them); empty and
+    /// unallocated otherwise.
+    pending: Vec<u8>,
+    written: usize,
+    /// The reading side ended; the writing side is told once `pending` is written.
+    ended: bool,
+    /// The end was passed on: nothing more goes this way.
+    done: bool,
+}
+
+impl Direction {
+    /// Moves what `from` has to `to` until `from` has nothing ready or `to` takes no more;
+    /// ready once `from` has ended and `to` was told.
+    fn pump(
+        &mut self,
+        from: &mut impl RawIo,
+        to: &mut impl RawIo,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        use std::io::ErrorKind::WriteZero;
+        loop {
+            while self.written < self.pending.len() {
+                let n = ready!(to.write_some(cx, &self.pending[self.written..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(WriteZero.into()));
                 }
-                Some(Ok(Message::Binary(b))) => {
-                    if up_tx.send(tungstenite::Message::binary(b)).await.is_err() { return; }
+                self.written += n;
+            }
+            if self.pending.capacity() > 0 {
+                self.pending = Vec::new();
+                self.written = 0;
+            }
+            if self.ended {
+                ready!(to.close_write(cx))?;
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; SPLICE_CHUNK];
+            let n = ready!(from.read_some(cx, &mut chunk))?;
+            if n == 0 {
+                self.ended = true;
+                continue;
+            }
+            let mut at = 0;
+            while at < n {
+                match to.write_some(cx, &chunk[at..n]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(WriteZero.into())),
+                    Poll::Ready(Ok(w)) => at += w,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        self.pending = chunk[at..n].to_vec();
+                        return Poll::Pending;
+                    }
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    let frame = frame.map(|f| tungstenite::protocol::CloseFrame {
-                        code: f.code.into(),
-                        reason: f.reason.as_str().to_owned().into(),
-                    });
-                    let _ = up_tx.send(tungstenite::Message::Close(frame)).await;
-                    let _ = up_tx.close().await;
-                    return;
-                }
-                Some(Ok(_)) => {}
-                // The client dropped: drop the upstream without a close as well, so that the
-                // home node keeps its place for the rejoin grace.
-                Some(Err(_)) | None => return,
+            }
+        }
+    }
+}
+
+/// Passes a forwarded member's bytes between its client and the match's home node until both
+/// have ended (or one failed, or one stayed half closed for [`LINGER`]). An end on one side
+/// is passed on as an end on the other: a close frame and its answer go through as any
+/// frame, and a connection that drops without one (the client's network, or the home node
+/// dying) drops the other without one too, so that the home node keeps the member's place
+/// for the rejoin grace and the client rejoins (Ricochet's signaller does so after a drop,
+/// not after a close).
+struct Splice {
+    client: Upgraded,
+    home: tokio::net::TcpStream,
+    up: Direction,
+    down: Direction,
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Splice {
+    /// `early`: what the home node sent after its answer, for the client first.
+    fn new(client: Upgraded, home: tokio::net::TcpStream, early: Vec<u8>) -> Splice {
+        Splice {
+            client,
+            home,
+            up: Direction::default(),
+            down: Direction {
+                pending: early,
+                ..Direction::default()
             },
-            m = up_rx.next() => match m {
-                Some(Ok(tungstenite::Message::Text(t))) => {
-                    if client_tx.send(Message::Text(Utf8Bytes::from(t.as_str()))).await.is_err() { return; }
-                }
-                Some(Ok(tungstenite::Message::Binary(b))) => {
-                    if client_tx.send(Message::Binary(b)).await.is_err() { return; }
-                }
-                Some(Ok(tungstenite::Message::Close(frame))) => {
-                    let frame = frame.map(|f| CloseFrame {
-                        code: f.code.into(),
-                        reason: Utf8Bytes::from(f.reason.as_str()),
-                    });
-                    let _ = client_tx.send(Message::Close(frame)).await;
-                    let _ = client_tx.close().await;
-                    return;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return,
-            },
+            linger: None,
+        }
+    }
+}
+
+impl std::future::Future for Splice {
+    type Output = std::io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if !this.up.done {
+            if let Poll::Ready(r) = this.up.pump(&mut this.client, &mut this.home, cx) {
+                r?;
+                this.up.done = true;
+            }
+        }
+        if !this.down.done {
+            if let Poll::Ready(r) = this.down.pump(&mut this.home, &mut this.client, cx) {
+                r?;
+                this.down.done = true;
+            }
+        }
+        match (this.up.done, this.down.done) {
+            (true, true) => Poll::Ready(Ok(())),
+            (false, false) => Poll::Pending,
+            _ => {
+                let linger = this
+                    .linger
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER)));
+                ready!(linger.as_mut().poll(cx));
+                Poll::Ready(Ok(()))
+            }
         }
     }
 }

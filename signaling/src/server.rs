@@ -794,6 +794,12 @@ async fn room(
     request: Request,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
+    // In a cluster, the connection itself (the extractor below takes it): a join forwarded
+    // to another node passes its bytes through (see `Cluster::forward`).
+    let raw_upgrade = shared
+        .cluster
+        .as_ref()
+        .and_then(|_| parts.extensions.get::<hyper::upgrade::OnUpgrade>().cloned());
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(ws) => ws,
         Err(_) => {
@@ -896,14 +902,7 @@ async fn room(
             match route {
                 Ok(crate::cluster::Route::Forward(url)) => {
                     return cluster
-                        .forward(
-                            ws,
-                            &url,
-                            &path_and_query,
-                            &parts.headers,
-                            ip,
-                            shared.config.max_message_size,
-                        )
+                        .forward(raw_upgrade, &url, &path_and_query, &parts.headers, ip)
                         .await
                 }
                 Ok(crate::cluster::Route::Local(id)) => claimed = id,
