@@ -65,6 +65,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("session_description", session_description),
     ("forensics", forensics),
     ("match_messages", match_messages),
+    ("spectator_stream", spectator_stream),
 ];
 
 /// The target called `name`.
@@ -208,7 +209,9 @@ pub fn ticket(data: &[u8]) {
         Ok(claims) => {
             assert!(text.len() <= MAX_TICKET_CHARS);
             assert!(!claims.match_key.is_empty() && claims.match_key.len() <= MAX_MATCH_KEY_LEN);
-            assert!(claims.seat < claims.max_players);
+            // A player's seat is below the player limit; a spectator's is SPECTATOR_SEAT.
+            assert!(claims.seat < claims.max_players || claims.is_spectator());
+            assert!(claims.max_players >= 1);
             let again = Ticket::issue(SECRET, claims).expect("accepted claims cannot be issued");
             assert_eq!(again.as_str(), text, "re-issued ticket differs");
             match ticket.verify(SECRET, now) {
@@ -1166,5 +1169,71 @@ mod tests {
             })
             .count();
         assert!(answered >= 6, "{answered}");
+    }
+}
+
+/// A game for [`spectator_stream`]: its state is any 8 bytes (its checksum is them).
+#[derive(Default)]
+struct Tally {
+    sum: u64,
+    players: usize,
+}
+
+impl ricochet::Game for Tally {
+    type Input = u16;
+    type State = u64;
+    fn advance(&mut self, inputs: &[(u16, ricochet::InputStatus)]) {
+        self.players = inputs.len();
+        for (i, _) in inputs {
+            self.sum = self.sum.wrapping_mul(31).wrapping_add(u64::from(*i));
+        }
+    }
+    fn save(&self) -> u64 {
+        self.sum
+    }
+    fn load(&mut self, s: &u64) {
+        self.sum = *s;
+    }
+    fn checksum(&self) -> u64 {
+        self.sum
+    }
+    fn player_joined(&mut self, handle: usize) {
+        self.players = self.players.max(handle + 1);
+    }
+    fn decode_state(&mut self, state: &ricochet::EncodedState) -> Result<(), String> {
+        let bytes: [u8; 8] = state.bytes.as_slice().try_into().map_err(|_| "8 bytes")?;
+        self.sum = u64::from_be_bytes(bytes);
+        Ok(())
+    }
+}
+
+/// What a spectator receives from the relay (`session::stream::Watcher`): any sequence of
+/// records a hostile streaming player could send (the relay checks only their headers). The
+/// watcher refuses what it cannot use, never panics, and its frame only moves forward between
+/// keys.
+pub fn spectator_stream(data: &[u8]) {
+    use ricochet::session::stream::Watcher;
+    let mut game = Tally::default();
+    let mut w: Watcher<u16> = Watcher::new(1);
+    let mut r = Reader::new(data);
+    while !r.is_empty() {
+        let len = usize::from(r.u8());
+        let record = r.bytes(len);
+        let keys = w.stats().keys_loaded + w.stats().key_mismatches;
+        let before = w.frame();
+        let _ = w.receive(&mut game, record);
+        if w.stats().keys_loaded + w.stats().key_mismatches == keys {
+            if let (Some(a), Some(b)) = (before, w.frame()) {
+                assert!(
+                    b >= a,
+                    "the watcher went back from {a} to {b} without a key"
+                );
+            }
+        }
+        for _ in 0..8 {
+            if w.step(&mut game).is_none() {
+                break;
+            }
+        }
     }
 }

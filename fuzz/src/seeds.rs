@@ -597,6 +597,56 @@ fn stun_limiter_inputs() -> Vec<Vec<u8>> {
     vec![flood, many]
 }
 
+/// A spectator stream: a key (state 8 bytes, 2 players) then inputs, a late joiner's frame, a
+/// key checked on the way, a gap and a key after it (each record after its length byte).
+fn stream_inputs() -> Vec<Vec<u8>> {
+    use ricochet_protocol::relay::{StreamKind, StreamRecord};
+    let key = |frame: u32, players: u8, sum: u64| {
+        let mut body = 0u32.to_be_bytes().to_vec();
+        body.push(players);
+        body.extend_from_slice(&sum.to_be_bytes());
+        body.push(1);
+        body.extend_from_slice(&sum.to_be_bytes());
+        StreamRecord {
+            kind: StreamKind::Key,
+            frame,
+            count: 0,
+            body: &body,
+        }
+        .to_vec()
+    };
+    let inputs = |frame: u32, players: u8| {
+        let mut body = vec![players, 0, 2];
+        for p in 0..players {
+            body.extend_from_slice(&[0, p, 7]);
+        }
+        StreamRecord {
+            kind: StreamKind::Inputs,
+            frame,
+            count: 1,
+            body: &body,
+        }
+        .to_vec()
+    };
+    let records = [
+        key(16, 2, 5),
+        inputs(16, 2),
+        inputs(17, 2),
+        inputs(18, 3),
+        key(19, 3, 0),
+        inputs(19, 3),
+        inputs(25, 3),
+        key(300, 3, 9),
+        inputs(300, 3),
+    ];
+    let mut one = Vec::new();
+    for r in &records {
+        one.push(r.len() as u8);
+        one.extend_from_slice(r);
+    }
+    vec![one]
+}
+
 /// Valid encodings for the target called `name` (empty for an unknown name).
 pub fn seeds(name: &str) -> Vec<Vec<u8>> {
     match name {
@@ -615,6 +665,7 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "session_description" => session_descriptions(),
         "forensics" => forensic_inputs(),
         "match_messages" => match_message_inputs(),
+        "spectator_stream" => stream_inputs(),
         _ => Vec::new(),
     }
 }

@@ -78,4 +78,5 @@ targets!(
     session_description,
     forensics,
     match_messages,
+    spectator_stream,
 );

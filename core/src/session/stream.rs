@@ -55,6 +55,9 @@ pub const KEY_INTERVAL: i32 = 300;
 /// frame (4 KiB) less the frame header. A key whose state does not fit is not sent (the
 /// spectators keep following the inputs; a late one waits).
 pub const MAX_RECORD_BYTES: usize = 4096 - 2;
+/// The largest frame a watcher takes (a record beyond it is malformed): about 200 days at
+/// 60 Hz, far enough from `i32::MAX` that frame arithmetic never overflows.
+pub const MAX_FRAME: i32 = 1 << 30;
 /// Size of a key body before the state.
 const KEY_HEADER: usize = 4 + 1 + 8 + 1;
 
@@ -329,10 +332,14 @@ impl<I: bytemuck::Pod> Watcher<I> {
             self.stats.malformed += 1;
             StreamError::Malformed(e.to_string())
         })?;
-        let frame = i32::try_from(r.frame).map_err(|_| {
-            self.stats.malformed += 1;
-            StreamError::Malformed(format!("frame {} out of range", r.frame))
-        })?;
+        // Far beyond any match (about 200 days at 60 Hz), and room for frame arithmetic.
+        let frame = i32::try_from(r.frame)
+            .ok()
+            .filter(|f| *f <= MAX_FRAME)
+            .ok_or_else(|| {
+                self.stats.malformed += 1;
+                StreamError::Malformed(format!("frame {} out of range", r.frame))
+            })?;
         tracing::trace!(kind = ?r.kind, frame, count = r.count, "stream record received");
         match r.kind {
             StreamKind::Inputs => self.inputs(frame, r.count, r.body),
