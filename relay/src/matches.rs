@@ -426,16 +426,7 @@ impl MatchState {
             .filter(|m| m.seat == seat || m.peer == peer)
             .map(|m| (m.number, m.issued_at_ms))
             .collect();
-        if holders
-            .iter()
-            .any(|(_, issued)| *issued >= claims.issued_at_ms)
-        {
-            return Err(JoinError::SeatTaken);
-        }
-        for (old, _) in holders {
-            self.evict(old, close::REPLACED, metrics);
-        }
-        self.gone = false;
+        self.take_over_from(holders, claims.issued_at_ms, metrics)?;
         if self.members.len() >= self.capacity {
             return Err(JoinError::Full);
         }
@@ -457,6 +448,25 @@ impl MatchState {
         Ok((number, tx, rx, kick))
     }
 
+    /// The rule of seats (and of a spectator's place): a joiner whose ticket was issued after
+    /// every one of `holders` (member number, ticket issue time) replaces them (they are closed
+    /// with [`close::REPLACED`]); otherwise it is refused with [`JoinError::SeatTaken`].
+    fn take_over_from(
+        &mut self,
+        holders: Vec<(u16, u64)>,
+        issued_at_ms: u64,
+        metrics: &Metrics,
+    ) -> Result<(), JoinError> {
+        if holders.iter().any(|(_, issued)| *issued >= issued_at_ms) {
+            return Err(JoinError::SeatTaken);
+        }
+        for (old, _) in holders {
+            self.evict(old, close::REPLACED, metrics);
+        }
+        self.gone = false;
+        Ok(())
+    }
+
     /// Admits the holder of `claims` as a spectator: see [`Matches::join`].
     fn join_spectator(
         &mut self,
@@ -470,16 +480,7 @@ impl MatchState {
             .filter(|s| s.peer == peer)
             .map(|s| (s.number, s.issued_at_ms))
             .collect();
-        if holders
-            .iter()
-            .any(|(_, issued)| *issued >= claims.issued_at_ms)
-        {
-            return Err(JoinError::SeatTaken);
-        }
-        for (old, _) in holders {
-            self.evict(old, close::REPLACED, metrics);
-        }
-        self.gone = false;
+        self.take_over_from(holders, claims.issued_at_ms, metrics)?;
         if self.spectators.len() >= self.max_spectators {
             return Err(JoinError::Full);
         }
