@@ -117,16 +117,7 @@ impl JoinOptions {
                 self.players
             )));
         }
-        if !(self.signaling_url.starts_with("ws://") || self.signaling_url.starts_with("wss://")) {
-            return Err(JoinError::Options(format!(
-                "the signaling URL must start with ws:// or wss://, not {:?}",
-                self.signaling_url
-            )));
-        }
-        if self.room.is_empty() {
-            return Err(JoinError::Options("the match name is empty".into()));
-        }
-        Ok(())
+        check_place(&self.signaling_url, &self.room)
     }
 
     /// Options for `players` players in `room` at `signaling_url`, with the defaults:
@@ -156,6 +147,37 @@ impl JoinOptions {
             None => url,
         }
     }
+}
+
+/// Why a signaling URL and a match name cannot work (a player's join and a spectator's).
+pub(crate) fn check_place(signaling_url: &str, room: &str) -> Result<(), JoinError> {
+    if !(signaling_url.starts_with("ws://") || signaling_url.starts_with("wss://")) {
+        return Err(JoinError::Options(format!(
+            "the signaling URL must start with ws:// or wss://, not {signaling_url:?}"
+        )));
+    }
+    if room.is_empty() {
+        return Err(JoinError::Options("the match name is empty".into()));
+    }
+    Ok(())
+}
+
+/// Connects to the relay signaling's `grant` names, keeping the membership alive with the
+/// fresh tickets signaling hands out in `info` (a player's join and a spectator's). Returns the
+/// relay's URL, the socket and its driver.
+pub(crate) async fn connect_relay(
+    grant: &ricochet_protocol::signaling::RelayGrant,
+    info: &MatchInfo,
+) -> Result<(String, RelaySocket, RelayDriver), JoinError> {
+    let url = grant.relay_url.clone().ok_or(JoinError::NoRelay)?;
+    let (mut relay, driver) = RelaySocket::connect(&url, &grant.ticket, DEFAULT_CONNECT_TIMEOUT)
+        .await
+        .map_err(|source| JoinError::Relay {
+            url: url.clone(),
+            source: Arc::new(source),
+        })?;
+    relay.renew_from(info.clone(), grant.ticket.clone());
+    Ok((url, relay, rt::boxed(driver)))
 }
 
 /// Why joining a match failed.
@@ -575,7 +597,7 @@ pub async fn join(options: JoinOptions) -> Result<Joined, JoinError> {
 }
 
 /// The relay connection's driver.
-type RelayDriver = rt::BoxFuture<Result<(), RelayClientError>>;
+pub(crate) type RelayDriver = rt::BoxFuture<Result<(), RelayClientError>>;
 
 /// A signaling-only connection's loop (force-relay mode): keeps the connection (and so the
 /// presence and the fresh tickets) alive with `KeepAlive`s; other players' offers and
@@ -731,15 +753,7 @@ async fn connect(
         return Err(JoinError::NotInRoster { roster: players });
     }
     crate::lock(shared).set(Phase::ConnectingToRelay);
-    let url = grant.relay_url.clone().ok_or(JoinError::NoRelay)?;
-    let (mut relay, driver) = RelaySocket::connect(&url, &grant.ticket, DEFAULT_CONNECT_TIMEOUT)
-        .await
-        .map_err(|source| JoinError::Relay {
-            url: url.clone(),
-            source: Arc::new(source),
-        })?;
-    relay.renew_from(info.clone(), grant.ticket.clone());
-    let mut driver: RelayDriver = rt::boxed(driver);
+    let (url, relay, mut driver) = connect_relay(&grant, info).await?;
 
     if options.late_join {
         // The match's players were the first members; this one comes after them.

@@ -32,8 +32,8 @@ use futures_channel::oneshot;
 use futures_util::future::{self, Either};
 use ricochet_protocol::PeerId;
 
-use crate::net::connect::{presence, JoinError, DEFAULT_JOIN_TIMEOUT};
-use crate::net::relay_client::{RelaySocket, RelayStats, DEFAULT_CONNECT_TIMEOUT};
+use crate::net::connect::{check_place, connect_relay, presence, JoinError, DEFAULT_JOIN_TIMEOUT};
+use crate::net::relay_client::{RelaySocket, RelayStats};
 use crate::net::rt;
 use crate::net::signaller::MatchInfo;
 use crate::wire::PacketSocket as _;
@@ -129,16 +129,7 @@ impl Spectating {
 /// relay with the spectator ticket signaling hands out, running both connections with
 /// [`rt::spawn`] (on native, inside a tokio runtime) until the [`Spectating`] is dropped.
 pub async fn watch(options: WatchOptions) -> Result<Spectating, JoinError> {
-    if !(options.signaling_url.starts_with("ws://") || options.signaling_url.starts_with("wss://"))
-    {
-        return Err(JoinError::Options(format!(
-            "the signaling URL must start with ws:// or wss://, not {:?}",
-            options.signaling_url
-        )));
-    }
-    if options.room.is_empty() {
-        return Err(JoinError::Options("the match name is empty".into()));
-    }
+    check_place(&options.signaling_url, &options.room)?;
     let room = options.room_url();
     let info = MatchInfo::default();
     let ended: Arc<Mutex<Option<String>>> = Arc::default();
@@ -185,17 +176,10 @@ pub async fn watch(options: WatchOptions) -> Result<Spectating, JoinError> {
             })
         }
     };
-    let url = grant.relay_url.clone().ok_or(JoinError::NoRelay)?;
-    let (mut relay, driver) = RelaySocket::connect(&url, &grant.ticket, DEFAULT_CONNECT_TIMEOUT)
-        .await
-        .map_err(|source| JoinError::Relay {
-            url: url.clone(),
-            source: Arc::new(source),
-        })?;
-    relay.renew_from(info.clone(), grant.ticket.clone());
+    let (_, relay, driver) = connect_relay(&grant, &info).await?;
     let (leave_relay, left) = oneshot::channel::<()>();
     rt::spawn(async move {
-        if let Either::Left((Err(e), _)) = future::select(Box::pin(driver), left).await {
+        if let Either::Left((Err(e), _)) = future::select(driver, left).await {
             tracing::warn!(%e, "the spectator's relay connection ended");
         }
     });
