@@ -1408,6 +1408,26 @@ impl Registry {
         })
     }
 
+    /// A connection's outbound queue, with `first` in it and counted (a fresh queue holds at
+    /// least the outbound limit in frames, more than a welcome and a ticket: these cannot
+    /// fail).
+    fn primed_queue(
+        &self,
+        first: impl IntoIterator<Item = Outbound>,
+    ) -> (
+        mpsc::Sender<Outbound>,
+        mpsc::Receiver<Outbound>,
+        Arc<AtomicUsize>,
+    ) {
+        let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(self.policy.queue_frames));
+        let queued = Arc::new(AtomicUsize::new(0));
+        for text in first {
+            queued.fetch_add(text.len(), Ordering::Relaxed);
+            let _ = tx.try_send(text);
+        }
+        (tx, rx, queued)
+    }
+
     /// Adds a spectator of an existing match (`?spectate=1`): queues `IdAssigned`, a welcome
     /// (the match's members, lobby and labels; no rejoin credential) and a spectator's ticket
     /// (seat [`SPECTATOR_SEAT`]). Nobody is told: a spectator is no member, takes no seat and
@@ -1490,16 +1510,11 @@ impl Registry {
                 labels,
             }),
         ];
-        let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(self.policy.queue_frames));
-        let queued = Arc::new(AtomicUsize::new(0));
-        // A fresh queue longer than 3 frames: these cannot fail.
-        for text in first
-            .into_iter()
-            .chain(grant.map(|g| ext(ServerMessage::Ticket(g))))
-        {
-            queued.fetch_add(text.len(), Ordering::Relaxed);
-            let _ = tx.try_send(text);
-        }
+        let (tx, rx, queued) = self.primed_queue(
+            first
+                .into_iter()
+                .chain(grant.map(|g| ext(ServerMessage::Ticket(g)))),
+        );
         let conn = self.next_conn;
         self.next_conn += 1;
         self.spectators.insert(
@@ -1580,15 +1595,11 @@ impl Registry {
         let (seat, max_players) = (slot.seat, m.max_players);
         let relay = self.relay_for(match_id, ticketing);
         let grant = ticketing.grant(match_id, peer, seat, max_players, relay, now_ms);
-        let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(self.policy.queue_frames));
-        let queued = Arc::new(AtomicUsize::new(0));
-        for text in welcome
-            .into_iter()
-            .chain(grant.map(|g| ext(ServerMessage::Ticket(g))))
-        {
-            queued.fetch_add(text.len(), Ordering::Relaxed);
-            let _ = tx.try_send(text);
-        }
+        let (tx, rx, queued) = self.primed_queue(
+            welcome
+                .into_iter()
+                .chain(grant.map(|g| ext(ServerMessage::Ticket(g)))),
+        );
         let conn = self.next_conn;
         self.next_conn += 1;
         let slot = self.peers.get_mut(&peer).expect("checked above");
