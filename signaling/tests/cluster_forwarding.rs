@@ -4,8 +4,6 @@
 //! codes, a size-limit close, and a dropped connection all go through as they are.
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use futures_util::SinkExt as _;
 use ricochet_protocol::signaling::ServerMessage;
@@ -13,43 +11,6 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-
-/// A `redis-server` on a free loopback port, killed on drop.
-struct Redis(std::process::Child, u16);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `redis-server`, or `None` if it is not installed.
-async fn redis() -> Option<Redis> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let redis = Redis(child, port);
-    for _ in 0..250 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some(redis);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("redis-server did not listen on port {port}");
-}
 
 /// A node of the cluster on `redis`, with rooms of two.
 async fn node(redis: &Redis) -> Server {
