@@ -336,17 +336,9 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
     /// [`crate::session::stream`]): it streams, plays, and its lowest handle is the lowest of
     /// the players still connected.
     fn streams(&self) -> bool {
-        if !self.settings.spectator_stream || self.rejoin.joining.is_some() {
-            return false;
-        }
-        for (h, who) in self.roster.iter().enumerate() {
-            match who {
-                None => return true,
-                Some(_) if !self.gone[h] => return false,
-                _ => {}
-            }
-        }
-        false
+        self.settings.spectator_stream
+            && self.rejoin.joining.is_none()
+            && self.lowest_connected_is_local(None)
     }
 
     /// Sends what the spectator stream has: inputs as they are, keys encoded from their
@@ -694,10 +686,16 @@ impl<G: Game, A: Address, S: PacketSocket<A> + Send + 'static> Session<G, A, S> 
     /// Whether this session coordinates `joiner`'s rejoin: its lowest handle is the lowest
     /// of the players still connected, the joiner aside.
     fn coordinates_for(&self, joiner: &A) -> bool {
+        self.lowest_connected_is_local(Some(joiner))
+    }
+
+    /// Whether this session's lowest handle is the lowest of the players still connected in
+    /// this epoch, `except` aside (the coordinator of a rejoin; the streaming player).
+    fn lowest_connected_is_local(&self, except: Option<&A>) -> bool {
         for (h, who) in self.roster.iter().enumerate() {
             match who {
                 None => return true,
-                Some(a) if a != joiner && !self.gone[h] => return false,
+                Some(a) if Some(a) != except && !self.gone[h] => return false,
                 _ => {}
             }
         }
