@@ -107,6 +107,7 @@ function camelMatch(m) {
     locked: !!m.locked,
     started: !!m.started,
     lateJoin: m.late_join,
+    rejoinGraceSecs: m.rejoin_grace_secs,
     path: m.path,
   };
   for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
@@ -117,10 +118,13 @@ function camelMatch(m) {
  * Creates a match with a server-generated ID (`POST /matches`).
  * @param {string} httpBase the signaling server, `http://host:port` (a `ws://` URL is accepted)
  * @param {{public?: boolean, maxPlayers?: number, minPlayers?: number, password?: string,
- *          labels?: Record<string,string>, lateJoin?: boolean, metadata?: object,
- *          fetch?: typeof fetch}} [options]
+ *          labels?: Record<string,string>, lateJoin?: boolean, rejoinGraceSecs?: number,
+ *          metadata?: object, fetch?: typeof fetch}} [options] `rejoinGraceSecs`: how long a
+ *          member whose connection dropped keeps its place, `0..=` the server's
+ *          `--rejoin-grace-secs` (0: not at all); default the server's
  * @returns {Promise<{id: string, path: string, maxPlayers: number, minPlayers?: number,
- *          public: boolean, labels: Record<string,string>, locked: boolean, lateJoin?: boolean}>}
+ *          public: boolean, labels: Record<string,string>, locked: boolean, lateJoin?: boolean,
+ *          rejoinGraceSecs?: number}>}
  */
 export async function createMatch(httpBase, options = {}) {
   const body = {};
@@ -130,6 +134,7 @@ export async function createMatch(httpBase, options = {}) {
   if (options.password !== undefined) body.password = String(options.password);
   if (options.labels !== undefined) body.labels = options.labels;
   if (options.lateJoin !== undefined) body.late_join = !!options.lateJoin;
+  if (options.rejoinGraceSecs !== undefined) body.rejoin_grace_secs = options.rejoinGraceSecs;
   if (options.metadata !== undefined) body.metadata = options.metadata;
   const u = httpUrl(httpBase);
   u.pathname = joinPath(u, 'matches');

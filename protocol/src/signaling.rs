@@ -568,6 +568,11 @@ pub struct CreateMatch {
     /// Whether members may join after the start (default `false`).
     #[serde(default)]
     pub late_join: bool,
+    /// How long a member whose connection dropped keeps its place for a rejoin, in seconds:
+    /// `0..=` the server's own grace (`--rejoin-grace-secs`), `0` turning rejoining off for
+    /// this match. Default: the server's.
+    #[serde(default)]
+    pub rejoin_grace_secs: Option<u64>,
 }
 
 fn default_true() -> bool {
@@ -597,6 +602,9 @@ pub struct CreatedMatch {
     /// Whether members may join after the start.
     #[serde(default)]
     pub late_join: bool,
+    /// The match's rejoin grace in seconds (`0`: a dropped member leaves at once).
+    #[serde(default)]
+    pub rejoin_grace_secs: u64,
 }
 
 /// One entry of `GET /matches`.

@@ -348,7 +348,11 @@ impl Cluster {
 
     /// Makes a dead node's match ours: its rejoinable members wait, away, for their rejoins.
     fn take_over(&self, shared: &Arc<Shared>, snap: Snapshot) {
-        let grace = shared.config.rejoin_grace;
+        // The match's own grace if it was created with one, never more than this server's.
+        let server_grace = shared.config.rejoin_grace;
+        let grace = snap.rejoin_grace_secs.map_or(server_grace, |own| {
+            server_grace.min(Duration::from_secs(own))
+        });
         if grace.is_zero() {
             return;
         }

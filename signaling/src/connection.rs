@@ -64,16 +64,17 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        let grace = self.shared.config.rejoin_grace;
+        let server_grace = self.shared.config.rejoin_grace.as_secs();
         let (peer, conn) = (self.peer, self.conn);
-        let away = self.dropped
-            && !grace.is_zero()
-            && !*self.shared.shutdown.borrow()
-            && self.shared.registry().dropped(peer, conn);
-        if away {
+        // The match's own grace (never more than the server's); none if either is 0.
+        let away = (self.dropped && server_grace > 0 && !*self.shared.shutdown.borrow())
+            .then(|| self.shared.registry().dropped(peer, conn, server_grace))
+            .flatten();
+        if let Some(grace_secs) = away {
+            let grace = Duration::from_secs(grace_secs);
             self.shared.metrics.dropped_total.inc();
             tracing::info!(
-                grace_secs = grace.as_secs(),
+                grace_secs,
                 "connection dropped; the place is kept for a rejoin"
             );
             let shared = self.shared.clone();

@@ -90,6 +90,8 @@ pub(crate) struct NewMatch {
     pub(crate) password: Option<String>,
     pub(crate) labels: Labels,
     pub(crate) late_join: bool,
+    /// Its own rejoin grace in seconds (at most the server's); `None`: the server's.
+    pub(crate) rejoin_grace_secs: Option<u64>,
 }
 
 /// The operator console's view of the server (`GET /admin/api/state`).
@@ -187,6 +189,9 @@ struct Match {
     /// Its spectators (`?spectate=1`): connected to it, never members. They hear its presence
     /// events and end with it.
     spectators: HashSet<PeerId>,
+    /// Its own rejoin grace in seconds, given at creation (`POST /matches`); `None`: the
+    /// server's.
+    rejoin_grace_secs: Option<u64>,
 }
 
 impl Match {
@@ -211,7 +216,16 @@ impl Match {
             labels: Arc::default(),
             created_at: now,
             spectators: HashSet::new(),
+            rejoin_grace_secs: None,
         }
+    }
+
+    /// How long a dropped member keeps its place, in seconds, on a server whose own grace is
+    /// `server_secs`: the match's grace if it has one (never more than the server's), else the
+    /// server's. `0`: it leaves at once.
+    fn rejoin_grace_secs(&self, server_secs: u64) -> u64 {
+        self.rejoin_grace_secs
+            .map_or(server_secs, |own| own.min(server_secs))
     }
 
     fn started(&self) -> bool {
@@ -545,18 +559,20 @@ impl Ticketing {
         self
     }
 
-    /// The rejoin credential of `peer` in `match_id`, if rejoining is on.
-    pub(crate) fn rejoin(&self, match_id: MatchId, peer: PeerId) -> Option<Rejoin> {
-        if self.rejoin_grace_secs == 0 {
+    /// The rejoin credential of `peer` in `match_id`, whose grace is `grace_secs` (none if 0).
+    pub(crate) fn rejoin(
+        &self,
+        match_id: MatchId,
+        peer: PeerId,
+        grace_secs: u64,
+    ) -> Option<Rejoin> {
+        if grace_secs == 0 {
             return None;
         }
         let token =
             ricochet_protocol::ticket::issue_rejoin(&self.secret, match_id.as_bytes(), peer)
                 .ok()?;
-        Some(Rejoin {
-            token,
-            grace_secs: self.rejoin_grace_secs,
-        })
+        Some(Rejoin { token, grace_secs })
     }
 
     /// The match and peer a rejoin token names, if it verifies and rejoining is on.
@@ -712,6 +728,9 @@ pub(crate) struct Snapshot {
     /// Spectators watching it on its home node (for the listing; they are not taken over).
     #[serde(default)]
     pub(crate) spectators: usize,
+    /// Its own rejoin grace in seconds, if it was created with one.
+    #[serde(default)]
+    pub(crate) rejoin_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -871,6 +890,7 @@ impl Registry {
                 })
                 .collect(),
             spectators: m.spectators.len(),
+            rejoin_grace_secs: m.rejoin_grace_secs,
         })
     }
 
@@ -907,6 +927,7 @@ impl Registry {
                 joined_once: snap.joined_once,
                 labels: Arc::new(snap.labels.clone()),
                 lobby: snap.lobby.clone(),
+                rejoin_grace_secs: snap.rejoin_grace_secs,
                 ..Match::new(
                     kind.clone(),
                     snap.max_players,
@@ -1012,6 +1033,7 @@ impl Registry {
                     roster: None,
                     password,
                 }),
+                rejoin_grace_secs: new.rejoin_grace_secs,
                 ..Match::new(
                     Kind::Created,
                     new.max_players,
@@ -1302,6 +1324,9 @@ impl Registry {
             m.joins.take(now);
         }
         let others = m.members.clone();
+        // A member is rejoinable if its client can rejoin and the match keeps places at all.
+        let grace = m.rejoin_grace_secs(ticketing.rejoin_grace_secs);
+        let rejoinable = rejoinable && grace > 0;
         // The lowest seat no present member holds (there is one: the match is not full).
         let seat = (0..m.max_players)
             .find(|s| {
@@ -1347,7 +1372,7 @@ impl Registry {
                 max_players,
                 members,
                 rejoin: rejoinable
-                    .then(|| ticketing.rejoin(match_id, new_peer_id))
+                    .then(|| ticketing.rejoin(match_id, new_peer_id, grace))
                     .flatten(),
                 lobby,
                 labels,
@@ -1587,7 +1612,11 @@ impl Registry {
                 name,
                 max_players: m.max_players,
                 members,
-                rejoin: ticketing.rejoin(match_id, peer),
+                rejoin: ticketing.rejoin(
+                    match_id,
+                    peer,
+                    m.rejoin_grace_secs(ticketing.rejoin_grace_secs),
+                ),
                 lobby,
                 labels,
             }),
@@ -1627,19 +1656,25 @@ impl Registry {
     }
 
     /// Connection `conn` of `peer` dropped without a close: a rejoinable member stays (present
-    /// to the others, its seat kept) for its rejoin grace. `false` if that connection no longer
-    /// holds the membership (it left, or a rejoin replaced it) or the member is not rejoinable. Call [`Registry::leave`] with the
-    /// same `conn` once the grace is over: it removes the member only if nobody rejoined.
-    pub(crate) fn dropped(&mut self, peer: PeerId, conn: u64) -> bool {
-        let Some(slot) = self
+    /// to the others, its seat kept) for its match's rejoin grace (given the server's,
+    /// `server_secs`), which this returns in seconds. `None` if that connection no longer holds
+    /// the membership (it left, or a rejoin replaced it), the member is not rejoinable, or its
+    /// match keeps no places. Call [`Registry::leave`] with the same `conn` once the grace is
+    /// over: it removes the member only if nobody rejoined.
+    pub(crate) fn dropped(&mut self, peer: PeerId, conn: u64, server_secs: u64) -> Option<u64> {
+        let slot = self
             .peers
-            .get_mut(&peer)
-            .filter(|s| s.conn == conn && s.rejoinable)
-        else {
-            return false;
-        };
-        slot.away = true;
-        true
+            .get(&peer)
+            .filter(|s| s.conn == conn && s.rejoinable)?;
+        let grace = self
+            .matches
+            .get(&slot.match_id)?
+            .rejoin_grace_secs(server_secs);
+        if grace == 0 {
+            return None;
+        }
+        self.peers.get_mut(&peer)?.away = true;
+        Some(grace)
     }
 
     /// The relay of the pool for `match_id`'s tickets: the one assigned to it while it answers
@@ -2342,6 +2377,59 @@ mod tests {
     }
 
     #[test]
+    fn a_matchs_own_grace_survives_a_takeover_and_never_exceeds_the_servers() {
+        let tickets = ticketing().with_rejoin_grace(10);
+        let mut home = registry(8);
+        let id = ids(7).1;
+        home.create(
+            id,
+            NewMatch {
+                rejoin_grace_secs: Some(3),
+                ..created(false, 4)
+            },
+            IP,
+            Instant::now(),
+        )
+        .unwrap();
+        let mut a = home
+            .join(
+                &Target::Id(id),
+                IP,
+                None,
+                None,
+                true,
+                ids(8),
+                &tickets,
+                1_000_000,
+                Instant::now(),
+            )
+            .unwrap();
+        let first = drain(&mut a.rx);
+        assert!(matches!(
+            &first[1],
+            ServerFrame::Ricochet(ServerMessage::Welcome { rejoin: Some(r), .. }) if r.grace_secs == 3
+        ));
+        let token = rejoin_token(&first);
+        // On a server with a shorter grace, the server's wins.
+        assert_eq!(home.dropped(a.peer, a.conn, 2), Some(2));
+        assert_eq!(home.dropped(a.peer, a.conn, 10), Some(3));
+
+        // Another node takes the match over from its published snapshot (through JSON, as
+        // Redis carries it): the member is away, and its rejoin there gets the same grace.
+        let snap: Snapshot =
+            serde_json::from_str(&serde_json::to_string(&home.snapshot(id).unwrap()).unwrap())
+                .unwrap();
+        assert_eq!(snap.rejoin_grace_secs, Some(3));
+        let mut other = registry(8);
+        assert_eq!(other.restore(snap, Instant::now()).len(), 1);
+        let mut back = other.rejoin(&token, IP, &tickets, 2_000_000).unwrap();
+        assert!(matches!(
+            &drain(&mut back.rx)[1],
+            ServerFrame::Ricochet(ServerMessage::Welcome { rejoin: Some(r), .. }) if r.grace_secs == 3
+        ));
+    }
+
+    #[test]
     fn a_dropped_member_stays_present_and_takes_its_place_back_with_its_token() {
         let mut r = registry(64);
         let tickets = ticketing().with_rejoin_grace(10);
@@ -2373,7 +2461,7 @@ mod tests {
         );
 
         // b's connection drops: it stays, nobody hears of it, and it still counts.
-        assert!(r.dropped(b.peer, b.conn));
+        assert_eq!(r.dropped(b.peer, b.conn, 10), Some(10));
         assert_eq!(r.connections.total(), 2);
         assert!(drain(&mut a.rx).is_empty());
         let mut b2 = r.rejoin(&token, IP, &tickets, 2_000_000).unwrap();
@@ -2401,12 +2489,12 @@ mod tests {
         assert!(b2.rx.try_recv().is_err() && b2.rx.is_closed());
         assert!(r.replaced(b.peer, b2.conn));
         r.leave(b.peer, b2.conn);
-        assert!(!r.dropped(b.peer, b2.conn));
+        assert_eq!(r.dropped(b.peer, b2.conn, 10), None);
         assert_eq!(r.connections.total(), 2);
         drain(&mut b3.rx);
 
         // Dropped again and the grace runs out: now everyone hears it left.
-        assert!(r.dropped(b.peer, b3.conn));
+        assert_eq!(r.dropped(b.peer, b3.conn, 10), Some(10));
         r.leave(b.peer, b3.conn);
         assert_eq!(drain(&mut a.rx)[0], ServerFrame::PeerLeft(b.peer));
         assert!(matches!(

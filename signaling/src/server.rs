@@ -622,6 +622,14 @@ async fn create_match(
     if let Err(e) = check_labels(&req.labels) {
         return bad(format!("labels: {e}"));
     }
+    let server_grace = shared.config.rejoin_grace.as_secs();
+    if let Some(grace) = req.rejoin_grace_secs.filter(|g| *g > server_grace) {
+        return bad(format!(
+            "rejoin_grace_secs must be in 0..={server_grace} (this server's \
+             --rejoin-grace-secs), got {grace}"
+        ));
+    }
+    let rejoin_grace_secs = req.rejoin_grace_secs.unwrap_or(server_grace);
     let id = MatchId::from_bytes(rand::thread_rng().gen());
     let locked = req.password.is_some();
     let (public, labels, late_join) = (req.public, req.labels.clone(), req.late_join);
@@ -635,6 +643,7 @@ async fn create_match(
             password: req.password,
             labels: req.labels,
             late_join,
+            rejoin_grace_secs: req.rejoin_grace_secs,
         },
         ip_prefix(addr.ip()),
         Instant::now(),
@@ -658,7 +667,15 @@ async fn create_match(
             shared.registry().expire_unjoined(id);
         }
     });
-    tracing::info!(match_id = %id, public, max_players, min_players, locked, "match created");
+    tracing::info!(
+        match_id = %id,
+        public,
+        max_players,
+        min_players,
+        locked,
+        rejoin_grace_secs,
+        "match created"
+    );
     (
         StatusCode::CREATED,
         Json(CreatedMatch {
@@ -670,6 +687,7 @@ async fn create_match(
             labels,
             locked,
             late_join,
+            rejoin_grace_secs,
         }),
     )
         .into_response()

@@ -2,7 +2,8 @@
 //! grace and takes it back with the token of its welcome; the others see nothing. A second
 //! rejoin replaces a connection that is still open (half-open), a bad token is refused, a
 //! place nobody comes back to is given up when the grace runs out, a close with 1001 (a page
-//! unloading) keeps the place like a drop, and a clean close leaves at once.
+//! unloading) keeps the place like a drop, and a clean close leaves at once. A match created
+//! with its own grace keeps places that long (0: not at all), never longer than the server.
 mod common;
 
 use std::time::{Duration, Instant};
@@ -155,5 +156,103 @@ async fn with_no_grace_there_is_no_token_and_a_drop_leaves_at_once() {
     expect_joined(&mut a.ws, b.id).await;
     drop(b.ws);
     expect_left(&mut a.ws, b.id).await;
+    server.stop().await.unwrap();
+}
+
+/// The grace of a member's welcome, or `None` without a rejoin credential.
+fn grace(welcome: &ServerMessage) -> Option<u64> {
+    match welcome {
+        ServerMessage::Welcome { rejoin, .. } => rejoin.as_ref().map(|r| r.grace_secs),
+        other => panic!("not a welcome: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_match_created_with_its_own_grace_keeps_places_that_long() {
+    // The server keeps places 30 s; one match asks for 1 s, another for none, a third for
+    // more than the server allows.
+    let mut cfg = config();
+    cfg.set_rejoin_grace(Duration::from_secs(30)).unwrap();
+    let server = start(cfg).await;
+    let create = |body: serde_json::Value| {
+        let addr = server.addr;
+        async move {
+            let (status, text) = http(addr, "POST", "/matches", Some(&body.to_string())).await;
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            )
+        }
+    };
+    let (status, too_long) = create(json!({"rejoin_grace_secs": 31})).await;
+    assert_eq!(
+        (status, too_long["error"].as_str()),
+        (400, Some("bad_request")),
+        "{too_long}"
+    );
+    assert!(
+        too_long["message"].as_str().unwrap().contains("0..=30"),
+        "{too_long}"
+    );
+    let (status, default) = create(json!({})).await;
+    assert_eq!(
+        (status, default["rejoin_grace_secs"].as_u64()),
+        (201, Some(30))
+    );
+
+    // A 1-second match: the welcome says 1 s, and a dropped member is gone after about 1 s.
+    let (status, short) = create(json!({"rejoin_grace_secs": 1})).await;
+    assert_eq!(
+        (status, short["rejoin_grace_secs"].as_u64()),
+        (201, Some(1))
+    );
+    let path = short["path"].as_str().unwrap();
+    let mut a = join(&server.url(&format!("{path}?rejoinable=1"))).await;
+    let (w, _) = welcome(&mut a.ws).await;
+    assert_eq!(grace(&w), Some(1));
+    let b = join(&server.url(&format!("{path}?rejoinable=1"))).await;
+    let mut b_ws = b.ws;
+    let (w, _) = welcome(&mut b_ws).await;
+    assert_eq!(grace(&w), Some(1));
+    let ServerMessage::Welcome {
+        rejoin: Some(credential),
+        ..
+    } = w
+    else {
+        unreachable!()
+    };
+    expect_joined(&mut a.ws, b.id).await;
+    drop(b_ws);
+    let dropped = Instant::now();
+    expect_left(&mut a.ws, b.id).await;
+    let waited = dropped.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "the place was kept {waited:?}, not about 1 s"
+    );
+    let (status, _) = refused(&server.url(&format!("/x?rejoin={}", credential.token))).await;
+    assert_eq!(status, 404, "the grace is over");
+
+    // A match with no grace: no credential even for a client that can rejoin, and a drop
+    // leaves at once.
+    let (status, none) = create(json!({"rejoin_grace_secs": 0})).await;
+    assert_eq!((status, none["rejoin_grace_secs"].as_u64()), (201, Some(0)));
+    let path = none["path"].as_str().unwrap();
+    let mut c = join(&server.url(&format!("{path}?rejoinable=1"))).await;
+    let (w, _) = welcome(&mut c.ws).await;
+    assert_eq!(grace(&w), None);
+    let d = join(&server.url(&format!("{path}?rejoinable=1"))).await;
+    let mut d_ws = d.ws;
+    let (w, _) = welcome(&mut d_ws).await;
+    assert_eq!(grace(&w), None);
+    expect_joined(&mut c.ws, d.id).await;
+    drop(d_ws);
+    let dropped = Instant::now();
+    expect_left(&mut c.ws, d.id).await;
+    assert!(
+        dropped.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        dropped.elapsed()
+    );
     server.stop().await.unwrap();
 }

@@ -65,6 +65,9 @@ describe('lobby', () => {
     const created = await createMatch(servers.httpBase, { minPlayers: 3, lateJoin: true, maxPlayers: 5 });
     assert.equal(created.minPlayers, 3);
     assert.equal(created.lateJoin, true);
+    assert.equal(typeof created.rejoinGraceSecs, 'number', 'the server\'s grace by default');
+    assert.equal((await createMatch(servers.httpBase, { rejoinGraceSecs: 5 })).rejoinGraceSecs, 5);
+    await assert.rejects(createMatch(servers.httpBase, { rejoinGraceSecs: 1e6 }), refused('bad_request', 400));
     const a = await member({ room: created.id });
     const b = await member({ room: created.id });
     const c = await member({ room: created.id });
