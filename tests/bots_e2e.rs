@@ -342,6 +342,17 @@ fn a_bot_killed_mid_match_comes_back_to_its_seat_and_the_match_finishes() {
         spawn_bot(&servers.signaling_url, "comeback", 3, 1800, seed, extra)
     };
     let seat_arg = seat.to_str().unwrap();
+    // A desync here would be a bug: its bundles go where the test can show them, not into
+    // the working directory.
+    let dir_arg = dir.to_str().unwrap();
+    let start = |seed: usize, extra: &[&str]| {
+        let args: Vec<&str> = ["--forensics-dir", dir_arg]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        start(seed, &args)
+    };
     let first = start(1, &[]);
     let second = start(2, &[]);
     let mut victim = start(3, &["--seat-file", seat_arg]);
@@ -360,7 +371,11 @@ fn a_bot_killed_mid_match_comes_back_to_its_seat_and_the_match_finishes() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     let back = start(3, &["--seat-file", seat_arg]);
     let reports: Vec<_> = [first, second, back].into_iter().map(bot_report).collect();
-    let _ = std::fs::remove_dir_all(&dir);
+    if reports.iter().all(|r| r["desyncs"] == 0) {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("desync forensics bundles kept in {}", dir.display());
+    }
     agree(&reports);
     let victim_peer = reports[2]["peer"].as_str().unwrap();
     for r in &reports {
