@@ -46,8 +46,11 @@ async fn lifecycle(mode: PathMode) {
     let signaling = in_process::start_servers().await;
     let room = format!("handle-{mode:?}");
 
-    // Nothing happens before the driver runs.
-    let (a, a_driver) = Match::new(options(&signaling, &room, mode)).unwrap();
+    // Nothing happens before the driver runs. The first member makes the room, with a rejoin
+    // grace of its own.
+    let mut first = options(&signaling, &room, mode);
+    first.rejoin_grace = Some(Duration::from_secs(7));
+    let (a, a_driver) = Match::new(first).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(a.id().is_none(), "no connection without the driver");
     assert!(matches!(
@@ -73,6 +76,13 @@ async fn lifecycle(mode: PathMode) {
         .await
         .unwrap()
         .unwrap();
+    for m in [&a, &b] {
+        assert_eq!(
+            m.info().rejoin_grace(),
+            Some(Duration::from_secs(7)),
+            "the room's grace, for both"
+        );
+    }
     assert!(matches!(b.status(), MatchStatus::Ready));
 
     // The match is taken once; the session owns it from then on.
@@ -195,7 +205,9 @@ async fn a_lobby_start_fixes_the_players() {
         assert_eq!(joined.players, roster);
         assert_eq!(joined.players[joined.handle], joined.me);
     }
-    let (_, third) = handles.pop().unwrap();
+    // The third's handle stays alive while its driver finishes: a dropped handle ends the
+    // driver with Ok (its owner left), which would hide the refusal on a slow machine.
+    let (_third_handle, third) = handles.pop().unwrap();
     match tokio::time::timeout(WAIT, third).await.unwrap().unwrap() {
         Err(JoinError::NotInRoster { roster: r }) => {
             let mut r = r;

@@ -29,7 +29,7 @@ const OP_RENEW = 0xf4;
 const FLAG_TARGETED = 0x01;
 const BATCH_BYTES = 3072; // PROTOCOL.md section 3: a 0x02 frame holds at most 3 KiB of packets
 const MATCH_ID = /^[0-9a-fA-F]{32}$/;
-const KNOWN_JOIN_PARAMS = new Set(['next', 'meta', 'rejoinable', 'rejoin', 'password']);
+const KNOWN_JOIN_PARAMS = new Set(['next', 'meta', 'rejoinable', 'rejoin', 'password', 'spectate', 'rejoin_grace_secs']);
 // Relay close codes after which reconnecting cannot help (PROTOCOL.md 2.5, Reconnecting).
 const RELAY_FATAL = new Set([4000, 4003, 4004, 1002, 1003, 1009]);
 // Relay close codes meaning "this ticket will not do": ask signaling for a fresh one first.
@@ -347,6 +347,9 @@ async function probeRefusal(url) {
  * @param {object} [options.meta] this member's presence metadata (a JSON object, <= 512 bytes)
  * @param {string} [options.password] for a match created with a password
  * @param {boolean} [options.rejoinable] take the membership back after a dropped connection
+ * @param {number} [options.rejoinGraceSecs] when this join makes the room (its first member, or
+ *        a quick-match group's): the room's rejoin grace, `0..=` the server's (0: no rejoining);
+ *        a join into an existing match keeps its grace (`match.rejoinGraceSecs` says which)
  * @param {Function} [options.WebSocket] a WebSocket constructor (default: globalThis.WebSocket)
  * @param {number} [options.timeoutMs] give up joining after this long (default 15000)
  * @param {boolean} [options.diagnose] Node only: on a refused handshake, repeat it with node:http
@@ -425,6 +428,14 @@ export class Match extends EventTarget {
     return this.lobby ? this.lobby.host : null;
   }
 
+  /**
+   * How long the server keeps this member's place after its connection drops, in seconds (the
+   * match's rejoin grace); null if it keeps none (not `rejoinable`, or rejoining is off).
+   */
+  get rejoinGraceSecs() {
+    return this._rejoin ? this._rejoin.grace_secs : null;
+  }
+
   /** The other members' peer IDs, in join order. */
   get peers() {
     return [...this.members.keys()].filter((p) => p !== this.id);
@@ -471,6 +482,7 @@ export class Match extends EventTarget {
       if (o.next !== undefined) q.push(['next', String(o.next)]);
       if (o.meta !== undefined && o.meta !== null) q.push(['meta', JSON.stringify(o.meta)]);
       if (o.rejoinable) q.push(['rejoinable', '1']);
+      if (o.rejoinGraceSecs !== undefined) q.push(['rejoin_grace_secs', String(o.rejoinGraceSecs)]);
       if (o.password !== undefined) q.push(['password', String(o.password)]);
       for (const [k, v] of Object.entries(o.properties || {})) {
         if (KNOWN_JOIN_PARAMS.has(k)) throw new RicochetError('bad_request', `"${k}" cannot be a property name`);

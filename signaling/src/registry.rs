@@ -1227,6 +1227,10 @@ impl Registry {
     /// `ip` is the joiner's address key ([`ricochet_server_kit::ip_prefix`]); `now_ms` (Unix
     /// milliseconds) dates its ticket and `now` counts against the join rates: the address's,
     /// then the match's (only joins that would otherwise succeed use up the match's).
+    ///
+    /// `rejoin` says whether the joiner can rejoin (`?rejoinable=1`) and the rejoin grace it
+    /// asks for the match, used only if this join makes it (a new named room or quick-match
+    /// group).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn join(
         &mut self,
@@ -1234,7 +1238,7 @@ impl Registry {
         ip: IpAddr,
         password: Option<&str>,
         meta: Option<Value>,
-        rejoinable: bool,
+        rejoin: (bool, Option<u64>),
         fresh: (PeerId, MatchId),
         ticketing: &Ticketing,
         now_ms: u64,
@@ -1319,9 +1323,11 @@ impl Registry {
         let Some(m) = self.matches.get_mut(&match_id) else {
             return Err(Refusal::UnknownMatch);
         };
+        let (rejoinable, asked_grace) = rejoin;
         if existing.is_none() {
             // The first join of a match this join made; a fresh bucket always has the token.
             m.joins.take(now);
+            m.rejoin_grace_secs = asked_grace;
         }
         let others = m.members.clone();
         // A member is rejoinable if its client can rejoin and the match keeps places at all.
@@ -2348,7 +2354,7 @@ mod tests {
             IP,
             None,
             None,
-            false,
+            (false, None),
             ids(n),
             &ticketing(),
             1_000_000,
@@ -2397,7 +2403,7 @@ mod tests {
                 IP,
                 None,
                 None,
-                true,
+                (true, None),
                 ids(8),
                 &tickets,
                 1_000_000,
@@ -2442,7 +2448,7 @@ mod tests {
                 IP,
                 None,
                 None,
-                true,
+                (true, None),
                 ids(2),
                 &tickets,
                 1_000_000,
@@ -2642,7 +2648,7 @@ mod tests {
                 IP,
                 None,
                 None,
-                false,
+                (false, None),
                 ids(5),
                 &ticketing(),
                 0,
@@ -2659,7 +2665,7 @@ mod tests {
                 IP,
                 None,
                 None,
-                false,
+                (false, None),
                 ids(1),
                 &ticketing(),
                 0,
@@ -2874,7 +2880,7 @@ mod tests {
                 ip(9),
                 None,
                 None,
-                false,
+                (false, None),
                 ids(900),
                 &ticketing(),
                 0,
@@ -2923,7 +2929,7 @@ mod tests {
                     ip(1),
                     None,
                     None,
-                    false,
+                    (false, None),
                     fresh(),
                     &ticketing(),
                     0,
@@ -2939,7 +2945,7 @@ mod tests {
                 ip(1),
                 None,
                 None,
-                false,
+                (false, None),
                 fresh(),
                 &ticketing(),
                 0,
@@ -2955,7 +2961,7 @@ mod tests {
                 ip(1),
                 None,
                 None,
-                false,
+                (false, None),
                 fresh(),
                 &ticketing(),
                 0,
@@ -2972,7 +2978,7 @@ mod tests {
                 ip(100),
                 None,
                 None,
-                false,
+                (false, None),
                 fresh(),
                 &ticketing(),
                 0,
@@ -2987,7 +2993,7 @@ mod tests {
                     ip(from + k),
                     None,
                     None,
-                    false,
+                    (false, None),
                     fresh(),
                     &ticketing(),
                     0,
@@ -3065,7 +3071,7 @@ mod tests {
                     IP,
                     None,
                     None,
-                    false,
+                    (false, None),
                     ids(n),
                     &ticketing(),
                     0,
@@ -3116,7 +3122,7 @@ mod tests {
                 ip(n as u32),
                 None,
                 Some(meta(n)),
-                false,
+                (false, None),
                 ids(n as u128),
                 &tickets,
                 0,
@@ -3170,7 +3176,7 @@ mod tests {
                     ip(next),
                     None,
                     Some(meta(next as usize)),
-                    false,
+                    (false, None),
                     ids(next.into()),
                     &tickets,
                     0,

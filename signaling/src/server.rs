@@ -713,6 +713,34 @@ fn spectating(query: &HashMap<String, String>) -> Result<bool, (ErrorCode, Strin
     }
 }
 
+/// The rejoin grace a join asks for the match it makes (`?rejoin_grace_secs=N`, whole seconds
+/// in `0..=server_secs`); `None` if it asks for none. A join into an existing match keeps that
+/// match's grace (its welcome says which).
+fn requested_grace(
+    query: &HashMap<String, String>,
+    server_secs: u64,
+) -> Result<Option<u64>, (ErrorCode, String)> {
+    let Some(text) = query.get("rejoin_grace_secs") else {
+        return Ok(None);
+    };
+    if spectating(query).unwrap_or(true) {
+        return Err((
+            ErrorCode::BadRequest,
+            "rejoin_grace_secs cannot be combined with spectate: a spectator makes no match".into(),
+        ));
+    }
+    match text.parse::<u64>() {
+        Ok(secs) if secs <= server_secs => Ok(Some(secs)),
+        _ => Err((
+            ErrorCode::BadRequest,
+            format!(
+                "rejoin_grace_secs must be a whole number in 0..={server_secs} (this server's \
+                 --rejoin-grace-secs), got {text:?}"
+            ),
+        )),
+    }
+}
+
 /// Parses the room path and query into a join target, metadata, and whether the join is a
 /// spectator's (`?spectate=1`: a named room or a match ID, without `next` or `meta`).
 fn parse_join(
@@ -784,13 +812,14 @@ fn parse_join(
 }
 
 /// Query parameters of a join that are not required properties of a quick match.
-const JOIN_PARAMETERS: [&str; 6] = [
+const JOIN_PARAMETERS: [&str; 7] = [
     "next",
     "meta",
     "rejoinable",
     "rejoin",
     "password",
     "spectate",
+    "rejoin_grace_secs",
 ];
 
 /// A quick-match join's required properties: every parameter that is not one of
@@ -954,7 +983,11 @@ async fn room(
             Err(r) => refusal(&shared, r),
         };
     }
-    let (target, meta, spectate) = match parsed {
+    let parsed = parsed.and_then(|(target, meta, spectate)| {
+        let grace = requested_grace(&query, shared.config.rejoin_grace.as_secs())?;
+        Ok((target, meta, spectate, grace))
+    });
+    let (target, meta, spectate, grace) = match parsed {
         Ok(t) => t,
         Err((code, message)) => {
             shared.metrics.reject(Rejection::BadRequest);
@@ -992,7 +1025,7 @@ async fn room(
                 ip_prefix(ip),
                 query.get("password").map(String::as_str),
                 meta,
-                rejoinable,
+                (rejoinable, grace),
                 (peer_id, match_id),
                 &shared.ticketing,
                 now_unix_ms(),

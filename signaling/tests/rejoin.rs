@@ -256,3 +256,58 @@ async fn a_match_created_with_its_own_grace_keeps_places_that_long() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_join_that_makes_a_named_room_sets_its_grace() {
+    let mut cfg = config();
+    cfg.set_rejoin_grace(Duration::from_secs(30)).unwrap();
+    let server = start(cfg).await;
+    for (query, why) in [
+        ("rejoin_grace_secs=31", "over the server's"),
+        ("rejoin_grace_secs=-1", "not a whole number"),
+        ("rejoin_grace_secs=soon", "not a number"),
+        (
+            "rejoin_grace_secs=5&spectate=1",
+            "a spectator makes no match",
+        ),
+    ] {
+        let (status, body) = refused(&server.url(&format!("/graceful?{query}"))).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("bad_request")),
+            "{why}: {body}"
+        );
+    }
+    // The first member makes the room with a 1 s grace; a later join asking for another keeps
+    // the room's, as its welcome says.
+    let mut a = join(&server.url("/graceful?rejoinable=1&rejoin_grace_secs=1")).await;
+    let (w, _) = welcome(&mut a.ws).await;
+    assert_eq!(grace(&w), Some(1));
+    let b = join(&server.url("/graceful?rejoinable=1&rejoin_grace_secs=20")).await;
+    let mut b_ws = b.ws;
+    let (w, _) = welcome(&mut b_ws).await;
+    assert_eq!(
+        grace(&w),
+        Some(1),
+        "the room's grace, not the later joiner's"
+    );
+    expect_joined(&mut a.ws, b.id).await;
+    drop(b_ws);
+    let dropped = Instant::now();
+    expect_left(&mut a.ws, b.id).await;
+    let waited = dropped.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "the place was kept {waited:?}, not about 1 s"
+    );
+    // A quick-match group takes the grace of the join that made it; the parameter is not
+    // one of its required properties.
+    let mut q = join(&server.url("/quick?next=2&rejoinable=1&rejoin_grace_secs=0")).await;
+    let (w, _) = welcome(&mut q.ws).await;
+    assert_eq!(grace(&w), None, "no grace, no credential");
+    let mut r = join(&server.url("/quick?next=2&rejoinable=1")).await;
+    let (w, _) = welcome(&mut r.ws).await;
+    assert_eq!(grace(&w), None, "the same group");
+    expect_joined(&mut q.ws, r.id).await;
+    server.stop().await.unwrap();
+}

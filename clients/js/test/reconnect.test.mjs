@@ -22,8 +22,11 @@ describe('reconnecting', () => {
     const servers = await startServers();
     const proxy = await tcpProxy(servers.sigPort);
     cleanup.push(() => servers.stop(), () => proxy.close());
-    const a = await join({ signalingUrl: `ws://127.0.0.1:${proxy.port}`, room: 'rejoin', rejoinable: true, meta: { name: 'ann' } });
+    // a makes the room, with a rejoin grace of its own.
+    const a = await join({ signalingUrl: `ws://127.0.0.1:${proxy.port}`, room: 'rejoin', rejoinable: true, rejoinGraceSecs: 20, meta: { name: 'ann' } });
     const b = await join({ signalingUrl: servers.signalingUrl, room: 'rejoin' });
+    assert.equal(a.rejoinGraceSecs, 20);
+    assert.equal(b.rejoinGraceSecs, null, 'not rejoinable');
     cleanup.push(() => a.leave(), () => b.leave());
     await relayReady(a, [b.id]);
     await relayReady(b, [a.id]);

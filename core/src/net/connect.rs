@@ -106,6 +106,12 @@ pub struct JoinOptions {
     /// ([`SessionSettings::with_late_join`](crate::SessionSettings::with_late_join)). Default
     /// `false`.
     pub late_join: bool,
+    /// The match's rejoin grace, when this join makes the match (the first member of a named
+    /// room or of a quick-match group): how long signaling keeps the place of a member whose
+    /// connection dropped, in whole seconds, at most the server's `--rejoin-grace-secs`
+    /// (`0`: no rejoining in this match). A join into an existing match keeps that match's
+    /// grace ([`MatchInfo::rejoin_grace`] says which). Default `None`: the server's.
+    pub rejoin_grace: Option<Duration>,
 }
 
 impl JoinOptions {
@@ -133,18 +139,18 @@ impl JoinOptions {
             lobby: false,
             rejoin: None,
             late_join: false,
+            rejoin_grace: None,
         }
     }
 
-    /// The room's WebSocket URL (with the rejoin token, if any).
+    /// The room's WebSocket URL (with the rejoin token, if any, else the asked rejoin grace).
     pub fn room_url(&self) -> String {
         let url = format!("{}/{}", self.signaling_url.trim_end_matches('/'), self.room);
-        match &self.rejoin {
-            Some(token) => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}rejoin={token}")
-            }
-            None => url,
+        let sep = if url.contains('?') { '&' } else { '?' };
+        match (&self.rejoin, self.rejoin_grace) {
+            (Some(token), _) => format!("{url}{sep}rejoin={token}"),
+            (None, Some(grace)) => format!("{url}{sep}rejoin_grace_secs={}", grace.as_secs()),
+            (None, None) => url,
         }
     }
 }

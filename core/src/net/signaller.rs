@@ -139,6 +139,17 @@ impl MatchInfo {
         self.lock().state.rejoin.as_ref().map(|r| r.token.clone())
     }
 
+    /// How long signaling keeps this member's place after its connection drops (the match's
+    /// rejoin grace, from the welcome); `None` if it keeps none (rejoining is off on the
+    /// server or in this match), or before the welcome.
+    pub fn rejoin_grace(&self) -> Option<std::time::Duration> {
+        self.lock()
+            .state
+            .rejoin
+            .as_ref()
+            .map(|r| std::time::Duration::from_secs(r.grace_secs))
+    }
+
     /// The members' peer IDs, in join order.
     pub fn peers(&self) -> Vec<PeerId> {
         self.lock().state.members.iter().map(|m| m.peer).collect()

@@ -56,6 +56,11 @@ pub struct JoinArgs {
     /// TURN credential.
     #[arg(long, env = "RICOCHET_ICE_CREDENTIAL")]
     pub ice_credential: Option<String>,
+    /// The match's rejoin grace in seconds, if this player's join makes the match (its first
+    /// member): how long signaling keeps a dropped player's place, at most the server's
+    /// `--rejoin-grace-secs` (0: no rejoining). Default: the server's.
+    #[arg(long, value_name = "SECS")]
+    pub rejoin_grace_secs: Option<u64>,
 }
 
 impl JoinArgs {
@@ -74,6 +79,7 @@ impl JoinArgs {
             ice_timeout: Duration::from_millis(self.ice_timeout_ms),
             ..PathConfig::default()
         };
+        options.rejoin_grace = self.rejoin_grace_secs.map(Duration::from_secs);
         options.ice_servers = self.stun.iter().map(IceServer::stun).collect();
         if !self.turn.is_empty() {
             options.ice_servers.push(IceServer {
