@@ -134,6 +134,8 @@ pub(crate) struct AdminMatch {
     pub(crate) members: Vec<AdminMember>,
     /// Spectators watching it.
     pub(crate) spectators: usize,
+    /// How long a member whose connection dropped keeps its place, in seconds (0: not at all).
+    pub(crate) rejoin_grace_secs: u64,
 }
 
 /// One member in the operator console.
@@ -2109,6 +2111,7 @@ impl Registry {
             },
             age_secs: since(m.created_at),
             max_players: m.max_players,
+            rejoin_grace_secs: m.rejoin_grace_secs(ticketing.rejoin_grace_secs),
             public: self.public.contains(&id),
             locked: m.locked(),
             metadata: m.metadata.as_deref().cloned(),

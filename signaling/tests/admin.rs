@@ -81,7 +81,7 @@ async fn wrong_tokens_are_refused_and_then_rate_limited() {
 #[tokio::test]
 async fn the_console_lists_closes_and_removes() {
     let server = start(console()).await;
-    let url = server.url("/ops-night?meta=%7B%22name%22%3A%22ann%22%7D");
+    let url = server.url("/ops-night?meta=%7B%22name%22%3A%22ann%22%7D&rejoin_grace_secs=9");
     let mut a = join(&url).await;
     welcome(&mut a.ws).await;
     let mut b = join(&server.url("/ops-night")).await;
@@ -114,6 +114,10 @@ async fn the_console_lists_closes_and_removes() {
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["totals"]["clients"], 3);
     assert_eq!(view["totals"]["matches"], 1);
+    assert_eq!(
+        view["matches"][0]["rejoin_grace_secs"], 9,
+        "the room's own grace"
+    );
     assert_eq!(view["totals"]["links_reported"], 2);
     assert_eq!(view["totals"]["links_relayed"], 1);
     let pps = view["totals"]["relay_packets_per_sec"].as_f64().unwrap();
