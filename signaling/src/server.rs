@@ -907,7 +907,12 @@ async fn room(
         .path_and_query()
         .map_or_else(|| format!("/{room}"), |p| p.as_str().to_owned());
     // The join's target and metadata (a rejoin ignores both: its token names the match).
-    let parsed = parse_join(&room, &query, shared.config.max_meta_size);
+    let parsed = parse_join(&room, &query, shared.config.max_meta_size).and_then(
+        |(target, meta, spectate)| {
+            let grace = requested_grace(&query, shared.config.rejoin_grace.as_secs())?;
+            Ok((target, meta, spectate, grace))
+        },
+    );
     if query.contains_key("rejoin") && spectating(&query).unwrap_or(true) {
         shared.metrics.reject(Rejection::BadRequest);
         return error(
@@ -926,9 +931,9 @@ async fn room(
                 .ticketing
                 .verify_rejoin(token)
                 .map(|(match_id, _)| Target::Id(match_id)),
-            None => parsed.as_ref().ok().map(|(t, _, _)| t.clone()),
+            None => parsed.as_ref().ok().map(|(t, ..)| t.clone()),
         };
-        let watching = parsed.as_ref().is_ok_and(|(_, _, spectate)| *spectate);
+        let watching = parsed.as_ref().is_ok_and(|(_, _, spectate, _)| *spectate);
         let joining = !query.contains_key("rejoin");
         if joining
             && forwarded.is_none()
@@ -983,10 +988,6 @@ async fn room(
             Err(r) => refusal(&shared, r),
         };
     }
-    let parsed = parsed.and_then(|(target, meta, spectate)| {
-        let grace = requested_grace(&query, shared.config.rejoin_grace.as_secs())?;
-        Ok((target, meta, spectate, grace))
-    });
     let (target, meta, spectate, grace) = match parsed {
         Ok(t) => t,
         Err((code, message)) => {
