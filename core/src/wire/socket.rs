@@ -245,6 +245,10 @@ struct Guard<A> {
     roster: Vec<Option<A>>,
     /// Per player, the disconnection frame already accepted.
     disconnected_at: Vec<Option<i32>>,
+    /// Per peer, per player: the highest last frame its connection statuses gave for that
+    /// player, in the messages ggrs got. ggrs keeps the same per peer, and when any peer says a
+    /// player disconnected it rolls back to the lowest of them (plus one).
+    status_frames: HashMap<A, Vec<i32>>,
     /// Quality-report timestamps we sent.
     pings: VecDeque<u128>,
     /// Per peer: the last frame of input accepted from it, and the poll it arrived in.
@@ -327,11 +331,27 @@ impl<A: Clone + Eq + Hash> Guard<A> {
                     return Err("inputs reach too far ahead");
                 }
                 let mut edited = false;
+                if input.disconnect_requested
+                    && self
+                        .last_input
+                        .get(from)
+                        .is_some_and(|&(frame, _)| frame == current_frame - 1)
+                {
+                    // ggrs would disconnect the sender's player at its last input frame and
+                    // roll back to the frame after it, our current one, which it cannot ("must
+                    // load frame in the past"). A peer leaving for real goes on asking.
+                    return Err("disconnect request at a frame ggrs cannot roll back to");
+                }
                 if !input.disconnect_requested && !self.roster.is_empty() {
                     if input.peer_connect_status.len() != players {
                         return Err("wrong number of connection statuses");
                     }
-                    edited = self.filter_disconnect_reports(from, input, limit, confirmed_frame)?;
+                    edited = self.filter_disconnect_reports(
+                        from,
+                        input,
+                        limit,
+                        (current_frame, confirmed_frame),
+                    )?;
                 }
                 if count > 0 {
                     let newest = self.newest_input.entry(from.clone()).or_insert(-1);
@@ -396,10 +416,11 @@ impl<A: Clone + Eq + Hash> Guard<A> {
         from: &A,
         input: &mut wire::InputView,
         limit: i32,
-        confirmed_frame: i32,
+        (current_frame, confirmed_frame): (i32, i32),
     ) -> Result<bool, &'static str> {
         self.disconnected_at
             .resize(input.peer_connect_status.len(), None);
+        let players = input.peer_connect_status.len();
         let oldest = confirmed_frame.max(0);
         let mut edited = false;
         for (player, status) in input.peer_connect_status.iter_mut().enumerate() {
@@ -410,6 +431,26 @@ impl<A: Clone + Eq + Hash> Guard<A> {
             if !disconnected {
                 continue;
             }
+            // ggrs would roll back to one past the lowest last frame any peer gave for this
+            // player (it keeps each peer's highest) and its own: before our confirmed frame
+            // that is a rollback it cannot do ("cannot load frame outside of prediction
+            // window"), and to the current frame neither ("must load frame in the past"). A
+            // peer that lost the player early keeps giving that early frame, so another peer's
+            // later, acceptable report would trigger it.
+            let own = match self.roster.get(player) {
+                Some(Some(addr)) => self.last_input.get(addr).map_or(-1, |&(frame, _)| frame),
+                _ => i32::MAX,
+            };
+            let lowest = self
+                .status_frames
+                .iter()
+                .filter(|(peer, _)| *peer != from)
+                .filter_map(|(_, frames)| frames.get(player).copied())
+                .min()
+                .unwrap_or(i32::MAX)
+                .min(last_frame)
+                .min(own);
+            let impossible = lowest < oldest || lowest == current_frame - 1;
             let still_here = match self.roster.get(player) {
                 Some(None) => true,
                 Some(Some(addr)) if addr != from => self
@@ -421,12 +462,18 @@ impl<A: Clone + Eq + Hash> Guard<A> {
             match self.disconnected_at[player] {
                 // Already known (ggrs acted on it then): repeating it changes nothing.
                 Some(known) if last_frame >= known => {}
-                _ if still_here || last_frame < oldest => {
+                _ if still_here || impossible => {
                     status.0 = false;
                     edited = true;
                 }
                 _ => self.disconnected_at[player] = Some(last_frame),
             }
+        }
+        // What ggrs keeps of this peer's statuses (each player's highest last frame).
+        let frames = self.status_frames.entry(from.clone()).or_default();
+        frames.resize(players, -1);
+        for (kept, &(_, last_frame)) in frames.iter_mut().zip(&input.peer_connect_status) {
+            *kept = (*kept).max(last_frame);
         }
         Ok(edited)
     }
@@ -488,6 +535,7 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
                     held_reports: VecDeque::new(),
                     roster: Vec::new(),
                     disconnected_at: Vec::new(),
+                    status_frames: HashMap::new(),
                     pings: VecDeque::with_capacity(PINGS_REMEMBERED),
                     last_input: HashMap::new(),
                     newest_input: HashMap::new(),
@@ -568,6 +616,7 @@ impl<A: Clone, S: PacketSocket<A>> GgrsSocket<A, S> {
         inner.epoch = epoch;
         inner.guard.bounds = None;
         inner.guard.disconnected_at.clear();
+        inner.guard.status_frames.clear();
         inner.guard.last_input.clear();
         inner.guard.newest_input.clear();
         let before = inner.early.len();
