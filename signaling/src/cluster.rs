@@ -348,11 +348,10 @@ impl Cluster {
 
     /// Makes a dead node's match ours: its rejoinable members wait, away, for their rejoins.
     fn take_over(&self, shared: &Arc<Shared>, snap: Snapshot) {
-        // The match's own grace if it was created with one, never more than this server's.
-        let server_grace = shared.config.rejoin_grace;
-        let grace = snap.rejoin_grace_secs.map_or(server_grace, |own| {
-            server_grace.min(Duration::from_secs(own))
-        });
+        let grace = Duration::from_secs(crate::registry::rejoin_grace_secs(
+            snap.rejoin_grace_secs,
+            shared.config.rejoin_grace.as_secs(),
+        ));
         if grace.is_zero() {
             return;
         }

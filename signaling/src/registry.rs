@@ -223,11 +223,9 @@ impl Match {
     }
 
     /// How long a dropped member keeps its place, in seconds, on a server whose own grace is
-    /// `server_secs`: the match's grace if it has one (never more than the server's), else the
-    /// server's. `0`: it leaves at once.
+    /// `server_secs` (see [`rejoin_grace_secs`]).
     fn rejoin_grace_secs(&self, server_secs: u64) -> u64 {
-        self.rejoin_grace_secs
-            .map_or(server_secs, |own| own.min(server_secs))
+        rejoin_grace_secs(self.rejoin_grace_secs, server_secs)
     }
 
     fn started(&self) -> bool {
@@ -520,6 +518,13 @@ pub(crate) struct Limits {
     pub(crate) max_matches: usize,
     pub(crate) max_players: u8,
     pub(crate) outbound_queue: usize,
+}
+
+/// A match's rejoin grace in seconds on a server whose own grace is `server_secs`: the match's
+/// own (`own`) if it has one, never more than the server's, else the server's. `0`: a dropped
+/// member leaves at once.
+pub(crate) fn rejoin_grace_secs(own: Option<u64>, server_secs: u64) -> u64 {
+    own.map_or(server_secs, |own| own.min(server_secs))
 }
 
 /// Signs relay tickets.

@@ -624,10 +624,7 @@ async fn create_match(
     }
     let server_grace = shared.config.rejoin_grace.as_secs();
     if let Some(grace) = req.rejoin_grace_secs.filter(|g| *g > server_grace) {
-        return bad(format!(
-            "rejoin_grace_secs must be in 0..={server_grace} (this server's \
-             --rejoin-grace-secs), got {grace}"
-        ));
+        return bad(grace_out_of_range(server_grace, grace));
     }
     let rejoin_grace_secs = req.rejoin_grace_secs.unwrap_or(server_grace);
     let id = MatchId::from_bytes(rand::thread_rng().gen());
@@ -733,12 +730,17 @@ fn requested_grace(
         Ok(secs) if secs <= server_secs => Ok(Some(secs)),
         _ => Err((
             ErrorCode::BadRequest,
-            format!(
-                "rejoin_grace_secs must be a whole number in 0..={server_secs} (this server's \
-                 --rejoin-grace-secs), got {text:?}"
-            ),
+            grace_out_of_range(server_secs, format!("{text:?}")),
         )),
     }
+}
+
+/// Why a `rejoin_grace_secs` (of `POST /matches` or a join) is refused.
+fn grace_out_of_range(server_secs: u64, got: impl std::fmt::Display) -> String {
+    format!(
+        "rejoin_grace_secs must be a whole number in 0..={server_secs} (this server's \
+         --rejoin-grace-secs), got {got}"
+    )
 }
 
 /// Parses the room path and query into a join target, metadata, and whether the join is a

@@ -9,19 +9,37 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ricochet_protocol::signaling::{Member, ServerMessage};
+use ricochet_protocol::signaling::{Member, Rejoin, ServerMessage};
+use ricochet_protocol::PeerId;
 use serde_json::json;
 
-fn token(welcome: &ServerMessage) -> String {
+/// The rejoin credential of a member's welcome, if it has one.
+fn credential(welcome: &ServerMessage) -> Option<&Rejoin> {
     match welcome {
-        ServerMessage::Welcome {
-            rejoin: Some(r), ..
-        } => {
-            assert_eq!(r.grace_secs, 2);
-            r.token.clone()
-        }
-        other => panic!("no rejoin credential: {other:?}"),
+        ServerMessage::Welcome { rejoin, .. } => rejoin.as_ref(),
+        other => panic!("not a welcome: {other:?}"),
     }
+}
+
+/// The rejoin token of a welcome from the 2-second server.
+fn token(welcome: &ServerMessage) -> String {
+    let r = credential(welcome).expect("no rejoin credential");
+    assert_eq!(r.grace_secs, 2);
+    r.token.clone()
+}
+
+/// The grace of a member's welcome, or `None` without a rejoin credential.
+fn grace(welcome: &ServerMessage) -> Option<u64> {
+    credential(welcome).map(|r| r.grace_secs)
+}
+
+/// Drops a member's connection without a close and waits for `watcher` to hear it left;
+/// returns how long that took (how long signaling kept its place).
+async fn kept_after_drop(watcher: &mut Ws, dropped: Ws, id: PeerId) -> Duration {
+    drop(dropped);
+    let at = Instant::now();
+    expect_left(watcher, id).await;
+    at.elapsed()
 }
 
 #[tokio::test]
@@ -86,14 +104,8 @@ async fn a_dropped_member_takes_its_place_back_and_nobody_sees_it_leave() {
 
     // Dropped again and nobody comes back: after the grace the others hear it left, and the
     // token is refused.
-    drop(b3.ws);
-    let dropped = Instant::now();
-    expect_left(&mut a.ws, b.id).await;
-    assert!(
-        dropped.elapsed() >= Duration::from_millis(1500),
-        "{:?}",
-        dropped.elapsed()
-    );
+    let kept = kept_after_drop(&mut a.ws, b3.ws, b.id).await;
+    assert!(kept >= Duration::from_millis(1500), "{kept:?}");
     let (status, _) = refused(&rejoin_url).await;
     assert_eq!(status, 404);
 
@@ -159,14 +171,6 @@ async fn with_no_grace_there_is_no_token_and_a_drop_leaves_at_once() {
     server.stop().await.unwrap();
 }
 
-/// The grace of a member's welcome, or `None` without a rejoin credential.
-fn grace(welcome: &ServerMessage) -> Option<u64> {
-    match welcome {
-        ServerMessage::Welcome { rejoin, .. } => rejoin.as_ref().map(|r| r.grace_secs),
-        other => panic!("not a welcome: {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn a_match_created_with_its_own_grace_keeps_places_that_long() {
     // The server keeps places 30 s; one match asks for 1 s, another for none, a third for
@@ -214,23 +218,14 @@ async fn a_match_created_with_its_own_grace_keeps_places_that_long() {
     let mut b_ws = b.ws;
     let (w, _) = welcome(&mut b_ws).await;
     assert_eq!(grace(&w), Some(1));
-    let ServerMessage::Welcome {
-        rejoin: Some(credential),
-        ..
-    } = w
-    else {
-        unreachable!()
-    };
+    let b_token = credential(&w).expect("a credential").token.clone();
     expect_joined(&mut a.ws, b.id).await;
-    drop(b_ws);
-    let dropped = Instant::now();
-    expect_left(&mut a.ws, b.id).await;
-    let waited = dropped.elapsed();
+    let waited = kept_after_drop(&mut a.ws, b_ws, b.id).await;
     assert!(
         waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
         "the place was kept {waited:?}, not about 1 s"
     );
-    let (status, _) = refused(&server.url(&format!("/x?rejoin={}", credential.token))).await;
+    let (status, _) = refused(&server.url(&format!("/x?rejoin={b_token}"))).await;
     assert_eq!(status, 404, "the grace is over");
 
     // A match with no grace: no credential even for a client that can rejoin, and a drop
@@ -246,14 +241,8 @@ async fn a_match_created_with_its_own_grace_keeps_places_that_long() {
     let (w, _) = welcome(&mut d_ws).await;
     assert_eq!(grace(&w), None);
     expect_joined(&mut c.ws, d.id).await;
-    drop(d_ws);
-    let dropped = Instant::now();
-    expect_left(&mut c.ws, d.id).await;
-    assert!(
-        dropped.elapsed() < Duration::from_millis(800),
-        "{:?}",
-        dropped.elapsed()
-    );
+    let kept = kept_after_drop(&mut c.ws, d_ws, d.id).await;
+    assert!(kept < Duration::from_millis(800), "{kept:?}");
     server.stop().await.unwrap();
 }
 
@@ -292,10 +281,7 @@ async fn the_join_that_makes_a_named_room_sets_its_grace() {
         "the room's grace, not the later joiner's"
     );
     expect_joined(&mut a.ws, b.id).await;
-    drop(b_ws);
-    let dropped = Instant::now();
-    expect_left(&mut a.ws, b.id).await;
-    let waited = dropped.elapsed();
+    let waited = kept_after_drop(&mut a.ws, b_ws, b.id).await;
     assert!(
         waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
         "the place was kept {waited:?}, not about 1 s"

@@ -418,9 +418,8 @@ impl<A: Clone + Eq + Hash> Guard<A> {
         limit: i32,
         (current_frame, confirmed_frame): (i32, i32),
     ) -> Result<bool, &'static str> {
-        self.disconnected_at
-            .resize(input.peer_connect_status.len(), None);
         let players = input.peer_connect_status.len();
+        self.disconnected_at.resize(players, None);
         let oldest = confirmed_frame.max(0);
         let mut edited = false;
         for (player, status) in input.peer_connect_status.iter_mut().enumerate() {
